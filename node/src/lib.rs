@@ -1,0 +1,12 @@
+//! Sluice: a Kafka-wire-compatible streaming storage node, thread-per-core on glommio.
+//!
+//! Modules along the write path: `log::batch` (validate a record batch without decoding
+//! it) → `log::partition` (assign offsets, coalesce, write through io_uring, group-commit
+//! fdatasync) → `log::segment` / `log::index` (Kafka's files). `watch` is the shard-local
+//! offset watermark that writers advance and waiters park on.
+
+pub mod limits;
+pub mod log;
+pub mod runtime;
+pub mod testing;
+pub mod watch;

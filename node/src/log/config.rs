@@ -1,0 +1,72 @@
+//! Per-partition log settings, under their Kafka topic-config names.
+
+use crate::limits::{
+    INDEX_INTERVAL_BYTES_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX,
+    SEGMENT_INDEX_BYTES_DEFAULT,
+};
+
+/// Kafka's defaults, so an operator reading Kafka's documentation gets what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first batch is this much older than the
+    /// incoming one (Kafka compares record timestamps, not the wall clock).
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: the size at which either index is full (and the segment rolls).
+    pub segment_index_bytes: u64,
+    /// `index.interval.bytes`: bytes between offset-index entries.
+    pub index_interval_bytes: u64,
+    /// `flush.messages`: fdatasync once this many messages are unsynced. `u64::MAX` = never
+    /// (Kafka's default: rely on the OS, and on acks=all which syncs anyway).
+    pub flush_messages: u64,
+    /// `flush.ms`: fdatasync when the oldest unsynced append is this old. `i64::MAX` = never.
+    pub flush_ms: i64,
+    /// `retention.ms`: delete closed segments whose newest record is older. -1 = forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest closed segments while the log is larger. -1 = no limit.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            flush_messages: u64::MAX,
+            flush_ms: i64::MAX,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Refuses settings the log cannot honour, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(14..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(format!("segment.bytes must be in 14..={SEGMENT_BYTES_MAX}, got {}", self.segment_bytes));
+        }
+        if self.segment_ms < 1 {
+            return Err(format!("segment.ms must be at least 1, got {}", self.segment_ms));
+        }
+        if self.segment_index_bytes < 8 {
+            return Err(format!("segment.index.bytes must be at least 8, got {}", self.segment_index_bytes));
+        }
+        if self.flush_messages < 1 {
+            return Err("flush.messages must be at least 1".into());
+        }
+        if self.flush_ms < 0 {
+            return Err(format!("flush.ms must not be negative, got {}", self.flush_ms));
+        }
+        if self.retention_ms < -1 || self.retention_bytes < -1 {
+            return Err("retention.ms and retention.bytes take -1 (unlimited) or a non-negative value".into());
+        }
+        Ok(())
+    }
+}

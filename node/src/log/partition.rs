@@ -1,0 +1,883 @@
+//! The partition log: an ordered list of segments in `<data-dir>/<topic>-<partition>/`.
+//!
+//! Ownership contract: a `PartitionLog` lives on the shard that owns the partition and is
+//! only touched there (`Rc`, `RefCell`: `!Send` by construction). Every `RefCell` borrow is
+//! taken in a synchronous section and dropped before any `.await`; async work runs on
+//! handles (`Rc<SegmentFile>`, `IndexFiles`) cloned out of the state.
+//!
+//! Write path: `append` validates the batches, assigns offsets by patching `baseOffset` and
+//! `partitionLeaderEpoch` in place, and queues the bytes. Appends that arrive while a write
+//! is in flight join one buffer, so many produce requests become one sequential, buffered
+//! (page-cache) write submitted through io_uring by the partition's single writer task.
+//! `append` returns once its bytes are in the page cache (what acks=1 waits for);
+//! `sync_to` is the group commit acks=all waits for: any number of waiters share one
+//! fdatasync that covers every append written before it started.
+//!
+//! Three watermarks, all offsets "one past the last": `next_offset` (assigned),
+//! `written` (in the page cache: the log end readers see, and on a single node the high
+//! watermark) and `synced` (on disk: the recovery point).
+//!
+//! Structural changes (roll, truncation, retention, log start moves) and sync rounds hold
+//! `structure` (a one-permit semaphore), so they never interleave with each other. Appends
+//! never take it unless they must roll.
+
+use super::batch::{self, BatchHeader, Check};
+use super::checkpoint::{self, EpochEntry};
+use super::config::LogConfig;
+use super::error::LogError;
+use super::segment::{self, IndexFiles, Segment, SegmentFile, SegmentState};
+use crate::watch::OffsetWatch;
+use glommio::io::Directory;
+use glommio::sync::Semaphore;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// What the caller knows about the partition from the data directory's checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenHint {
+    /// From `recovery-point-offset-checkpoint`: everything below was fsynced.
+    pub recovery_point: i64,
+    /// From `log-start-offset-checkpoint`.
+    pub log_start_offset: i64,
+    /// The data directory holds a clean-shutdown marker: skip re-validation.
+    pub clean_shutdown: bool,
+}
+
+/// The offsets assigned to one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub batches: usize,
+    pub max_timestamp: i64,
+    pub log_start_offset: i64,
+}
+
+/// A byte range of a segment file, aligned to whole batches: ready to be sent to a socket
+/// without copying (the `Rc` is the lease that keeps the file open).
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Rc<SegmentFile>,
+    pub position: u64,
+    pub length: u64,
+}
+
+/// The answer to a read.
+#[derive(Debug, Clone)]
+pub struct ReadInfo {
+    /// `None` when there is nothing to return (at the log end, or the first batch did not fit
+    /// and the caller did not ask for at least one).
+    pub range: Option<FileRange>,
+    /// Base offset of the first batch in the range (may be below the requested offset: a
+    /// batch is never split, clients skip the records they did not ask for).
+    pub first_offset: i64,
+    /// Where the next read should start.
+    pub next_offset: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    pub deleted_segments: usize,
+    pub deleted_bytes: u64,
+    pub log_start_offset: i64,
+}
+
+/// One queued write: a contiguous run of bytes for one segment file.
+#[derive(Debug)]
+struct QueuedWrite {
+    file: Rc<SegmentFile>,
+    segment_base: i64,
+    position: u64,
+    bytes: Vec<u8>,
+    /// The log's next offset once these bytes are written.
+    end_offset: i64,
+}
+
+#[derive(Debug)]
+struct LogState {
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+    queue: VecDeque<QueuedWrite>,
+    writer_running: bool,
+    sync_running: bool,
+    flush_scheduled: bool,
+    /// A roll or truncation is in progress: appends wait for `structure`.
+    exclusive: bool,
+    offline: bool,
+    /// Rolled segments whose data and indexes the next sync round must fsync.
+    closed_unsynced: Vec<(Rc<SegmentFile>, IndexFiles)>,
+    /// A segment file was created or deleted since the directory was last fsynced.
+    dir_dirty: bool,
+    /// When the oldest append not yet covered by a sync was made (for `flush.ms`).
+    first_unflushed_ms: Option<i64>,
+    epochs: Vec<EpochEntry>,
+}
+
+enum Enqueue {
+    /// Queued: the offsets, whether the leader epoch changed, whether `flush.messages` was crossed.
+    Done(AppendInfo, bool, bool),
+    NeedRoll,
+    Busy,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    state: RefCell<LogState>,
+    written: OffsetWatch,
+    synced: OffsetWatch,
+    sync_rounds: OffsetWatch,
+    structure: Semaphore,
+}
+
+fn as_watch(offset: i64) -> u64 {
+    offset.max(0) as u64
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the partition directory and recovers it: segments that may hold
+    /// data at or past the recovery point are re-validated batch by batch, a torn or corrupt
+    /// tail is cut (and any later segment deleted), damaged indexes are rebuilt. With a
+    /// clean-shutdown marker only the active segment's tail headers are walked.
+    pub async fn open(dir: &Path, config: LogConfig, hint: OpenHint) -> Result<Rc<PartitionLog>, LogError> {
+        config.validate().map_err(LogError::Corrupt)?;
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(format!("creating {}", dir.display()), e))?;
+        let bases = discover_segments(dir)?;
+        let mut segments = BTreeMap::new();
+        let mut recovered_any = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let (mut seg, sane) = Segment::open(dir, base, &config).await?;
+            let holds_unflushed = next_base.is_none_or(|next| next > hint.recovery_point);
+            if !sane || (!hint.clean_shutdown && holds_unflushed) {
+                let outcome = seg.recover(&config).await?;
+                recovered_any = true;
+                if outcome.truncated_bytes > 0 {
+                    // Nothing after a corrupt batch can be trusted to follow it.
+                    for &later in &bases[i + 1..] {
+                        Segment::delete_files(dir, later)?;
+                    }
+                    segments.insert(base, seg);
+                    break;
+                }
+            } else if next_base.is_none() {
+                seg.load_tail(&config).await?;
+            } else {
+                seg.state.next_offset = next_base.unwrap_or(base);
+            }
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            let base = hint.log_start_offset.max(0);
+            segments.insert(base, Segment::create(dir, base, &config).await?);
+        }
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let active = segments.values_mut().next_back().expect("at least one segment");
+        let next_offset = active.state.next_offset;
+        if recovered_any {
+            // What recovery kept is now the durable truth: make it so before trusting it.
+            active.log.file.fdatasync().await?;
+        }
+        let log_start_offset = hint.log_start_offset.max(first_base).min(next_offset);
+        let epochs =
+            checkpoint::read_leader_epochs(dir)?.into_iter().filter(|e| e.start_offset <= next_offset).collect();
+        let directory = Directory::open(dir).await?;
+        directory.sync().await?;
+        directory.close().await?;
+        Ok(Rc::new(PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            state: RefCell::new(LogState {
+                segments,
+                log_start_offset,
+                next_offset,
+                queue: VecDeque::new(),
+                writer_running: false,
+                sync_running: false,
+                flush_scheduled: false,
+                exclusive: false,
+                offline: false,
+                closed_unsynced: Vec::new(),
+                dir_dirty: false,
+                first_unflushed_ms: None,
+                epochs,
+            }),
+            written: OffsetWatch::new(as_watch(next_offset)),
+            synced: OffsetWatch::new(as_watch(next_offset)),
+            sync_rounds: OffsetWatch::new(0),
+            structure: Semaphore::new(1),
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// The offset the next append will get (includes appends still being written).
+    pub fn next_offset(&self) -> i64 {
+        self.state.borrow().next_offset
+    }
+
+    /// The log end offset readers see: every offset below it is in the page cache.
+    pub fn log_end_offset(&self) -> i64 {
+        self.written.get() as i64
+    }
+
+    /// On a single node the high watermark is the log end: every replica (this one) has it.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// Every offset below this was fsynced: the value for `recovery-point-offset-checkpoint`.
+    pub fn recovery_point(&self) -> i64 {
+        self.synced.get() as i64
+    }
+
+    /// The watch appends advance: fetch long-polls wait on it.
+    pub fn end_watch(&self) -> &OffsetWatch {
+        &self.written
+    }
+
+    pub fn leader_epochs(&self) -> Vec<EpochEntry> {
+        self.state.borrow().epochs.clone()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.values().map(|s| s.state.size).sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.state.borrow().segments.keys().copied().collect()
+    }
+
+    /// Appends one or more record batches (a produce request's records for this partition).
+    /// All are validated first; either all are appended, contiguously, or none is. Returns
+    /// once the bytes are in the page cache.
+    pub async fn append(
+        self: &Rc<Self>,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let spans = batch::validate_all(records, Check::Produced)?;
+        let max = self.config.max_message_bytes as usize;
+        if let Some(big) = spans.iter().find(|s| s.header.size_bytes() > max) {
+            return Err(LogError::MessageTooLarge { size: big.header.size_bytes(), max });
+        }
+        loop {
+            match self.enqueue(records, &spans, leader_epoch, now_ms)? {
+                Enqueue::Done(info, epoch_changed, flush_now) => {
+                    self.start_writer();
+                    if flush_now {
+                        self.spawn_flush(info.last_offset + 1);
+                    }
+                    self.written.wait_for(as_watch(info.last_offset + 1)).await.map_err(|_| LogError::Offline)?;
+                    if epoch_changed {
+                        let epochs = self.leader_epochs();
+                        checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+                    }
+                    return Ok(info);
+                }
+                Enqueue::NeedRoll => self.roll().await?,
+                Enqueue::Busy => drop(self.structure.acquire_permit(1).await),
+            }
+        }
+    }
+
+    /// The synchronous part of an append: assigns offsets and queues the bytes.
+    fn enqueue(
+        &self,
+        records: &[u8],
+        spans: &[batch::BatchSpan],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Enqueue, LogError> {
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
+        if st.offline {
+            return Err(LogError::Offline);
+        }
+        if st.exclusive {
+            return Ok(Enqueue::Busy);
+        }
+        let offsets: i64 = spans.iter().map(|s| s.header.last_offset_delta as i64 + 1).sum();
+        let max_timestamp = spans.iter().map(|s| s.header.max_timestamp).max().unwrap_or(-1);
+        let first_offset = st.next_offset;
+        let last_offset = first_offset + offsets - 1;
+        let (&base, active) = st.segments.iter_mut().next_back().expect("a log always has an active segment");
+        if active.state.should_roll(base, &self.config, records.len() as u64, max_timestamp, last_offset) {
+            st.exclusive = true;
+            return Ok(Enqueue::NeedRoll);
+        }
+        let position = active.state.size;
+        let buf = queue_buffer(&mut st.queue, &active.log, base, position, records.len());
+        let start = buf.len();
+        buf.extend_from_slice(records);
+        let mut offset = first_offset;
+        for span in spans {
+            let at = start + span.position;
+            let size = span.header.size_bytes();
+            batch::patch_base_offset(&mut buf[at..at + size], offset);
+            batch::patch_leader_epoch(&mut buf[at..at + size], leader_epoch);
+            let header = BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header };
+            active.state.account_batch(&header, position + span.position as u64, &self.config);
+            offset = header.last_offset() + 1;
+        }
+        st.queue.back_mut().expect("just queued").end_offset = offset;
+        st.next_offset = offset;
+        st.first_unflushed_ms.get_or_insert(now_ms);
+        let epoch_changed = leader_epoch >= 0 && st.epochs.last().is_none_or(|e| leader_epoch > e.epoch);
+        if epoch_changed {
+            st.epochs.push(EpochEntry { epoch: leader_epoch, start_offset: first_offset });
+        }
+        let unflushed = (offset - self.synced.get() as i64).max(0) as u64;
+        let flush_now = unflushed >= self.config.flush_messages && !st.flush_scheduled;
+        st.flush_scheduled |= flush_now;
+        drop(guard);
+        let info = AppendInfo {
+            first_offset,
+            last_offset,
+            batches: spans.len(),
+            max_timestamp,
+            log_start_offset: self.log_start_offset(),
+        };
+        Ok(Enqueue::Done(info, epoch_changed, flush_now))
+    }
+
+    /// `flush.messages` was crossed: sync in the background; the append does not wait for it.
+    fn spawn_flush(self: &Rc<Self>, offset: i64) {
+        let this = Rc::clone(self);
+        glommio::spawn_local(async move {
+            // An error has already taken the partition offline; nothing more to do here.
+            let _ = this.sync_to(offset).await;
+            this.state.borrow_mut().flush_scheduled = false;
+        })
+        .detach();
+    }
+
+    /// Starts the writer task unless it runs already.
+    fn start_writer(self: &Rc<Self>) {
+        {
+            let mut st = self.state.borrow_mut();
+            if st.writer_running || st.queue.is_empty() {
+                return;
+            }
+            st.writer_running = true;
+        }
+        let this = Rc::clone(self);
+        glommio::spawn_local(async move { this.write_queued().await }).detach();
+    }
+
+    /// The partition's single writer: writes queued runs in order, one at a time, and
+    /// publishes the new log end after each.
+    async fn write_queued(self: Rc<Self>) {
+        loop {
+            let job = {
+                let mut st = self.state.borrow_mut();
+                match st.queue.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        st.writer_running = false;
+                        return;
+                    }
+                }
+            };
+            let end = job.position + job.bytes.len() as u64;
+            if let Err(e) = segment::write_fully(&job.file.file, job.bytes, job.position).await {
+                self.go_offline(&e);
+                return;
+            }
+            if let Some(seg) = self.state.borrow_mut().segments.get_mut(&job.segment_base) {
+                seg.written = seg.written.max(end);
+            }
+            self.written.advance(as_watch(job.end_offset));
+        }
+    }
+
+    fn go_offline(&self, error: &LogError) {
+        {
+            let mut st = self.state.borrow_mut();
+            st.offline = true;
+            st.queue.clear();
+            st.writer_running = false;
+        }
+        eprintln!("sluice: partition {} is offline: {error}", self.dir.display());
+        self.written.fail();
+        self.synced.fail();
+        self.sync_rounds.fail();
+    }
+
+    /// Rolls to a new segment at the current next offset (if the predicate still says so).
+    async fn roll(&self) -> Result<(), LogError> {
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let base = self.state.borrow().next_offset;
+        let result = Segment::create(&self.dir, base, &self.config).await;
+        let mut st = self.state.borrow_mut();
+        st.exclusive = false;
+        let new_segment = result?;
+        if let Some((_, old)) = st.segments.iter_mut().next_back() {
+            old.state.seal();
+            let entry = (old.log.clone(), old.index_files.clone());
+            st.closed_unsynced.push(entry);
+        }
+        st.segments.insert(base, new_segment);
+        st.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Waits until every offset below `offset` is on disk, sharing fdatasync rounds with every
+    /// other waiter (group commit). acks=all waits on this.
+    pub async fn sync_to(&self, offset: i64) -> Result<(), LogError> {
+        let target = as_watch(offset);
+        loop {
+            if self.synced.get() >= target {
+                return Ok(());
+            }
+            self.written.wait_for(target).await.map_err(|_| LogError::Offline)?;
+            if self.synced.get() >= target {
+                return Ok(());
+            }
+            let round = self.sync_rounds.get();
+            let running = std::mem::replace(&mut self.state.borrow_mut().sync_running, true);
+            if running {
+                self.sync_rounds.wait_for(round + 1).await.map_err(|_| LogError::Offline)?;
+                continue;
+            }
+            let result = self.sync_round().await;
+            self.state.borrow_mut().sync_running = false;
+            self.sync_rounds.advance(round + 1);
+            if let Err(e) = result {
+                self.go_offline(&e);
+                return Err(e);
+            }
+        }
+    }
+
+    /// One fdatasync round: covers everything written when it starts.
+    async fn sync_round(&self) -> Result<(), LogError> {
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let covered = self.written.get();
+        let (active, index_writes, closed, dir_dirty) = {
+            let mut st = self.state.borrow_mut();
+            let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
+            let active = seg.log.clone();
+            let writes = seg.take_index_writes(false);
+            let closed = std::mem::take(&mut st.closed_unsynced);
+            let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
+            (active, writes, closed, dir_dirty)
+        };
+        for (log, indexes) in &closed {
+            log.file.fdatasync().await?;
+            indexes.sync().await?;
+        }
+        index_writes.apply().await?;
+        active.file.fdatasync().await?;
+        if dir_dirty {
+            sync_dir(&self.dir).await?;
+        }
+        self.synced.advance(covered);
+        let mut st = self.state.borrow_mut();
+        if covered as i64 >= st.next_offset {
+            st.first_unflushed_ms = None;
+        }
+        Ok(())
+    }
+
+    /// `flush.ms`: syncs when the oldest unsynced append is older than the setting.
+    pub async fn flush_if_due(&self, now_ms: i64) -> Result<bool, LogError> {
+        let (due, next) = {
+            let st = self.state.borrow();
+            let due = st.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms);
+            (due, st.next_offset)
+        };
+        if due {
+            self.sync_to(next).await?;
+        }
+        Ok(due)
+    }
+
+    /// Reads from `from`: a range of whole batches starting with the batch that holds
+    /// `from`, at most `max_bytes` long unless `at_least_one` and the first batch alone is
+    /// larger (Kafka's rule for the first partition of a fetch). Never past the high
+    /// watermark.
+    pub async fn read(&self, from: i64, max_bytes: usize, at_least_one: bool) -> Result<ReadInfo, LogError> {
+        let (log_start, hw) = (self.log_start_offset(), self.high_watermark());
+        if from < log_start || from > hw {
+            return Err(LogError::OffsetOutOfRange { offset: from, log_start, log_end: hw });
+        }
+        let mut info = ReadInfo {
+            range: None,
+            first_offset: from,
+            next_offset: from,
+            log_start_offset: log_start,
+            high_watermark: hw,
+            log_end_offset: hw,
+        };
+        if from == hw {
+            return Ok(info);
+        }
+        // Walk segments from the one holding `from`; later ones only matter after a gap.
+        let mut cursor = self.segment_for(from, None);
+        while let Some((file, start, end)) = cursor {
+            if let Some(found) = file.find_batch(start as u64, from, end).await? {
+                let position = found.position;
+                let first_size = found.header.size_bytes() as u64;
+                let limit = (position + max_bytes as u64).min(end);
+                let skip = self.index_floor_position(file.base_offset, limit).max(position);
+                let (mut stop, mut next) = walk_or_fallback(&file, position, skip, limit).await?;
+                if stop == position {
+                    if !at_least_one {
+                        info.first_offset = found.header.base_offset;
+                        return Ok(info);
+                    }
+                    stop = position + first_size;
+                    next = found.header.last_offset() + 1;
+                }
+                info.first_offset = found.header.base_offset;
+                info.next_offset = next;
+                info.range = Some(FileRange { file, position, length: stop - position });
+                return Ok(info);
+            }
+            cursor = self.segment_for(from, Some(file.base_offset));
+        }
+        Ok(info)
+    }
+
+    /// The segment to search for `from`: the one holding it, or (`after` set) the next one
+    /// after `after`. Returns its file, the index position to start from and the written end.
+    fn segment_for(&self, from: i64, after: Option<i64>) -> Option<(Rc<SegmentFile>, u32, u64)> {
+        let st = self.state.borrow();
+        let seg = match after {
+            None => st.segments.range(..=from).next_back().map(|(_, s)| s).or_else(|| st.segments.values().next())?,
+            Some(after) => st.segments.range(after + 1..).next().map(|(_, s)| s)?,
+        };
+        let (_, start) = seg.state.index.floor(from);
+        Some((seg.log.clone(), start.min(seg.written as u32), seg.written))
+    }
+
+    fn index_floor_position(&self, base: i64, limit: u64) -> u64 {
+        let st = self.state.borrow();
+        st.segments.get(&base).map_or(0, |s| s.state.index.floor_position(limit.min(u32::MAX as u64) as u32) as u64)
+    }
+
+    /// The copying read path: the same range as `read`, copied into memory.
+    pub async fn read_copy(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<(Vec<u8>, ReadInfo), LogError> {
+        let info = self.read(from, max_bytes, at_least_one).await?;
+        let bytes = match &info.range {
+            Some(r) => r.file.read_range(r.position, r.length as usize).await?,
+            None => Vec::new(),
+        };
+        Ok((bytes, info))
+    }
+
+    /// ListOffsets by timestamp: the first offset whose record timestamp is at or after
+    /// `timestamp`, with that record's timestamp; `None` when every record is older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let candidates: Vec<(Rc<SegmentFile>, i64, u32, u64)> = {
+            let st = self.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| s.state.max_timestamp >= timestamp)
+                .map(|s| {
+                    let from = s.state.time_index.floor_offset(timestamp).max(st.log_start_offset);
+                    (s.log.clone(), from, s.state.index.floor(from).1, s.written)
+                })
+                .collect()
+        };
+        let log_start = self.log_start_offset();
+        for (file, from, start, end) in candidates {
+            let mut position = start as u64;
+            while let Some(header) = file.read_header_at(position, end).await? {
+                if header.last_offset() >= from && header.max_timestamp >= timestamp {
+                    let bytes = file.read_range(position, header.size_bytes()).await?;
+                    if let Some(found) = first_record_at_or_after(bytes, timestamp, log_start.max(from))? {
+                        return Ok(Some(found));
+                    }
+                }
+                position += header.size_bytes() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets with MAX_TIMESTAMP: the record with the largest timestamp, (offset, timestamp).
+    pub async fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let newest = {
+            let st = self.state.borrow();
+            st.segments.values().map(|s| s.state.max_timestamp).max().unwrap_or(-1)
+        };
+        if newest < 0 {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(newest).await
+    }
+
+    /// Removes every batch whose last offset is at or past `offset` (replication's
+    /// truncation to a leader's log). Batches are never split. Returns the new log end.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        self.state.borrow_mut().exclusive = true;
+        let result = self.truncate_locked(offset).await;
+        self.state.borrow_mut().exclusive = false;
+        result
+    }
+
+    async fn truncate_locked(&self, offset: i64) -> Result<i64, LogError> {
+        let next = self.next_offset();
+        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+        if offset >= next {
+            return Ok(next);
+        }
+        let offset = offset.max(0);
+        let (removed, keep) = {
+            let mut st = self.state.borrow_mut();
+            let first = *st.segments.keys().next().expect("segment");
+            let cut_from = if offset <= first { first } else { offset };
+            let removed: Vec<i64> = st.segments.range(cut_from..).map(|(b, _)| *b).collect();
+            let removed: Vec<i64> = removed.into_iter().filter(|b| *b > first || offset <= first).collect();
+            for b in &removed {
+                st.segments.remove(b);
+            }
+            let keep =
+                st.segments.values().next_back().map(|s| (s.log.clone(), s.state.index.floor(offset).1, s.written));
+            (removed, keep)
+        };
+        for base in &removed {
+            Segment::delete_files(&self.dir, *base)?;
+        }
+        match keep {
+            Some((file, start, end)) => {
+                if let Some(found) = file.find_batch(start as u64, offset, end).await? {
+                    file.file.truncate(found.position).await?;
+                }
+                let (state, _) = SegmentState::scan(&file, &self.config).await?;
+                let writes = {
+                    let mut st = self.state.borrow_mut();
+                    let seg = st.segments.get_mut(&file.base_offset).expect("kept segment");
+                    seg.install(state);
+                    seg.take_index_writes(true)
+                };
+                writes.apply().await?;
+            }
+            None => {
+                let seg = Segment::create(&self.dir, offset, &self.config).await?;
+                let mut st = self.state.borrow_mut();
+                st.segments.insert(offset, seg);
+                st.log_start_offset = offset;
+            }
+        }
+        let new_end = {
+            let mut st = self.state.borrow_mut();
+            let end = st.segments.values().next_back().expect("segment").state.next_offset;
+            st.next_offset = end;
+            st.log_start_offset = st.log_start_offset.min(end);
+            st.epochs.retain(|e| e.start_offset < end);
+            st.dir_dirty = true;
+            end
+        };
+        self.written.reset(as_watch(new_end).min(self.written.get()));
+        self.synced.reset(as_watch(new_end).min(self.synced.get()));
+        let epochs = self.leader_epochs();
+        checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+        Ok(new_end)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (not past the high
+    /// watermark) and deletes the segments wholly below it.
+    pub async fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
+        let (start, hw) = (self.log_start_offset(), self.high_watermark());
+        if offset > hw || offset < 0 {
+            return Err(LogError::OffsetOutOfRange { offset, log_start: start, log_end: hw });
+        }
+        if offset > start {
+            self.state.borrow_mut().log_start_offset = offset;
+        }
+        self.delete_segments(|_, _| false).await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Retention: deletes closed segments, oldest first, while `retention.ms` says their newest
+    /// record is too old or `retention.bytes` says the log is too big, and any segment wholly
+    /// below the log start offset. The active segment is never deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        let retention_ms = self.config.retention_ms;
+        let retention_bytes = self.config.retention_bytes;
+        let total = self.size_bytes();
+        let expired = move |seg: &SegmentState, deleted_so_far: u64| {
+            let too_old = retention_ms >= 0 && seg.max_timestamp >= 0 && now_ms - seg.max_timestamp > retention_ms;
+            let too_big = retention_bytes >= 0 && total - deleted_so_far >= retention_bytes as u64 + seg.size;
+            too_old || too_big
+        };
+        self.delete_segments(expired).await
+    }
+
+    /// Deletes, oldest first, closed segments that `expired` (given the bytes deleted so far)
+    /// or that lie wholly below the log start; stops at the first one to keep.
+    async fn delete_segments(
+        &self,
+        expired: impl Fn(&SegmentState, u64) -> bool,
+    ) -> Result<RetentionOutcome, LogError> {
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let mut outcome = RetentionOutcome::default();
+        let removed: Vec<i64> = {
+            let mut st = self.state.borrow_mut();
+            let bases: Vec<i64> = st.segments.keys().copied().collect();
+            let mut removed = Vec::new();
+            for pair in bases.windows(2) {
+                let (base, next_base) = (pair[0], pair[1]);
+                let seg = &st.segments[&base];
+                if !(next_base <= st.log_start_offset || expired(&seg.state, outcome.deleted_bytes)) {
+                    break;
+                }
+                outcome.deleted_bytes += seg.state.size;
+                outcome.deleted_segments += 1;
+                removed.push(base);
+                st.log_start_offset = st.log_start_offset.max(next_base);
+            }
+            for base in &removed {
+                st.segments.remove(base);
+            }
+            if !removed.is_empty() {
+                st.dir_dirty = true;
+            }
+            outcome.log_start_offset = st.log_start_offset;
+            removed
+        };
+        for base in removed {
+            Segment::delete_files(&self.dir, base)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Flushes everything and persists the indexes: the log can be reopened with a
+    /// clean-shutdown marker after this.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let next = self.next_offset();
+        self.sync_to(next).await?;
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let (writes, files) = {
+            let mut st = self.state.borrow_mut();
+            let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
+            (seg.take_index_writes(false), seg.index_files.clone())
+        };
+        writes.apply().await?;
+        files.sync().await?;
+        Ok(())
+    }
+}
+
+/// Finds (or extends) the queued write that `len` more bytes at `position` of `file` join:
+/// contiguous runs for the same file become one write, up to the coalescing bound.
+fn queue_buffer<'q>(
+    queue: &'q mut VecDeque<QueuedWrite>,
+    file: &Rc<SegmentFile>,
+    base: i64,
+    position: u64,
+    len: usize,
+) -> &'q mut Vec<u8> {
+    let joins = queue.back().is_some_and(|last| {
+        last.segment_base == base
+            && last.position + last.bytes.len() as u64 == position
+            && last.bytes.len() + len <= crate::limits::COALESCED_WRITE_BYTES_MAX
+    });
+    if !joins {
+        queue.push_back(QueuedWrite {
+            file: file.clone(),
+            segment_base: base,
+            position,
+            bytes: Vec::with_capacity(len.max(64 * 1024)),
+            end_offset: 0,
+        });
+    }
+    &mut queue.back_mut().expect("queued").bytes
+}
+
+/// Walks whole batches from `skip` (an index position at or after `position`) up to
+/// `limit`. When the walk from `skip` cannot tell where the next read starts (no batch at
+/// `skip` fits and none follows), it walks again from `position`.
+async fn walk_or_fallback(file: &SegmentFile, position: u64, skip: u64, limit: u64) -> Result<(u64, i64), LogError> {
+    let (stop, last) = file.walk_to(skip, limit).await?;
+    if let Some(last) = last {
+        return Ok((stop, last.last_offset() + 1));
+    }
+    if skip > position {
+        if let Some(next) = file.read_header_at(skip, u64::MAX).await? {
+            return Ok((skip, next.base_offset));
+        }
+        let (stop, last) = file.walk_to(position, limit).await?;
+        return Ok((stop, last.map_or(0, |h| h.last_offset() + 1)));
+    }
+    Ok((stop, 0))
+}
+
+/// Decodes one stored batch (any codec) and returns the first record at or after
+/// `timestamp` with an offset at or past `min_offset`.
+fn first_record_at_or_after(bytes: Vec<u8>, timestamp: i64, min_offset: i64) -> Result<Option<(i64, i64)>, LogError> {
+    let mut buf = bytes::Bytes::from(bytes);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| LogError::Corrupt(format!("undecodable stored batch: {e}")))?;
+    Ok(set.records.iter().find(|r| r.timestamp >= timestamp && r.offset >= min_offset).map(|r| (r.offset, r.timestamp)))
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    let directory = Directory::open(dir).await?;
+    directory.sync().await?;
+    directory.close().await?;
+    Ok(())
+}
+
+/// Lists the base offsets of the segments in `dir`, oldest first, removing leftovers no
+/// recovery needs: temp files of interrupted checkpoint writes, and index files whose
+/// `.log` is gone (they are rebuilt if the log reappears).
+fn discover_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        match segment::parse_file_name(&name) {
+            Some((base, "log")) => logs.push(base),
+            Some((base, "index" | "timeindex")) => indexes.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(logs)
+}

@@ -1,0 +1,204 @@
+//! The partition log's public behaviour: append, read, roll, sync, truncate, retention.
+
+mod common;
+
+use common::{batch, headers};
+use sluice::log::{LogConfig, LogDir, OpenHint, PartitionLog, TopicPartition};
+use sluice::runtime::test_executor;
+use sluice::testing::TempDir;
+
+fn small_segments() -> LogConfig {
+    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, ..LogConfig::default() }
+}
+
+#[test]
+fn appended_batches_get_consecutive_offsets_and_read_back_whole() {
+    let tmp = TempDir::new("basics");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, LogConfig::default(), OpenHint::default()).await.unwrap();
+        let a = log.append(&batch(&[b"a", b"b", b"c"], 1000), 0, 0).await.unwrap();
+        let b = log.append(&batch(&[b"d"], 2000), 0, 0).await.unwrap();
+        assert_eq!((a.first_offset, a.last_offset), (0, 2));
+        assert_eq!((b.first_offset, b.last_offset), (3, 3));
+        assert_eq!(log.log_end_offset(), 4);
+        let (bytes, info) = log.read_copy(1, 1 << 20, true).await.unwrap();
+        assert_eq!(info.first_offset, 0, "a batch is never split");
+        assert_eq!(info.next_offset, 4);
+        let hs = headers(&bytes);
+        assert_eq!(hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![0, 3]);
+        let (rest, info) = log.read_copy(3, 1 << 20, true).await.unwrap();
+        assert_eq!(headers(&rest).len(), 1);
+        assert_eq!(info.next_offset, 4);
+        let (empty, info) = log.read_copy(4, 1 << 20, true).await.unwrap();
+        assert!(empty.is_empty() && info.range.is_none());
+        assert!(log.read(5, 100, true).await.is_err(), "past the log end is out of range");
+    });
+}
+
+#[test]
+fn segments_roll_at_segment_bytes_and_reads_cross_them() {
+    let tmp = TempDir::new("roll");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![7u8; 300];
+        for i in 0..60 {
+            log.append(&batch(&[&value, &value], i), 0, 0).await.unwrap();
+        }
+        assert!(log.segment_count() > 5, "{} segments", log.segment_count());
+        let mut offset = 0;
+        let mut seen = 0;
+        while offset < log.log_end_offset() {
+            let (bytes, info) = log.read_copy(offset, 1000, true).await.unwrap();
+            let hs = headers(&bytes);
+            assert_eq!(hs[0].base_offset, offset);
+            seen += hs.iter().map(|h| h.record_count).sum::<i32>();
+            offset = info.next_offset;
+        }
+        assert_eq!(seen, 120);
+        for base in log.segment_bases() {
+            let name = format!("{base:020}.log");
+            assert!(dir.join(&name).exists(), "{name}");
+            assert!(std::fs::metadata(dir.join(&name)).unwrap().len() <= 4096);
+        }
+    });
+}
+
+#[test]
+fn max_bytes_limits_a_read_to_whole_batches_but_returns_at_least_one() {
+    let tmp = TempDir::new("maxbytes");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, LogConfig::default(), OpenHint::default()).await.unwrap();
+        let big = vec![1u8; 5000];
+        for _ in 0..4 {
+            log.append(&batch(&[&big], 0), 0, 0).await.unwrap();
+        }
+        let one = batch(&[&big], 0).len();
+        let (bytes, _) = log.read_copy(0, one * 2 + 10, true).await.unwrap();
+        assert_eq!(bytes.len(), one * 2);
+        let (bytes, info) = log.read_copy(1, 100, true).await.unwrap();
+        assert_eq!(bytes.len(), one, "at least one batch even when it exceeds max_bytes");
+        assert_eq!(info.next_offset, 2);
+        let info = log.read(1, 100, false).await.unwrap();
+        assert!(info.range.is_none(), "without at_least_one nothing fits");
+    });
+}
+
+#[test]
+fn group_commit_shares_fdatasyncs_and_advances_the_recovery_point() {
+    let tmp = TempDir::new("sync");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, LogConfig::default(), OpenHint::default()).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let log = log.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let info = log.append(&batch(&[b"x"], i), 0, 0).await.unwrap();
+                log.sync_to(info.last_offset + 1).await.unwrap();
+                info.last_offset
+            }));
+        }
+        for t in tasks {
+            let last = t.await;
+            assert!(log.recovery_point() > last);
+        }
+        assert_eq!(log.recovery_point(), 32);
+    });
+}
+
+#[test]
+fn truncation_removes_whole_batches_and_appends_continue_from_there() {
+    let tmp = TempDir::new("truncate");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![3u8; 500];
+        for i in 0..30 {
+            log.append(&batch(&[&value], i), 0, 0).await.unwrap();
+        }
+        let segments_before = log.segment_count();
+        assert_eq!(log.truncate_to(12).await.unwrap(), 12);
+        assert!(log.segment_count() < segments_before);
+        assert_eq!(log.log_end_offset(), 12);
+        let info = log.append(&batch(&[b"after"], 99), 0, 0).await.unwrap();
+        assert_eq!(info.first_offset, 12);
+        let (bytes, _) = log.read_copy(12, 1 << 20, true).await.unwrap();
+        assert_eq!(headers(&bytes)[0].base_offset, 12);
+    });
+}
+
+#[test]
+fn retention_deletes_old_closed_segments_and_moves_the_log_start() {
+    let tmp = TempDir::new("retention");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = LogConfig { retention_ms: 1000, ..small_segments() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        let value = vec![3u8; 500];
+        for i in 0..20 {
+            // Old records first, then recent ones.
+            let ts = if i < 10 { 1_000 } else { 100_000 };
+            log.append(&batch(&[&value], ts + i), 0, 0).await.unwrap();
+        }
+        let out = log.enforce_retention(100_500).await.unwrap();
+        assert!(out.deleted_segments > 0);
+        assert!(out.log_start_offset > 0 && out.log_start_offset <= 10, "{out:?}");
+        assert!(log.read(0, 100, true).await.is_err(), "below the log start is out of range");
+        let (bytes, _) = log.read_copy(out.log_start_offset, 1 << 20, true).await.unwrap();
+        assert_eq!(headers(&bytes)[0].base_offset, out.log_start_offset);
+        assert_eq!(log.advance_log_start(15).await.unwrap(), 15);
+        assert!(log.segment_bases()[0] <= 15);
+    });
+}
+
+#[test]
+fn offsets_are_found_by_timestamp_at_record_granularity() {
+    let tmp = TempDir::new("timestamp");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![0u8; 200];
+        // Batch i holds 3 records with timestamps 1000*i, 1000*i+1, 1000*i+2.
+        for i in 0..40i64 {
+            log.append(&batch(&[&value, &value, &value], 1000 * i), 0, 0).await.unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, 0)));
+        assert_eq!(log.offset_for_timestamp(5001).await.unwrap(), Some((16, 5001)));
+        assert_eq!(log.offset_for_timestamp(5003).await.unwrap(), Some((18, 6000)));
+        assert_eq!(log.offset_for_timestamp(39_002).await.unwrap(), Some((119, 39_002)));
+        assert_eq!(log.offset_for_timestamp(39_003).await.unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().await.unwrap(), Some((119, 39_002)));
+    });
+}
+
+#[test]
+fn a_clean_close_and_reopen_keeps_everything_and_writes_kafka_checkpoints() {
+    let tmp = TempDir::new("reopen");
+    let path = tmp.path().to_path_buf();
+    test_executor().run(async move {
+        let tp = TopicPartition::new("orders", 0);
+        let mut dir = LogDir::open(&path, &LogConfig::default()).await.unwrap();
+        let log = dir.open_partition(tp.clone(), small_segments()).await.unwrap();
+        for i in 0..50 {
+            log.append(&batch(&[&[i as u8; 300]], i), 5, 0).await.unwrap();
+        }
+        dir.close().await.unwrap();
+        assert!(path.join(".kafka_cleanshutdown").exists());
+        let rp = std::fs::read_to_string(path.join("recovery-point-offset-checkpoint")).unwrap();
+        assert_eq!(rp, "0\n1\norders 0 50\n");
+        let epochs = std::fs::read_to_string(path.join("orders-0/leader-epoch-checkpoint")).unwrap();
+        assert_eq!(epochs, "0\n1\n5 0\n");
+
+        let dir = LogDir::open(&path, &small_segments()).await.unwrap();
+        assert!(!path.join(".kafka_cleanshutdown").exists(), "the marker is consumed on open");
+        let log = dir.get(&tp).unwrap().clone();
+        assert_eq!(log.log_end_offset(), 50);
+        let info = log.append(&batch(&[b"next"], 99), 5, 0).await.unwrap();
+        assert_eq!(info.first_offset, 50);
+        let (bytes, _) = log.read_copy(20, 1 << 20, true).await.unwrap();
+        assert_eq!(headers(&bytes)[0].base_offset, 20);
+    });
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite. Idempotent: installs what it needs, then runs every test once.
+# README's test command; .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Knobs: SLUICE_CRASH_ROUNDS raises the SIGKILL rounds of the crash test (default 50).
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "cargo-nextest not found: installing it (one time)" >&2
+  cargo install cargo-nextest --locked
+fi
+
+# One build of every test binary, then run them all; nextest prints the summary line.
+cargo nextest run --workspace --no-fail-fast --failure-output final
