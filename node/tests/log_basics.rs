@@ -202,3 +202,70 @@ fn a_clean_close_and_reopen_keeps_everything_and_writes_kafka_checkpoints() {
         assert_eq!(headers(&bytes)[0].base_offset, 20);
     });
 }
+
+#[test]
+fn background_maintenance_applies_retention_from_its_low_share_queue() {
+    let tmp = TempDir::new("background");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        use sluice::log::background::{background_queue, spawn_maintenance, Maintained};
+        let config = LogConfig { retention_ms: 60_000, ..small_segments() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        let value = vec![1u8; 500];
+        for i in 0..20 {
+            // Timestamps from 1970: long past retention.ms by the wall clock.
+            log.append(&batch(&[&value], 1_000 + i), 0, 0).await.unwrap();
+        }
+        let before = log.segment_count();
+        let maintained = std::rc::Rc::new(Maintained::default());
+        maintained.add(&log);
+        spawn_maintenance(&maintained, background_queue(), std::time::Duration::from_millis(5));
+        for _ in 0..200 {
+            if log.segment_count() == 1 {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(before > 1);
+        assert_eq!(log.segment_count(), 1, "every closed segment expired; the active one stays");
+        assert_eq!(log.log_start_offset(), log.segment_bases()[0]);
+    });
+}
+
+#[test]
+fn flush_messages_syncs_without_anyone_waiting() {
+    let tmp = TempDir::new("flushmsgs");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = LogConfig { flush_messages: 10, ..LogConfig::default() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        for i in 0..9 {
+            log.append(&batch(&[b"v"], i), 0, 0).await.unwrap();
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(log.recovery_point(), 0, "below flush.messages nothing is synced");
+        log.append(&batch(&[b"v"], 9), 0, 0).await.unwrap();
+        for _ in 0..200 {
+            if log.recovery_point() == 10 {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(log.recovery_point(), 10);
+    });
+}
+
+#[test]
+fn flush_ms_syncs_old_unsynced_appends() {
+    let tmp = TempDir::new("flushms");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = LogConfig { flush_ms: 1000, ..LogConfig::default() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        log.append(&batch(&[b"v"], 0), 0, 50_000).await.unwrap();
+        assert!(!log.flush_if_due(50_999).await.unwrap(), "not yet due");
+        assert_eq!(log.recovery_point(), 0);
+        assert!(log.flush_if_due(51_000).await.unwrap());
+        assert_eq!(log.recovery_point(), 1);
+    });
+}

@@ -15,6 +15,7 @@
 //! `partition` the partition log (append, read, sync, truncate, retention),
 //! `checkpoint` the text checkpoint files, and [`LogDir`] the data directory.
 
+pub mod background;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
@@ -94,6 +95,8 @@ impl LogDir {
     /// and then removed, so a crash from here on is recovered as a crash.
     pub async fn open(path: &Path, config: &LogConfig) -> Result<LogDir, LogError> {
         std::fs::create_dir_all(path).map_err(|e| LogError::io(format!("creating {}", path.display()), e))?;
+        // glommio opens directories with openat(-1, path): a relative path fails with EBADF.
+        let path = &std::path::absolute(path).map_err(|e| LogError::io(format!("resolving {}", path.display()), e))?;
         let marker = path.join(CLEAN_SHUTDOWN_FILE);
         let mut dir = LogDir {
             path: path.to_path_buf(),

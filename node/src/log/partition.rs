@@ -150,6 +150,8 @@ impl PartitionLog {
     pub async fn open(dir: &Path, config: LogConfig, hint: OpenHint) -> Result<Rc<PartitionLog>, LogError> {
         config.validate().map_err(LogError::Corrupt)?;
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(format!("creating {}", dir.display()), e))?;
+        // glommio opens directories with openat(-1, path): a relative path fails with EBADF.
+        let dir = &std::path::absolute(dir).map_err(|e| LogError::io(format!("resolving {}", dir.display()), e))?;
         let bases = discover_segments(dir)?;
         let mut segments = BTreeMap::new();
         let mut recovered_any = false;
@@ -252,6 +254,12 @@ impl PartitionLog {
     /// The watch appends advance: fetch long-polls wait on it.
     pub fn end_watch(&self) -> &OffsetWatch {
         &self.written
+    }
+
+    /// How many fdatasync rounds have run (group commit makes this far smaller than the
+    /// number of acks=all appends).
+    pub fn sync_rounds(&self) -> u64 {
+        self.sync_rounds.get()
     }
 
     pub fn leader_epochs(&self) -> Vec<EpochEntry> {
@@ -437,13 +445,21 @@ impl PartitionLog {
         let mut st = self.state.borrow_mut();
         st.exclusive = false;
         let new_segment = result?;
+        let mut closed_index_writes = None;
         if let Some((_, old)) = st.segments.iter_mut().next_back() {
             old.state.seal();
+            // Its entries since the last sync (and the seal entry) go nowhere else: sync
+            // rounds and close only write the active segment's.
+            closed_index_writes = Some(old.take_index_writes(false));
             let entry = (old.log.clone(), old.index_files.clone());
             st.closed_unsynced.push(entry);
         }
         st.segments.insert(base, new_segment);
         st.dir_dirty = true;
+        drop(st);
+        if let Some(writes) = closed_index_writes {
+            writes.apply().await?;
+        }
         Ok(())
     }
 

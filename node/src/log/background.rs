@@ -1,0 +1,73 @@
+//! Background log maintenance: retention and `flush.ms`, in a task queue with fewer shares
+//! than request handling, so it cannot steal latency from produce and fetch.
+//!
+//! glommio divides a core's time between task queues in proportion to their shares when
+//! both have work; request handling runs in the default queue (1000 shares), this queue
+//! gets [`BACKGROUND_SHARES`]. Work here yields between partitions.
+
+use super::partition::PartitionLog;
+use crate::runtime::now_ms;
+use glommio::{Latency, Shares, TaskQueueHandle};
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+/// Shares of the background queue against the default queue's 1000.
+pub const BACKGROUND_SHARES: usize = 100;
+
+/// Creates this shard's background task queue.
+pub fn background_queue() -> TaskQueueHandle {
+    glommio::executor().create_task_queue(Shares::Static(BACKGROUND_SHARES), Latency::NotImportant, "log-background")
+}
+
+/// The partitions a shard maintains. Weak references: a deleted partition drops out.
+#[derive(Debug, Default)]
+pub struct Maintained {
+    logs: RefCell<Vec<Weak<PartitionLog>>>,
+}
+
+impl Maintained {
+    pub fn add(&self, log: &Rc<PartitionLog>) {
+        self.logs.borrow_mut().push(Rc::downgrade(log));
+    }
+
+    fn live(&self) -> Vec<Rc<PartitionLog>> {
+        let mut logs = self.logs.borrow_mut();
+        logs.retain(|w| w.strong_count() > 0);
+        logs.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// One pass: retention and due flushes for every partition. Returns the segments deleted.
+    pub async fn run_once(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for log in self.live() {
+            match log.enforce_retention(now_ms).await {
+                Ok(outcome) => deleted += outcome.deleted_segments,
+                Err(e) => eprintln!("sluice: retention of {} failed: {e}", log.dir().display()),
+            }
+            if let Err(e) = log.flush_if_due(now_ms).await {
+                eprintln!("sluice: flush of {} failed: {e}", log.dir().display());
+            }
+            glommio::yield_if_needed().await;
+        }
+        deleted
+    }
+}
+
+/// Runs maintenance every `interval` in `queue` until `maintained` is dropped.
+/// (`log.retention.check.interval.ms` is Kafka's name for the interval; default 5 minutes.)
+pub fn spawn_maintenance(maintained: &Rc<Maintained>, queue: TaskQueueHandle, interval: Duration) {
+    let weak = Rc::downgrade(maintained);
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                glommio::timer::sleep(interval).await;
+                let Some(m) = weak.upgrade() else { return };
+                m.run_once(now_ms()).await;
+            }
+        },
+        queue,
+    )
+    .expect("the background queue belongs to this executor")
+    .detach();
+}
