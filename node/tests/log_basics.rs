@@ -269,3 +269,29 @@ fn flush_ms_syncs_old_unsynced_appends() {
         assert_eq!(log.recovery_point(), 1);
     });
 }
+
+#[test]
+fn segments_roll_on_segment_ms_and_on_a_full_index() {
+    let tmp = TempDir::new("rollreasons");
+    test_executor().run(async move {
+        // segment.ms counts from the first batch's timestamp to the incoming batch's.
+        let by_time = LogConfig { segment_ms: 1000, ..LogConfig::default() };
+        let log = PartitionLog::open(&tmp.path().join("time-0"), by_time, OpenHint::default()).await.unwrap();
+        log.append(&batch(&[b"a"], 10_000), 0, 0).await.unwrap();
+        log.append(&batch(&[b"b"], 10_900), 0, 0).await.unwrap();
+        assert_eq!(log.segment_count(), 1, "900 ms apart: same segment");
+        log.append(&batch(&[b"c"], 11_001), 0, 0).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![0, 2], "1001 ms after the first batch: rolled");
+
+        // segment.index.bytes = 24 holds two 12-byte time index entries (three offset entries):
+        // the first batch gets none, the next two get one each, the fourth append rolls.
+        let by_index = LogConfig { segment_index_bytes: 24, index_interval_bytes: 1, ..LogConfig::default() };
+        let log = PartitionLog::open(&tmp.path().join("index-0"), by_index, OpenHint::default()).await.unwrap();
+        for i in 0..4 {
+            log.append(&batch(&[b"x"], i), 0, 0).await.unwrap();
+        }
+        assert_eq!(log.segment_bases(), vec![0, 3]);
+        let (bytes, _) = log.read_copy(0, 1 << 20, true).await.unwrap();
+        assert_eq!(headers(&bytes).len(), 3, "the first segment holds the three batches before the roll");
+    });
+}
