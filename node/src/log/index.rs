@@ -208,6 +208,9 @@ impl TimeIndex {
         let rel = (offset - self.base_offset) as u32;
         match self.entries.last() {
             Some(&(last_ts, _)) if timestamp <= last_ts => false,
+            // Kafka treats an empty index's last entry as (NO_TIMESTAMP = -1, base offset), so
+            // batches without timestamps never get an entry.
+            None if timestamp < 0 => false,
             _ => {
                 self.entries.push((timestamp, rel));
                 true

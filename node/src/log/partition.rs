@@ -442,25 +442,29 @@ impl PartitionLog {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         let base = self.state.borrow().next_offset;
         let result = Segment::create(&self.dir, base, &self.config).await;
-        let mut st = self.state.borrow_mut();
-        st.exclusive = false;
-        let new_segment = result?;
-        let mut closed_index_writes = None;
-        if let Some((_, old)) = st.segments.iter_mut().next_back() {
-            old.state.seal();
-            // Its entries since the last sync (and the seal entry) go nowhere else: sync
-            // rounds and close only write the active segment's.
-            closed_index_writes = Some(old.take_index_writes(false));
-            let entry = (old.log.clone(), old.index_files.clone());
-            st.closed_unsynced.push(entry);
-        }
-        st.segments.insert(base, new_segment);
-        st.dir_dirty = true;
-        drop(st);
+        self.state.borrow_mut().exclusive = false;
+        let closed_index_writes = self.install_rolled(base, result?);
         if let Some(writes) = closed_index_writes {
             writes.apply().await?;
         }
         Ok(())
+    }
+
+    /// Makes `segment` the active one and seals the old one, which the next sync round will
+    /// fsync with its indexes. Returns the old segment's index entries still to be written:
+    /// sync rounds and close only write the active segment's.
+    fn install_rolled(&self, base: i64, segment: Segment) -> Option<segment::IndexWrites> {
+        let mut st = self.state.borrow_mut();
+        let mut closed_index_writes = None;
+        if let Some((_, old)) = st.segments.iter_mut().next_back() {
+            old.state.seal();
+            closed_index_writes = Some(old.take_index_writes(false));
+            let entry = (old.log.clone(), old.index_files.clone());
+            st.closed_unsynced.push(entry);
+        }
+        st.segments.insert(base, segment);
+        st.dir_dirty = true;
+        closed_index_writes
     }
 
     /// Waits until every offset below `offset` is on disk, sharing fdatasync rounds with every
@@ -801,6 +805,8 @@ impl PartitionLog {
         let (writes, files) = {
             let mut st = self.state.borrow_mut();
             let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
+            // As Kafka's `LogSegment.close`: the time index ends with the newest timestamp.
+            seg.state.seal();
             (seg.take_index_writes(false), seg.index_files.clone())
         };
         writes.apply().await?;

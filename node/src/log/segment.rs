@@ -344,13 +344,16 @@ impl Segment {
     /// sanity checks. Returns whether they did; if not, the caller must `recover`. The next
     /// offset is not known until `recover` or `load_tail` runs.
     pub async fn open(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Segment, bool), LogError> {
+        // A missing index would be created empty below and pass as sane (Kafka rebuilds it).
+        let [_, index_path, time_path] = Self::paths(dir, base_offset);
+        let indexes_present = index_path.exists() && time_path.exists();
         let (log, index_files) = Self::open_files(dir, base_offset, false).await?;
         let size = log.file.file_size().await?;
         let index_bytes = read_all(&index_files.index).await?;
         let time_bytes = read_all(&index_files.time_index).await?;
         let index = OffsetIndex::decode(base_offset, &index_bytes, size, config.segment_index_bytes);
         let time_index = TimeIndex::decode(base_offset, &time_bytes, config.segment_index_bytes);
-        let sane = index.is_ok() && time_index.is_ok();
+        let sane = indexes_present && index.is_ok() && time_index.is_ok();
         let mut state = SegmentState::empty(base_offset, config);
         if let (Ok(index), Ok(time_index)) = (index, time_index) {
             if let Some((ts, offset)) = time_index.last() {
@@ -376,7 +379,10 @@ impl Segment {
     /// Re-validates the whole segment, cuts the file after its last valid batch and rewrites
     /// both indexes from what remains.
     pub async fn recover(&mut self, config: &LogConfig) -> Result<RecoveryOutcome, LogError> {
-        let (state, file_size) = SegmentState::scan(&self.log, config).await?;
+        let (mut state, file_size) = SegmentState::scan(&self.log, config).await?;
+        // As Kafka's `recover` (and a roll) do: end the time index with the newest timestamp,
+        // which a later clean start reads back as the segment's max timestamp.
+        state.seal();
         let valid_bytes = state.size;
         if valid_bytes < file_size {
             self.log.file.truncate(valid_bytes).await?;
