@@ -5,8 +5,17 @@
 //! fdatasync) → `log::segment` / `log::index` (Kafka's files). `watch` is the shard-local
 //! offset watermark that writers advance and waiters park on.
 
+pub mod admin;
+pub mod api;
+pub mod config;
 pub mod limits;
 pub mod log;
+pub mod metrics;
+pub mod net;
+pub mod protocol;
 pub mod runtime;
+pub mod server;
+pub mod shard;
 pub mod testing;
+pub mod topics;
 pub mod watch;

@@ -1,8 +1,7 @@
-//! The `sluice` binary.
-//!
-//! The network server arrives with the node issue; until then the binary offers the storage
-//! tools that already work, so an operator can inspect a data directory.
+//! The `sluice` binary: the node (default), plus storage inspection tools.
 
+use sluice::config::BrokerConfig;
+use sluice::server::{parse_cores, run as run_node, ServerArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,26 +9,76 @@ const USAGE: &str = "\
 sluice — a Kafka-wire-compatible streaming storage node
 
 USAGE:
+    sluice [OPTIONS]                                 serve Kafka clients
     sluice dump-log <SEGMENT.log|.index|.timeindex>   print batches or index entries
     sluice check <PARTITION-DIR>                     open (and recover) a partition, print its offsets
-    sluice --help
 
-The Kafka listener (sluice --listen ...) is not built yet.";
+OPTIONS:
+    --listen HOST:PORT   Kafka listener (default 127.0.0.1:9092; port 0 picks one)
+    --data-dir DIR       where partitions live (default ./data)
+    --cores LIST         cores to run shards on, e.g. 0-3 or 0,2 (default: all)
+    --admin HOST:PORT    HTTP endpoint: /metrics (Prometheus) and /layout (JSON) (default: off)
+    --config FILE        TOML file of broker settings under their Kafka names
+    --set NAME=VALUE     one broker setting (repeatable; wins over --config)
+    -h, --help           this text
+
+When ready it prints one line: `sluice: ready kafka=ADDR admin=ADDR|- shards=N`.
+SIGINT/SIGTERM: stop accepting, flush every partition, write checkpoints and the
+clean-shutdown marker, exit 0.
+
+SETTINGS (--set / --config):
+";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["dump-log", path] => run(sluice_tools::dump(PathBuf::from(path))),
         ["check", path] => run(sluice_tools::check(PathBuf::from(path))),
-        ["--help" | "-h" | "help"] => {
-            println!("{USAGE}");
+        [first, ..] if *first == "--help" || *first == "-h" || *first == "help" => {
+            println!("{USAGE}{}", BrokerConfig::help());
             ExitCode::SUCCESS
         }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+        _ => match parse_server_args(&args) {
+            Ok(server) => run(run_node(server)),
+            Err(e) => {
+                eprintln!("sluice: {e}\n\n{USAGE}{}", BrokerConfig::help());
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn parse_server_args(args: &[String]) -> Result<ServerArgs, String> {
+    let mut listen = "127.0.0.1:9092".to_string();
+    let mut data_dir = PathBuf::from("./data");
+    let mut cores = None;
+    let mut admin = None;
+    let mut config_file = None;
+    let mut sets = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => listen = value()?,
+            "--data-dir" => data_dir = PathBuf::from(value()?),
+            "--cores" => cores = Some(parse_cores(&value()?)?),
+            "--admin" => admin = Some(value()?),
+            "--config" => config_file = Some(value()?),
+            "--set" => sets.push(value()?),
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let mut config = BrokerConfig::default();
+    if let Some(file) = config_file {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("--config {file}: {e}"))?;
+        config.apply_toml(&text).map_err(|e| format!("--config {file}: {e}"))?;
+    }
+    config.set_all(sets.iter().map(String::as_str))?;
+    let cores = match cores {
+        Some(c) => c,
+        None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    };
+    Ok(ServerArgs { listen, admin, data_dir, cores, config })
 }
 
 fn run(result: Result<(), String>) -> ExitCode {

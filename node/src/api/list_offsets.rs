@@ -1,0 +1,73 @@
+//! ListOffsets, versions 1–8: earliest (-2), latest (-1), max timestamp (-3, v7+), and by
+//! timestamp (the first record at or after it). Grouped by owning shard like produce.
+//! (v9+ add earliest-local/tiered specials this node has no use for.)
+
+use super::{decode, topic_name, Close};
+use crate::log::TopicPartition;
+use crate::protocol::{encode_response, Request, Response};
+use crate::shard::{errors, Op, Reply, Shard};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (1, 8);
+
+pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request: ListOffsetsRequest = decode(req)?;
+    let mut results: Vec<Vec<(i16, i64, i64)>> =
+        request.topics.iter().map(|t| vec![(0, -1, -1); t.partitions.len()]).collect();
+    let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64)>> = BTreeMap::new();
+    for (ti, topic) in request.topics.iter().enumerate() {
+        let partitions = shard.registry.borrow().get(&topic.name.0).map_or(0, |i| i.partitions);
+        for (pi, p) in topic.partitions.iter().enumerate() {
+            if p.partition_index < 0 || p.partition_index >= partitions {
+                results[ti][pi] = (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
+                continue;
+            }
+            let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
+            per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, tp, p.timestamp));
+        }
+    }
+    for (owner, entries) in per_shard {
+        let parts: Vec<(TopicPartition, i64)> = entries.iter().map(|(_, _, tp, ts)| (tp.clone(), *ts)).collect();
+        let found = if owner == shard.id {
+            shard.list_offsets_local(&parts).await
+        } else {
+            match shard.call(owner, Op::ListOffsets { parts }).await {
+                Ok(Reply::Offsets(found)) => found,
+                _ => vec![(errors::KAFKA_STORAGE_ERROR, -1, -1); entries.len()],
+            }
+        };
+        for ((ti, pi, _, _), f) in entries.into_iter().zip(found) {
+            results[ti][pi] = f;
+        }
+    }
+    let topics = request
+        .topics
+        .iter()
+        .zip(results)
+        .map(|(topic, found)| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .zip(found)
+                .map(|(p, (error, timestamp, offset))| {
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                        .with_timestamp(timestamp)
+                        .with_offset(offset);
+                    if req.api_version >= 4 {
+                        r.with_leader_epoch(0)
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(topic_name(&topic.name.0)).with_partitions(partitions)
+        })
+        .collect();
+    let body = ListOffsetsResponse::default().with_topics(topics);
+    Ok(encode_response(req.api_key, req.api_version, req.header.correlation_id, &body))
+}

@@ -1,0 +1,121 @@
+//! Metadata, versions 0–12.
+//!
+//! One broker (this node) leads every partition. Topics asked for and unknown are created
+//! when `auto.create.topics.enable` is on and the request allows it (v4+), as Kafka does.
+//! Topic ids appear from v10; v12's topic-id lookups are answered by id.
+
+use super::{decode, topic_name, uuid, Close};
+use crate::protocol::{encode_response, Request, Response};
+use crate::shard::{errors, Shard};
+use crate::topics::{validate_topic_name, TopicId, TopicInfo};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 12);
+
+pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request: MetadataRequest = decode(req)?;
+    let version = req.api_version;
+    let auto_create = shard.config().auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    // None (or v0's empty list) means every topic.
+    let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()),
+    };
+    let node = shard.config().node_id;
+    let mut topics = Vec::new();
+    match wanted {
+        None => {
+            let all: Vec<TopicInfo> = shard.registry.borrow().topics().cloned().collect();
+            topics.extend(all.iter().map(|t| topic_entry(t, version, node)));
+        }
+        Some(list) => {
+            for (name, id) in list {
+                topics.push(lookup(shard, name, id, auto_create, version, node).await);
+            }
+        }
+    }
+    let (host, port) = shard.advertised.borrow().clone();
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node))
+        .with_host(StrBytes::from_string(host))
+        .with_port(port);
+    let mut body = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
+    if version >= 1 {
+        body = body.with_controller_id(BrokerId(node));
+    }
+    if version >= 2 {
+        body = body.with_cluster_id(Some(StrBytes::from_string(shard.setup.cluster_id.clone())));
+    }
+    Ok(encode_response(req.api_key, version, req.header.correlation_id, &body))
+}
+
+async fn lookup(
+    shard: &Rc<Shard>,
+    name: Option<String>,
+    id: uuid::Uuid,
+    auto_create: bool,
+    version: i16,
+    node: i32,
+) -> MetadataResponseTopic {
+    let Some(name) = name else {
+        let found = shard.registry.borrow().by_id(TopicId(id.as_u128())).cloned();
+        return match found {
+            Some(info) => topic_entry(&info, version, node),
+            None => MetadataResponseTopic::default().with_topic_id(id).with_error_code(errors::UNKNOWN_TOPIC_ID),
+        };
+    };
+    if validate_topic_name(&name).is_err() {
+        return error_entry(&name, errors::INVALID_TOPIC_EXCEPTION);
+    }
+    let existing = shard.registry.borrow().get(&name).cloned();
+    let info = match existing {
+        Some(info) => info,
+        None if auto_create => match shard.create_topic(&name, shard.config().num_partitions).await {
+            Ok(info) => info,
+            Err((errors::TOPIC_ALREADY_EXISTS, _)) => match shard.registry.borrow().get(&name).cloned() {
+                Some(info) => info,
+                None => return error_entry(&name, errors::UNKNOWN_TOPIC_OR_PARTITION),
+            },
+            Err((code, _)) => return error_entry(&name, code),
+        },
+        None => return error_entry(&name, errors::UNKNOWN_TOPIC_OR_PARTITION),
+    };
+    topic_entry(&info, version, node)
+}
+
+fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default().with_name(Some(topic_name(name))).with_error_code(code)
+}
+
+fn topic_entry(info: &TopicInfo, version: i16, node: i32) -> MetadataResponseTopic {
+    let node = BrokerId(node);
+    let partitions = (0..info.partitions)
+        .map(|p| {
+            let part = MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            if version >= 7 {
+                part.with_leader_epoch(0)
+            } else {
+                part
+            }
+        })
+        .collect();
+    let topic = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&info.name)))
+        .with_is_internal(info.name.starts_with("__"))
+        .with_partitions(partitions);
+    if version >= 10 {
+        topic.with_topic_id(uuid(info.id))
+    } else {
+        topic
+    }
+}

@@ -1,0 +1,196 @@
+//! Connections: length-prefixed frames in, responses out in request order.
+//!
+//! Each connection has two tasks on its shard: the reader parses frames and starts one
+//! handler task per request; the writer awaits those tasks in order and writes their
+//! responses. A bounded channel between them caps requests in flight per connection
+//! (backpressure: the reader stops reading the socket). The socket is `dup`ed so each task
+//! owns a stream of its own.
+//!
+//! Hostile input: the length prefix is checked against `socket.request.max.bytes` before a
+//! byte of the body is buffered; a frame that cannot be parsed closes this connection only.
+
+use crate::api::{self, Close};
+use crate::protocol::{self, Chunk, Response};
+use crate::shard::Shard;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::task::JoinHandle;
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+
+/// Requests one connection may have in flight (Kafka clients keep up to 5 by default).
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 16;
+
+/// Accepts connections until `stop` is set.
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: Rc<Cell<bool>>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sluice: shard {} accept failed: {e}", shard.id);
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if stop.get() {
+            return;
+        }
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            {
+                let mut m = shard.metrics.borrow_mut();
+                m.connections_accepted += 1;
+                m.connections_open += 1;
+            }
+            if let Err(reason) = connection(&shard, stream).await {
+                shard.metrics.borrow_mut().bad_frames += 1;
+                eprintln!("sluice: closing connection: {}", reason.0);
+            }
+            shard.metrics.borrow_mut().connections_open -= 1;
+        })
+        .detach();
+    }
+}
+
+type Pending = JoinHandle<Result<Option<Response>, Close>>;
+
+async fn connection(shard: &Rc<Shard>, mut reader: TcpStream) -> Result<(), Close> {
+    let _ = reader.set_nodelay(true);
+    // SAFETY: dup returns a new descriptor (or -1) that we own from here on.
+    let fd = unsafe { libc::dup(reader.as_raw_fd()) };
+    if fd < 0 {
+        return Err(Close(format!("dup failed: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: `fd` is a connected TCP socket we own.
+    let writer_stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let (tx, rx) = local_channel::new_bounded::<Pending>(IN_FLIGHT_REQUESTS_MAX);
+    let zero_copy = shard.config().zero_copy_fetch;
+    let writer_shard = shard.clone();
+    let writer =
+        glommio::spawn_local(async move { write_responses(&writer_shard, writer_stream, rx, zero_copy).await });
+    let max = shard.config().socket_request_max_bytes;
+    let result = read_requests(shard, &mut reader, &tx, max).await;
+    drop(tx);
+    let written = writer.await;
+    result.and(written)
+}
+
+async fn read_requests(
+    shard: &Rc<Shard>,
+    reader: &mut TcpStream,
+    tx: &local_channel::LocalSender<Pending>,
+    max: usize,
+) -> Result<(), Close> {
+    loop {
+        let mut prefix = [0u8; 4];
+        if reader.read_exact(&mut prefix).await.is_err() {
+            return Ok(()); // peer closed (or reset): not an error of ours
+        }
+        let len = protocol::frame_length(prefix);
+        if len < protocol::REQUEST_HEADER_FIXED_BYTES as i32 || len as usize > max {
+            return Err(Close(format!("frame length {len} outside 8..={max} (socket.request.max.bytes)")));
+        }
+        let mut frame = BytesMut::zeroed(len as usize);
+        if reader.read_exact(&mut frame).await.is_err() {
+            return Err(Close("connection closed inside a frame".into()));
+        }
+        let request = protocol::parse_request(frame.freeze()).map_err(|e| Close(e.to_string()))?;
+        shard.metrics.borrow_mut().requests += 1;
+        let shard = shard.clone();
+        let task = glommio::spawn_local(async move { api::dispatch(&shard, request).await }).detach();
+        if tx.send(task).await.is_err() {
+            return Ok(()); // the writer stopped: the connection is closing
+        }
+    }
+}
+
+async fn write_responses(
+    shard: &Rc<Shard>,
+    mut stream: TcpStream,
+    rx: local_channel::LocalReceiver<Pending>,
+    zero_copy: bool,
+) -> Result<(), Close> {
+    while let Some(task) = rx.recv().await {
+        let response = match task.await {
+            Some(Ok(Some(r))) => r,
+            Some(Ok(None)) => continue,
+            Some(Err(close)) => return Err(close_both(&stream, close.0).await),
+            None => return Err(close_both(&stream, "request handler was cancelled".into()).await),
+        };
+        if let Err(e) = write_response(shard, &mut stream, response, zero_copy).await {
+            return Err(close_both(&stream, format!("write failed: {e}")).await);
+        }
+    }
+    let _ = stream.close().await;
+    Ok(())
+}
+
+/// Shuts the socket down in both directions, so the reader (blocked on the peer) wakes up.
+async fn close_both(stream: &TcpStream, reason: String) -> Close {
+    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    Close(reason)
+}
+
+async fn write_response(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    response: Response,
+    zero_copy: bool,
+) -> std::io::Result<()> {
+    let mut pending = protocol::length_prefix(response.body_len()).to_vec();
+    for chunk in response.chunks {
+        match chunk {
+            Chunk::Bytes(b) => pending.extend_from_slice(&b),
+            Chunk::File { file, position, length } => {
+                flush(stream, &mut pending).await?;
+                send_range(shard, stream, &file.file, position, length, zero_copy).await?;
+            }
+            Chunk::Foreign { file, position, length } => {
+                flush(stream, &mut pending).await?;
+                send_range(shard, stream, &file, position, length, zero_copy).await?;
+            }
+        }
+    }
+    flush(stream, &mut pending).await
+}
+
+async fn flush(stream: &mut TcpStream, pending: &mut Vec<u8>) -> std::io::Result<()> {
+    if !pending.is_empty() {
+        stream.write_all(pending).await?;
+        pending.clear();
+    }
+    Ok(())
+}
+
+/// Sends a file range: spliced file → socket (zero-copy), or read and written (copying).
+async fn send_range(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    file: &glommio::io::BufferedFile,
+    position: u64,
+    length: u64,
+    zero_copy: bool,
+) -> std::io::Result<()> {
+    if zero_copy {
+        let mut sent = 0u64;
+        while sent < length {
+            let n = stream.send_file(file, position + sent, (length - sent) as usize).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file range shorter than promised"));
+            }
+            sent += n as u64;
+        }
+        shard.metrics.borrow_mut().fetch_bytes_zero_copy += length;
+    } else {
+        let bytes = file.read_at(position, length as usize).await?;
+        if (bytes.len() as u64) < length {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file range shorter than promised"));
+        }
+        stream.write_all(&bytes).await?;
+        shard.metrics.borrow_mut().fetch_bytes_copied += length;
+    }
+    Ok(())
+}

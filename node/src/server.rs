@@ -1,0 +1,307 @@
+//! Starting and stopping the node: one pinned glommio executor per selected core.
+//!
+//! Start: read the data directory (topics, checkpoints, clean-shutdown marker) on the main
+//! thread; start the shards; each joins the channel mesh, opens the partitions it owns and
+//! binds its own SO_REUSEPORT listener on the same address (shard 0 first, so `:0` picks
+//! one port for all); the main thread prints one ready line and waits for SIGINT/SIGTERM.
+//! Stop: shards stop accepting; shard 0 has every shard flush and close its logs, writes
+//! the checkpoints and the clean-shutdown marker; the process exits 0.
+
+use crate::config::BrokerConfig;
+use crate::log::{checkpoint, TopicPartition, CLEAN_SHUTDOWN_FILE};
+use crate::runtime::{executor_builder, raise_memlock_limit};
+use crate::shard::{Envelope, Shard, ShardSetup};
+use crate::topics::{Registry, TopicId};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::net::TcpListener;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::time::Duration;
+
+/// Capacity of each shard-to-shard channel of the mesh.
+const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// How often an idle shard looks at the stop flag set by the signal thread.
+const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub struct ServerArgs {
+    pub listen: String,
+    pub admin: Option<String>,
+    pub data_dir: PathBuf,
+    pub cores: Vec<usize>,
+    pub config: BrokerConfig,
+}
+
+/// What the shards share at start and stop (startup hand-offs only, never the hot path).
+struct Startup {
+    peer_of_shard: Mutex<Vec<usize>>,
+    joined: Barrier,
+    bound: Mutex<Option<SocketAddr>>,
+    bound_ready: Barrier,
+    stop: AtomicBool,
+    /// Shard 0 finished the clean shutdown (successfully or not): other shards may exit.
+    done: AtomicBool,
+    /// The clean shutdown succeeded.
+    closed: AtomicBool,
+}
+
+/// Runs the node until SIGINT/SIGTERM. Prints the ready line on stdout.
+pub fn run(args: ServerArgs) -> Result<(), String> {
+    raise_memlock_limit();
+    let setup = prepare(&args)?;
+    block_stop_signals();
+    let n = args.cores.len();
+    let startup = Arc::new(Startup {
+        peer_of_shard: Mutex::new(vec![usize::MAX; n]),
+        joined: Barrier::new(n),
+        bound: Mutex::new(None),
+        bound_ready: Barrier::new(n),
+        stop: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+    });
+    let mesh: MeshBuilder<Envelope, _> = MeshBuilder::full(n, MESH_CHANNEL_CAPACITY);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(SocketAddr, Option<SocketAddr>), String>>();
+    let mut handles = Vec::new();
+    for (id, &core) in args.cores.iter().enumerate() {
+        let (mesh, startup, setup, args, ready) =
+            (mesh.clone(), startup.clone(), setup.clone(), args.clone(), ready_tx.clone());
+        let handle = executor_builder(&format!("shard-{id}"), Some(core))
+            .spawn(move || async move {
+                let result = shard_main(id, mesh, startup.clone(), setup, args, ready.clone()).await;
+                if let Err(e) = result {
+                    let _ = ready.send(Err(format!("shard {id}: {e}")));
+                    startup.stop.store(true, Ordering::SeqCst);
+                }
+            })
+            .map_err(|e| format!("starting shard {id} on core {core}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    let mut kafka = None;
+    let mut admin = None;
+    for _ in 0..n {
+        match ready_rx.recv() {
+            Ok(Ok((k, a))) => {
+                kafka = Some(k);
+                admin = admin.or(a);
+            }
+            Ok(Err(e)) => {
+                startup.stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Err(_) => return Err("a shard exited during start-up".into()),
+        }
+    }
+    let marker = args.data_dir.join(CLEAN_SHUTDOWN_FILE);
+    if marker.exists() {
+        std::fs::remove_file(&marker).map_err(|e| format!("removing {}: {e}", marker.display()))?;
+    }
+    let kafka = kafka.expect("n >= 1 shards reported");
+    let admin = admin.map_or_else(|| "-".to_string(), |a| a.to_string());
+    println!("sluice: ready kafka={kafka} admin={admin} shards={n}");
+    let startup_for_signals = startup.clone();
+    std::thread::spawn(move || {
+        wait_for_stop_signal();
+        startup_for_signals.stop.store(true, Ordering::SeqCst);
+    });
+    for h in handles {
+        let _ = h.join();
+    }
+    if startup.closed.load(Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err("shutdown did not complete cleanly".into())
+    }
+}
+
+async fn shard_main(
+    id: usize,
+    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    startup: Arc<Startup>,
+    setup: ShardSetup,
+    args: ServerArgs,
+    ready: mpsc::Sender<Result<(SocketAddr, Option<SocketAddr>), String>>,
+) -> Result<(), String> {
+    let (senders, mut receivers) = mesh.join().await.map_err(|_| "joining the shard mesh failed".to_string())?;
+    startup.peer_of_shard.lock().expect("startup lock")[id] = senders.peer_id();
+    startup.joined.wait();
+    let peer_of_shard = startup.peer_of_shard.lock().expect("startup lock").clone();
+    let shard = Shard::new(id, setup.clone(), senders, peer_of_shard);
+    for (_, rx) in receivers.streams() {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(envelope) = rx.recv().await {
+                let shard = shard.clone();
+                glommio::spawn_local(async move { shard.serve(envelope).await }).detach();
+            }
+        })
+        .detach();
+    }
+    let topics: Vec<_> = setup.registry.topics().cloned().collect();
+    for info in topics {
+        shard.apply_topic(info).await?;
+    }
+    let listener = bind_listener(id, &args.listen, &startup)?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);
+    let admin_addr = match (&args.admin, id) {
+        (Some(addr), 0) => {
+            let admin = TcpListener::bind(addr.as_str()).map_err(|e| format!("binding admin {addr}: {e}"))?;
+            let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+            glommio::spawn_local(crate::admin::serve(shard.clone(), admin)).detach();
+            Some(admin_addr)
+        }
+        _ => None,
+    };
+    let queue = crate::log::background::background_queue();
+    let interval = Duration::from_millis(setup.config.retention_check_interval_ms.max(10));
+    crate::log::background::spawn_maintenance(&shard.maintained, queue, interval);
+    let stop_local = Rc::new(Cell::new(false));
+    let accept = glommio::spawn_local(crate::net::serve(shard.clone(), listener, stop_local.clone()));
+    let _ = ready.send(Ok((local, admin_addr)));
+    while !startup.stop.load(Ordering::SeqCst) {
+        glommio::timer::sleep(STOP_CHECK_INTERVAL).await;
+    }
+    stop_local.set(true);
+    drop(accept); // stop accepting; connections already open finish what they have
+    if id == 0 {
+        let result = shard.shutdown_all().await;
+        startup.closed.store(result.is_ok(), Ordering::SeqCst);
+        if let Err(e) = &result {
+            eprintln!("sluice: clean shutdown failed: {e}");
+        }
+        startup.done.store(true, Ordering::SeqCst);
+        result
+    } else {
+        // Stay up until shard 0 has closed every shard's logs through us.
+        while !startup.done.load(Ordering::SeqCst) {
+            glommio::timer::sleep(STOP_CHECK_INTERVAL).await;
+        }
+        Ok(())
+    }
+}
+
+/// Shard 0 binds the configured address; the others bind the port it got (so `:0` works).
+fn bind_listener(id: usize, listen: &str, startup: &Startup) -> Result<TcpListener, String> {
+    let listener = if id == 0 {
+        let l = TcpListener::bind(listen).map_err(|e| format!("binding {listen}: {e}"))?;
+        *startup.bound.lock().expect("startup lock") = Some(l.local_addr().map_err(|e| e.to_string())?);
+        startup.bound_ready.wait();
+        l
+    } else {
+        startup.bound_ready.wait();
+        let addr = startup.bound.lock().expect("startup lock").ok_or("shard 0 did not bind")?;
+        TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?
+    };
+    Ok(listener)
+}
+
+/// Reads the data directory: cluster id, topics, checkpoints, clean-shutdown marker.
+fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
+    let dir = std::path::absolute(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let cluster_id = cluster_id(&dir, args.config.node_id)?;
+    let registry = Registry::scan(&dir)?;
+    let read = |name| -> Result<BTreeMap<TopicPartition, i64>, String> {
+        Ok(checkpoint::read_offsets(&dir, name)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|e| (TopicPartition::new(e.topic, e.partition), e.offset))
+            .collect())
+    };
+    Ok(ShardSetup {
+        shards: args.cores.len(),
+        config: args.config.clone(),
+        recovery_points: read(checkpoint::RECOVERY_POINT_FILE)?,
+        log_starts: read(checkpoint::LOG_START_OFFSET_FILE)?,
+        clean_shutdown: dir.join(CLEAN_SHUTDOWN_FILE).exists(),
+        data_dir: dir,
+        registry,
+        cluster_id,
+    })
+}
+
+/// The cluster id from `meta.properties` (Kafka's file), created on first start.
+fn cluster_id(dir: &Path, node_id: i32) -> Result<String, String> {
+    let path = dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
+            return Ok(id.trim().to_string());
+        }
+    }
+    let id = TopicId::random().to_base64();
+    let text = format!("#Written by sluice\nversion=1\ncluster.id={id}\nnode.id={node_id}\n");
+    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(id)
+}
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards, so only
+/// the signal thread (in `sigwait`) receives them.
+fn block_stop_signals() {
+    // SAFETY: plain libc signal-set manipulation on local values.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn wait_for_stop_signal() {
+    // SAFETY: as above; sigwait only writes `sig`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+    }
+}
+
+/// Parses a core list: `0-3`, `0,2`, `0-1,4`.
+pub fn parse_cores(text: &str) -> Result<Vec<usize>, String> {
+    let mut cores = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("--cores {text:?}: {part:?} is not a core number or range");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    if cores.is_empty() {
+        return Err(format!("--cores {text:?} selects no core"));
+    }
+    Ok(cores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists_parse_like_taskset() {
+        assert_eq!(parse_cores("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_cores("0,2").unwrap(), vec![0, 2]);
+        assert_eq!(parse_cores("0-1,4,1").unwrap(), vec![0, 1, 4]);
+        assert!(parse_cores("").is_err());
+        assert!(parse_cores("3-1").is_err());
+        assert!(parse_cores("a").is_err());
+    }
+}

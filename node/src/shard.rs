@@ -1,0 +1,544 @@
+//! One shard: a pinned glommio executor that owns some partitions, a listener, and its
+//! connections. Shared-nothing: what a shard knows of other shards' partitions comes
+//! through messages, never through shared memory.
+//!
+//! Cross-shard traffic is one closed enum ([`Op`]) over a glommio channel mesh; each
+//! message carries a cross-thread oneshot for its [`Reply`]. A request touching partitions
+//! on N shards sends at most one message per shard (see `api::produce`, `api::fetch`).
+//! Fetch ranges cross shards as duplicated file descriptors: the owning shard `dup`s the
+//! segment's descriptor, the connection's shard sends from it and closes it, which is the
+//! lease release — no counter is shared between cores.
+
+use crate::config::BrokerConfig;
+use crate::log::background::Maintained;
+use crate::log::checkpoint::{self, OffsetEntry};
+use crate::log::{LogError, OpenHint, PartitionLog, TopicPartition};
+use crate::metrics::Metrics;
+use crate::topics::{self, Registry, TopicId, TopicInfo};
+use bytes::Bytes;
+use glommio::channels::channel_mesh::Senders;
+use glommio::channels::oneshot::{self, SharedSender};
+use glommio::sync::Semaphore;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Kafka error codes used across the node.
+pub mod errors {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}
+
+/// One partition's records of a produce request.
+#[derive(Debug, Clone)]
+pub struct ProducePart {
+    pub tp: TopicPartition,
+    pub records: Bytes,
+}
+
+/// What a produce did to one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceOutcome {
+    pub error: i16,
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+    pub message: Option<String>,
+}
+
+/// One partition of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchPart {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: usize,
+    pub at_least_one: bool,
+}
+
+/// A fetched range as it crosses shards: a duplicated descriptor.
+#[derive(Debug)]
+pub struct SentRange {
+    pub fd: OwnedFd,
+    pub position: u64,
+    pub length: u64,
+}
+
+/// What a fetch found in one partition; `D` is the data: a local range or a sent one.
+#[derive(Debug)]
+pub struct FetchOutcome<D> {
+    pub error: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub data: Option<D>,
+}
+
+/// One partition's state, for the layout view, metrics and checkpoints.
+#[derive(Debug, Clone)]
+pub struct PartitionStat {
+    pub tp: TopicPartition,
+    pub shard: usize,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub recovery_point: i64,
+    pub size_bytes: u64,
+    pub segments: usize,
+}
+
+/// Requests one shard makes of another. Closed: every cross-core interaction is here.
+#[derive(Debug)]
+pub enum Op {
+    Produce {
+        parts: Vec<ProducePart>,
+        acks: i16,
+        timeout_ms: i32,
+    },
+    Fetch {
+        parts: Vec<FetchPart>,
+    },
+    /// Park until any partition's log end passes its offset, or `wait` elapses.
+    Wait {
+        parts: Vec<(TopicPartition, i64)>,
+        wait: Duration,
+    },
+    ListOffsets {
+        parts: Vec<(TopicPartition, i64)>,
+    },
+    /// To shard 0, the controller: create a topic.
+    CreateTopic {
+        name: String,
+        partitions: i32,
+    },
+    /// From the controller to every shard: the topic exists; open the partitions you own.
+    ApplyTopic(TopicInfo),
+    Stats,
+    /// Flush and close every partition (clean shutdown).
+    Close,
+}
+
+#[derive(Debug)]
+pub enum Reply {
+    Produce(Vec<ProduceOutcome>),
+    Fetch(Vec<FetchOutcome<SentRange>>),
+    Offsets(Vec<(i16, i64, i64)>),
+    Created(Result<TopicInfo, (i16, String)>),
+    Stats(Metrics, Vec<PartitionStat>),
+    Done(Result<(), String>),
+}
+
+/// A message on the mesh.
+#[derive(Debug)]
+pub struct Envelope {
+    pub op: Op,
+    pub reply: SharedSender<Reply>,
+}
+
+/// What every shard is given at start.
+#[derive(Debug, Clone)]
+pub struct ShardSetup {
+    pub shards: usize,
+    pub config: BrokerConfig,
+    pub data_dir: PathBuf,
+    pub registry: Registry,
+    pub recovery_points: BTreeMap<TopicPartition, i64>,
+    pub log_starts: BTreeMap<TopicPartition, i64>,
+    pub clean_shutdown: bool,
+    /// From `meta.properties`; Metadata v2+ reports it.
+    pub cluster_id: String,
+}
+
+#[derive(Debug)]
+pub struct Shard {
+    pub id: usize,
+    pub setup: ShardSetup,
+    pub registry: RefCell<Registry>,
+    pub logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    pub maintained: Rc<Maintained>,
+    pub metrics: RefCell<Metrics>,
+    /// Mesh senders, and the mesh peer id of each shard id.
+    peers: Senders<Envelope>,
+    peer_of_shard: Vec<usize>,
+    /// Serialises topic creation on the controller.
+    controller: Semaphore,
+    /// The Kafka listener's address, for Metadata responses.
+    pub advertised: RefCell<(String, i32)>,
+}
+
+fn storage_error(e: &LogError) -> i16 {
+    e.kafka_error_code()
+}
+
+impl Shard {
+    pub fn new(id: usize, setup: ShardSetup, peers: Senders<Envelope>, peer_of_shard: Vec<usize>) -> Rc<Shard> {
+        Rc::new(Shard {
+            id,
+            registry: RefCell::new(setup.registry.clone()),
+            setup,
+            logs: RefCell::new(HashMap::new()),
+            maintained: Rc::new(Maintained::default()),
+            metrics: RefCell::new(Metrics::default()),
+            peers,
+            peer_of_shard,
+            controller: Semaphore::new(1),
+            advertised: RefCell::new(("127.0.0.1".into(), 9092)),
+        })
+    }
+
+    pub fn shards(&self) -> usize {
+        self.setup.shards
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.setup.config
+    }
+
+    /// The routing function's answer for a partition.
+    pub fn owner(&self, tp: &TopicPartition) -> usize {
+        topics::shard_for(&tp.topic, tp.partition, self.shards())
+    }
+
+    pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(tp).cloned()
+    }
+
+    /// Sends `op` to `shard` and waits for its reply. Local ops never come here.
+    pub async fn call(&self, shard: usize, op: Op) -> Result<Reply, String> {
+        debug_assert_ne!(shard, self.id, "local work is handled inline");
+        let (reply, receiver) = oneshot::shared();
+        let peer = self.peer_of_shard[shard];
+        self.peers.send_to(peer, Envelope { op, reply }).await.map_err(|_| format!("shard {shard} is gone"))?;
+        receiver.await.map_err(|_| format!("shard {shard} dropped the request"))
+    }
+
+    /// Handles a message from another shard.
+    pub async fn serve(self: &Rc<Self>, envelope: Envelope) {
+        let reply = match envelope.op {
+            Op::Produce { parts, acks, timeout_ms } => {
+                Reply::Produce(self.produce_local(parts, acks, timeout_ms).await)
+            }
+            Op::Fetch { parts } => {
+                let local = self.fetch_local(&parts).await;
+                Reply::Fetch(local.into_iter().map(send_outcome).collect())
+            }
+            Op::Wait { parts, wait } => {
+                self.wait_local(&parts, wait).await;
+                Reply::Done(Ok(()))
+            }
+            Op::ListOffsets { parts } => Reply::Offsets(self.list_offsets_local(&parts).await),
+            Op::CreateTopic { name, partitions } => Reply::Created(self.create_topic(&name, partitions).await),
+            Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
+            Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
+            Op::Close => Reply::Done(self.close_local().await),
+        };
+        // The requester may have given up (a timed-out fetch wait): nothing to do then.
+        let _ = envelope.reply.send(reply);
+    }
+
+    /// Appends each part to its (local) partition; with acks=-1 waits for the group commit.
+    pub async fn produce_local(&self, parts: Vec<ProducePart>, acks: i16, timeout_ms: i32) -> Vec<ProduceOutcome> {
+        let now = crate::runtime::now_ms();
+        let tasks: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let log = self.log(&part.tp);
+                glommio::spawn_local(async move {
+                    let Some(log) = log else {
+                        return ProduceOutcome {
+                            error: errors::UNKNOWN_TOPIC_OR_PARTITION,
+                            base_offset: -1,
+                            log_start_offset: -1,
+                            message: None,
+                        };
+                    };
+                    produce_one(&log, &part.records, acks, timeout_ms, now).await
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    }
+
+    /// Reads each part from its (local) partition.
+    pub async fn fetch_local(&self, parts: &[FetchPart]) -> Vec<FetchOutcome<crate::log::FileRange>> {
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            let Some(log) = self.log(&part.tp) else {
+                out.push(FetchOutcome {
+                    error: errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    data: None,
+                });
+                continue;
+            };
+            let outcome = match log.read(part.offset, part.max_bytes, part.at_least_one).await {
+                Ok(info) => FetchOutcome {
+                    error: errors::NONE,
+                    high_watermark: info.high_watermark,
+                    log_start_offset: info.log_start_offset,
+                    data: info.range,
+                },
+                Err(e) => FetchOutcome {
+                    error: storage_error(&e),
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                    data: None,
+                },
+            };
+            out.push(outcome);
+        }
+        out
+    }
+
+    /// Parks until one of the partitions has data past its offset, or `wait` elapses.
+    pub async fn wait_local(&self, parts: &[(TopicPartition, i64)], wait: Duration) {
+        let signal = crate::watch::OffsetWatch::new(0);
+        let _waiters: Vec<_> = parts
+            .iter()
+            .filter_map(|(tp, offset)| {
+                let log = self.log(tp)?;
+                let signal = signal.clone();
+                let target = (*offset + 1).max(0) as u64;
+                Some(glommio::spawn_local(async move {
+                    let _ = log.end_watch().wait_for(target).await;
+                    signal.advance(1);
+                }))
+            })
+            .collect();
+        futures_lite::future::or(
+            async {
+                let _ = signal.wait_for(1).await;
+            },
+            glommio::timer::sleep(wait),
+        )
+        .await;
+    }
+
+    /// ListOffsets for local partitions: (error, timestamp, offset) per part.
+    pub async fn list_offsets_local(&self, parts: &[(TopicPartition, i64)]) -> Vec<(i16, i64, i64)> {
+        let mut out = Vec::with_capacity(parts.len());
+        for (tp, timestamp) in parts {
+            let Some(log) = self.log(tp) else {
+                out.push((errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1));
+                continue;
+            };
+            let found = match *timestamp {
+                -2 => Ok(Some((log.log_start_offset(), -1))),
+                -1 => Ok(Some((log.high_watermark(), -1))),
+                -3 => log.max_timestamp_offset().await,
+                ts if ts >= 0 => log.offset_for_timestamp(ts).await,
+                _ => {
+                    out.push((errors::INVALID_REQUEST, -1, -1));
+                    continue;
+                }
+            };
+            out.push(match found {
+                Ok(Some((offset, ts))) => (errors::NONE, ts, offset),
+                Ok(None) => (errors::NONE, -1, -1),
+                Err(e) => (storage_error(&e), -1, -1),
+            });
+        }
+        out
+    }
+
+    /// Creates a topic (any shard may call; the work happens on shard 0).
+    pub async fn create_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
+        if self.id != 0 {
+            let op = Op::CreateTopic { name: name.to_string(), partitions };
+            return match self.call(0, op).await {
+                Ok(Reply::Created(result)) => result,
+                Ok(other) => Err((errors::INVALID_REQUEST, format!("unexpected reply {other:?}"))),
+                Err(e) => Err((errors::KAFKA_STORAGE_ERROR, e)),
+            };
+        }
+        topics::validate_topic_name(name).map_err(|e| (errors::INVALID_TOPIC_EXCEPTION, e))?;
+        if partitions < 1 {
+            return Err((errors::INVALID_PARTITIONS, "number of partitions must be at least 1".into()));
+        }
+        let _permit =
+            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
+        if let Some(existing) = self.registry.borrow().get(name) {
+            return Err((errors::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", existing.name)));
+        }
+        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions };
+        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        Ok(info)
+    }
+
+    async fn broadcast_topic(self: &Rc<Self>, info: &TopicInfo) -> Result<(), String> {
+        let others: Vec<_> = (1..self.shards()).map(|s| self.call(s, Op::ApplyTopic(info.clone()))).collect();
+        self.apply_topic(info.clone()).await?;
+        for call in others {
+            match call.await? {
+                Reply::Done(r) => r?,
+                other => return Err(format!("unexpected reply {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a topic in this shard's registry and opens the partitions this shard owns.
+    pub async fn apply_topic(&self, info: TopicInfo) -> Result<(), String> {
+        self.registry.borrow_mut().upsert(info.clone());
+        for p in 0..info.partitions {
+            let tp = TopicPartition::new(info.name.clone(), p);
+            if self.owner(&tp) == self.id && self.log(&tp).is_none() {
+                self.open_partition(tp, info.id).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens (or creates) one partition's log and writes its `partition.metadata`.
+    pub async fn open_partition(&self, tp: TopicPartition, id: TopicId) -> Result<Rc<PartitionLog>, LogError> {
+        let dir = self.setup.data_dir.join(tp.dir_name());
+        let hint = OpenHint {
+            recovery_point: self.setup.recovery_points.get(&tp).copied().unwrap_or(0),
+            log_start_offset: self.setup.log_starts.get(&tp).copied().unwrap_or(0),
+            clean_shutdown: self.setup.clean_shutdown,
+        };
+        let log = PartitionLog::open(&dir, self.config().log.clone(), hint).await?;
+        let metadata = topics::encode_partition_metadata(id);
+        if std::fs::read_to_string(dir.join(topics::PARTITION_METADATA_FILE)).ok().as_deref() != Some(&metadata) {
+            checkpoint::write_atomic(&dir, topics::PARTITION_METADATA_FILE, metadata.into_bytes()).await?;
+        }
+        self.maintained.add(&log);
+        self.logs.borrow_mut().insert(tp, log.clone());
+        Ok(log)
+    }
+
+    pub fn partition_stats(&self) -> Vec<PartitionStat> {
+        let mut stats: Vec<PartitionStat> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(tp, log)| PartitionStat {
+                tp: tp.clone(),
+                shard: self.id,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                recovery_point: log.recovery_point(),
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count(),
+            })
+            .collect();
+        stats.sort_by(|a, b| a.tp.cmp(&b.tp));
+        stats
+    }
+
+    /// Stats of every shard (this one inline, the others by message).
+    pub async fn all_stats(&self) -> (Vec<Metrics>, Vec<PartitionStat>) {
+        let mut metrics = vec![Metrics::default(); self.shards()];
+        metrics[self.id] = self.metrics.borrow().clone();
+        let mut stats = self.partition_stats();
+        for s in (0..self.shards()).filter(|s| *s != self.id) {
+            if let Ok(Reply::Stats(m, p)) = self.call(s, Op::Stats).await {
+                metrics[s] = m;
+                stats.extend(p);
+            }
+        }
+        stats.sort_by(|a, b| a.tp.cmp(&b.tp));
+        (metrics, stats)
+    }
+
+    async fn close_local(&self) -> Result<(), String> {
+        let logs: Vec<_> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            log.close().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown, run on shard 0: every shard closes its logs, then the checkpoints
+    /// and the clean-shutdown marker are written.
+    pub async fn shutdown_all(&self) -> Result<(), String> {
+        for s in 1..self.shards() {
+            match self.call(s, Op::Close).await? {
+                Reply::Done(r) => r?,
+                other => return Err(format!("unexpected reply {other:?}")),
+            }
+        }
+        self.close_local().await?;
+        let (_, stats) = self.all_stats().await;
+        let dir = &self.setup.data_dir;
+        let entries = |f: fn(&PartitionStat) -> i64| -> Vec<OffsetEntry> {
+            stats
+                .iter()
+                .map(|s| OffsetEntry { topic: s.tp.topic.clone(), partition: s.tp.partition, offset: f(s) })
+                .collect()
+        };
+        let files: [(&str, fn(&PartitionStat) -> i64); 3] = [
+            (checkpoint::RECOVERY_POINT_FILE, |s| s.recovery_point),
+            (checkpoint::REPLICATION_OFFSET_FILE, |s| s.log_end_offset),
+            (checkpoint::LOG_START_OFFSET_FILE, |s| s.log_start_offset),
+        ];
+        for (name, value) in files {
+            checkpoint::write_offsets(dir, name, &entries(value)).await.map_err(|e| e.to_string())?;
+        }
+        checkpoint::write_atomic(dir, crate::log::CLEAN_SHUTDOWN_FILE, Vec::new()).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Appends to one local partition and waits as `acks` requires.
+async fn produce_one(log: &Rc<PartitionLog>, records: &[u8], acks: i16, timeout_ms: i32, now: i64) -> ProduceOutcome {
+    let failed = |error: i16, message: String| ProduceOutcome {
+        error,
+        base_offset: -1,
+        log_start_offset: log.log_start_offset(),
+        message: Some(message),
+    };
+    let info = match log.append(records, 0, now).await {
+        Ok(info) => info,
+        Err(e) => return failed(storage_error(&e), e.to_string()),
+    };
+    if acks == -1 {
+        let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+        let synced = futures_lite::future::or(async { Some(log.sync_to(info.last_offset + 1).await) }, async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await;
+        match synced {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return failed(storage_error(&e), e.to_string()),
+            None => return failed(errors::REQUEST_TIMED_OUT, "the fdatasync did not finish within timeout.ms".into()),
+        }
+    }
+    ProduceOutcome {
+        error: errors::NONE,
+        base_offset: info.first_offset,
+        log_start_offset: info.log_start_offset,
+        message: None,
+    }
+}
+
+/// Turns a local fetch outcome into one that can cross to another shard.
+fn send_outcome(o: FetchOutcome<crate::log::FileRange>) -> FetchOutcome<SentRange> {
+    let data = o.data.and_then(|r| {
+        // SAFETY: dup returns a new descriptor we own, or -1.
+        let fd = unsafe { libc::dup(r.file.file.as_raw_fd()) };
+        (fd >= 0).then(|| SentRange {
+            // SAFETY: `fd` was just returned by dup and is owned by nobody else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            position: r.position,
+            length: r.length,
+        })
+    });
+    FetchOutcome { error: o.error, high_watermark: o.high_watermark, log_start_offset: o.log_start_offset, data }
+}
