@@ -122,8 +122,22 @@ pub enum Op {
         name: String,
         partitions: i32,
     },
-    /// From the controller to every shard: the topic exists; open the partitions you own.
+    /// To shard 0: grow a topic to `partitions` (never shrinks).
+    GrowTopic {
+        name: String,
+        partitions: i32,
+    },
+    /// To shard 0: delete a topic.
+    DeleteTopic {
+        name: String,
+    },
+    /// From the controller to every shard: the topic exists (with this many partitions);
+    /// open the partitions you own.
     ApplyTopic(TopicInfo),
+    /// From the controller to every shard: forget the topic and delete your partitions.
+    ApplyDelete {
+        name: String,
+    },
     Stats,
     /// Flush and close every partition (clean shutdown).
     Close,
@@ -175,6 +189,9 @@ pub struct Shard {
     controller: Semaphore,
     /// The Kafka listener's address, for Metadata responses.
     pub advertised: RefCell<(String, i32)>,
+    /// What the checkpoints said of partitions present at start; taken on first open, so a
+    /// topic deleted and created again starts from nothing.
+    hints: RefCell<BTreeMap<TopicPartition, OpenHint>>,
 }
 
 fn storage_error(e: &LogError) -> i16 {
@@ -183,7 +200,21 @@ fn storage_error(e: &LogError) -> i16 {
 
 impl Shard {
     pub fn new(id: usize, setup: ShardSetup, peers: Senders<Envelope>, peer_of_shard: Vec<usize>) -> Rc<Shard> {
+        let hints = setup
+            .registry
+            .topics()
+            .flat_map(|t| (0..t.partitions).map(move |p| TopicPartition::new(t.name.clone(), p)))
+            .map(|tp| {
+                let hint = OpenHint {
+                    recovery_point: setup.recovery_points.get(&tp).copied().unwrap_or(0),
+                    log_start_offset: setup.log_starts.get(&tp).copied().unwrap_or(0),
+                    clean_shutdown: setup.clean_shutdown,
+                };
+                (tp, hint)
+            })
+            .collect();
         Rc::new(Shard {
+            hints: RefCell::new(hints),
             id,
             registry: RefCell::new(setup.registry.clone()),
             setup,
@@ -239,7 +270,10 @@ impl Shard {
             }
             Op::ListOffsets { parts } => Reply::Offsets(self.list_offsets_local(&parts).await),
             Op::CreateTopic { name, partitions } => Reply::Created(self.create_topic(&name, partitions).await),
+            Op::GrowTopic { name, partitions } => Reply::Created(self.grow_topic(&name, partitions).await),
+            Op::DeleteTopic { name } => Reply::Created(self.delete_topic(&name).await),
             Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
+            Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
             Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
             Op::Close => Reply::Done(self.close_local().await),
         };
@@ -357,15 +391,19 @@ impl Shard {
         out
     }
 
+    /// Sends a controller operation to shard 0 and returns its outcome.
+    async fn ask_controller(&self, op: Op) -> Result<TopicInfo, (i16, String)> {
+        match self.call(0, op).await {
+            Ok(Reply::Created(result)) => result,
+            Ok(other) => Err((errors::INVALID_REQUEST, format!("unexpected reply {other:?}"))),
+            Err(e) => Err((errors::KAFKA_STORAGE_ERROR, e)),
+        }
+    }
+
     /// Creates a topic (any shard may call; the work happens on shard 0).
     pub async fn create_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
         if self.id != 0 {
-            let op = Op::CreateTopic { name: name.to_string(), partitions };
-            return match self.call(0, op).await {
-                Ok(Reply::Created(result)) => result,
-                Ok(other) => Err((errors::INVALID_REQUEST, format!("unexpected reply {other:?}"))),
-                Err(e) => Err((errors::KAFKA_STORAGE_ERROR, e)),
-            };
+            return self.ask_controller(Op::CreateTopic { name: name.to_string(), partitions }).await;
         }
         topics::validate_topic_name(name).map_err(|e| (errors::INVALID_TOPIC_EXCEPTION, e))?;
         if partitions < 1 {
@@ -379,6 +417,63 @@ impl Shard {
         let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions };
         self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         Ok(info)
+    }
+
+    /// CreatePartitions: grows a topic; a count at or below the current one is refused, as
+    /// Kafka does (partitions are never removed: keys would move).
+    pub async fn grow_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
+        if self.id != 0 {
+            return self.ask_controller(Op::GrowTopic { name: name.to_string(), partitions }).await;
+        }
+        let _permit =
+            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
+        let current = self.registry.borrow().get(name).cloned();
+        let Some(mut info) = current else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
+        };
+        if partitions <= info.partitions {
+            let msg = format!("topic {name:?} has {} partitions; the count can only grow", info.partitions);
+            return Err((errors::INVALID_PARTITIONS, msg));
+        }
+        info.partitions = partitions;
+        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        Ok(info)
+    }
+
+    /// DeleteTopics: every shard forgets the topic and deletes its partition directories.
+    pub async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<TopicInfo, (i16, String)> {
+        if self.id != 0 {
+            return self.ask_controller(Op::DeleteTopic { name: name.to_string() }).await;
+        }
+        let _permit =
+            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
+        let Some(info) = self.registry.borrow().get(name).cloned() else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
+        };
+        let others: Vec<_> =
+            (1..self.shards()).map(|s| self.call(s, Op::ApplyDelete { name: name.to_string() })).collect();
+        self.apply_delete(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        for call in others {
+            match call.await {
+                Ok(Reply::Done(Ok(()))) => {}
+                Ok(Reply::Done(Err(e))) | Err(e) => return Err((errors::KAFKA_STORAGE_ERROR, e)),
+                Ok(other) => return Err((errors::KAFKA_STORAGE_ERROR, format!("unexpected reply {other:?}"))),
+            }
+        }
+        Ok(info)
+    }
+
+    /// Forgets a topic and deletes the directories of the partitions this shard owns.
+    /// Fetches in flight keep their descriptors and finish; the files go with the last one.
+    pub async fn apply_delete(&self, name: &str) -> Result<(), String> {
+        self.registry.borrow_mut().remove(name);
+        let owned: Vec<TopicPartition> = self.logs.borrow().keys().filter(|tp| tp.topic == name).cloned().collect();
+        for tp in owned {
+            self.logs.borrow_mut().remove(&tp);
+            let dir = self.setup.data_dir.join(tp.dir_name());
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))?;
+        }
+        Ok(())
     }
 
     async fn broadcast_topic(self: &Rc<Self>, info: &TopicInfo) -> Result<(), String> {
@@ -408,11 +503,7 @@ impl Shard {
     /// Opens (or creates) one partition's log and writes its `partition.metadata`.
     pub async fn open_partition(&self, tp: TopicPartition, id: TopicId) -> Result<Rc<PartitionLog>, LogError> {
         let dir = self.setup.data_dir.join(tp.dir_name());
-        let hint = OpenHint {
-            recovery_point: self.setup.recovery_points.get(&tp).copied().unwrap_or(0),
-            log_start_offset: self.setup.log_starts.get(&tp).copied().unwrap_or(0),
-            clean_shutdown: self.setup.clean_shutdown,
-        };
+        let hint = self.hints.borrow_mut().remove(&tp).unwrap_or_default();
         let log = PartitionLog::open(&dir, self.config().log.clone(), hint).await?;
         let metadata = topics::encode_partition_metadata(id);
         if std::fs::read_to_string(dir.join(topics::PARTITION_METADATA_FILE)).ok().as_deref() != Some(&metadata) {

@@ -3,7 +3,10 @@
 //! exactly what ApiVersions advertises.
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
@@ -22,6 +25,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, metadata::VERSIONS.0, metadata::VERSIONS.1),
     (ApiKey::ApiVersions, api_versions::VERSIONS.0, api_versions::VERSIONS.1),
     (ApiKey::CreateTopics, create_topics::VERSIONS.0, create_topics::VERSIONS.1),
+    (ApiKey::DeleteTopics, delete_topics::VERSIONS.0, delete_topics::VERSIONS.1),
+    (ApiKey::CreatePartitions, create_partitions::VERSIONS.0, create_partitions::VERSIONS.1),
+    (ApiKey::DescribeCluster, describe_cluster::VERSIONS.0, describe_cluster::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -52,6 +58,9 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::Produce => produce::handle(shard, &req).await,
         ApiKey::Fetch => fetch::handle(shard, &req).await.map(Some),
         ApiKey::ListOffsets => list_offsets::handle(shard, &req).await.map(Some),
+        ApiKey::DeleteTopics => delete_topics::handle(shard, &req).await.map(Some),
+        ApiKey::CreatePartitions => create_partitions::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeCluster => describe_cluster::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }

@@ -1,0 +1,29 @@
+//! DescribeCluster, versions 0–2: this node is the whole cluster and its controller.
+
+use super::{decode, Close};
+use crate::protocol::{encode_response, Request, Response};
+use crate::shard::Shard;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request: DescribeClusterRequest = decode(req)?;
+    let node = shard.config().node_id;
+    let (host, port) = shard.advertised.borrow().clone();
+    let broker = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(node))
+        .with_host(StrBytes::from_string(host))
+        .with_port(port);
+    let mut body = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(shard.setup.cluster_id.clone()))
+        .with_controller_id(BrokerId(node))
+        .with_brokers(vec![broker]);
+    if req.api_version >= 1 {
+        body = body.with_endpoint_type(request.endpoint_type.max(1));
+    }
+    Ok(encode_response(req.api_key, req.api_version, req.header.correlation_id, &body))
+}
