@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 # Knobs: SLUICE_CRASH_ROUNDS raises the SIGKILL rounds of the crash test (default 50).
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
+# kcat, and a .venv with confluent-kafka + kafka-python for node/tests/e2e_clients.rs.
+bash scripts/test-deps.sh
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest not found: installing it (one time)" >&2
   cargo install cargo-nextest --locked

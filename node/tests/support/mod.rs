@@ -1,0 +1,411 @@
+//! End-to-end test support: a real `sluice` node in a child process, and the client tools
+//! (kcat, the Python scripts under `node/tests/clients/`) run against it with timeouts.
+//!
+//! The node is started with `--listen 127.0.0.1:0 --admin 127.0.0.1:0` on its own data
+//! directory and announces itself with one stdout line:
+//! `sluice: ready kafka=127.0.0.1:PORT admin=127.0.0.1:PORT shards=N` (admin=- without admin).
+//! `SLUICE_BIN` overrides the binary (e.g. a release build); default: cargo's `sluice`.
+#![allow(dead_code)]
+
+pub mod json;
+
+use sluice::testing::TempDir;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to exit after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time limit of one client script or kcat run.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Root of the repository (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn sluice_bin() -> PathBuf {
+    match std::env::var_os("SLUICE_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_sluice")),
+    }
+}
+
+/// Lines a child wrote to one of its pipes, kept for failure messages.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn push(&self, line: String) {
+        let mut v = self.0.lock().unwrap();
+        // Bounded: a chatty node must not grow the test's memory without limit.
+        if v.len() >= 20_000 {
+            v.drain(..10_000);
+        }
+        v.push(line);
+    }
+
+    fn tail(&self, n: usize) -> String {
+        let v = self.0.lock().unwrap();
+        let start = v.len().saturating_sub(n);
+        v[start..].join("\n")
+    }
+}
+
+/// A running (or stopped) `sluice` node on a private data directory.
+pub struct Node {
+    child: Option<Child>,
+    /// Arguments given to `start`, reused by `restart`.
+    args: Vec<String>,
+    data: TempDir,
+    kafka: String,
+    admin: Option<String>,
+    shards: usize,
+    stdout: Lines,
+    stderr: Lines,
+    /// Every start of this node so far (1 after `start`).
+    starts: usize,
+}
+
+impl Node {
+    /// Starts a node with `args` (e.g. `&["--cores", "0", "--set", "num.partitions=6"]`) on a
+    /// fresh data directory, and waits for its ready line.
+    pub fn start(args: &[&str]) -> Node {
+        let data = TempDir::new("e2e");
+        let mut node = Node {
+            child: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            data,
+            kafka: String::new(),
+            admin: None,
+            shards: 0,
+            stdout: Lines::default(),
+            stderr: Lines::default(),
+            starts: 0,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node already running");
+        let bin = sluice_bin();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--admin")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.starts += 1;
+        let start_no = self.starts;
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let stdout = self.stdout.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("sluice: ready ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line.clone());
+                    }
+                }
+                stdout.push(format!("[start {start_no}] {line}"));
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let stderr = self.stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                stderr.push(format!("[start {start_no}] {line}"));
+            }
+        });
+        let cmdline = format!("{cmd:?}");
+        self.child = Some(child);
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let line = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => break line,
+                Err(mpsc::RecvTimeoutError::Disconnected) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                        self.child = None;
+                        std::thread::sleep(Duration::from_millis(100)); // let the readers drain
+                        panic!("sluice exited ({status}) before its ready line\ncommand: {cmdline}\n{}", self.logs(60));
+                    }
+                    if Instant::now() >= deadline {
+                        self.kill();
+                        panic!(
+                            "sluice printed no ready line within {READY_TIMEOUT:?}\ncommand: {cmdline}\n{}",
+                            self.logs(60)
+                        );
+                    }
+                }
+            }
+        };
+        self.parse_ready(&line);
+    }
+
+    fn parse_ready(&mut self, line: &str) {
+        let (mut kafka, mut admin, mut shards) = (None, None, None);
+        for field in line.trim_start_matches("sluice: ready ").split_whitespace() {
+            match field.split_once('=') {
+                Some(("kafka", v)) => kafka = Some(v.to_string()),
+                Some(("admin", "-")) => admin = Some(None),
+                Some(("admin", v)) => admin = Some(Some(v.to_string())),
+                Some(("shards", v)) => shards = v.parse::<usize>().ok(),
+                _ => {}
+            }
+        }
+        let kafka = kafka.unwrap_or_else(|| panic!("ready line without kafka=: {line:?}"));
+        assert!(
+            kafka.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok_and(|p| p != 0)),
+            "ready line with a bad kafka address: {line:?}"
+        );
+        self.kafka = kafka;
+        self.admin = admin.unwrap_or_else(|| panic!("ready line without admin=: {line:?}"));
+        self.shards = shards.unwrap_or_else(|| panic!("ready line without shards=N: {line:?}"));
+    }
+
+    /// `127.0.0.1:PORT` of the Kafka listener.
+    pub fn bootstrap(&self) -> &str {
+        &self.kafka
+    }
+
+    /// `127.0.0.1:PORT` of the admin HTTP listener, if the node has one.
+    pub fn admin(&self) -> Option<&str> {
+        self.admin.as_deref()
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => false,
+            Some(c) => c.try_wait().unwrap().is_none(),
+        }
+    }
+
+    /// The last `n` lines of the node's stdout and stderr (all starts), for failure messages.
+    pub fn logs(&self, n: usize) -> String {
+        format!(
+            "--- sluice stdout (last {n} lines) ---\n{}\n--- sluice stderr (last {n} lines) ---\n{}",
+            self.stdout.tail(n),
+            self.stderr.tail(n)
+        )
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = self.child.as_ref() {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            let rc = unsafe { libc::kill(c.id() as libc::pid_t, sig) };
+            assert_eq!(rc, 0, "kill({}, {sig}): {}", c.id(), std::io::Error::last_os_error());
+        }
+    }
+
+    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Clean shutdown: SIGTERM, wait (up to `STOP_TIMEOUT`), and assert exit status 0.
+    pub fn stop(&mut self) {
+        assert!(self.child.is_some(), "stop: node not running");
+        self.signal(libc::SIGTERM);
+        let status = self.wait_timeout(STOP_TIMEOUT);
+        match status {
+            None => {
+                self.kill();
+                panic!("sluice did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}", self.logs(60));
+            }
+            Some(status) => {
+                self.child = None;
+                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+                assert!(status.success(), "sluice exited with {status} after SIGTERM\n{}", self.logs(60));
+            }
+        }
+    }
+
+    /// SIGKILL (no shutdown at all) and reap. No-op when not running.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the node again on the same data directory and arguments (the port may change:
+    /// use `bootstrap()` afterwards). A running node is stopped cleanly first.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs(80));
+        }
+        self.kill();
+    }
+}
+
+/// Path of the test venv's Python (created by `scripts/test-deps.sh`).
+pub fn python() -> PathBuf {
+    let p = repo_root().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/test-deps.sh` (installs kcat and a .venv with \
+         confluent-kafka and kafka-python) before these tests",
+        p.display()
+    );
+    p
+}
+
+/// `kcat` on PATH.
+pub fn kcat() -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("kcat")).find(|p| p.is_file()));
+    found.unwrap_or_else(|| panic!("kcat is not installed: run `bash scripts/test-deps.sh` before these tests"))
+}
+
+/// Directory of the Python client scripts.
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Runs `node/tests/clients/<script>` with the venv's Python, killed after `CLIENT_TIMEOUT`.
+pub fn run_py(script: &str, args: &[&str]) -> Output {
+    run_py_timeout(script, args, CLIENT_TIMEOUT)
+}
+
+pub fn run_py_timeout(script: &str, args: &[&str], timeout: Duration) -> Output {
+    let path = clients_dir().join(script);
+    assert!(path.is_file(), "no client script {}", path.display());
+    let mut cmd = Command::new(python());
+    cmd.arg("-u").arg(&path).args(args).env("PYTHONDONTWRITEBYTECODE", "1");
+    run(cmd, None, timeout)
+}
+
+/// Runs `cmd` with `stdin` fed from a thread, collects stdout/stderr, and kills it after
+/// `timeout` (then panics with what it printed).
+pub fn run(mut cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let feeder = stdin.map(|bytes| {
+        let mut w = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&bytes);
+        })
+    });
+    let read_all = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().unwrap()));
+    let err = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    let stdout = out.join().unwrap();
+    let stderr = err.join().unwrap();
+    match status {
+        Some(status) => Output { status, stdout, stderr },
+        None => panic!(
+            "{shown} did not finish within {timeout:?}\n--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}",
+            tail(&stdout, 4000),
+            tail(&stderr, 8000)
+        ),
+    }
+}
+
+/// The last `max` bytes of `bytes` as text.
+pub fn tail(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// Asserts that `out` succeeded, panicking with its output (and the node's logs) if not.
+pub fn check(out: &Output, what: &str, node: &Node) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\n--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}\n{}",
+        out.status,
+        tail(&out.stdout, 4000),
+        tail(&out.stderr, 8000),
+        node.logs(40)
+    );
+}
+
+/// Runs a client script that must succeed and print one JSON object; returns it.
+pub fn py_json(node: &Node, script: &str, args: &[&str]) -> json::Value {
+    py_json_timeout(node, script, args, CLIENT_TIMEOUT)
+}
+
+pub fn py_json_timeout(node: &Node, script: &str, args: &[&str], timeout: Duration) -> json::Value {
+    let out = run_py_timeout(script, args, timeout);
+    let what = format!("{script} {}", args.join(" "));
+    check(&out, &what, node);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| {
+        panic!(
+            "{what} printed no JSON\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            tail(&out.stdout, 4000),
+            tail(&out.stderr, 8000)
+        )
+    });
+    json::parse(line).unwrap_or_else(|e| panic!("{what}: bad JSON ({e}): {}", &line[..line.len().min(500)]))
+}

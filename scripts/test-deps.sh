@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Test dependencies for the end-to-end client tests (node/tests/e2e_clients.rs):
+#   kcat (Debian's package, linking Debian's librdkafka 2.0.x) and a Python venv at .venv
+#   with confluent-kafka (wheel with a recent librdkafka) and kafka-python (pure Python).
+# Idempotent: installs only what is missing. Unattended (CI: root, no stdin).
+# scripts/test.sh calls it; run it by hand before `cargo test` of node/tests/e2e_clients.rs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The versions the tests were written against (change deliberately, then rerun the tests).
+CONFLUENT_KAFKA_VERSION=2.16.1
+KAFKA_PYTHON_VERSION=3.0.12
+
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    $SUDO apt-get update </dev/null
+    APT_UPDATED=1
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" </dev/null
+}
+
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "test-deps: installing kcat" >&2
+  apt_install kcat
+fi
+
+PY=${PYTHON:-python3}
+VENV=.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "test-deps: creating $VENV" >&2
+  if ! "$PY" -m venv "$VENV"; then
+    # Debian's python3 ships venv separately.
+    apt_install python3-venv
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+  fi
+fi
+
+if ! "$VENV/bin/python" - "$CONFLUENT_KAFKA_VERSION" "$KAFKA_PYTHON_VERSION" >/dev/null 2>&1 <<'PY'
+import sys
+import confluent_kafka, kafka
+sys.exit(0 if (confluent_kafka.__version__, kafka.__version__) == (sys.argv[1], sys.argv[2]) else 1)
+PY
+then
+  echo "test-deps: installing confluent-kafka $CONFLUENT_KAFKA_VERSION and kafka-python $KAFKA_PYTHON_VERSION into $VENV" >&2
+  # PIP_FIND_LINKS (local wheels), if set, is honoured by pip.
+  "$VENV/bin/python" -m pip install --quiet --no-input \
+    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "kafka-python==$KAFKA_PYTHON_VERSION" </dev/null
+fi
+
+echo "test-deps: kcat: $(kcat -V 2>&1 | grep -m1 '^Version' || kcat -V 2>&1 | head -n 1)"
+"$VENV/bin/python" - <<'PY'
+import confluent_kafka, kafka, sys
+print("test-deps: python", sys.version.split()[0])
+print("test-deps: confluent-kafka", confluent_kafka.__version__,
+      "librdkafka", confluent_kafka.libversion()[0])
+print("test-deps: kafka-python", kafka.__version__)
+PY
