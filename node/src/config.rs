@@ -87,7 +87,7 @@ const SETTINGS: &[Setting] = &[
     setting!("log.retention.check.interval.ms", "how often retention runs (default 300000)", |c, v| {
         c.retention_check_interval_ms = int("log.retention.check.interval.ms", v)?
     }),
-    setting!("fetch.zero.copy.enable", "send fetched records file-to-socket without copying (default true)", |c, v| {
+    setting!("fetch.zero.copy.enable", "splice fetched records file-to-socket instead of copying (default false)", |c, v| {
         c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)?
     }),
 ];
@@ -114,7 +114,10 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
-            zero_copy_fetch: true,
+            // Measured (bench/RESULTS.md, kernel-notes/fetch-path.md): on page-cache data
+            // the splice path costs more CPU per GiB than read + send, so copying is the
+            // default until a sendfile path beats it.
+            zero_copy_fetch: false,
             log: LogConfig::default(),
         }
     }
