@@ -61,7 +61,8 @@ impl Conn {
 
     /// Receives the oldest outstanding response; returns it with the time it took.
     pub fn recv<T: Decodable>(&mut self) -> Result<(T, std::time::Duration)> {
-        let (correlation, key, version, sent) = self.in_flight.pop_front().ok_or_else(|| anyhow!("nothing in flight"))?;
+        let (correlation, key, version, sent) =
+            self.in_flight.pop_front().ok_or_else(|| anyhow!("nothing in flight"))?;
         let mut prefix = [0u8; 4];
         self.stream.read_exact(&mut prefix)?;
         let len = i32::from_be_bytes(prefix);

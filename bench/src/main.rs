@@ -134,7 +134,11 @@ fn make_batch(size: usize, count: usize) -> Result<bytes::Bytes> {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )?;
     Ok(buf.freeze())
 }
 

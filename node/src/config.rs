@@ -87,9 +87,11 @@ const SETTINGS: &[Setting] = &[
     setting!("log.retention.check.interval.ms", "how often retention runs (default 300000)", |c, v| {
         c.retention_check_interval_ms = int("log.retention.check.interval.ms", v)?
     }),
-    setting!("fetch.zero.copy.enable", "splice fetched records file-to-socket instead of copying (default false)", |c, v| {
-        c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)?
-    }),
+    setting!(
+        "fetch.zero.copy.enable",
+        "splice fetched records file-to-socket instead of copying (default false)",
+        |c, v| { c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)? }
+    ),
 ];
 
 /// Every broker setting, typed. `log` holds the defaults of per-topic log settings.
