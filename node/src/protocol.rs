@@ -68,8 +68,17 @@ pub fn parse_request(frame: Bytes) -> Result<Request, FrameError> {
     // header version of the nearest known version.
     let range = api_key.valid_versions();
     let header_version = api_key.request_header_version(version.clamp(range.min, range.max));
-    let mut buf = frame;
-    let header = RequestHeader::decode(&mut buf, header_version).map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    let mut buf = frame.clone();
+    let header = match RequestHeader::decode(&mut buf, header_version) {
+        Ok(h) => h,
+        // A client probing with an ApiVersions version we do not know may use the older
+        // header form; answer it anyway so it can fall back to a version we speak.
+        Err(_) if api_key == ApiKey::ApiVersions && header_version > 1 => {
+            buf = frame;
+            RequestHeader::decode(&mut buf, 1).map_err(|e| FrameError::BadHeader(e.to_string()))?
+        }
+        Err(e) => return Err(FrameError::BadHeader(e.to_string())),
+    };
     Ok(Request { api_key, api_version: version, header, body: buf })
 }
 
