@@ -97,10 +97,13 @@ async fn read_requests(
         if reader.read_exact(&mut frame).await.is_err() {
             return Err(Close("connection closed inside a frame".into()));
         }
+        if shard.stopping.get() {
+            return Ok(()); // the node is stopping: take no new request
+        }
         let request = protocol::parse_request(frame.freeze()).map_err(|e| Close(e.to_string()))?;
         shard.metrics.borrow_mut().requests += 1;
         let shard = shard.clone();
-        let task = glommio::spawn_local(async move { api::dispatch(&shard, request).await }).detach();
+        let task = glommio::spawn_local(async move { shard.counted(api::dispatch(&shard, request)).await }).detach();
         if tx.send(task).await.is_err() {
             return Ok(()); // the writer stopped: the connection is closing
         }

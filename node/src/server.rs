@@ -170,6 +170,7 @@ async fn shard_main(
         glommio::timer::sleep(STOP_CHECK_INTERVAL).await;
     }
     stop_local.set(true);
+    shard.stopping.set(true);
     drop(accept); // stop accepting; connections already open finish what they have
     if id == 0 {
         let result = shard.shutdown_all().await;

@@ -189,10 +189,17 @@ pub struct Shard {
     controller: Semaphore,
     /// The Kafka listener's address, for Metadata responses.
     pub advertised: RefCell<(String, i32)>,
+    /// Set when the node is stopping: connections stop taking new requests.
+    pub stopping: std::cell::Cell<bool>,
+    /// Requests (from connections or other shards) being handled on this shard right now.
+    pub in_flight: std::cell::Cell<usize>,
     /// What the checkpoints said of partitions present at start; taken on first open, so a
     /// topic deleted and created again starts from nothing.
     hints: RefCell<BTreeMap<TopicPartition, OpenHint>>,
 }
+
+/// How long a clean stop waits for requests in flight (a long-poll fetch may park this long).
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 fn storage_error(e: &LogError) -> i16 {
     e.kafka_error_code()
@@ -214,6 +221,8 @@ impl Shard {
             })
             .collect();
         Rc::new(Shard {
+            stopping: std::cell::Cell::new(false),
+            in_flight: std::cell::Cell::new(0),
             hints: RefCell::new(hints),
             id,
             registry: RefCell::new(setup.registry.clone()),
@@ -254,9 +263,35 @@ impl Shard {
         receiver.await.map_err(|_| format!("shard {shard} dropped the request"))
     }
 
+    /// Runs `work` counted as in flight, so a clean stop waits for it.
+    pub async fn counted<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        self.in_flight.set(self.in_flight.get() + 1);
+        let out = work.await;
+        self.in_flight.set(self.in_flight.get() - 1);
+        out
+    }
+
+    /// Waits (up to `limit`) until no request is being handled on this shard.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.in_flight.get() > 0 && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Handles a message from another shard.
     pub async fn serve(self: &Rc<Self>, envelope: Envelope) {
-        let reply = match envelope.op {
+        if matches!(envelope.op, Op::Close) {
+            let _ = envelope.reply.send(Reply::Done(self.close_local().await));
+            return;
+        }
+        let reply = self.counted(self.serve_op(envelope.op)).await;
+        // The requester may have given up (a timed-out fetch wait): nothing to do then.
+        let _ = envelope.reply.send(reply);
+    }
+
+    async fn serve_op(self: &Rc<Self>, op: Op) -> Reply {
+        match op {
             Op::Produce { parts, acks, timeout_ms } => {
                 Reply::Produce(self.produce_local(parts, acks, timeout_ms).await)
             }
@@ -276,9 +311,7 @@ impl Shard {
             Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
             Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
             Op::Close => Reply::Done(self.close_local().await),
-        };
-        // The requester may have given up (a timed-out fetch wait): nothing to do then.
-        let _ = envelope.reply.send(reply);
+        }
     }
 
     /// Appends each part to its (local) partition; with acks=-1 waits for the group commit.
@@ -548,7 +581,11 @@ impl Shard {
         (metrics, stats)
     }
 
+    /// Stops taking requests, lets those in flight finish (bounded), then flushes and closes
+    /// every partition of this shard.
     async fn close_local(&self) -> Result<(), String> {
+        self.stopping.set(true);
+        self.drain(SHUTDOWN_DRAIN).await;
         let logs: Vec<_> = self.logs.borrow().values().cloned().collect();
         for log in logs {
             log.close().await.map_err(|e| e.to_string())?;
@@ -559,6 +596,9 @@ impl Shard {
     /// Clean shutdown, run on shard 0: every shard closes its logs, then the checkpoints
     /// and the clean-shutdown marker are written.
     pub async fn shutdown_all(&self) -> Result<(), String> {
+        // Our own requests first: they may still append to other shards' partitions.
+        self.stopping.set(true);
+        self.drain(SHUTDOWN_DRAIN).await;
         for s in 1..self.shards() {
             match self.call(s, Op::Close).await? {
                 Reply::Done(r) => r?,
