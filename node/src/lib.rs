@@ -13,6 +13,7 @@ pub mod log;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod protocol_guard;
 pub mod runtime;
 pub mod server;
 pub mod shard;

@@ -37,6 +37,9 @@ pub struct Close(pub String);
 /// The decoded body or a reason to close: Kafka closes a connection whose request it
 /// cannot parse.
 pub fn decode<T: kafka_protocol::protocol::Decodable>(req: &Request) -> Result<T, Close> {
+    // The crate trusts array counts from the wire (Vec::with_capacity(n)); walk the body
+    // against the message schema first so a hostile count is refused before it allocates.
+    crate::protocol_guard::check_body(req.api_key as i16, req.api_version, &req.body).map_err(Close)?;
     let mut body = req.body.clone();
     T::decode(&mut body, req.api_version)
         .map_err(|e| Close(format!("malformed {:?} v{} request: {e}", req.api_key, req.api_version)))
