@@ -163,7 +163,12 @@ fn a_rust_client_round_trips_100k_keyed_messages() {
     let mut got: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
     loop {
         let parts = (0..6)
-            .map(|p| FetchPartition::default().with_partition(p).with_fetch_offset(offsets[p as usize]).with_partition_max_bytes(256 * 1024))
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(offsets[p as usize])
+                    .with_partition_max_bytes(256 * 1024)
+            })
             .collect();
         let req = FetchRequest::default()
             .with_max_wait_ms(100)
