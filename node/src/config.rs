@@ -51,6 +51,11 @@ const SETTINGS: &[Setting] = &[
     setting!("socket.request.max.bytes", "largest request frame accepted (default 104857600)", |c, v| {
         c.socket_request_max_bytes = int("socket.request.max.bytes", v)?
     }),
+    setting!(
+        "queued.max.request.bytes",
+        "request bytes a shard holds at once before it stops reading sockets (default 512 MiB)",
+        |c, v| { c.queued_max_request_bytes = int("queued.max.request.bytes", v)? }
+    ),
     setting!("message.max.bytes", "largest record batch accepted (default 1048588)", |c, v| {
         c.log.max_message_bytes = int("message.max.bytes", v)?
     }),
@@ -102,6 +107,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub default_replication_factor: i16,
     pub socket_request_max_bytes: usize,
+    /// Bytes of requests a shard holds (read, not yet answered); past it, connections wait
+    /// before reading the next frame. Kafka's name; its default is unlimited, ours is not.
+    pub queued_max_request_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub zero_copy_fetch: bool,
     pub log: LogConfig,
@@ -115,6 +123,7 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             default_replication_factor: 1,
             socket_request_max_bytes: 104_857_600,
+            queued_max_request_bytes: 512 << 20,
             retention_check_interval_ms: 300_000,
             // Measured (bench/RESULTS.md, kernel-notes/fetch-path.md): on page-cache data
             // the splice path costs more CPU per GiB than read + send, so copying is the
@@ -161,6 +170,9 @@ impl BrokerConfig {
         }
         if self.socket_request_max_bytes < 64 {
             return Err("socket.request.max.bytes must be at least 64".into());
+        }
+        if self.queued_max_request_bytes < self.socket_request_max_bytes {
+            return Err("queued.max.request.bytes must be at least socket.request.max.bytes".into());
         }
         self.log.validate()
     }

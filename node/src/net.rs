@@ -93,6 +93,12 @@ async fn read_requests(
         if len < protocol::REQUEST_HEADER_FIXED_BYTES as i32 || len as usize > max {
             return Err(Close(format!("frame length {len} outside 8..={max} (socket.request.max.bytes)")));
         }
+        // Backpressure: wait for room in the shard's request-bytes budget before buffering.
+        let permit = shard
+            .request_bytes
+            .acquire_static_permit(len as u64)
+            .await
+            .map_err(|_| Close("the node is stopping".into()))?;
         let mut frame = BytesMut::zeroed(len as usize);
         if reader.read_exact(&mut frame).await.is_err() {
             return Err(Close("connection closed inside a frame".into()));
@@ -103,7 +109,12 @@ async fn read_requests(
         let request = protocol::parse_request(frame.freeze()).map_err(|e| Close(e.to_string()))?;
         shard.metrics.borrow_mut().requests += 1;
         let shard = shard.clone();
-        let task = glommio::spawn_local(async move { shard.counted(api::dispatch(&shard, request)).await }).detach();
+        let task = glommio::spawn_local(async move {
+            let response = shard.counted(api::dispatch(&shard, request)).await;
+            drop(permit);
+            response
+        })
+        .detach();
         if tx.send(task).await.is_err() {
             return Ok(()); // the writer stopped: the connection is closing
         }

@@ -193,6 +193,9 @@ pub struct Shard {
     pub stopping: std::cell::Cell<bool>,
     /// Requests (from connections or other shards) being handled on this shard right now.
     pub in_flight: std::cell::Cell<usize>,
+    /// Request bytes this shard may hold at once (`queued.max.request.bytes`): a connection
+    /// takes permits for a frame before reading its body and returns them when answered.
+    pub request_bytes: Rc<Semaphore>,
     /// What the checkpoints said of partitions present at start; taken on first open, so a
     /// topic deleted and created again starts from nothing.
     hints: RefCell<BTreeMap<TopicPartition, OpenHint>>,
@@ -223,6 +226,7 @@ impl Shard {
         Rc::new(Shard {
             stopping: std::cell::Cell::new(false),
             in_flight: std::cell::Cell::new(0),
+            request_bytes: Rc::new(Semaphore::new(setup.config.queued_max_request_bytes as u64)),
             hints: RefCell::new(hints),
             id,
             registry: RefCell::new(setup.registry.clone()),

@@ -1,0 +1,31 @@
+//! Everything a socket can reach before a handler runs: frame header parsing, the
+//! array-count guard, body decoding by the kafka-protocol crate, and record batch
+//! validation of produce payloads. Input: one request frame without its length prefix.
+#![no_main]
+
+use kafka_protocol::messages::{ProduceRequest, RequestKind};
+use kafka_protocol::protocol::Decodable;
+use libfuzzer_sys::fuzz_target;
+use sluice::log::batch::{validate_all, Check};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(request) = sluice::protocol::parse_request(bytes::Bytes::copy_from_slice(data)) else { return };
+    let key = request.api_key as i16;
+    if sluice::protocol_guard::check_body(key, request.api_version, &request.body).is_err() {
+        return;
+    }
+    let range = request.api_key.valid_versions();
+    if !(range.min..=range.max).contains(&request.api_version) {
+        return;
+    }
+    let mut body = request.body.clone();
+    let _ = RequestKind::decode(request.api_key, &mut body, request.api_version);
+    if request.api_key == kafka_protocol::messages::ApiKey::Produce {
+        let mut body = request.body.clone();
+        if let Ok(produce) = ProduceRequest::decode(&mut body, request.api_version) {
+            for records in produce.topic_data.iter().flat_map(|t| t.partition_data.iter()).filter_map(|p| p.records.as_ref()) {
+                let _ = validate_all(records, Check::Produced);
+            }
+        }
+    }
+});
