@@ -3,7 +3,7 @@
 //! validation of produce payloads. Input: one request frame without its length prefix.
 #![no_main]
 
-use kafka_protocol::messages::{ProduceRequest, RequestKind};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use libfuzzer_sys::fuzz_target;
 use sluice::log::batch::{validate_all, Check};
@@ -18,9 +18,20 @@ fuzz_target!(|data: &[u8]| {
     if !(range.min..=range.max).contains(&request.api_version) {
         return;
     }
-    let mut body = request.body.clone();
-    let _ = RequestKind::decode(request.api_key, &mut body, request.api_version);
-    if request.api_key == kafka_protocol::messages::ApiKey::Produce {
+    let (mut body, v) = (request.body.clone(), request.api_version);
+    // The request types the node decodes (api/mod.rs dispatch).
+    let _ = match request.api_key {
+        ApiKey::Produce => ProduceRequest::decode(&mut body, v).map(drop),
+        ApiKey::Fetch => FetchRequest::decode(&mut body, v).map(drop),
+        ApiKey::ListOffsets => ListOffsetsRequest::decode(&mut body, v).map(drop),
+        ApiKey::Metadata => MetadataRequest::decode(&mut body, v).map(drop),
+        ApiKey::CreateTopics => CreateTopicsRequest::decode(&mut body, v).map(drop),
+        ApiKey::DeleteTopics => DeleteTopicsRequest::decode(&mut body, v).map(drop),
+        ApiKey::CreatePartitions => CreatePartitionsRequest::decode(&mut body, v).map(drop),
+        ApiKey::DescribeCluster => DescribeClusterRequest::decode(&mut body, v).map(drop),
+        _ => Ok(()),
+    };
+    if request.api_key == ApiKey::Produce {
         let mut body = request.body.clone();
         if let Ok(produce) = ProduceRequest::decode(&mut body, request.api_version) {
             for records in produce.topic_data.iter().flat_map(|t| t.partition_data.iter()).filter_map(|p| p.records.as_ref()) {
