@@ -203,3 +203,61 @@ fn a_rust_client_round_trips_100k_keyed_messages() {
     assert_eq!(got.values().map(Vec::len).sum::<usize>(), total, "complete");
     assert_eq!(got, per_partition, "same records, same partitions, same order");
 }
+
+/// Produce v13 and Fetch v13+ address topics by id: records produced by id come back by
+/// id, and an unknown id is answered UNKNOWN_TOPIC_ID.
+#[test]
+fn produce_and_fetch_by_topic_id() {
+    let node = Node::start(&["--cores", "0"]);
+    let mut c = Client::connect(node.bootstrap());
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
+        .with_name(name("by-id"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)]);
+    c.send(ApiKey::CreateTopics, 7, &create);
+    let created: CreateTopicsResponse = c.recv(ApiKey::CreateTopics, 7);
+    let id = created.topics[0].topic_id;
+    assert!(!id.is_nil(), "CreateTopics v7 returns the topic id");
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"by id")),
+        headers: IndexMap::new(),
+    };
+    let mut batch = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut batch, [record].iter(), &options).unwrap();
+    let batch = batch.freeze();
+    for (topic_id, expected) in [(id, 0i16), (uuid::Uuid::from_u128(42), 100)] {
+        let req = ProduceRequest::default().with_acks(1).with_timeout_ms(10_000).with_topic_data(vec![
+            TopicProduceData::default().with_topic_id(topic_id).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch.clone())),
+            ]),
+        ]);
+        c.send(ApiKey::Produce, 13, &req);
+        let r: ProduceResponse = c.recv(ApiKey::Produce, 13);
+        assert_eq!(r.responses[0].topic_id, topic_id);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, expected);
+    }
+    let req =
+        FetchRequest::default().with_max_wait_ms(100).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20)]),
+        ]);
+    c.send(ApiKey::Fetch, 16, &req);
+    let r: FetchResponse = c.recv(ApiKey::Fetch, 16);
+    assert_eq!(r.responses[0].topic_id, id);
+    let mut records = r.responses[0].partitions[0].records.clone().expect("records");
+    let set = RecordBatchDecoder::decode(&mut records).unwrap();
+    assert_eq!(set.records[0].value.as_deref(), Some(&b"by id"[..]));
+}

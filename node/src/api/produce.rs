@@ -1,23 +1,22 @@
-//! Produce, versions 3–12.
+//! Produce, versions 3–13 (v13 names topics by id).
 //!
 //! acks=0: appended, no response. acks=1: answered once the batches are in the page cache.
 //! acks=-1: answered after the group-commit fdatasync covers them (a single node is its
 //! own ISR). Partitions are grouped by owning shard: local ones are appended inline, each
 //! other shard gets one message carrying all of its partitions.
-//! (v13 addresses topics by id only; not advertised until clients use it.)
 
 use super::{decode, topic_name, Close};
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::{errors, Op, ProduceOutcome, ProducePart, Reply, Shard};
-use crate::topics::validate_topic_name;
+use crate::topics::{validate_topic_name, TopicId};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-pub const VERSIONS: (i16, i16) = (3, 12);
+pub const VERSIONS: (i16, i16) = (3, 13);
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>, Close> {
     let request: ProduceRequest = decode(req)?;
@@ -27,9 +26,19 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>
         request.topic_data.iter().map(|t| vec![None; t.partition_data.len()]).collect();
     let bad_acks = !(-1..=1).contains(&acks);
     let mut per_shard: BTreeMap<usize, Vec<(usize, usize, ProducePart)>> = BTreeMap::new();
+    let by_id = req.api_version >= 13;
     for (ti, topic) in request.topic_data.iter().enumerate() {
-        let name = topic.name.0.to_string();
-        let known = if bad_acks { Err(errors::INVALID_REQUIRED_ACKS) } else { resolve_topic(shard, &name).await };
+        let name = if by_id {
+            let found = shard.registry.borrow().by_id(TopicId(topic.topic_id.as_u128())).map(|t| t.name.clone());
+            found.unwrap_or_default()
+        } else {
+            topic.name.0.to_string()
+        };
+        let known = match (bad_acks, by_id && name.is_empty()) {
+            (true, _) => Err(errors::INVALID_REQUIRED_ACKS),
+            (false, true) => Err(errors::UNKNOWN_TOPIC_ID),
+            (false, false) => resolve_topic(shard, &name).await,
+        };
         for (pi, part) in topic.partition_data.iter().enumerate() {
             let partitions = match known {
                 Ok(n) => n,
@@ -103,7 +112,12 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>
                     r
                 })
                 .collect();
-            TopicProduceResponse::default().with_name(topic_name(&topic.name.0)).with_partition_responses(partitions)
+            let t = TopicProduceResponse::default().with_partition_responses(partitions);
+            if by_id {
+                t.with_topic_id(topic.topic_id)
+            } else {
+                t.with_name(topic_name(&topic.name.0))
+            }
         })
         .collect();
     let body = ProduceResponse::default().with_responses(responses);
