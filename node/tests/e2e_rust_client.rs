@@ -84,6 +84,25 @@ fn partition_for(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
+/// A plain (non-idempotent, non-transactional) record with CreateTime `timestamp`.
+fn record(offset: i64, timestamp: i64, key: Bytes, value: Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp,
+        key: Some(key),
+        value: Some(value),
+        headers: IndexMap::new(),
+    }
+}
+
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
@@ -117,20 +136,9 @@ fn a_rust_client_round_trips_100k_keyed_messages() {
             let records: Vec<Record> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, (k, v))| Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: -1,
-                    timestamp: 1_700_000_000_000 + (chunk_no * 500 + i) as i64,
-                    key: Some(Bytes::from(k.clone())),
-                    value: Some(Bytes::from(v.clone())),
-                    headers: IndexMap::new(),
+                .map(|(i, (k, v))| {
+                    let ts = 1_700_000_000_000 + (chunk_no * 500 + i) as i64;
+                    record(i as i64, ts, Bytes::from(k.clone()), Bytes::from(v.clone()))
                 })
                 .collect();
             let mut batch = BytesMut::new();
@@ -218,21 +226,7 @@ fn produce_and_fetch_by_topic_id() {
     let created: CreateTopicsResponse = c.recv(ApiKey::CreateTopics, 7);
     let id = created.topics[0].topic_id;
     assert!(!id.is_nil(), "CreateTopics v7 returns the topic id");
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(b"by id")),
-        headers: IndexMap::new(),
-    };
+    let record = record(0, 1_700_000_000_000, Bytes::from_static(b"k"), Bytes::from_static(b"by id"));
     let mut batch = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut batch, [record].iter(), &options).unwrap();
