@@ -255,3 +255,55 @@ fn produce_and_fetch_by_topic_id() {
     let set = RecordBatchDecoder::decode(&mut records).unwrap();
     assert_eq!(set.records[0].value.as_deref(), Some(&b"by id"[..]));
 }
+
+/// Produce a batch to one partition with `acks` and return its error code.
+fn produce_code(c: &mut Client, topic: &str, partition: i32, acks: i16, batch: Bytes) -> i16 {
+    let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch))]),
+    ]);
+    c.send(ApiKey::Produce, 9, &req);
+    let r: ProduceResponse = c.recv(ApiKey::Produce, 9);
+    r.responses[0].partition_responses[0].error_code
+}
+
+fn one_batch(value_bytes: usize) -> Bytes {
+    let value = Bytes::from(vec![b'v'; value_bytes]);
+    let mut batch = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    let records = [record(0, 1_700_000_000_000, Bytes::from_static(b"k"), value)];
+    RecordBatchEncoder::encode(&mut batch, records.iter(), &options).unwrap();
+    batch.freeze()
+}
+
+/// Produce and fetch errors are Kafka's codes, per partition: INVALID_REQUIRED_ACKS,
+/// INVALID_TOPIC_EXCEPTION, UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE
+/// and OFFSET_OUT_OF_RANGE; the connection stays usable after each.
+#[test]
+fn produce_and_fetch_errors_are_kafka_codes() {
+    let node = Node::start(&["--cores", "0", "--set", "message.max.bytes=10000", "--set", "num.partitions=2"]);
+    let mut c = Client::connect(node.bootstrap());
+    let ok = one_batch(10);
+    assert_eq!(produce_code(&mut c, "errs", 0, 1, ok.clone()), 0, "auto-created and appended");
+    assert_eq!(produce_code(&mut c, "errs", 0, 2, ok.clone()), 21, "INVALID_REQUIRED_ACKS");
+    assert_eq!(produce_code(&mut c, "bad topic!", 0, 1, ok.clone()), 17, "INVALID_TOPIC_EXCEPTION");
+    assert_eq!(produce_code(&mut c, "errs", 7, 1, ok.clone()), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let mut corrupt = ok.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(produce_code(&mut c, "errs", 0, 1, Bytes::from(corrupt)), 2, "CORRUPT_MESSAGE");
+    assert_eq!(produce_code(&mut c, "errs", 0, -1, one_batch(20_000)), 10, "MESSAGE_TOO_LARGE");
+    assert_eq!(produce_code(&mut c, "errs", 0, -1, ok), 0, "still usable, offsets continue");
+    let req = FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+        FetchTopic::default().with_topic(name("errs")).with_partitions(vec![FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(999)
+            .with_partition_max_bytes(1 << 20)]),
+    ]);
+    c.send(ApiKey::Fetch, 11, &req);
+    let r: FetchResponse = c.recv(ApiKey::Fetch, 11);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE");
+    assert_eq!(p.high_watermark, 2, "the high watermark tells the client where the log ends");
+}
