@@ -177,6 +177,20 @@ impl PartitionLog {
             }
             segments.insert(base, seg);
         }
+        // A roll creates the next segment while writes queued for the previous one may still
+        // be in flight: a crash can leave empty last segments above a hole no data fills.
+        // Their base would become the log end, past offsets that were never written.
+        while segments.len() > 1 {
+            let mut newest = segments.iter().rev();
+            let (&last_base, last) = newest.next().expect("two segments");
+            let (_, prev) = newest.next().expect("two segments");
+            if last.state.size > 0 || prev.state.next_offset >= last_base {
+                break;
+            }
+            segments.remove(&last_base);
+            Segment::delete_files(dir, last_base)?;
+            recovered_any = true;
+        }
         if segments.is_empty() {
             let base = hint.log_start_offset.max(0);
             segments.insert(base, Segment::create(dir, base, &config).await?);
