@@ -307,3 +307,45 @@ fn produce_and_fetch_errors_are_kafka_codes() {
     assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE");
     assert_eq!(p.high_watermark, 2, "the high watermark tells the client where the log ends");
 }
+
+/// fetch.min.bytes: a long poll is not answered on the first small append but once enough
+/// bytes have arrived (before fetch.max.wait.ms), whichever shard the appends land on.
+#[test]
+fn a_long_poll_waits_for_min_bytes() {
+    let node = Node::start(&["--cores", "0-1", "--set", "num.partitions=2"]);
+    let mut c = Client::connect(node.bootstrap());
+    assert_eq!(produce_code(&mut c, "minb", 0, 1, one_batch(10)), 0, "topic created");
+    let addr = node.bootstrap().to_string();
+    let producer = std::thread::spawn(move || {
+        let mut p = Client::connect(&addr);
+        for i in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert_eq!(produce_code(&mut p, "minb", i % 2, 1, one_batch(1000)), 0);
+        }
+    });
+    let parts = (0..2)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(i64::from(p == 0))
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let req = FetchRequest::default()
+        .with_max_wait_ms(5000)
+        .with_min_bytes(5000)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default().with_topic(name("minb")).with_partitions(parts)]);
+    let started = std::time::Instant::now();
+    c.send(ApiKey::Fetch, 11, &req);
+    let r: FetchResponse = c.recv(ApiKey::Fetch, 11);
+    let waited = started.elapsed();
+    let bytes: usize = r.responses[0].partitions.iter().filter_map(|p| p.records.as_ref()).map(|b| b.len()).sum();
+    producer.join().unwrap();
+    assert!(bytes >= 5000, "answered with {bytes} bytes, fewer than min_bytes");
+    assert!(
+        waited >= std::time::Duration::from_millis(400),
+        "answered after {waited:?}: before 5 appends could arrive"
+    );
+    assert!(waited < std::time::Duration::from_millis(4500), "answered after {waited:?}: waited for the timeout");
+}

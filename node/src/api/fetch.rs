@@ -1,9 +1,9 @@
 //! Fetch, versions 4–16.
 //!
 //! Plan: group the partitions by owning shard; read local ones inline and send each other
-//! shard one message. If fewer than `min_bytes` came back, park on every partition's log
+//! shard one message. While fewer than `min_bytes` came back, park on every partition's log
 //! end (locally on its watch, remotely through one `Wait` per shard) until any of them
-//! grows or `max_wait_ms` passes, then read once more. Nothing spins.
+//! grows or `max_wait_ms` passes, and read again. Nothing spins.
 //!
 //! Records are never copied into the response: the body is encoded by the crate with a
 //! 16-byte marker in each partition's `records`, then cut at the markers, so the frame is
@@ -85,13 +85,20 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             slots.push(Slot { topic: topics_out.len() - 1, part, error });
         }
     }
+    let min_bytes = request.min_bytes.max(0) as u64;
     let mut outcomes = read_all(shard, &slots).await;
-    let bytes: u64 = outcomes.iter().filter_map(|o| o.data.as_ref()).map(Data::len).sum();
-    let any_error = outcomes.iter().any(|o| o.error != errors::NONE);
-    if bytes < request.min_bytes.max(0) as u64 && !any_error && !max_wait.is_zero() && !slots.is_empty() {
+    // Long poll: until `min_bytes` are there or `max_wait` is over, park on the partitions'
+    // log ends and read again whenever one of them grows.
+    loop {
+        let bytes: u64 = outcomes.iter().filter_map(|o| o.data.as_ref()).map(Data::len).sum();
+        let any_error = outcomes.iter().any(|o| o.error != errors::NONE);
+        let left = max_wait.saturating_sub(started.elapsed());
+        if bytes >= min_bytes || any_error || left.is_zero() || slots.is_empty() {
+            break;
+        }
         let ends: Vec<(TopicPartition, i64)> =
             slots.iter().zip(&outcomes).map(|(s, o)| (s.part.tp.clone(), o.high_watermark)).collect();
-        wait_any(shard, ends, max_wait.saturating_sub(started.elapsed())).await;
+        wait_any(shard, ends, left).await;
         outcomes = read_all(shard, &slots).await;
     }
     Ok(encode(shard, req, version, &topics_out, &slots, outcomes, response_max))
