@@ -231,11 +231,11 @@ fn a_flipped_byte_in_the_last_batch_cuts_that_batch_only() {
     });
 }
 
-/// A roll creates the next segment while the batches queued for the previous one may still
-/// be unwritten; a crash then leaves an empty newest segment above offsets no file holds.
-/// Recovery drops it: the log end is where the data ends, and appends continue from there.
+/// An empty last segment above never-written offsets (a crash during a roll) is dropped.
 #[test]
 fn an_empty_segment_above_unwritten_offsets_is_dropped() {
+    // A roll creates the next segment while the batches queued for the previous one may
+    // still be unwritten: its base would become the log end, past offsets no file holds.
     let tmp = TempDir::new("hole");
     let dir = tmp.path().join("t-0");
     test_executor().run(async move {
@@ -332,8 +332,7 @@ fn with_batch_length(mut b: Vec<u8>, batch_length: i32) -> Vec<u8> {
     b
 }
 
-/// Bad batches from a producer are refused with the right Kafka error and change nothing:
-/// not the log end, not a byte of the files; the next valid append gets the next offset.
+/// Bad batches are refused with the right Kafka error, and no byte of the request is written.
 #[test]
 fn bad_batches_are_refused_with_kafka_errors_and_nothing_is_written() {
     let tmp = TempDir::new("badinput");
@@ -420,11 +419,11 @@ fn dir_file_sizes(dir: &Path) -> Vec<(String, u64)> {
     out
 }
 
-/// Rebuilt time indexes end with their segment's newest timestamp, as Kafka's `recover`
-/// writes them: after a crash recovery and then a clean restart, a timestamp lookup still
-/// finds records in the tail of a closed segment (past its last sparse entry).
+/// Rebuilt time indexes end with the segment's newest timestamp, found after a clean restart.
 #[test]
 fn rebuilt_time_indexes_keep_each_segments_newest_timestamp() {
+    // Kafka's `recover` appends that entry too. Without it a clean restart reads a closed
+    // segment's max timestamp from its last sparse entry and skips the segment's tail.
     let tmp = TempDir::new("sealrebuild");
     let dir = tmp.path().join("t-0");
     test_executor().run(async move {

@@ -4,12 +4,17 @@
 //! that no partial batch is visible. The child keeps appending to the same directory in the
 //! next round, so it recovers a crashed log every time it starts.
 //!
+//! A SIGKILL keeps the page cache, so on its own it almost never tears a batch; one round in
+//! three the parent also cuts the newest `.log` at a random byte past the last reported
+//! append, as a power loss could, so recovery's cut is exercised too.
+//!
 //! The child is this test binary run again (`crash_child_entry`), which works the same under
 //! `cargo test` and `cargo nextest run`. It writes one protocol line per event to stdout;
 //! the test harness's own lines are told apart by a marker.
 //!
 //! Knobs: `SLUICE_CRASH_ROUNDS` (more rounds than the default 50), `SLUICE_CRASH_SEED`
-//! (replay the kill timings of a failed run; the seed is printed).
+//! (replay the kill timings of a failed run; the seed is printed), `SLUICE_CRASH_NO_KICK=1`
+//! (run without the [`Kicker`]).
 
 mod common;
 
@@ -43,8 +48,9 @@ const MARK: &str = "sluice-crash ";
 const CHILD_LIFETIME: Duration = Duration::from_secs(30);
 /// How long the parent waits for a child to open its log before calling it hung.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// The longest one step of a round (run a child, verify) may take before the test aborts.
-const STEP_LIMIT: Duration = Duration::from_secs(30);
+/// The longest one step of a round (run a child, verify) may take before the test aborts;
+/// a step normally takes well under a second.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
 /// Set to 1 to run without the [`Kicker`] (to reproduce the stall it works around).
 const NO_KICK_ENV: &str = "SLUICE_CRASH_NO_KICK";
 /// How often the [`Kicker`] interrupts an executor thread's io_uring wait.
@@ -100,8 +106,7 @@ fn report(line: &str) {
     }
 }
 
-/// The child process. Ignored in normal runs: the crash test starts it with the directory
-/// in the environment and kills it.
+/// The crash test's child process (ignored: only the crash test starts it, and kills it).
 #[test]
 #[ignore = "the crash test's child process, started by sigkilled_appends_lose_nothing_that_was_synced"]
 fn crash_child_entry() {
@@ -156,15 +161,26 @@ struct ChildRun {
 /// the child is doing (starting, recovering); the others 5–60 ms after it is appending.
 fn run_child(dir: &Path, round: u64, rng: &mut fastrand::Rng) -> ChildRun {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["crash_child_entry", "--exact", "--nocapture", "--ignored"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_ROUND_ENV, round.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::inherit());
+    // A `cargo test` elsewhere in the workspace may be relinking this very binary: its path
+    // is briefly missing.
+    let mut attempts = 0;
+    let mut child = loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            spawned => break spawned.unwrap(),
+        }
+    };
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
@@ -291,17 +307,11 @@ async fn verify(dir: &Path, reported: &BTreeMap<i64, (i64, u64)>, round: u64) ->
     let mut offset = 0;
     while offset < log_end {
         let (bytes, info) = log.read_copy(offset, 1 << 20, true).await.unwrap();
-        if info.range.is_none() {
-            let files: Vec<(String, u64)> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap())
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
-                .collect();
-            panic!(
-                "round {round}: a read at {offset}, below the log end {log_end}, returned nothing: {info:?}; segments {:?}; files {files:?}",
-                log.segment_bases()
-            );
-        }
+        assert!(
+            info.range.is_some(),
+            "round {round}: a read at {offset}, below the log end {log_end}, returned nothing; segments {:?}",
+            log.segment_bases()
+        );
         assert_eq!(info.first_offset, offset, "round {round}");
         let mut rest = &bytes[..];
         while !rest.is_empty() {
@@ -339,8 +349,7 @@ async fn verify(dir: &Path, reported: &BTreeMap<i64, (i64, u64)>, round: u64) ->
     Verified { log_end, segments, cut_bytes }
 }
 
-/// Every append the child reported synced survives SIGKILL at random moments, intact and at
-/// its offsets; recovery never exposes a partial batch and agrees between runs.
+/// Every append reported synced survives SIGKILL intact at its offsets; no partial batch shows.
 #[test]
 fn sigkilled_appends_lose_nothing_that_was_synced() {
     let rounds = std::env::var(ROUNDS_ENV).ok().and_then(|r| r.parse().ok()).unwrap_or(0).max(ROUNDS_MIN);
@@ -433,13 +442,14 @@ impl Watchdog {
 /// Interrupts the calling thread's io_uring waits with a no-op signal every
 /// `KICK_INTERVAL`, until dropped.
 ///
-/// Why: on the 6.18 kernel of the test VM (more often under CPU contention), an io_uring
-/// completion that arrives as task work sometimes never wakes the thread sleeping in
-/// `io_uring_enter`: the ring's fdinfo shows the request in flight and no CQE, and the
-/// executor sleeps until any signal arrives (SIGSTOP + SIGCONT resumes it). Without this,
-/// about one run in five stalled, the parent inside a read or the child inside recovery. A
-/// signal makes the wait return EINTR, which glommio treats as a spurious wakeup. It hides a
-/// liveness problem, not a durability one: this test is about what survives a crash.
+/// Why: on the test VM (kernel 6.18, glommio-ng 0.12), under CPU contention, an executor
+/// sometimes sleeps in `io_uring_enter` while one of its requests never completes: fdinfo
+/// shows it submitted with no CQE and the io-wq worker idle, and nothing moves until the
+/// process gets a signal (SIGSTOP + SIGCONT, or a debugger attaching, resumed it). With two
+/// CPU hogs running, 2 of 30 runs stalled without this and none of 30 with it. The cause
+/// (kernel or glommio) is not pinned down; this test is about what survives a crash, not
+/// about liveness, so it works around the stall and says so. A signal makes the wait return
+/// EINTR, which glommio treats as a spurious wakeup.
 struct Kicker {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -483,6 +493,8 @@ impl Drop for Kicker {
     }
 }
 
+/// What a stuck step leaves for diagnosis: every thread's kernel wait channel and CPU ticks,
+/// and every io_uring's queue positions and in-flight ops (from `/proc/self`).
 fn dump_threads_and_rings() {
     for t in std::fs::read_dir("/proc/self/task").unwrap() {
         let t = t.unwrap().path();
