@@ -39,8 +39,22 @@ impl Conn {
         self.in_flight.len()
     }
 
+    /// The socket's descriptor, to poll several connections from one thread.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+
     /// Sends a request without waiting for its response.
     pub fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> Result<i32> {
+        self.send_inner(key, version, body, true)
+    }
+
+    /// Sends a request the broker does not answer (Produce with acks=0).
+    pub fn send_oneway<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> Result<i32> {
+        self.send_inner(key, version, body, false)
+    }
+
+    fn send_inner<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T, answered: bool) -> Result<i32> {
         let correlation = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1);
         let header = RequestHeader::default()
@@ -55,7 +69,9 @@ impl Conn {
         let len = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         self.stream.write_all(&buf)?;
-        self.in_flight.push_back((correlation, key, version, Instant::now()));
+        if answered {
+            self.in_flight.push_back((correlation, key, version, Instant::now()));
+        }
         Ok(correlation)
     }
 

@@ -1,42 +1,59 @@
 //! `sluice-bench`: the load harness for Sluice and any Kafka-compatible broker.
 //!
-//! This first cut measures throughput: `produce`, `consume` (catch-up from earliest) and
-//! `baseline` (the machine's page-cache write and loopback TCP bandwidth, to report ratios
-//! to physical limits). With `--node-pid` it also reports the broker's CPU seconds per GiB,
-//! read from /proc. Latency histograms, presets, compare and charts come with issue #4.
+//! Subcommands: `produce`, `consume`, `e2e` (workloads), `preset NAME` (the seed
+//! scenarios), `sink` (the produce path against an in-process broker that discards, to show
+//! the harness is not the bottleneck), `compare` (two targets in alternation), `baseline`
+//! (page-cache write and loopback TCP bandwidth) and `layout` (a Sluice node's partition →
+//! shard map and per-shard load). See the README section "Load testing with sluice-bench".
 
+mod baseline;
+mod chart;
 mod client;
+mod keys;
+mod layout;
+mod report;
+mod sink;
+mod workload;
 
 use anyhow::{bail, Context, Result};
-use bytes::BytesMut;
-use client::Conn;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
-    TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use workload::{Mode, RunResult, Stop, Workload};
 
 const USAGE: &str = "\
 sluice-bench — load harness for Kafka-compatible brokers
 
 USAGE:
-    sluice-bench produce  --bootstrap ADDR --topic T [--partitions N] [--size B] [--mib M]
-                          [--batch-bytes B] [--acks A] [--in-flight K] [--node-pid PID]
-    sluice-bench consume  --bootstrap ADDR --topic T [--partitions N] [--mib M]
-                          [--fetch-bytes B] [--node-pid PID]
+    sluice-bench produce|consume|e2e [WORKLOAD FLAGS]
+    sluice-bench preset 1p-1part-1c|1p-npart-1c|1p-npart-group|np-npart-group [WORKLOAD FLAGS]
+    sluice-bench sink     [WORKLOAD FLAGS]       produce path against an in-process discarding broker
+    sluice-bench sink     --listen ADDR          serve the discarding broker until killed
+    sluice-bench compare  --a ADDR --b ADDR [--rounds N] [--preset P] [WORKLOAD FLAGS]
     sluice-bench baseline [--dir DIR] [--mib M]
+    sluice-bench layout   --admin ADDR
 
-Defaults: 6 partitions, 1 KiB messages, 16 KiB batches, acks=1, 5 in flight, 1024 MiB.
-Results print as one line per measurement: what, MB/s, and CPU s/GiB of --node-pid.";
+WORKLOAD FLAGS (defaults in brackets):
+    --bootstrap ADDR      broker [127.0.0.1:9092] (one broker: all partitions are sent to it)
+    --topic T [bench]     --partitions N [6]     (the topic is created if missing)
+    --producers P [1]     --consumers C [1]      load threads
+    --connections N [1]   producer connections per thread
+    --in-flight K [5]     produce requests in flight per connection
+    --batch-bytes B [16384]  --linger-ms L [5]  --acks 0|1|all [1]
+    --compression none|gzip|snappy|lz4|zstd [none]
+    --size B | uniform:MIN-MAX [1024]            message value size
+    --keys none|round-robin|uniform|zipf[:S] [none]  --key-space N [10000]
+    --rate N              target msgs/s over all producers (open loop) [unlimited]
+    --warmup S [0]        --duration S [10] | --count N
+    --from earliest|latest [earliest]            consume: catch-up or tail
+    --fetch-bytes B [1048576]                    per partition per fetch
+    --cores 1,2           pin load threads round robin to these cores [not pinned]
+    --out DIR             result.json and chart.svg [bench/out/<UTC time>]
+    --baseline-mib M      also measure the baselines (M MiB) and print ratios [off]
+    --quiet 1             no progress line";
 
-struct Opts(HashMap<String, String>);
+/// `--name value` pairs.
+pub struct Opts(HashMap<String, String>);
 
 impl Opts {
     fn parse(args: &[String]) -> Result<Opts> {
@@ -50,24 +67,41 @@ impl Opts {
         Ok(Opts(map))
     }
 
-    fn str(&self, name: &str, default: &str) -> String {
+    pub fn str(&self, name: &str, default: &str) -> String {
         self.0.get(name).cloned().unwrap_or_else(|| default.to_string())
     }
 
-    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
         match self.0.get(name) {
             Some(v) => v.parse().map_err(|_| anyhow::anyhow!("--{name}: {v:?} is not a number")),
             None => Ok(default),
         }
+    }
+
+    /// Sets `name` unless the user gave it.
+    fn default(&mut self, name: &str, value: &str) {
+        self.0.entry(name.to_string()).or_insert_with(|| value.to_string());
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("produce") => Opts::parse(&args[1..]).and_then(|o| produce(&o)),
-        Some("consume") => Opts::parse(&args[1..]).and_then(|o| consume(&o)),
-        Some("baseline") => Opts::parse(&args[1..]).and_then(|o| baseline(&o)),
+        Some("produce") => Opts::parse(&args[1..]).and_then(|o| run_workload(o, Mode::Produce, "produce")),
+        Some("consume") => Opts::parse(&args[1..]).and_then(|o| {
+            let mode = if o.str("from", "earliest") == "latest" { Mode::Tail } else { Mode::CatchUp };
+            run_workload(o, mode, "consume")
+        }),
+        Some("e2e") => Opts::parse(&args[1..]).and_then(|o| run_workload(o, Mode::EndToEnd, "e2e")),
+        Some("preset") if args.len() >= 2 => Opts::parse(&args[2..]).and_then(|o| run_preset(&args[1], o)),
+        Some("sink") => Opts::parse(&args[1..]).and_then(sink::command),
+        Some("compare") => Opts::parse(&args[1..]).and_then(|o| compare(&o)),
+        Some("baseline") => Opts::parse(&args[1..]).and_then(|o| baseline::command(&o)),
+        Some("layout") => Opts::parse(&args[1..]).and_then(|o| layout::command(&o)),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -79,208 +113,213 @@ fn main() {
     }
 }
 
-/// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
-    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some(ticks / hz)
+fn parse_compression(s: &str) -> Result<Compression> {
+    Ok(match s {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => bail!("--compression: none, gzip, snappy, lz4 or zstd"),
+    })
 }
 
-fn report(what: &str, bytes: u64, elapsed: Duration, cpu: Option<f64>) {
-    let mbs = bytes as f64 / elapsed.as_secs_f64() / 1e6;
-    let gib = bytes as f64 / (1u64 << 30) as f64;
-    let cpu = cpu.map_or_else(|| "-".to_string(), |c| format!("{:.3}", c / gib));
-    println!("{what:<40} {mbs:>10.0} MB/s  {cpu:>8} node-CPU-s/GiB  ({bytes} bytes in {:.2} s)", elapsed.as_secs_f64());
+pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
+    let acks = match o.str("acks", "1").as_str() {
+        "all" | "-1" => -1,
+        "0" => 0,
+        "1" => 1,
+        other => bail!("--acks {other}: 0, 1 or all"),
+    };
+    let stop =
+        if o.has("count") { Stop::Count(o.num("count", 0)?) } else { Stop::Duration(secs(o.num("duration", 10.0)?)) };
+    let cores = match o.0.get("cores") {
+        Some(list) => list
+            .split(',')
+            .map(|c| c.trim().parse::<usize>().with_context(|| format!("--cores {list}")))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let rate: f64 = o.num("rate", 0.0)?;
+    Ok(Workload {
+        label: o.str("label", label),
+        mode,
+        bootstrap: o.str("bootstrap", "127.0.0.1:9092"),
+        topic: o.str("topic", "bench"),
+        partitions: o.num("partitions", 6)?,
+        producers: o.num("producers", 1)?,
+        consumers: o.num("consumers", 1)?,
+        connections: o.num("connections", 1)?,
+        in_flight: o.num("in-flight", 5)?,
+        batch_bytes: o.num("batch-bytes", 16384)?,
+        linger: Duration::from_micros((o.num::<f64>("linger-ms", 5.0)? * 1000.0) as u64),
+        acks,
+        compression: parse_compression(&o.str("compression", "none"))?,
+        size: keys::SizeDist::parse(&o.str("size", "1024"))?,
+        keys: keys::KeyDist::parse(&o.str("keys", "none"), o.num("key-space", 10_000)?)?,
+        rate: (rate > 0.0).then_some(rate),
+        warmup: secs(o.num("warmup", 0.0)?),
+        stop,
+        cores,
+        fetch_bytes: o.num("fetch-bytes", 1 << 20)?,
+        group_emulated: o.str("group", "") == "emulated",
+        quiet: o.has("quiet"),
+    })
 }
 
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
 }
 
-fn create_topic(conn: &mut Conn, topic: &str, partitions: i32) -> Result<()> {
-    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
-        .with_name(topic_name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    let resp: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 5, &req)?;
-    match resp.topics.first().map(|t| t.error_code) {
-        Some(0) | Some(36) => Ok(()), // created, or TOPIC_ALREADY_EXISTS
-        other => bail!("creating topic {topic}: error {other:?}"),
-    }
-}
-
-/// One record batch of `count` records of `size` bytes, encoded as a producer would.
-fn make_batch(size: usize, count: usize) -> Result<bytes::Bytes> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let value = bytes::Bytes::from(vec![0x61u8; size]);
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )?;
-    Ok(buf.freeze())
-}
-
-fn produce(o: &Opts) -> Result<()> {
-    let bootstrap = o.str("bootstrap", "127.0.0.1:9092");
-    let topic = o.str("topic", "bench");
-    let partitions: i32 = o.num("partitions", 6)?;
-    let size: usize = o.num("size", 1024)?;
-    let batch_bytes: usize = o.num("batch-bytes", 16 * 1024)?;
-    let total: u64 = o.num::<u64>("mib", 1024)? << 20;
-    let acks: i16 = o.num("acks", 1)?;
-    let in_flight: usize = o.num("in-flight", 5)?;
-    let pid: Option<u32> = o.0.get("node-pid").and_then(|p| p.parse().ok());
-    let mut conn = Conn::connect(&bootstrap)?;
-    create_topic(&mut conn, &topic, partitions)?;
-    let batch = make_batch(size, (batch_bytes / size.max(1)).max(1))?;
-    let cpu0 = cpu_seconds(pid);
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let mut acked = 0u64;
-    let mut partition = 0;
-    while acked < total {
-        while sent < total && conn.in_flight() < in_flight {
-            let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
-                TopicProduceData::default().with_name(topic_name(&topic)).with_partition_data(vec![
-                    PartitionProduceData::default().with_index(partition).with_records(Some(batch.clone())),
-                ]),
-            ]);
-            conn.send(ApiKey::Produce, 7, &req)?;
-            partition = (partition + 1) % partitions;
-            sent += batch.len() as u64;
+fn run_workload(o: Opts, mode: Mode, label: &str) -> Result<()> {
+    let w = parse_workload(&o, mode, label)?;
+    let baselines = match o.0.get("baseline-mib") {
+        Some(m) => {
+            Some(baseline::measure(&std::path::PathBuf::from(o.str("dir", "target/bench-baseline")), m.parse()?)?)
         }
-        let (resp, _): (ProduceResponse, _) = conn.recv()?;
-        for p in resp.responses.iter().flat_map(|t| t.partition_responses.iter()) {
-            if p.error_code != 0 {
-                bail!("produce to partition {} failed with error {}", p.index, p.error_code);
-            }
+        None => None,
+    };
+    let r = workload::run(&w)?;
+    finish(&r, &o, baselines)
+}
+
+/// Prints the table (and ratios to the baselines), writes JSON and chart, and fails the
+/// command if the run had errors.
+fn finish(r: &RunResult, o: &Opts, baselines: Option<baseline::Baselines>) -> Result<()> {
+    report::print_table(r);
+    if let Some(b) = baselines {
+        println!(
+            "baselines (same run): page-cache write {:.0} MB/s, loopback TCP {:.0} MB/s",
+            b.page_cache_mbs, b.loopback_mbs
+        );
+        if r.acked > 0 {
+            println!("produce  {:.3} × page-cache write", r.produce_mbs() / b.page_cache_mbs);
         }
-        acked += batch.len() as u64;
+        if r.consumed > 0 {
+            println!("consume  {:.3} × loopback TCP", r.consume_mbs() / b.loopback_mbs);
+        }
     }
-    let cpu = cpu_seconds(pid).zip(cpu0).map(|(b, a)| b - a);
-    report(&format!("produce acks={acks} {size} B msgs"), acked, start.elapsed(), cpu);
+    let dir = o.0.get("out").map_or_else(report::default_out_dir, std::path::PathBuf::from);
+    report::write_outputs(r, &dir)?;
+    if let Some(e) = &r.first_error {
+        bail!("the run failed: {e}");
+    }
     Ok(())
 }
 
-fn consume(o: &Opts) -> Result<()> {
-    let bootstrap = o.str("bootstrap", "127.0.0.1:9092");
-    let topic = o.str("topic", "bench");
-    let partitions: i32 = o.num("partitions", 6)?;
-    let total: u64 = o.num::<u64>("mib", 1024)? << 20;
-    let fetch_bytes: i32 = o.num("fetch-bytes", 1 << 20)?;
-    let pid: Option<u32> = o.0.get("node-pid").and_then(|p| p.parse().ok());
-    let mut conn = Conn::connect(&bootstrap)?;
-    let mut offsets = vec![0i64; partitions as usize];
-    let cpu0 = cpu_seconds(pid);
-    let start = Instant::now();
-    let mut received = 0u64;
-    while received < total {
-        let parts = (0..partitions)
-            .map(|p| {
-                FetchPartition::default()
-                    .with_partition(p)
-                    .with_fetch_offset(offsets[p as usize])
-                    .with_partition_max_bytes(fetch_bytes)
-            })
-            .collect();
-        let req = FetchRequest::default()
-            .with_max_wait_ms(500)
-            .with_min_bytes(1)
-            .with_max_bytes(fetch_bytes.saturating_mul(partitions))
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(&topic)).with_partitions(parts)]);
-        let resp: FetchResponse = conn.call(ApiKey::Fetch, 11, &req)?;
-        let mut got = 0u64;
-        for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
-            if p.error_code != 0 {
-                bail!("fetch of partition {} failed with error {}", p.partition_index, p.error_code);
+/// Fills in a preset's defaults (any flag given on the command line wins).
+fn preset_opts(name: &str, o: &mut Opts) -> Result<Mode> {
+    let (producers, partitions, consumers, group) = match name {
+        "1p-1part-1c" => ("1", "1", "1", false),
+        "1p-npart-1c" => ("1", "6", "1", false),
+        "1p-npart-group" => ("1", "6", "3", true),
+        "np-npart-group" => ("2", "6", "3", true),
+        _ => bail!("unknown preset {name:?}: 1p-1part-1c, 1p-npart-1c, 1p-npart-group, np-npart-group"),
+    };
+    if group {
+        // The node has no consumer groups yet (no JoinGroup/SyncGroup): the consumers take
+        // fixed shares of the partitions (p mod C), which is what a group's range/round-robin
+        // assignor would hand out in a steady state. Labelled in the table and the JSON.
+        eprintln!(
+            "sluice-bench: preset {name}: consumer groups are not available on the node yet; \
+             the {consumers} consumers use explicit partition assignment (partition p → consumer p mod {consumers}) instead"
+        );
+        o.default("group", "emulated");
+    }
+    o.default("producers", producers);
+    o.default("partitions", partitions);
+    o.default("consumers", consumers);
+    o.default("topic", &format!("bench-{name}"));
+    o.default("warmup", "2");
+    o.default("label", name);
+    if !o.has("count") {
+        o.default("duration", "10");
+    }
+    Ok(Mode::EndToEnd)
+}
+
+fn run_preset(name: &str, mut o: Opts) -> Result<()> {
+    let mode = preset_opts(name, &mut o)?;
+    run_workload(o, mode, name)
+}
+
+/// Median and (min, max) of a set of figures.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let median = match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 0 => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => v[n / 2],
+    };
+    (median, v.first().copied().unwrap_or(f64::NAN), v.last().copied().unwrap_or(f64::NAN))
+}
+
+/// The same workload against two targets in alternation; each figure as the ratio B / A.
+fn compare(o: &Opts) -> Result<()> {
+    let a = o.0.get("a").context("compare needs --a ADDR")?.clone();
+    let b = o.0.get("b").context("compare needs --b ADDR")?.clone();
+    let rounds: usize = o.num("rounds", 3)?;
+    let mut opts = Opts(o.0.clone());
+    opts.default("duration", "5");
+    opts.default("quiet", "1");
+    let (mode, label) = match o.0.get("preset") {
+        Some(p) => (preset_opts(p, &mut opts)?, p.clone()),
+        None => (
+            match o.str("mode", "produce").as_str() {
+                "e2e" => Mode::EndToEnd,
+                "consume" => Mode::CatchUp,
+                _ => Mode::Produce,
+            },
+            "compare".to_string(),
+        ),
+    };
+    type Figure = (&'static str, fn(&RunResult) -> f64);
+    let figures: [Figure; 6] = [
+        ("produce msg/s", |r| r.produce_rate()),
+        ("produce MB/s", |r| r.produce_mbs()),
+        ("consume msg/s", |r| r.consume_rate()),
+        ("produce-ack p99 (µs)", |r| r.ack_hist.value_at_quantile(0.99) as f64),
+        ("produce-ack p99.9 (µs)", |r| r.ack_hist.value_at_quantile(0.999) as f64),
+        ("end-to-end p99 (µs)", |r| r.e2e_hist.value_at_quantile(0.99) as f64),
+    ];
+    let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); figures.len()];
+    for round in 0..rounds {
+        for (side, addr) in [("A", &a), ("B", &b)] {
+            let mut w = parse_workload(&opts, mode, &label)?;
+            w.bootstrap = addr.clone();
+            let r = workload::run(&w)?;
+            if let Some(e) = &r.first_error {
+                bail!("round {} on {side} ({addr}): {e}", round + 1);
             }
-            let Some(records) = &p.records else { continue };
-            got += records.len() as u64;
-            offsets[p.partition_index as usize] = next_offset(records).unwrap_or(offsets[p.partition_index as usize]);
+            eprintln!(
+                "round {}/{rounds} {side} {addr}: produce {:.0} msg/s, consume {:.0} msg/s, ack p99 {}",
+                round + 1,
+                r.produce_rate(),
+                r.consume_rate(),
+                report::fmt_us(r.ack_hist.value_at_quantile(0.99))
+            );
+            for (i, (_, f)) in figures.iter().enumerate() {
+                let v = f(&r);
+                if side == "A" {
+                    results[i].0.push(v)
+                } else {
+                    results[i].1.push(v)
+                }
+            }
         }
-        if got == 0 {
-            break; // caught up: everything there was has been read
-        }
-        received += got;
     }
-    let cpu = cpu_seconds(pid).zip(cpu0).map(|(b, a)| b - a);
-    report("consume catch-up", received, start.elapsed(), cpu);
-    Ok(())
-}
-
-/// The offset after the last whole batch in a fetched records blob.
-fn next_offset(mut records: &[u8]) -> Option<i64> {
-    let mut next = None;
-    while records.len() >= 61 {
-        let size = 12 + client::be_i32(records, 8) as usize;
-        if size > records.len() {
-            break; // a partial batch at the end of the response
+    println!("\ncompare: A = {a}, B = {b}, {rounds} rounds in alternation (A, B, A, B, …); ratio = B / A per round");
+    println!("{:<24} {:>14} {:>14} {:>10} {:>18}", "figure", "A (median)", "B (median)", "B / A", "spread (min–max)");
+    for (i, (name, _)) in figures.iter().enumerate() {
+        let (va, vb) = &results[i];
+        if va.iter().chain(vb.iter()).all(|v| *v == 0.0) {
+            continue;
         }
-        next = Some(client::be_i64(records, 0) + client::be_i32(records, 23) as i64 + 1);
-        records = &records[size..];
+        let ratios: Vec<f64> = va.iter().zip(vb).map(|(x, y)| y / x).collect();
+        let (ra, _, _) = spread(va.clone());
+        let (rb, _, _) = spread(vb.clone());
+        let (r, lo, hi) = spread(ratios);
+        println!("{name:<24} {ra:>14.0} {rb:>14.0} {r:>10.3} {:>18}", format!("{lo:.3}–{hi:.3}"));
     }
-    next
-}
-
-fn baseline(o: &Opts) -> Result<()> {
-    let dir = std::path::PathBuf::from(o.str("dir", "target/bench-baseline"));
-    let total: u64 = o.num::<u64>("mib", 1024)? << 20;
-    std::fs::create_dir_all(&dir)?;
-    let chunk = vec![0x5au8; 1 << 20];
-    let path = dir.join("pagecache.bin");
-    let mut f = std::fs::File::create(&path)?;
-    let start = Instant::now();
-    for _ in 0..(total >> 20) {
-        f.write_all(&chunk)?;
-    }
-    report("page-cache sequential write (1 MiB)", total, start.elapsed(), None);
-    drop(f);
-    let _ = std::fs::remove_file(&path);
-
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let writer = std::thread::spawn(move || -> Result<()> {
-        let mut s = std::net::TcpStream::connect(addr)?;
-        let chunk = vec![0x5au8; 1 << 20];
-        for _ in 0..(total >> 20) {
-            s.write_all(&chunk)?;
-        }
-        Ok(())
-    });
-    let (mut s, _) = listener.accept()?;
-    let mut buf = vec![0u8; 1 << 20];
-    let start = Instant::now();
-    let mut got = 0u64;
-    while got < total {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-    }
-    report("loopback TCP (1 MiB writes)", got, start.elapsed(), None);
-    writer.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     Ok(())
 }

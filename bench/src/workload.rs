@@ -1,0 +1,801 @@
+//! Workloads: producer and consumer threads, the shared counters they report into, and the
+//! run loop that ties them together (warm-up, duration or count, progress samples).
+//!
+//! Accounting: `produced` counts records put on the wire, `acked` records the broker
+//! acknowledged without error (acks=0: every record sent), `consumed` records fetched at or
+//! after the offsets the consumers started from. Latency samples are one per record, in
+//! microseconds, taken only for records created after the warm-up.
+
+use crate::client::{be_i32, be_i64, Conn};
+use crate::keys::{KeyDist, MsgGen, SizeDist};
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use hdrhistogram::Histogram;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Largest latency a histogram holds (µs): one minute; larger samples are clamped.
+const LATENCY_US_MAX: u64 = 60_000_000;
+/// Significant digits kept by the histograms (0.1 % relative error).
+const LATENCY_SIGFIGS: u8 = 3;
+/// Largest produce request the harness builds (sum of its batches).
+const REQUEST_BYTES_MAX: usize = 1 << 20;
+/// How often workers fold their local histograms into the shared ones (progress p99).
+const MERGE_INTERVAL: Duration = Duration::from_millis(200);
+/// Interval of the throughput samples kept for the chart and JSON.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+/// Produce request version: v7 is understood by every broker since Kafka 2.1.
+const PRODUCE_VERSION: i16 = 7;
+/// Fetch request version: v11 (Kafka 2.3+), topic names rather than ids.
+const FETCH_VERSION: i16 = 11;
+/// ListOffsets version 4 (Kafka 2.1+).
+const LIST_OFFSETS_VERSION: i16 = 4;
+/// After the producers finish, consumers give up when nothing arrives for this long.
+const DRAIN_IDLE_MAX: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Produce,
+    /// Consume what is there (from earliest) up to the end offsets seen at the start.
+    CatchUp,
+    /// Consume new records from the end for the duration.
+    Tail,
+    EndToEnd,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Produce => "produce",
+            Mode::CatchUp => "consume-catch-up",
+            Mode::Tail => "consume-tail",
+            Mode::EndToEnd => "end-to-end",
+        }
+    }
+    fn produces(self) -> bool {
+        matches!(self, Mode::Produce | Mode::EndToEnd)
+    }
+    fn consumes(self) -> bool {
+        !matches!(self, Mode::Produce)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Stop {
+    Duration(Duration),
+    Count(u64),
+}
+
+/// Everything a run needs; built from the command line or a preset.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub label: String,
+    pub mode: Mode,
+    pub bootstrap: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub producers: usize,
+    pub consumers: usize,
+    /// Producer connections per producer thread.
+    pub connections: usize,
+    /// Produce requests in flight per connection.
+    pub in_flight: usize,
+    pub batch_bytes: usize,
+    pub linger: Duration,
+    pub acks: i16,
+    pub compression: Compression,
+    pub size: SizeDist,
+    pub keys: KeyDist,
+    /// Target rate in records/s over all producers (open loop); None: as fast as acks come.
+    pub rate: Option<f64>,
+    pub warmup: Duration,
+    pub stop: Stop,
+    /// Cores to pin load threads to, round robin; empty: not pinned.
+    pub cores: Vec<usize>,
+    pub fetch_bytes: i32,
+    /// Consumers emulate a group with explicit assignment (the node has no groups yet).
+    pub group_emulated: bool,
+    pub quiet: bool,
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGFIGS).expect("static histogram bounds are valid")
+}
+
+/// Counters and histograms the load threads share with the monitor.
+pub struct Shared {
+    pub start: Instant,
+    pub measure_from: Instant,
+    /// Unix time (ns) at `start`, so end-to-end stamps are wall-clock comparable.
+    pub start_unix_ns: u64,
+    pub stop: AtomicBool,
+    pub produced: AtomicU64,
+    pub acked: AtomicU64,
+    pub errors: AtomicU64,
+    pub consumed: AtomicU64,
+    /// Records and payload bytes acknowledged / consumed after the warm-up.
+    pub acked_measured: AtomicU64,
+    pub acked_bytes_measured: AtomicU64,
+    pub consumed_measured: AtomicU64,
+    pub consumed_bytes_measured: AtomicU64,
+    pub producers_running: AtomicUsize,
+    pub ack_hist: Mutex<Histogram<u64>>,
+    pub e2e_hist: Mutex<Histogram<u64>>,
+    pub producers_end: Mutex<Option<Instant>>,
+    pub consumers_end: Mutex<Option<Instant>>,
+    pub first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn new(warmup: Duration, producers: usize) -> Shared {
+        let start = Instant::now();
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        Shared {
+            start,
+            measure_from: start + warmup,
+            start_unix_ns: unix,
+            stop: AtomicBool::new(false),
+            produced: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            acked_measured: AtomicU64::new(0),
+            acked_bytes_measured: AtomicU64::new(0),
+            consumed_measured: AtomicU64::new(0),
+            consumed_bytes_measured: AtomicU64::new(0),
+            producers_running: AtomicUsize::new(producers),
+            ack_hist: Mutex::new(new_histogram()),
+            e2e_hist: Mutex::new(new_histogram()),
+            producers_end: Mutex::new(None),
+            consumers_end: Mutex::new(None),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    fn unix_ns(&self, at: Instant) -> u64 {
+        self.start_unix_ns + at.saturating_duration_since(self.start).as_nanos() as u64
+    }
+
+    fn note_error(&self, e: String) {
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(e);
+    }
+
+    fn mark_end(slot: &Mutex<Option<Instant>>) {
+        let now = Instant::now();
+        let mut end = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if end.is_none_or(|e| e < now) {
+            *end = Some(now);
+        }
+    }
+}
+
+fn merge(into: &Mutex<Histogram<u64>>, local: &mut Histogram<u64>) {
+    if local.is_empty() {
+        return;
+    }
+    let mut h = into.lock().unwrap_or_else(|p| p.into_inner());
+    h.add(&*local).expect("histograms share bounds");
+    local.reset();
+}
+
+fn pin(cores: &[usize], index: usize) {
+    if cores.is_empty() {
+        return;
+    }
+    let core = cores[index % cores.len()];
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        eprintln!("sluice-bench: could not pin a load thread to core {core}");
+    }
+}
+
+pub fn create_topic(conn: &mut Conn, topic: &str, partitions: i32) -> Result<()> {
+    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let resp: CreateTopicsResponse = conn.call(ApiKey::CreateTopics, 5, &req)?;
+    match resp.topics.first().map(|t| t.error_code) {
+        Some(0) | Some(36) => Ok(()), // created, or TOPIC_ALREADY_EXISTS
+        other => bail!("creating topic {topic}: error {other:?}"),
+    }
+}
+
+/// Offsets of every partition at `timestamp` (-1 latest, -2 earliest).
+pub fn list_offsets(conn: &mut Conn, topic: &str, partitions: i32, timestamp: i64) -> Result<Vec<i64>> {
+    let parts = (0..partitions)
+        .map(|p| ListOffsetsPartition::default().with_partition_index(p).with_timestamp(timestamp))
+        .collect();
+    let req = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(parts)]);
+    let resp: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &req)?;
+    let mut out = vec![0i64; partitions as usize];
+    for p in resp.topics.iter().flat_map(|t| t.partitions.iter()) {
+        if p.error_code != 0 {
+            bail!("list offsets of partition {} failed with error {}", p.partition_index, p.error_code);
+        }
+        if let Some(slot) = out.get_mut(p.partition_index as usize) {
+            *slot = p.offset;
+        }
+    }
+    Ok(out)
+}
+
+/// One record waiting in the accumulator.
+struct Msg {
+    key: Option<Bytes>,
+    value: Bytes,
+    created: Instant,
+}
+
+/// Records gathered for one partition until the batch is full or lingered long enough.
+struct Batch {
+    partition: i32,
+    msgs: Vec<Msg>,
+    bytes: usize,
+    first: Instant,
+}
+
+/// What a request in flight carried, per partition: creation times and payload bytes.
+struct SentPart {
+    partition: i32,
+    created: Vec<Instant>,
+    bytes: u64,
+}
+
+struct ProducerConn {
+    conn: Conn,
+    sent: VecDeque<Vec<SentPart>>,
+}
+
+/// Result of a completed run.
+pub struct RunResult {
+    pub workload: Workload,
+    pub produced: u64,
+    pub acked: u64,
+    pub errors: u64,
+    pub consumed: u64,
+    pub produce_secs: f64,
+    pub consume_secs: f64,
+    pub acked_measured: u64,
+    pub acked_bytes_measured: u64,
+    pub consumed_measured: u64,
+    pub consumed_bytes_measured: u64,
+    pub ack_hist: Histogram<u64>,
+    pub e2e_hist: Histogram<u64>,
+    /// (seconds since start, records acked so far, records consumed so far).
+    pub samples: Vec<(f64, u64, u64)>,
+    pub first_error: Option<String>,
+}
+
+impl RunResult {
+    pub fn produce_rate(&self) -> f64 {
+        self.acked_measured as f64 / self.produce_secs.max(1e-9)
+    }
+    pub fn produce_mbs(&self) -> f64 {
+        self.acked_bytes_measured as f64 / self.produce_secs.max(1e-9) / 1e6
+    }
+    pub fn consume_rate(&self) -> f64 {
+        self.consumed_measured as f64 / self.consume_secs.max(1e-9)
+    }
+    pub fn consume_mbs(&self) -> f64 {
+        self.consumed_bytes_measured as f64 / self.consume_secs.max(1e-9) / 1e6
+    }
+}
+
+pub fn run(w: &Workload) -> Result<RunResult> {
+    let mut setup = Conn::connect(&w.bootstrap)?;
+    create_topic(&mut setup, &w.topic, w.partitions)?;
+    let start_offsets = match w.mode {
+        Mode::CatchUp => list_offsets(&mut setup, &w.topic, w.partitions, -2)?,
+        Mode::Tail | Mode::EndToEnd => list_offsets(&mut setup, &w.topic, w.partitions, -1)?,
+        Mode::Produce => vec![0; w.partitions as usize],
+    };
+    let end_offsets = match w.mode {
+        Mode::CatchUp => Some(list_offsets(&mut setup, &w.topic, w.partitions, -1)?),
+        _ => None,
+    };
+    drop(setup);
+    let producers = if w.mode.produces() { w.producers } else { 0 };
+    let consumers = if w.mode.consumes() { w.consumers.max(1) } else { 0 };
+    let sh = Arc::new(Shared::new(w.warmup, producers));
+    let mut handles = Vec::new();
+    for id in 0..consumers {
+        let (w, sh, starts, ends) = (w.clone(), sh.clone(), start_offsets.clone(), end_offsets.clone());
+        handles.push(std::thread::spawn(move || {
+            pin(&w.cores, producers + id);
+            if let Err(e) = consumer(id, consumers, &w, &sh, &starts, ends.as_deref()) {
+                sh.note_error(format!("consumer {id}: {e:#}"));
+                sh.stop.store(true, Relaxed);
+            }
+            Shared::mark_end(&sh.consumers_end);
+        }));
+    }
+    for id in 0..producers {
+        let (w, sh) = (w.clone(), sh.clone());
+        handles.push(std::thread::spawn(move || {
+            pin(&w.cores, id);
+            if let Err(e) = producer(id, &w, &sh) {
+                sh.note_error(format!("producer {id}: {e:#}"));
+                sh.stop.store(true, Relaxed);
+            }
+            Shared::mark_end(&sh.producers_end);
+            sh.producers_running.fetch_sub(1, Relaxed);
+        }));
+    }
+    let samples = crate::report::monitor(w, &sh, &handles);
+    for h in handles {
+        let _ = h.join();
+    }
+    let end_of = |slot: &Mutex<Option<Instant>>| {
+        let end = slot.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(Instant::now);
+        end.saturating_duration_since(sh.measure_from).as_secs_f64()
+    };
+    let first_error = sh.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let ack_hist = sh.ack_hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let e2e_hist = sh.e2e_hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(RunResult {
+        workload: w.clone(),
+        produced: sh.produced.load(Relaxed),
+        acked: sh.acked.load(Relaxed),
+        errors: sh.errors.load(Relaxed),
+        consumed: sh.consumed.load(Relaxed),
+        produce_secs: end_of(&sh.producers_end),
+        consume_secs: end_of(&sh.consumers_end),
+        acked_measured: sh.acked_measured.load(Relaxed),
+        acked_bytes_measured: sh.acked_bytes_measured.load(Relaxed),
+        consumed_measured: sh.consumed_measured.load(Relaxed),
+        consumed_bytes_measured: sh.consumed_bytes_measured.load(Relaxed),
+        ack_hist,
+        e2e_hist,
+        samples,
+        first_error,
+    })
+}
+
+/// This producer's share of a message count.
+fn share(total: u64, parts: usize, id: usize) -> u64 {
+    total / parts as u64 + u64::from((id as u64) < total % parts as u64)
+}
+
+fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
+    let mut conns = Vec::with_capacity(w.connections);
+    for _ in 0..w.connections.max(1) {
+        conns.push(ProducerConn { conn: Conn::connect(&w.bootstrap)?, sent: VecDeque::new() });
+    }
+    let quota = match w.stop {
+        Stop::Count(n) => Some(share(n, w.producers, id)),
+        Stop::Duration(_) => None,
+    };
+    let interval = w.rate.map(|r| Duration::from_secs_f64(w.producers as f64 / r.max(1e-9)));
+    let stamp = w.mode == Mode::EndToEnd;
+    let mut gen = MsgGen::new(&w.size, &w.keys, w.partitions, w.batch_bytes, id as u64 + 1);
+    let mut open: Vec<Option<Batch>> = (0..w.partitions).map(|_| None).collect();
+    let mut ready: VecDeque<Batch> = VecDeque::new();
+    let mut local_hist = new_histogram();
+    let mut next_merge = Instant::now() + MERGE_INTERVAL;
+    let slots_total = conns.len() * w.in_flight.max(1);
+    let mut made = 0u64;
+    let mut next_intended = sh.start;
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        let now = Instant::now();
+        let stopping = sh.stop.load(Relaxed) || quota.is_some_and(|q| made >= q);
+        if !stopping {
+            let in_flight: usize = conns.iter().map(|c| c.conn.in_flight()).sum();
+            let free = slots_total.saturating_sub(in_flight);
+            // Open loop: every record whose intended send time has passed is created now,
+            // stamped with that intended time, so queueing delay counts (no coordinated
+            // omission). Closed loop: create records while requests could go out.
+            let mut budget = 100_000;
+            while budget > 0 && quota.is_none_or(|q| made < q) {
+                let created = match interval {
+                    Some(iv) => {
+                        if next_intended > now {
+                            break;
+                        }
+                        let t = next_intended;
+                        next_intended += iv;
+                        t
+                    }
+                    None => {
+                        if ready.len() >= free.max(1) || w.acks == 0 && ready.len() >= slots_total {
+                            break;
+                        }
+                        now
+                    }
+                };
+                let (partition, key, value) = gen.next(stamp.then(|| sh.unix_ns(created)));
+                add(&mut open, &mut ready, w.batch_bytes, partition, Msg { key, value, created });
+                made += 1;
+                budget -= 1;
+            }
+        }
+        // Linger: batches older than linger.ms go out partly full; at the end everything goes.
+        for slot in open.iter_mut() {
+            if slot.as_ref().is_some_and(|b| stopping || now.saturating_duration_since(b.first) >= w.linger) {
+                ready.extend(slot.take());
+            }
+        }
+        send_ready(w, sh, &mut conns, &mut ready)?;
+        let in_flight: usize = conns.iter().map(|c| c.conn.in_flight()).sum();
+        if stopping && ready.is_empty() && in_flight == 0 && open.iter().all(Option::is_none) {
+            break;
+        }
+        if now >= next_merge {
+            merge(&sh.ack_hist, &mut local_hist);
+            next_merge = now + MERGE_INTERVAL;
+        }
+        // Wait for a response, the next intended send time or the oldest linger deadline.
+        let mut wait = MERGE_INTERVAL;
+        if !stopping {
+            if interval.is_some() {
+                wait = wait.min(next_intended.saturating_duration_since(now));
+            }
+            if let Some(first) = open.iter().flatten().map(|b| b.first).min() {
+                wait = wait.min((first + w.linger).saturating_duration_since(now));
+            }
+        }
+        if in_flight < slots_total && (!ready.is_empty() || interval.is_none() && !stopping) {
+            wait = Duration::ZERO; // closed loop with a free slot (always, for acks=0): go on
+        }
+        if in_flight == 0 {
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            continue;
+        }
+        fds.clear();
+        fds.extend(conns.iter().map(|c| libc::pollfd {
+            fd: if c.conn.in_flight() > 0 { c.conn.raw_fd() } else { -1 },
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        let timeout_ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a valid array of pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err).context("poll");
+            }
+            continue;
+        }
+        for (i, fd) in fds.iter().enumerate() {
+            if fd.revents != 0 {
+                receive(w, sh, &mut conns[i], &mut local_hist)?;
+            }
+        }
+    }
+    merge(&sh.ack_hist, &mut local_hist);
+    Ok(())
+}
+
+fn add(open: &mut [Option<Batch>], ready: &mut VecDeque<Batch>, batch_bytes: usize, partition: i32, msg: Msg) {
+    let slot = &mut open[partition as usize];
+    let batch = slot.get_or_insert_with(|| Batch { partition, msgs: Vec::new(), bytes: 0, first: msg.created });
+    batch.bytes += msg.value.len() + msg.key.as_ref().map_or(0, Bytes::len);
+    batch.msgs.push(msg);
+    if batch.bytes >= batch_bytes {
+        ready.extend(slot.take());
+    }
+}
+
+/// Fills free request slots with ready batches, several partitions per request.
+fn send_ready(w: &Workload, sh: &Shared, conns: &mut [ProducerConn], ready: &mut VecDeque<Batch>) -> Result<()> {
+    let Some(conn) =
+        conns.iter_mut().filter(|c| c.conn.in_flight() < w.in_flight.max(1)).min_by_key(|c| c.conn.in_flight())
+    else {
+        return Ok(());
+    };
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let mut parts = Vec::new();
+    let mut sent = Vec::new();
+    let mut bytes = 0;
+    while let Some(batch) = ready.front() {
+        if !parts.is_empty() && bytes + batch.bytes > REQUEST_BYTES_MAX {
+            break;
+        }
+        let batch = ready.pop_front().expect("front exists");
+        bytes += batch.bytes;
+        let records = encode(&batch, w.compression)?;
+        parts.push(PartitionProduceData::default().with_index(batch.partition).with_records(Some(records)));
+        sent.push(SentPart {
+            partition: batch.partition,
+            bytes: batch.bytes as u64,
+            created: batch.msgs.iter().map(|m| m.created).collect(),
+        });
+    }
+    let req = ProduceRequest::default()
+        .with_acks(w.acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(&w.topic)).with_partition_data(parts)]);
+    let count: u64 = sent.iter().map(|s| s.created.len() as u64).sum();
+    if w.acks == 0 {
+        conn.conn.send_oneway(ApiKey::Produce, PRODUCE_VERSION, &req)?;
+        sh.produced.fetch_add(count, Relaxed);
+        sh.acked.fetch_add(count, Relaxed);
+        for s in &sent {
+            count_acked(sh, s);
+        }
+    } else {
+        conn.conn.send(ApiKey::Produce, PRODUCE_VERSION, &req)?;
+        sh.produced.fetch_add(count, Relaxed);
+        conn.sent.push_back(sent);
+    }
+    // More ready batches and more free slots: go again (bounded by the slots).
+    if !ready.is_empty() {
+        return send_ready(w, sh, conns, ready);
+    }
+    Ok(())
+}
+
+fn count_acked(sh: &Shared, s: &SentPart) {
+    let measured = s.created.iter().filter(|&&c| c >= sh.measure_from).count() as u64;
+    if measured > 0 {
+        sh.acked_measured.fetch_add(measured, Relaxed);
+        let bytes = s.bytes * measured / s.created.len() as u64;
+        sh.acked_bytes_measured.fetch_add(bytes, Relaxed);
+    }
+}
+
+fn encode(batch: &Batch, compression: Compression) -> Result<Bytes> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    let records: Vec<Record> = batch
+        .msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: m.key.clone(),
+            value: Some(m.value.clone()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::with_capacity(batch.bytes + 64 + 16 * records.len());
+    let options = RecordEncodeOptions { version: 2, compression };
+    match compression {
+        Compression::Lz4 | Compression::Zstd => {
+            RecordBatchEncoder::encode_with_custom_compression(&mut buf, records.iter(), &options, Some(compress))?
+        }
+        _ => RecordBatchEncoder::encode(&mut buf, records.iter(), &options)?,
+    }
+    Ok(buf.freeze())
+}
+
+thread_local! {
+    /// One zstd context per load thread: a fresh context per batch (what kafka-protocol's
+    /// stream encoder does) costs more than compressing a 16 KiB batch.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// lz4 and zstd for record batches. kafka-protocol's own lz4 runs LZ4 HC (level 4) at about
+/// 45 MB/s and its zstd about 25 MB/s on this VM (measured with `sink`), which made the
+/// harness the bottleneck; the fast lz4 mode is what Java clients before 3.8 used, and
+/// zstd level 3 is Kafka's default level.
+fn compress(src: &mut BytesMut, dst: &mut BytesMut, compression: Compression) -> Result<()> {
+    use std::io::Write;
+    match compression {
+        Compression::Lz4 => {
+            let mut enc = lz4::EncoderBuilder::new().level(0).build(Vec::with_capacity(src.len() / 2 + 64))?;
+            enc.write_all(src)?;
+            let (out, result) = enc.finish();
+            result?;
+            dst.extend_from_slice(&out);
+        }
+        Compression::Zstd => {
+            let out = ZSTD.with(|cell| -> Result<Vec<u8>> {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Compressor::new(3)?);
+                }
+                Ok(slot.as_mut().expect("set above").compress(src)?)
+            })?;
+            dst.extend_from_slice(&out);
+        }
+        other => bail!("no custom compressor for {other:?}"),
+    }
+    Ok(())
+}
+
+fn receive(w: &Workload, sh: &Shared, pc: &mut ProducerConn, hist: &mut Histogram<u64>) -> Result<()> {
+    let (resp, _): (ProduceResponse, _) = pc.conn.recv()?;
+    let now = Instant::now();
+    let sent = pc.sent.pop_front().context("a response without a request")?;
+    for s in &sent {
+        let error = resp
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == s.partition)
+            .map_or(-1, |p| p.error_code);
+        if error != 0 {
+            sh.errors.fetch_add(s.created.len() as u64, Relaxed);
+            sh.note_error(format!("produce to {}-{} failed with error {error}", w.topic, s.partition));
+            continue;
+        }
+        sh.acked.fetch_add(s.created.len() as u64, Relaxed);
+        count_acked(sh, s);
+        for &c in s.created.iter().filter(|&&c| c >= sh.measure_from) {
+            let us = now.saturating_duration_since(c).as_micros() as u64;
+            hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
+        }
+    }
+    Ok(())
+}
+
+fn consumer(id: usize, of: usize, w: &Workload, sh: &Shared, starts: &[i64], ends: Option<&[i64]>) -> Result<()> {
+    let mut conn = Conn::connect(&w.bootstrap)?;
+    let mine: Vec<i32> = (0..w.partitions).filter(|p| *p as usize % of == id).collect();
+    let mut offsets: Vec<i64> = mine.iter().map(|&p| starts[p as usize]).collect();
+    let quota = match (w.mode, w.stop) {
+        (Mode::CatchUp | Mode::Tail, Stop::Count(n)) => Some(n),
+        _ => None,
+    };
+    let mut local_hist = new_histogram();
+    let mut next_merge = Instant::now() + MERGE_INTERVAL;
+    let mut last_progress = Instant::now();
+    loop {
+        if let Some(ends) = ends {
+            if mine.iter().zip(&offsets).all(|(&p, &o)| o >= ends[p as usize]) {
+                break;
+            }
+        }
+        if quota.is_some_and(|q| sh.consumed.load(Relaxed) >= q) {
+            break;
+        }
+        if w.mode == Mode::EndToEnd && sh.producers_running.load(Relaxed) == 0 {
+            let target = sh.acked.load(Relaxed);
+            if sh.consumed.load(Relaxed) >= target || last_progress.elapsed() > DRAIN_IDLE_MAX {
+                break;
+            }
+        } else if sh.stop.load(Relaxed) && w.mode != Mode::EndToEnd {
+            break;
+        }
+        if mine.is_empty() {
+            std::thread::sleep(MERGE_INTERVAL);
+            continue;
+        }
+        let parts = mine
+            .iter()
+            .zip(&offsets)
+            .map(|(&p, &o)| {
+                FetchPartition::default().with_partition(p).with_fetch_offset(o).with_partition_max_bytes(w.fetch_bytes)
+            })
+            .collect();
+        let req = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(w.fetch_bytes.saturating_mul(mine.len() as i32))
+            .with_topics(vec![FetchTopic::default().with_topic(topic_name(&w.topic)).with_partitions(parts)]);
+        let resp: FetchResponse = conn.call(ApiKey::Fetch, FETCH_VERSION, &req)?;
+        let now = Instant::now();
+        let now_unix = sh.unix_ns(now);
+        for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
+            if p.error_code != 0 {
+                bail!("fetch of partition {} failed with error {}", p.partition_index, p.error_code);
+            }
+            let Some(i) = mine.iter().position(|&m| m == p.partition_index) else { continue };
+            let Some(records) = &p.records else { continue };
+            let (count, bytes, next) = walk_batches(records, offsets[i], w.mode == Mode::EndToEnd, |stamp_ns| {
+                if stamp_ns >= sh.unix_ns(sh.measure_from) {
+                    let us = now_unix.saturating_sub(stamp_ns) / 1000;
+                    local_hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
+                    true
+                } else {
+                    false
+                }
+            })?;
+            if count.total > 0 {
+                last_progress = now;
+                offsets[i] = next;
+                sh.consumed.fetch_add(count.total, Relaxed);
+                let measured = if w.mode == Mode::EndToEnd {
+                    count.measured
+                } else if now >= sh.measure_from {
+                    count.total
+                } else {
+                    0
+                };
+                sh.consumed_measured.fetch_add(measured, Relaxed);
+                sh.consumed_bytes_measured.fetch_add(bytes * measured / count.total.max(1), Relaxed);
+            }
+        }
+        if now >= next_merge {
+            merge(&sh.e2e_hist, &mut local_hist);
+            next_merge = now + MERGE_INTERVAL;
+        }
+    }
+    merge(&sh.e2e_hist, &mut local_hist);
+    Ok(())
+}
+
+#[derive(Default)]
+struct Counted {
+    total: u64,
+    measured: u64,
+}
+
+/// Walks the record batches of a fetch: counts records at or after `from`, their payload
+/// bytes (approximated by batch size for headers-only counting), and the next offset.
+/// With `stamps`, decodes each batch and hands the 8-byte send stamp at the start of each
+/// value to `on_stamp` (which says whether the record counts as measured).
+fn walk_batches(
+    mut records: &[u8],
+    from: i64,
+    stamps: bool,
+    mut on_stamp: impl FnMut(u64) -> bool,
+) -> Result<(Counted, u64, i64)> {
+    let mut counted = Counted::default();
+    let mut bytes = 0u64;
+    let mut next = from;
+    // Batch header: base offset (8), length (4), epoch (4), magic (1), crc (4), attributes (2),
+    // last offset delta (4), timestamps (16), producer id/epoch (10), base sequence (4), count (4).
+    while records.len() >= 61 {
+        let size = 12 + be_i32(records, 8) as usize;
+        if size > records.len() {
+            break; // a partial batch at the end of the response
+        }
+        let base = be_i64(records, 0);
+        let last = base + be_i32(records, 23) as i64;
+        let batch = &records[..size];
+        records = &records[size..];
+        if last < from {
+            continue;
+        }
+        let attributes = u16::from_be_bytes([batch[21], batch[22]]);
+        if attributes & 0x20 != 0 {
+            next = last + 1; // control batch (transactions): not a record for the reader
+            continue;
+        }
+        let fresh = (last - base.max(from) + 1) as u64;
+        counted.total += fresh;
+        bytes += (size as u64).saturating_sub(61 + 8 * fresh).max(fresh); // payload, roughly
+        if stamps {
+            let mut buf = Bytes::copy_from_slice(batch);
+            let set = RecordBatchDecoder::decode(&mut buf)?;
+            let mut payload = 0u64;
+            for r in set.records.iter().filter(|r| r.offset >= from) {
+                let v = r.value.as_deref().unwrap_or(&[]);
+                payload += (v.len() + r.key.as_ref().map_or(0, |k| k.len())) as u64;
+                if v.len() >= 8 && on_stamp(u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))) {
+                    counted.measured += 1;
+                }
+            }
+            bytes = bytes - (size as u64).saturating_sub(61 + 8 * fresh).max(fresh) + payload;
+        }
+        next = last + 1;
+    }
+    Ok((counted, bytes, next))
+}
