@@ -10,7 +10,7 @@ import time
 
 import confluent_kafka as ck
 
-from common import Deadline, emit, headers, log, message, producer_args, timestamp
+from common import AckTally, Deadline, headers, log, message, producer_args, timestamp
 
 
 def main():
@@ -25,24 +25,14 @@ def main():
         "error_cb": lambda err: log("ck_produce error_cb:", err),
     }
     p = ck.Producer(conf)
-    state = {"acked": 0, "errors": 0, "samples": [], "parts": {}, "acks": []}
+    tally = AckTally(args.report_acks)
 
     def on_delivery(i):
         def cb(err, msg):
             if err is not None:
-                state["errors"] += 1
-                if len(state["samples"]) < 10:
-                    state["samples"].append(f"message {i}: {err}")
-                return
-            state["acked"] += 1
-            part, off = msg.partition(), msg.offset()
-            s = state["parts"].setdefault(str(part), {"count": 0, "first": off, "last": off, "in_order": True})
-            if s["count"] and off <= s["last"] and off >= 0:
-                s["in_order"] = False
-            s["count"] += 1
-            s["last"] = off
-            if args.report_acks:
-                state["acks"].append([i, part, off])
+                tally.error(f"message {i}: {err}")
+            else:
+                tally.ok(i, msg.partition(), msg.offset())
         return cb
 
     t0 = time.monotonic()
@@ -69,22 +59,9 @@ def main():
         p.flush(min(1.0, max(0.0, deadline.left())))
     left = len(p)
     if left:
-        state["errors"] += left
-        state["samples"].append(f"{left} messages still unacknowledged after {args.timeout}s")
-    if args.report_acks:
-        state["acks"].sort()
-    emit({
-        "client": "confluent-kafka " + ck.__version__ + " / librdkafka " + ck.libversion()[0],
-        "topic": args.topic,
-        "sent": args.count,
-        "acked": state["acked"],
-        "errors": state["errors"],
-        "error_samples": state["samples"],
-        "partitions": state["parts"],
-        "acks": state["acks"],
-        "elapsed_s": round(time.monotonic() - t0, 3),
-    })
-
+        tally.errors += left
+        tally.samples.append(f"{left} messages still unacknowledged after {args.timeout}s")
+    tally.emit("confluent-kafka " + ck.__version__ + " / librdkafka " + ck.libversion()[0], args, t0)
 
 if __name__ == "__main__":
     main()

@@ -144,3 +144,46 @@ class Deadline:
 
     def passed(self):
         return time.monotonic() >= self.end
+
+
+class AckTally:
+    """What a producer script reports: acks per partition (in send order?), errors, samples.
+
+    Shared by ck_produce.py and kp_produce.py so both print the same JSON."""
+
+    def __init__(self, report_acks):
+        self.acked = 0
+        self.errors = 0
+        self.samples = []
+        self.parts = {}
+        self.acks = []
+        self.report_acks = report_acks
+
+    def ok(self, i, part, off):
+        self.acked += 1
+        s = self.parts.setdefault(str(part), {"count": 0, "first": off, "last": off, "in_order": True})
+        if s["count"] and off <= s["last"] and off >= 0:
+            s["in_order"] = False
+        s["count"] += 1
+        s["last"] = off
+        if self.report_acks:
+            self.acks.append([i, part, off])
+
+    def error(self, what, count=1):
+        self.errors += count
+        if len(self.samples) < 10:
+            self.samples.append(what)
+
+    def emit(self, client, args, t0):
+        self.acks.sort()
+        emit({
+            "client": client,
+            "topic": args.topic,
+            "sent": args.count,
+            "acked": self.acked,
+            "errors": self.errors,
+            "error_samples": self.samples,
+            "partitions": self.parts,
+            "acks": self.acks,
+            "elapsed_s": round(time.monotonic() - t0, 3),
+        })

@@ -9,7 +9,7 @@ import time
 import kafka
 from kafka import KafkaProducer
 
-from common import Deadline, emit, headers, log, message, producer_args, timestamp
+from common import AckTally, Deadline, headers, log, message, producer_args, timestamp
 
 
 def main():
@@ -27,27 +27,13 @@ def main():
     if args.idempotence:
         del kw["acks"]  # idempotence requires acks=all, which is its default
     p = KafkaProducer(**kw)
-    state = {"acked": 0, "errors": 0, "samples": [], "parts": {}, "acks": []}
+    tally = AckTally(args.report_acks)
 
     def ok(i):
-        def cb(md):
-            state["acked"] += 1
-            part, off = md.partition, md.offset
-            s = state["parts"].setdefault(str(part), {"count": 0, "first": off, "last": off, "in_order": True})
-            if s["count"] and off <= s["last"] and off >= 0:
-                s["in_order"] = False
-            s["count"] += 1
-            s["last"] = off
-            if args.report_acks:
-                state["acks"].append([i, part, off])
-        return cb
+        return lambda md: tally.ok(i, md.partition, md.offset)
 
     def fail(i):
-        def eb(exc):
-            state["errors"] += 1
-            if len(state["samples"]) < 10:
-                state["samples"].append(f"message {i}: {exc!r}")
-        return eb
+        return lambda exc: tally.error(f"message {i}: {exc!r}")
 
     t0 = time.monotonic()
     for i in range(args.start, args.start + args.count):
@@ -63,9 +49,7 @@ def main():
         try:
             fut = p.send(args.topic, **skw)
         except Exception as e:  # noqa: BLE001 - report, do not hide
-            state["errors"] += 1
-            if len(state["samples"]) < 10:
-                state["samples"].append(f"send {i}: {e!r}")
+            tally.error(f"send {i}: {e!r}")
             continue
         fut.add_callback(ok(i))
         fut.add_errback(fail(i))
@@ -74,30 +58,17 @@ def main():
     try:
         p.flush(timeout=max(1.0, deadline.left()))
     except Exception as e:  # noqa: BLE001
-        state["samples"].append(f"flush: {e!r}")
+        tally.samples.append(f"flush: {e!r}")
         log("kp_produce flush:", repr(e))
-    missing = args.count - state["acked"] - state["errors"]
+    missing = args.count - tally.acked - tally.errors
     if missing > 0:
-        state["errors"] += missing
-        state["samples"].append(f"{missing} messages neither acked nor failed after {args.timeout}s")
+        tally.errors += missing
+        tally.samples.append(f"{missing} messages neither acked nor failed after {args.timeout}s")
     try:
         p.close(timeout=5)
     except Exception as e:  # noqa: BLE001
         log("kp_produce close:", repr(e))
-    if args.report_acks:
-        state["acks"].sort()
-    emit({
-        "client": "kafka-python " + kafka.__version__,
-        "topic": args.topic,
-        "sent": args.count,
-        "acked": state["acked"],
-        "errors": state["errors"],
-        "error_samples": state["samples"],
-        "partitions": state["parts"],
-        "acks": state["acks"],
-        "elapsed_s": round(time.monotonic() - t0, 3),
-    })
-
+    tally.emit("kafka-python " + kafka.__version__, args, t0)
 
 if __name__ == "__main__":
     main()
