@@ -93,6 +93,42 @@ const SETTINGS: &[Setting] = &[
         c.retention_check_interval_ms = int("log.retention.check.interval.ms", v)?
     }),
     setting!(
+        "group.initial.rebalance.delay.ms",
+        "how long a new group waits for more members before its first rebalance (default 3000)",
+        |c, v| { c.group_initial_rebalance_delay_ms = int("group.initial.rebalance.delay.ms", v)? }
+    ),
+    setting!(
+        "group.min.session.timeout.ms",
+        "smallest session.timeout.ms a member may ask for (default 6000)",
+        |c, v| { c.group_min_session_timeout_ms = int("group.min.session.timeout.ms", v)? }
+    ),
+    setting!(
+        "group.max.session.timeout.ms",
+        "largest session.timeout.ms a member may ask for (default 1800000)",
+        |c, v| { c.group_max_session_timeout_ms = int("group.max.session.timeout.ms", v)? }
+    ),
+    setting!("group.max.size", "most members in one group (default unlimited)", |c, v| {
+        c.group_max_size = int("group.max.size", v)?
+    }),
+    setting!(
+        "offsets.retention.minutes",
+        "an empty group's committed offsets are dropped this long after it emptied (default 10080)",
+        |c, v| { c.offsets_retention_minutes = int("offsets.retention.minutes", v)? }
+    ),
+    setting!(
+        "offsets.retention.check.interval.ms",
+        "how often expired offsets are dropped (default 600000)",
+        |c, v| { c.offsets_retention_check_interval_ms = int("offsets.retention.check.interval.ms", v)? }
+    ),
+    setting!(
+        "offsets.topic.num.partitions",
+        "partitions of __consumer_offsets when it is created (default 50; fixed afterwards)",
+        |c, v| { c.offsets_topic_num_partitions = int("offsets.topic.num.partitions", v)? }
+    ),
+    setting!("offset.metadata.max.bytes", "largest metadata string of a committed offset (default 4096)", |c, v| {
+        c.offset_metadata_max_bytes = int("offset.metadata.max.bytes", v)?
+    }),
+    setting!(
         "fetch.zero.copy.enable",
         "splice fetched records file-to-socket instead of copying (default false)",
         |c, v| { c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)? }
@@ -112,6 +148,14 @@ pub struct BrokerConfig {
     pub queued_max_request_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub zero_copy_fetch: bool,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: usize,
+    pub offsets_retention_minutes: i64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offsets_topic_num_partitions: i32,
+    pub offset_metadata_max_bytes: usize,
     pub log: LogConfig,
 }
 
@@ -129,6 +173,14 @@ impl Default for BrokerConfig {
             // the splice path costs more CPU per GiB than read + send, so copying is the
             // default until a sendfile path beats it.
             zero_copy_fetch: false,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: usize::MAX,
+            offsets_retention_minutes: 10080,
+            offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_num_partitions: 50,
+            offset_metadata_max_bytes: 4096,
             log: LogConfig::default(),
         }
     }
@@ -170,6 +222,12 @@ impl BrokerConfig {
         }
         if self.socket_request_max_bytes < 64 {
             return Err("socket.request.max.bytes must be at least 64".into());
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err("offsets.topic.num.partitions must be at least 1".into());
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err("group.min.session.timeout.ms must not exceed group.max.session.timeout.ms".into());
         }
         if self.queued_max_request_bytes < self.socket_request_max_bytes {
             return Err("queued.max.request.bytes must be at least socket.request.max.bytes".into());

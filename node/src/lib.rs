@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod group;
 pub mod limits;
 pub mod log;
 pub mod metrics;

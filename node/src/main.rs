@@ -12,12 +12,15 @@ USAGE:
     sluice [OPTIONS]                                 serve Kafka clients
     sluice dump-log <SEGMENT.log|.index|.timeindex>   print batches or index entries
     sluice check <PARTITION-DIR>                     open (and recover) a partition, print its offsets
+    sluice groups --admin HOST:PORT                  consumer groups of a running node: members,
+                                                     assignments, committed offsets and lag
 
 OPTIONS:
     --listen HOST:PORT   Kafka listener (default 127.0.0.1:9092; port 0 picks one)
     --data-dir DIR       where partitions live (default ./data)
     --cores LIST         cores to run shards on, e.g. 0-3 or 0,2 (default: all)
-    --admin HOST:PORT    HTTP endpoint: /metrics (Prometheus) and /layout (JSON) (default: off)
+    --admin HOST:PORT    HTTP endpoint: /metrics (Prometheus), /layout and /groups (JSON),
+                         /groups.txt (default: off)
     --config FILE        TOML file of broker settings under their Kafka names
     --set NAME=VALUE     one broker setting (repeatable; wins over --config)
     -h, --help           this text
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["dump-log", path] => run(sluice_tools::dump(PathBuf::from(path))),
         ["check", path] => run(sluice_tools::check(PathBuf::from(path))),
+        ["groups", "--admin", addr] => run(groups(addr)),
         [first, ..] if *first == "--help" || *first == "-h" || *first == "help" => {
             println!("{USAGE}{}", BrokerConfig::help());
             ExitCode::SUCCESS
@@ -79,6 +83,23 @@ fn parse_server_args(args: &[String]) -> Result<ServerArgs, String> {
         None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
     };
     Ok(ServerArgs { listen, admin, data_dir, cores, config })
+}
+
+/// `sluice groups`: asks a running node's admin endpoint for its groups table.
+fn groups(addr: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    write!(stream, "GET /groups.txt HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("writing to {addr}: {e}"))?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| format!("reading from {addr}: {e}"))?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{addr} answered {}", head.lines().next().unwrap_or_default()));
+    }
+    print!("{body}");
+    Ok(())
 }
 
 fn run(result: Result<(), String>) -> ExitCode {

@@ -72,7 +72,8 @@ async fn connection(shard: &Rc<Shard>, mut reader: TcpStream) -> Result<(), Clos
     let writer =
         glommio::spawn_local(async move { write_responses(&writer_shard, writer_stream, rx, zero_copy).await });
     let max = shard.config().socket_request_max_bytes;
-    let result = read_requests(shard, &mut reader, &tx, max).await;
+    let peer = reader.peer_addr().ok();
+    let result = read_requests(shard, &mut reader, &tx, max, peer).await;
     drop(tx);
     let written = writer.await;
     result.and(written)
@@ -83,6 +84,7 @@ async fn read_requests(
     reader: &mut TcpStream,
     tx: &local_channel::LocalSender<Pending>,
     max: usize,
+    peer: Option<std::net::SocketAddr>,
 ) -> Result<(), Close> {
     loop {
         let mut prefix = [0u8; 4];
@@ -106,7 +108,8 @@ async fn read_requests(
         if shard.stopping.get() {
             return Ok(()); // the node is stopping: take no new request
         }
-        let request = protocol::parse_request(frame.freeze()).map_err(|e| Close(e.to_string()))?;
+        let mut request = protocol::parse_request(frame.freeze()).map_err(|e| Close(e.to_string()))?;
+        request.peer = peer;
         shard.metrics.borrow_mut().requests += 1;
         let shard = shard.clone();
         let task = glommio::spawn_local(async move {

@@ -46,6 +46,8 @@ pub struct Request {
     pub api_version: i16,
     pub header: RequestHeader,
     pub body: Bytes,
+    /// The client's address (groups report it as the member's host).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// Peeks the fixed header: (api key, api version, correlation id).
@@ -79,7 +81,7 @@ pub fn parse_request(frame: Bytes) -> Result<Request, FrameError> {
         }
         Err(e) => return Err(FrameError::BadHeader(e.to_string())),
     };
-    Ok(Request { api_key, api_version: version, header, body: buf })
+    Ok(Request { api_key, api_version: version, header, body: buf, peer: None })
 }
 
 /// A piece of a response.

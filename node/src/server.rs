@@ -8,10 +8,11 @@
 //! the checkpoints and the clean-shutdown marker; the process exits 0.
 
 use crate::config::BrokerConfig;
+use crate::group::store::OFFSETS_TOPIC;
 use crate::log::{checkpoint, TopicPartition, CLEAN_SHUTDOWN_FILE};
 use crate::runtime::{executor_builder, raise_memlock_limit};
 use crate::shard::{Envelope, Shard, ShardSetup};
-use crate::topics::{Registry, TopicId};
+use crate::topics::{Registry, TopicId, TopicInfo};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::TcpListener;
 use std::cell::Cell;
@@ -148,6 +149,11 @@ async fn shard_main(
     for info in topics {
         shard.apply_topic(info).await?;
     }
+    let replayed = shard.groups.load(&shard).await?;
+    if replayed > 0 {
+        eprintln!("sluice: shard {id}: {} groups from {replayed} offsets records", shard.groups.group_count());
+    }
+    glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
     let listener = bind_listener(id, &args.listen, &startup)?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);
@@ -209,7 +215,25 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
     let dir = std::path::absolute(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let cluster_id = cluster_id(&dir, args.config.node_id)?;
-    let registry = Registry::scan(&dir)?;
+    let mut registry = Registry::scan(&dir)?;
+    let mut config = args.config.clone();
+    // The offsets topic exists from the first start; its partition count is fixed then.
+    match registry.get(OFFSETS_TOPIC) {
+        Some(existing) => {
+            if existing.partitions != config.offsets_topic_num_partitions {
+                eprintln!(
+                    "sluice: {OFFSETS_TOPIC} has {} partitions; offsets.topic.num.partitions={} applies only at creation",
+                    existing.partitions, config.offsets_topic_num_partitions
+                );
+            }
+            config.offsets_topic_num_partitions = existing.partitions;
+        }
+        None => registry.upsert(TopicInfo {
+            name: OFFSETS_TOPIC.to_string(),
+            id: TopicId::random(),
+            partitions: config.offsets_topic_num_partitions,
+        }),
+    }
     let read = |name| -> Result<BTreeMap<TopicPartition, i64>, String> {
         Ok(checkpoint::read_offsets(&dir, name)
             .map_err(|e| e.to_string())?
@@ -219,7 +243,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
     };
     Ok(ShardSetup {
         shards: args.cores.len(),
-        config: args.config.clone(),
+        config,
         recovery_points: read(checkpoint::RECOVERY_POINT_FILE)?,
         log_starts: read(checkpoint::LOG_START_OFFSET_FILE)?,
         clean_shutdown: dir.join(CLEAN_SHUTDOWN_FILE).exists(),

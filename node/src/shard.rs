@@ -139,6 +139,8 @@ pub enum Op {
         name: String,
     },
     Stats,
+    /// To a group's coordinator shard.
+    Group(crate::group::GroupCall),
     /// Flush and close every partition (clean shutdown).
     Close,
 }
@@ -151,6 +153,7 @@ pub enum Reply {
     Created(Result<TopicInfo, (i16, String)>),
     Stats(Metrics, Vec<PartitionStat>),
     Done(Result<(), String>),
+    Group(crate::group::GroupReply),
 }
 
 /// A message on the mesh.
@@ -199,6 +202,8 @@ pub struct Shard {
     /// What the checkpoints said of partitions present at start; taken on first open, so a
     /// topic deleted and created again starts from nothing.
     hints: RefCell<BTreeMap<TopicPartition, OpenHint>>,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::group::Coordinator,
 }
 
 /// How long a clean stop waits for requests in flight (a long-poll fetch may park this long).
@@ -228,6 +233,7 @@ impl Shard {
             in_flight: std::cell::Cell::new(0),
             request_bytes: Rc::new(Semaphore::new(setup.config.queued_max_request_bytes as u64)),
             hints: RefCell::new(hints),
+            groups: crate::group::Coordinator::default(),
             id,
             registry: RefCell::new(setup.registry.clone()),
             setup,
@@ -314,6 +320,7 @@ impl Shard {
             Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
             Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
             Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
+            Op::Group(call) => Reply::Group(crate::group::serve(self, call).await),
             Op::Close => Reply::Done(self.close_local().await),
         }
     }

@@ -5,12 +5,23 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::protocol::{Request, Response};
 use crate::shard::Shard;
@@ -28,6 +39,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, delete_topics::VERSIONS.0, delete_topics::VERSIONS.1),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS.0, create_partitions::VERSIONS.1),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS.0, describe_cluster::VERSIONS.1),
+    (ApiKey::FindCoordinator, find_coordinator::VERSIONS.0, find_coordinator::VERSIONS.1),
+    (ApiKey::JoinGroup, join_group::VERSIONS.0, join_group::VERSIONS.1),
+    (ApiKey::SyncGroup, sync_group::VERSIONS.0, sync_group::VERSIONS.1),
+    (ApiKey::Heartbeat, heartbeat::VERSIONS.0, heartbeat::VERSIONS.1),
+    (ApiKey::LeaveGroup, leave_group::VERSIONS.0, leave_group::VERSIONS.1),
+    (ApiKey::OffsetCommit, offset_commit::VERSIONS.0, offset_commit::VERSIONS.1),
+    (ApiKey::OffsetFetch, offset_fetch::VERSIONS.0, offset_fetch::VERSIONS.1),
+    (ApiKey::DescribeGroups, describe_groups::VERSIONS.0, describe_groups::VERSIONS.1),
+    (ApiKey::ListGroups, list_groups::VERSIONS.0, list_groups::VERSIONS.1),
+    (ApiKey::DeleteGroups, delete_groups::VERSIONS.0, delete_groups::VERSIONS.1),
+    (ApiKey::OffsetDelete, offset_delete::VERSIONS.0, offset_delete::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -64,6 +86,17 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::DeleteTopics => delete_topics::handle(shard, &req).await.map(Some),
         ApiKey::CreatePartitions => create_partitions::handle(shard, &req).await.map(Some),
         ApiKey::DescribeCluster => describe_cluster::handle(shard, &req).await.map(Some),
+        ApiKey::FindCoordinator => find_coordinator::handle(shard, &req).await.map(Some),
+        ApiKey::JoinGroup => join_group::handle(shard, &req).await.map(Some),
+        ApiKey::SyncGroup => sync_group::handle(shard, &req).await.map(Some),
+        ApiKey::Heartbeat => heartbeat::handle(shard, &req).await.map(Some),
+        ApiKey::LeaveGroup => leave_group::handle(shard, &req).await.map(Some),
+        ApiKey::OffsetCommit => offset_commit::handle(shard, &req).await.map(Some),
+        ApiKey::OffsetFetch => offset_fetch::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeGroups => describe_groups::handle(shard, &req).await.map(Some),
+        ApiKey::ListGroups => list_groups::handle(shard, &req).await.map(Some),
+        ApiKey::DeleteGroups => delete_groups::handle(shard, &req).await.map(Some),
+        ApiKey::OffsetDelete => offset_delete::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }
@@ -76,4 +109,19 @@ pub fn uuid(id: crate::topics::TopicId) -> uuid::Uuid {
 /// A topic name from a string.
 pub fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
     kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string()))
+}
+
+/// A protocol string as an owned `String`.
+pub fn string(s: &kafka_protocol::protocol::StrBytes) -> String {
+    s.to_string()
+}
+
+/// A nullable protocol string as an owned `Option<String>`.
+pub fn opt_string(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
+    s.as_ref().map(|s| s.to_string())
+}
+
+/// A protocol string from a `&str`.
+pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }

@@ -1,0 +1,43 @@
+//! ListGroups, versions 0–5: every group on every shard (v4 filters by state, v5 by type;
+//! all groups here are "classic").
+
+use super::{decode, str_bytes, string, Close};
+use crate::group::{self, errors, GroupCall};
+use crate::protocol::{encode_response, Request, Response};
+use crate::shard::Shard;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 5);
+
+pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request: ListGroupsRequest = decode(req)?;
+    let v = req.api_version;
+    let states: Vec<String> = if v >= 4 { request.states_filter.iter().map(string).collect() } else { Vec::new() };
+    let types: Vec<String> = if v >= 5 { request.types_filter.iter().map(string).collect() } else { Vec::new() };
+    // Only classic groups exist: a types filter without "classic" matches none of them.
+    let classic = types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic"));
+    let views = if classic {
+        group::all(shard, || GroupCall::List { states: states.clone(), types: Vec::new() }).await
+    } else {
+        Vec::new()
+    };
+    let groups = views
+        .iter()
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(&g.group)))
+                .with_protocol_type(str_bytes(&g.protocol_type));
+            if v >= 4 {
+                l = l.with_group_state(str_bytes(&g.state));
+            }
+            if v >= 5 {
+                l = l.with_group_type(str_bytes("classic"));
+            }
+            l
+        })
+        .collect();
+    let body = ListGroupsResponse::default().with_error_code(errors::NONE).with_groups(groups);
+    Ok(encode_response(req.api_key, v, req.header.correlation_id, &body))
+}

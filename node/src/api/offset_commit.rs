@@ -1,0 +1,65 @@
+//! OffsetCommit, versions 2–9: checked against the group's generation and member (or
+//! accepted as a standalone commit: generation -1 to a group with no members), written to
+//! `__consumer_offsets` and fdatasynced before the answer.
+
+use super::{decode, opt_string, string, topic_name, Close};
+use crate::group::{self, errors, CommitPart, GroupCall, GroupReply, MemberRef};
+use crate::protocol::{encode_response, Request, Response};
+use crate::shard::Shard;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (2, 9);
+
+pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request: OffsetCommitRequest = decode(req)?;
+    let v = req.api_version;
+    let member = MemberRef {
+        group: string(&request.group_id.0),
+        generation: request.generation_id_or_member_epoch,
+        member_id: string(&request.member_id),
+        instance_id: if v >= 7 { opt_string(&request.group_instance_id) } else { None },
+    };
+    let parts: Vec<CommitPart> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| CommitPart {
+                topic: string(&t.name.0),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+                metadata: opt_string(&p.committed_metadata),
+            })
+        })
+        .collect();
+    // v2–v4 carry a retention of their own; -1 means the broker's.
+    let retention_ms = if v <= 4 { request.retention_time_ms } else { -1 };
+    let group_id = member.group.clone();
+    let n = parts.len();
+    let codes = match group::call(shard, &group_id, GroupCall::Commit { member, retention_ms, parts }).await {
+        GroupReply::Commit(codes) if codes.len() == n => codes,
+        GroupReply::Error(e) => vec![e; n],
+        _ => vec![errors::COORDINATOR_NOT_AVAILABLE; n],
+    };
+    let mut codes = codes.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(codes.next().unwrap_or(errors::COORDINATOR_NOT_AVAILABLE))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(topic_name(&t.name.0)).with_partitions(partitions)
+        })
+        .collect();
+    let body = OffsetCommitResponse::default().with_topics(topics);
+    Ok(encode_response(req.api_key, v, req.header.correlation_id, &body))
+}
