@@ -125,6 +125,11 @@ const SETTINGS: &[Setting] = &[
         "partitions of __consumer_offsets when it is created (default 50; fixed afterwards)",
         |c, v| { c.offsets_topic_num_partitions = int("offsets.topic.num.partitions", v)? }
     ),
+    setting!(
+        "offsets.topic.segment.bytes",
+        "segment size of __consumer_offsets; it is compacted once it grows past this (default 104857600)",
+        |c, v| { c.offsets_topic_segment_bytes = int("offsets.topic.segment.bytes", v)? }
+    ),
     setting!("offset.metadata.max.bytes", "largest metadata string of a committed offset (default 4096)", |c, v| {
         c.offset_metadata_max_bytes = int("offset.metadata.max.bytes", v)?
     }),
@@ -155,6 +160,7 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: u64,
     pub offset_metadata_max_bytes: usize,
     pub log: LogConfig,
 }
@@ -180,6 +186,7 @@ impl Default for BrokerConfig {
             offsets_retention_minutes: 10080,
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
             offset_metadata_max_bytes: 4096,
             log: LogConfig::default(),
         }
@@ -225,6 +232,9 @@ impl BrokerConfig {
         }
         if self.offsets_topic_num_partitions < 1 {
             return Err("offsets.topic.num.partitions must be at least 1".into());
+        }
+        if self.offsets_topic_segment_bytes < 4096 {
+            return Err("offsets.topic.segment.bytes must be at least 4096".into());
         }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err("group.min.session.timeout.ms must not exceed group.max.session.timeout.ms".into());

@@ -544,11 +544,24 @@ impl Shard {
         Ok(())
     }
 
+    /// A partition's log settings: the broker's, except for `__consumer_offsets`, which is
+    /// never trimmed by time or size (it is compacted by its coordinator instead: see
+    /// `group::Coordinator::compact`) and has its own segment size, as in Kafka.
+    pub fn log_config(&self, tp: &TopicPartition) -> crate::log::LogConfig {
+        let mut config = self.config().log.clone();
+        if tp.topic == crate::group::store::OFFSETS_TOPIC {
+            config.retention_ms = -1;
+            config.retention_bytes = -1;
+            config.segment_bytes = self.config().offsets_topic_segment_bytes;
+        }
+        config
+    }
+
     /// Opens (or creates) one partition's log and writes its `partition.metadata`.
     pub async fn open_partition(&self, tp: TopicPartition, id: TopicId) -> Result<Rc<PartitionLog>, LogError> {
         let dir = self.setup.data_dir.join(tp.dir_name());
         let hint = self.hints.borrow_mut().remove(&tp).unwrap_or_default();
-        let log = PartitionLog::open(&dir, self.config().log.clone(), hint).await?;
+        let log = PartitionLog::open(&dir, self.log_config(&tp), hint).await?;
         let metadata = topics::encode_partition_metadata(id);
         if std::fs::read_to_string(dir.join(topics::PARTITION_METADATA_FILE)).ok().as_deref() != Some(&metadata) {
             checkpoint::write_atomic(&dir, topics::PARTITION_METADATA_FILE, metadata.into_bytes()).await?;

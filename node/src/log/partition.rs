@@ -451,6 +451,29 @@ impl PartitionLog {
         self.sync_rounds.fail();
     }
 
+    /// Seals the active segment and starts a new one at the log end, unless the active
+    /// segment is empty. Used before a rewrite that makes everything older obsolete.
+    pub async fn roll_now(&self) -> Result<(), LogError> {
+        loop {
+            {
+                let mut st = self.state.borrow_mut();
+                if st.offline {
+                    return Err(LogError::Offline);
+                }
+                if !st.exclusive {
+                    let (_, active) = st.segments.iter().next_back().expect("a log always has an active segment");
+                    if active.state.size == 0 {
+                        return Ok(());
+                    }
+                    st.exclusive = true;
+                    break;
+                }
+            }
+            drop(self.structure.acquire_permit(1).await);
+        }
+        self.roll().await
+    }
+
     /// Rolls to a new segment at the current next offset (if the predicate still says so).
     async fn roll(&self) -> Result<(), LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
