@@ -21,6 +21,8 @@ pub struct Conn {
     /// (correlation id, api key, version, sent at) of requests awaiting a response.
     in_flight: VecDeque<(i32, ApiKey, i16, Instant)>,
     client_id: StrBytes,
+    /// Request buffer, reused.
+    out: BytesMut,
 }
 
 impl Conn {
@@ -32,6 +34,7 @@ impl Conn {
             next_correlation: 1,
             in_flight: VecDeque::new(),
             client_id: StrBytes::from_static_str("sluice-bench"),
+            out: BytesMut::new(),
         })
     }
 
@@ -46,15 +49,20 @@ impl Conn {
 
     /// Sends a request without waiting for its response.
     pub fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> Result<i32> {
-        self.send_inner(key, version, body, true)
+        let size = body.compute_size(version)?;
+        self.send_with(key, version, true, size, |buf| body.encode(buf, version))
     }
 
-    /// Sends a request the broker does not answer (Produce with acks=0).
-    pub fn send_oneway<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> Result<i32> {
-        self.send_inner(key, version, body, false)
-    }
-
-    fn send_inner<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T, answered: bool) -> Result<i32> {
+    /// Sends a request whose body `write_body` appends to the (reused) request buffer;
+    /// `size_hint` is the body's expected size. `answered`: false for Produce with acks=0.
+    pub fn send_with(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        answered: bool,
+        size_hint: usize,
+        write_body: impl FnOnce(&mut BytesMut) -> Result<()>,
+    ) -> Result<i32> {
         let correlation = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1);
         let header = RequestHeader::default()
@@ -62,13 +70,16 @@ impl Conn {
             .with_request_api_version(version)
             .with_correlation_id(correlation)
             .with_client_id(Some(self.client_id.clone()));
-        let mut buf = BytesMut::with_capacity(256);
+        let header_version = key.request_header_version(version);
+        let buf = &mut self.out;
+        buf.clear();
+        buf.reserve(4 + header.compute_size(header_version)? + size_hint);
         buf.put_i32(0);
-        header.encode(&mut buf, key.request_header_version(version))?;
-        body.encode(&mut buf, version)?;
+        header.encode(buf, header_version)?;
+        write_body(buf)?;
         let len = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf)?;
+        self.stream.write_all(buf)?;
         if answered {
             self.in_flight.push_back((correlation, key, version, Instant::now()));
         }

@@ -9,6 +9,44 @@ use bytes::{BufMut, Bytes, BytesMut};
 const VALUE_POOL_BYTES: usize = 1 << 20;
 /// Bytes at the start of a value that carry the send stamp in end-to-end mode.
 pub const STAMP_BYTES: usize = 8;
+/// Bytes of a v2 record batch's header (Kafka's `RECORD_BATCH_OVERHEAD`).
+pub const BATCH_OVERHEAD: usize = 61;
+
+/// Bytes of a zig-zag varint.
+pub fn varint_len(v: i64) -> usize {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut n = 1;
+    while z >= 0x80 {
+        z >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Bytes a record takes in a v2 batch (Kafka's `DefaultRecord.sizeInBytes`): its length,
+/// attributes, timestamp delta (0 here), offset delta, key, value and an empty header count.
+pub fn record_size(offset_delta: usize, key_len: Option<usize>, value_len: usize) -> usize {
+    let body = record_body_size(offset_delta, key_len, value_len);
+    varint_len(body as i64) + body
+}
+
+/// [`record_size`] without the record's own length prefix.
+pub fn record_body_size(offset_delta: usize, key_len: Option<usize>, value_len: usize) -> usize {
+    1 + varint_len(0)
+        + varint_len(offset_delta as i64)
+        + key_len.map_or(varint_len(-1), |k| varint_len(k as i64) + k)
+        + varint_len(value_len as i64)
+        + value_len
+        + varint_len(0)
+}
+
+/// Whether a batch of `count` records taking `encoded` bytes (header included) has room in
+/// `batch_bytes` for one more record of the largest size the generator makes. Like
+/// `batch.size` in Kafka's clients, the limit counts the encoded batch, not the payload
+/// (1 KiB values: 15 per 16 KiB batch).
+pub fn has_room(batch_bytes: usize, encoded: usize, count: usize, largest: (Option<usize>, usize)) -> bool {
+    count == 0 || encoded + record_size(count, largest.0, largest.1) <= batch_bytes
+}
 
 #[derive(Clone, Debug)]
 pub enum SizeDist {
@@ -114,6 +152,42 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
+/// A record value: the 8-byte send stamp (end-to-end mode) followed by `len` bytes of the
+/// generator's pool at `at`. Nothing is allocated per record; the bytes are copied once,
+/// into the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Value {
+    pub stamp: Option<u64>,
+    pub at: u32,
+    pub len: u32,
+}
+
+impl Value {
+    pub fn len(&self) -> usize {
+        self.stamp.map_or(0, |_| STAMP_BYTES) + self.len as usize
+    }
+
+    /// Appends the value's bytes to `out`.
+    pub fn write(&self, pool: &[u8], out: &mut BytesMut) {
+        if let Some(ns) = self.stamp {
+            out.put_u64(ns);
+        }
+        out.put_slice(&pool[self.at as usize..(self.at + self.len) as usize]);
+    }
+
+    /// The value as `Bytes` (a slice of the pool when there is no stamp).
+    pub fn to_bytes(self, pool: &Bytes) -> Bytes {
+        match self.stamp {
+            None => pool.slice(self.at as usize..(self.at + self.len) as usize),
+            Some(_) => {
+                let mut v = BytesMut::with_capacity(self.len());
+                self.write(pool, &mut v);
+                v.freeze()
+            }
+        }
+    }
+}
+
 /// Generates records for one producer thread.
 pub struct MsgGen {
     size: SizeDist,
@@ -126,7 +200,11 @@ pub struct MsgGen {
     zipf_cdf: Vec<f64>,
     counter: u64,
     sticky: i32,
+    /// Encoded bytes and records of the sticky partition's current batch.
     sticky_bytes: usize,
+    sticky_count: usize,
+    /// See [`MsgGen::largest`].
+    largest: (Option<usize>, usize),
 }
 
 impl MsgGen {
@@ -153,7 +231,15 @@ impl MsgGen {
             }
             _ => Vec::new(),
         };
+        let largest_key = match *keys {
+            KeyDist::None => None,
+            KeyDist::RoundRobin(n) | KeyDist::Uniform(n) | KeyDist::Zipf(n, _) => {
+                Some(format!("key-{}", n.max(1) - 1).len())
+            }
+        };
         MsgGen {
+            // Values carry at least the stamp's bytes in end-to-end mode.
+            largest: (largest_key, size.max().max(STAMP_BYTES)),
             size: size.clone(),
             keys: keys.clone(),
             partitions: partitions.max(1),
@@ -163,27 +249,31 @@ impl MsgGen {
             pool: pool.freeze(),
             zipf_cdf,
             counter: 0,
-            sticky_bytes: 0,
+            sticky_bytes: BATCH_OVERHEAD,
+            sticky_count: 0,
         }
     }
 
+    /// Key and value length of the largest record this generator makes.
+    pub fn largest(&self) -> (Option<usize>, usize) {
+        self.largest
+    }
+
+    /// The pool that values point into.
+    pub fn pool(&self) -> &Bytes {
+        &self.pool
+    }
+
     /// The next record: partition, key and value (stamped with `stamp_ns` if given).
-    pub fn next(&mut self, stamp_ns: Option<u64>) -> (i32, Option<Bytes>, Bytes) {
+    pub fn next(&mut self, stamp_ns: Option<u64>) -> (i32, Option<Bytes>, Value) {
         let size = match self.size {
             SizeDist::Fixed(n) => n,
             SizeDist::Uniform(a, b) => self.rng.usize(a..=b),
         };
-        let at = self.rng.usize(..VALUE_POOL_BYTES);
+        let at = self.rng.usize(..VALUE_POOL_BYTES) as u32;
         let value = match stamp_ns {
-            Some(ns) => {
-                let mut v = BytesMut::with_capacity(size.max(STAMP_BYTES));
-                v.put_u64(ns);
-                if size > STAMP_BYTES {
-                    v.put_slice(&self.pool[at..at + size - STAMP_BYTES]);
-                }
-                v.freeze()
-            }
-            None => self.pool.slice(at..at + size),
+            Some(ns) => Value { stamp: Some(ns), at, len: size.saturating_sub(STAMP_BYTES) as u32 },
+            None => Value { stamp: None, at, len: size as u32 },
         };
         self.counter += 1;
         let key_number = match self.keys {
@@ -201,11 +291,14 @@ impl MsgGen {
                 (partition_for_key(&key, self.partitions), Some(key), value)
             }
             None => {
-                // Sticky: fill a batch for one partition, then move to the next.
+                // Sticky: fill a batch for one partition, then move to the next (the
+                // producer's accumulator closes the batch by the same rule).
                 let p = self.sticky;
-                self.sticky_bytes += value.len();
-                if self.sticky_bytes >= self.batch_bytes {
-                    self.sticky_bytes = 0;
+                self.sticky_bytes += record_size(self.sticky_count, None, value.len());
+                self.sticky_count += 1;
+                if !has_room(self.batch_bytes, self.sticky_bytes, self.sticky_count, self.largest) {
+                    self.sticky_bytes = BATCH_OVERHEAD;
+                    self.sticky_count = 0;
                     self.sticky = (self.sticky + 1) % self.partitions;
                 }
                 (p, None, value)
@@ -229,12 +322,34 @@ mod tests {
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 
+    /// Record sizes as Kafka counts them; 1 KiB values: 15 to a 16 KiB batch, as in
+    /// Kafka's clients.
+    #[test]
+    fn batch_room_counts_encoded_records() {
+        assert_eq!(record_size(0, None, 1024), 1033);
+        assert_eq!(record_size(64, Some(5), 100), 2 + (1 + 1 + 2 + 1 + 5 + 2 + 100 + 1));
+        let mut encoded = BATCH_OVERHEAD;
+        let mut count = 0;
+        while has_room(16384, encoded, count, (None, 1024)) {
+            encoded += record_size(count, None, 1024);
+            count += 1;
+        }
+        assert_eq!(count, 15);
+        let mut g = MsgGen::new(&SizeDist::Fixed(1024), &KeyDist::None, 3, 16384, 1);
+        let parts: Vec<i32> = (0..45).map(|_| g.next(None).0).collect();
+        for chunk in parts.chunks(15) {
+            assert!(chunk.iter().all(|&p| p == chunk[0]), "{parts:?}");
+        }
+        assert_ne!(parts[0], parts[15]);
+    }
+
     /// Sizes follow the distribution and stamps sit at the start of the value.
     #[test]
     fn values_have_sizes_and_stamps() {
         let mut g = MsgGen::new(&SizeDist::Uniform(10, 20), &KeyDist::Zipf(100, 1.0), 4, 1000, 7);
         for _ in 0..1000 {
             let (p, k, v) = g.next(Some(42));
+            let v = v.to_bytes(g.pool());
             assert!((10..=20).contains(&v.len()));
             assert_eq!(u64::from_be_bytes(v[..8].try_into().unwrap()), 42);
             assert_eq!(p, partition_for_key(&k.unwrap(), 4));

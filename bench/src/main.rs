@@ -11,6 +11,7 @@ mod chart;
 mod client;
 mod keys;
 mod layout;
+mod records;
 mod report;
 mod sink;
 mod workload;
@@ -27,8 +28,9 @@ sluice-bench — load harness for Kafka-compatible brokers
 USAGE:
     sluice-bench produce|consume|e2e [WORKLOAD FLAGS]
     sluice-bench preset 1p-1part-1c|1p-npart-1c|1p-npart-group|np-npart-group [WORKLOAD FLAGS]
-    sluice-bench sink     [WORKLOAD FLAGS]       produce path against an in-process discarding broker
-    sluice-bench sink     --listen ADDR          serve the discarding broker until killed
+    sluice-bench sink     [--sink-cores 0] [WORKLOAD FLAGS]  produce path against an in-process
+                          discarding broker (its threads pinned to --sink-cores)
+    sluice-bench sink     --listen ADDR [--cores 0]  serve the discarding broker until killed
     sluice-bench compare  --a ADDR --b ADDR [--rounds N] [--preset P] [WORKLOAD FLAGS]
     sluice-bench baseline [--dir DIR] [--mib M]
     sluice-bench layout   --admin ADDR
@@ -133,13 +135,7 @@ pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
     };
     let stop =
         if o.has("count") { Stop::Count(o.num("count", 0)?) } else { Stop::Duration(secs(o.num("duration", 10.0)?)) };
-    let cores = match o.0.get("cores") {
-        Some(list) => list
-            .split(',')
-            .map(|c| c.trim().parse::<usize>().with_context(|| format!("--cores {list}")))
-            .collect::<Result<_>>()?,
-        None => Vec::new(),
-    };
+    let cores = parse_cores(&o.str("cores", ""))?;
     let rate: f64 = o.num("rate", 0.0)?;
     Ok(Workload {
         label: o.str("label", label),
@@ -165,6 +161,14 @@ pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
         group_emulated: o.str("group", "") == "emulated",
         quiet: o.has("quiet"),
     })
+}
+
+/// A core list "0,1" (empty: none).
+pub fn parse_cores(list: &str) -> Result<Vec<usize>> {
+    list.split(',')
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| c.trim().parse::<usize>().with_context(|| format!("core list {list:?}")))
+        .collect()
 }
 
 fn secs(s: f64) -> Duration {

@@ -4,7 +4,9 @@
 //! well above what a broker reaches, the harness is not the bottleneck.
 //!
 //! The sink decodes each request fully (as a broker must to find its partitions) and
-//! answers every partition with success; records are dropped. One thread per connection.
+//! answers every partition with success; records are dropped. One thread per connection,
+//! pinned round robin to `--sink-cores` (in-process) or `--cores` (`--listen`), so that a
+//! comparison can give the sink the node's core and the load threads theirs.
 
 use crate::workload::{self, Mode};
 use crate::Opts;
@@ -31,14 +33,19 @@ type Topics = Arc<Mutex<HashMap<String, i32>>>;
 
 pub fn command(o: Opts) -> Result<()> {
     if let Some(addr) = o.0.get("listen") {
+        let cores = crate::parse_cores(&o.str("cores", ""))?;
         let listener = TcpListener::bind(addr)?;
         println!("sluice-bench sink: listening on {}", listener.local_addr()?);
-        serve(listener);
+        serve(listener, cores);
         return Ok(());
     }
+    let sink_cores = crate::parse_cores(&o.str("sink-cores", ""))?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
-    std::thread::spawn(move || serve(listener));
+    if !sink_cores.is_empty() {
+        eprintln!("sluice-bench: sink threads pinned to cores {sink_cores:?}");
+    }
+    std::thread::spawn(move || serve(listener, sink_cores));
     let mut o = o;
     o.0.insert("bootstrap".into(), addr.clone());
     o.0.entry("label".into()).or_insert_with(|| "sink".into());
@@ -54,12 +61,14 @@ pub fn command(o: Opts) -> Result<()> {
     Ok(())
 }
 
-/// Accepts connections forever, one thread each.
-pub fn serve(listener: TcpListener) {
+/// Accepts connections forever, one thread each, pinned round robin to `cores` (if any).
+pub fn serve(listener: TcpListener, cores: Vec<usize>) {
     let topics: Topics = Arc::default();
-    for stream in listener.incoming().flatten() {
+    for (i, stream) in listener.incoming().flatten().enumerate() {
         let topics = topics.clone();
+        let cores = cores.clone();
         std::thread::spawn(move || {
+            crate::workload::pin(&cores, i);
             let _ = connection(stream, &topics);
         });
     }

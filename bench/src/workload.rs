@@ -7,22 +7,20 @@
 //! microseconds, taken only for records created after the warm-up.
 
 use crate::client::{be_i32, be_i64, Conn};
-use crate::keys::{KeyDist, MsgGen, SizeDist};
+use crate::keys::{has_room, record_size, KeyDist, MsgGen, SizeDist, BATCH_OVERHEAD};
+use crate::records::{produce_body, Msg};
 use anyhow::{bail, Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, ProduceRequest, ProduceResponse, TopicName,
+    ListOffsetsResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -197,13 +195,13 @@ fn merge(into: &Mutex<Histogram<u64>>, local: &mut Histogram<u64>) {
     local.reset();
 }
 
-fn pin(cores: &[usize], index: usize) {
+pub fn pin(cores: &[usize], index: usize) {
     if cores.is_empty() {
         return;
     }
     let core = cores[index % cores.len()];
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-        eprintln!("sluice-bench: could not pin a load thread to core {core}");
+        eprintln!("sluice-bench: could not pin a thread to core {core}");
     }
 }
 
@@ -240,18 +238,14 @@ pub fn list_offsets(conn: &mut Conn, topic: &str, partitions: i32, timestamp: i6
     Ok(out)
 }
 
-/// One record waiting in the accumulator.
-struct Msg {
-    key: Option<Bytes>,
-    value: Bytes,
-    created: Instant,
-}
-
 /// Records gathered for one partition until the batch is full or lingered long enough.
 struct Batch {
     partition: i32,
     msgs: Vec<Msg>,
+    /// Payload bytes (keys and values).
     bytes: usize,
+    /// Bytes of the encoded batch, header included (what `batch_bytes` limits).
+    encoded: usize,
     first: Instant,
 }
 
@@ -389,6 +383,7 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
     let interval = w.rate.map(|r| Duration::from_secs_f64(w.producers as f64 / r.max(1e-9)));
     let stamp = w.mode == Mode::EndToEnd;
     let mut gen = MsgGen::new(&w.size, &w.keys, w.partitions, w.batch_bytes, id as u64 + 1);
+    let pool = gen.pool().clone();
     let mut open: Vec<Option<Batch>> = (0..w.partitions).map(|_| None).collect();
     let mut ready: VecDeque<Batch> = VecDeque::new();
     let mut local_hist = new_histogram();
@@ -425,7 +420,7 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
                     }
                 };
                 let (partition, key, value) = gen.next(stamp.then(|| sh.unix_ns(created)));
-                add(&mut open, &mut ready, w.batch_bytes, partition, Msg { key, value, created });
+                add(&mut open, &mut ready, w.batch_bytes, gen.largest(), partition, Msg { key, value, created });
                 made += 1;
                 budget -= 1;
             }
@@ -436,7 +431,7 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
                 ready.extend(slot.take());
             }
         }
-        send_ready(w, sh, &mut conns, &mut ready)?;
+        send_ready(w, sh, &mut conns, &mut ready, &pool)?;
         let in_flight: usize = conns.iter().map(|c| c.conn.in_flight()).sum();
         if stopping && ready.is_empty() && in_flight == 0 && open.iter().all(Option::is_none) {
             break;
@@ -490,63 +485,87 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
     Ok(())
 }
 
-fn add(open: &mut [Option<Batch>], ready: &mut VecDeque<Batch>, batch_bytes: usize, partition: i32, msg: Msg) {
+/// Appends a record to its partition's open batch; a batch with no room left for the
+/// largest record the generator makes is ready to send (Kafka's accumulator: `batch.size`
+/// bounds the encoded batch, and a batch is sendable once the next record would not fit).
+fn add(
+    open: &mut [Option<Batch>],
+    ready: &mut VecDeque<Batch>,
+    batch_bytes: usize,
+    largest: (Option<usize>, usize),
+    partition: i32,
+    msg: Msg,
+) {
     let slot = &mut open[partition as usize];
-    let batch = slot.get_or_insert_with(|| Batch { partition, msgs: Vec::new(), bytes: 0, first: msg.created });
-    batch.bytes += msg.value.len() + msg.key.as_ref().map_or(0, Bytes::len);
+    let batch = slot.get_or_insert_with(|| Batch {
+        partition,
+        msgs: Vec::with_capacity(batch_bytes / largest.1.max(1) + 1),
+        bytes: 0,
+        encoded: BATCH_OVERHEAD,
+        first: msg.created,
+    });
+    let key_len = msg.key.as_ref().map(Bytes::len);
+    batch.bytes += msg.value.len() + key_len.unwrap_or(0);
+    batch.encoded += record_size(batch.msgs.len(), key_len, msg.value.len());
     batch.msgs.push(msg);
-    if batch.bytes >= batch_bytes {
+    if !has_room(batch_bytes, batch.encoded, batch.msgs.len(), largest) {
         ready.extend(slot.take());
     }
 }
 
-/// Fills free request slots with ready batches, several partitions per request.
-fn send_ready(w: &Workload, sh: &Shared, conns: &mut [ProducerConn], ready: &mut VecDeque<Batch>) -> Result<()> {
-    let Some(conn) =
-        conns.iter_mut().filter(|c| c.conn.in_flight() < w.in_flight.max(1)).min_by_key(|c| c.conn.in_flight())
-    else {
-        return Ok(());
-    };
-    if ready.is_empty() {
-        return Ok(());
-    }
-    let mut parts = Vec::new();
-    let mut sent = Vec::new();
-    let mut bytes = 0;
-    while let Some(batch) = ready.front() {
-        if !parts.is_empty() && bytes + batch.bytes > REQUEST_BYTES_MAX {
-            break;
+/// Fills free request slots with ready batches: one request carries the oldest ready batch of
+/// each partition that has one (at most one batch per partition, as Kafka's clients send).
+fn send_ready(
+    w: &Workload,
+    sh: &Shared,
+    conns: &mut [ProducerConn],
+    ready: &mut VecDeque<Batch>,
+    pool: &Bytes,
+) -> Result<()> {
+    while !ready.is_empty() {
+        let Some(conn) =
+            conns.iter_mut().filter(|c| c.conn.in_flight() < w.in_flight.max(1)).min_by_key(|c| c.conn.in_flight())
+        else {
+            return Ok(());
+        };
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut bytes = 0;
+        let mut i = 0;
+        while let Some(batch) = ready.get(i) {
+            if batches.iter().any(|b| b.partition == batch.partition) {
+                i += 1;
+                continue;
+            }
+            if !batches.is_empty() && bytes + batch.encoded > REQUEST_BYTES_MAX {
+                break;
+            }
+            bytes += batch.encoded;
+            batches.push(ready.remove(i).expect("index exists"));
         }
-        let batch = ready.pop_front().expect("front exists");
-        bytes += batch.bytes;
-        let records = encode(&batch, w.compression)?;
-        parts.push(PartitionProduceData::default().with_index(batch.partition).with_records(Some(records)));
-        sent.push(SentPart {
-            partition: batch.partition,
-            bytes: batch.bytes as u64,
-            created: batch.msgs.iter().map(|m| m.created).collect(),
-        });
-    }
-    let req = ProduceRequest::default()
-        .with_acks(w.acks)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(&w.topic)).with_partition_data(parts)]);
-    let count: u64 = sent.iter().map(|s| s.created.len() as u64).sum();
-    if w.acks == 0 {
-        conn.conn.send_oneway(ApiKey::Produce, PRODUCE_VERSION, &req)?;
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let parts: Vec<(i32, &[Msg])> = batches.iter().map(|b| (b.partition, &b.msgs[..])).collect();
+        let answered = w.acks != 0;
+        conn.conn.send_with(ApiKey::Produce, PRODUCE_VERSION, answered, bytes + 64 * parts.len() + 64, |buf| {
+            produce_body(buf, &w.topic, w.acks, w.compression, &parts, pool, now_ms)
+        })?;
+        let sent: Vec<SentPart> = batches
+            .iter()
+            .map(|b| SentPart {
+                partition: b.partition,
+                bytes: b.bytes as u64,
+                created: b.msgs.iter().map(|m| m.created).collect(),
+            })
+            .collect();
+        let count: u64 = sent.iter().map(|s| s.created.len() as u64).sum();
         sh.produced.fetch_add(count, Relaxed);
-        sh.acked.fetch_add(count, Relaxed);
-        for s in &sent {
-            count_acked(sh, s);
+        if answered {
+            conn.sent.push_back(sent);
+        } else {
+            sh.acked.fetch_add(count, Relaxed);
+            for s in &sent {
+                count_acked(sh, s);
+            }
         }
-    } else {
-        conn.conn.send(ApiKey::Produce, PRODUCE_VERSION, &req)?;
-        sh.produced.fetch_add(count, Relaxed);
-        conn.sent.push_back(sent);
-    }
-    // More ready batches and more free slots: go again (bounded by the slots).
-    if !ready.is_empty() {
-        return send_ready(w, sh, conns, ready);
     }
     Ok(())
 }
@@ -558,74 +577,6 @@ fn count_acked(sh: &Shared, s: &SentPart) {
         let bytes = s.bytes * measured / s.created.len() as u64;
         sh.acked_bytes_measured.fetch_add(bytes, Relaxed);
     }
-}
-
-fn encode(batch: &Batch, compression: Compression) -> Result<Bytes> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-    let records: Vec<Record> = batch
-        .msgs
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: m.key.clone(),
-            value: Some(m.value.clone()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::with_capacity(batch.bytes + 64 + 16 * records.len());
-    let options = RecordEncodeOptions { version: 2, compression };
-    match compression {
-        Compression::Lz4 | Compression::Zstd => {
-            RecordBatchEncoder::encode_with_custom_compression(&mut buf, records.iter(), &options, Some(compress))?
-        }
-        _ => RecordBatchEncoder::encode(&mut buf, records.iter(), &options)?,
-    }
-    Ok(buf.freeze())
-}
-
-thread_local! {
-    /// One zstd context per load thread: a fresh context per batch (what kafka-protocol's
-    /// stream encoder does) costs more than compressing a 16 KiB batch.
-    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// lz4 and zstd for record batches. kafka-protocol's own lz4 runs LZ4 HC (level 4) at about
-/// 45 MB/s and its zstd about 25 MB/s on this VM (measured with `sink`), which made the
-/// harness the bottleneck; the fast lz4 mode is what Java clients before 3.8 used, and
-/// zstd level 3 is Kafka's default level.
-fn compress(src: &mut BytesMut, dst: &mut BytesMut, compression: Compression) -> Result<()> {
-    use std::io::Write;
-    match compression {
-        Compression::Lz4 => {
-            let mut enc = lz4::EncoderBuilder::new().level(0).build(Vec::with_capacity(src.len() / 2 + 64))?;
-            enc.write_all(src)?;
-            let (out, result) = enc.finish();
-            result?;
-            dst.extend_from_slice(&out);
-        }
-        Compression::Zstd => {
-            let out = ZSTD.with(|cell| -> Result<Vec<u8>> {
-                let mut slot = cell.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(zstd::bulk::Compressor::new(3)?);
-                }
-                Ok(slot.as_mut().expect("set above").compress(src)?)
-            })?;
-            dst.extend_from_slice(&out);
-        }
-        other => bail!("no custom compressor for {other:?}"),
-    }
-    Ok(())
 }
 
 fn receive(w: &Workload, sh: &Shared, pc: &mut ProducerConn, hist: &mut Histogram<u64>) -> Result<()> {
