@@ -133,6 +133,9 @@ const SETTINGS: &[Setting] = &[
     setting!("offset.metadata.max.bytes", "largest metadata string of a committed offset (default 4096)", |c, v| {
         c.offset_metadata_max_bytes = int("offset.metadata.max.bytes", v)?
     }),
+    setting!("producer.id.expiration.ms", "forget an idempotent producer idle this long (default 86400000)", |c, v| {
+        c.log.producer_id_expiration_ms = int("producer.id.expiration.ms", v)?
+    }),
     setting!(
         "fetch.zero.copy.enable",
         "splice fetched records file-to-socket instead of copying (default false)",

@@ -210,6 +210,16 @@ fn bind_listener(id: usize, listen: &str, startup: &Startup) -> Result<TcpListen
     Ok(listener)
 }
 
+/// The end of the last producer id block reserved (0 on a new node).
+fn read_producer_id_block(dir: &Path) -> Result<i64, String> {
+    let path = dir.join(crate::shard::PRODUCER_ID_BLOCK_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| format!("{}: not a producer id: {text:?}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
 /// Reads the data directory: cluster id, topics, checkpoints, clean-shutdown marker.
 fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
     let dir = std::path::absolute(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
@@ -247,6 +257,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
         recovery_points: read(checkpoint::RECOVERY_POINT_FILE)?,
         log_starts: read(checkpoint::LOG_START_OFFSET_FILE)?,
         clean_shutdown: dir.join(CLEAN_SHUTDOWN_FILE).exists(),
+        producer_id_start: read_producer_id_block(&dir)?,
         data_dir: dir,
         registry,
         cluster_id,

@@ -141,6 +141,8 @@ pub enum Op {
     Stats,
     /// To a group's coordinator shard.
     Group(crate::group::GroupCall),
+    /// To shard 0: a new producer id.
+    AllocateProducerId,
     /// Flush and close every partition (clean shutdown).
     Close,
 }
@@ -154,6 +156,7 @@ pub enum Reply {
     Stats(Metrics, Vec<PartitionStat>),
     Done(Result<(), String>),
     Group(crate::group::GroupReply),
+    ProducerId(Result<i64, String>),
 }
 
 /// A message on the mesh.
@@ -175,6 +178,8 @@ pub struct ShardSetup {
     pub clean_shutdown: bool,
     /// From `meta.properties`; Metadata v2+ reports it.
     pub cluster_id: String,
+    /// The first producer id this run may hand out (the end of the last reserved block).
+    pub producer_id_start: i64,
 }
 
 #[derive(Debug)]
@@ -204,7 +209,16 @@ pub struct Shard {
     hints: RefCell<BTreeMap<TopicPartition, OpenHint>>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// Shard 0: the next producer id and the end of the block reserved on disk.
+    producer_ids: std::cell::Cell<(i64, i64)>,
+    /// Shard 0: serialises reservations of producer id blocks.
+    producer_id_block: Semaphore,
 }
+
+/// Producer ids reserved on disk at a time (a restart skips what was left of a block).
+const PRODUCER_ID_BLOCK: i64 = 1000;
+/// The file on shard 0 that holds the end of the last reserved block.
+pub const PRODUCER_ID_BLOCK_FILE: &str = "producer_id_block";
 
 /// How long a clean stop waits for requests in flight (a long-poll fetch may park this long).
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
@@ -234,6 +248,8 @@ impl Shard {
             request_bytes: Rc::new(Semaphore::new(setup.config.queued_max_request_bytes as u64)),
             hints: RefCell::new(hints),
             groups: crate::group::Coordinator::default(),
+            producer_ids: std::cell::Cell::new((setup.producer_id_start, setup.producer_id_start)),
+            producer_id_block: Semaphore::new(1),
             id,
             registry: RefCell::new(setup.registry.clone()),
             setup,
@@ -321,6 +337,7 @@ impl Shard {
             Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
             Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
             Op::Group(call) => Reply::Group(crate::group::serve(self, call).await),
+            Op::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id().await),
             Op::Close => Reply::Done(self.close_local().await),
         }
     }
@@ -433,6 +450,29 @@ impl Shard {
             });
         }
         out
+    }
+
+    /// A producer id never handed out before (any shard may call; shard 0 allocates).
+    pub async fn allocate_producer_id(&self) -> Result<i64, String> {
+        if self.id != 0 {
+            return match self.call(0, Op::AllocateProducerId).await? {
+                Reply::ProducerId(r) => r,
+                other => Err(format!("unexpected reply {other:?}")),
+            };
+        }
+        let _one = self.producer_id_block.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
+        let (next, end) = self.producer_ids.get();
+        if next >= end {
+            let new_end = next + PRODUCER_ID_BLOCK;
+            let text = format!("{new_end}\n").into_bytes();
+            checkpoint::write_atomic(&self.setup.data_dir, PRODUCER_ID_BLOCK_FILE, text)
+                .await
+                .map_err(|e| format!("reserving producer ids: {e}"))?;
+            self.producer_ids.set((next, new_end));
+        }
+        let (next, end) = self.producer_ids.get();
+        self.producer_ids.set((next + 1, end));
+        Ok(next)
     }
 
     /// Sends a controller operation to shard 0 and returns its outcome.

@@ -117,7 +117,8 @@ fn random_record(rng: &mut fastrand::Rng, i: i64, timestamp: i64, producer: Opti
 /// around `timestamp` (not in order), or all `NO_TIMESTAMP`.
 fn produce(rng: &mut fastrand::Rng, n: usize, timestamp: i64) -> Produced {
     let compression = CODECS[n % CODECS.len()];
-    let producer = (n % 3 == 0).then_some((4242, 3, n as i32 * 100));
+    // A distinct idempotent producer per batch: each starts at sequence 0, as a new producer does.
+    let producer = (n % 3 == 0).then_some((4242 + n as i64, 3, 0));
     let count = rng.i64(1..=8);
     let records: Vec<Record> = (0..count)
         .map(|i| {

@@ -12,6 +12,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -50,6 +51,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, list_groups::VERSIONS.0, list_groups::VERSIONS.1),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS.0, delete_groups::VERSIONS.1),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS.0, offset_delete::VERSIONS.1),
+    (ApiKey::InitProducerId, init_producer_id::VERSIONS.0, init_producer_id::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -97,6 +99,7 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::ListGroups => list_groups::handle(shard, &req).await.map(Some),
         ApiKey::DeleteGroups => delete_groups::handle(shard, &req).await.map(Some),
         ApiKey::OffsetDelete => offset_delete::handle(shard, &req).await.map(Some),
+        ApiKey::InitProducerId => init_producer_id::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }

@@ -28,6 +28,8 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `max.message.bytes`: the largest batch accepted.
     pub max_message_bytes: u32,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -42,6 +44,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

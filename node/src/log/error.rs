@@ -18,6 +18,8 @@ pub enum LogError {
     Offline,
     /// A file on disk is not what its name or our format says.
     Corrupt(String),
+    /// An idempotent producer's batch was refused (sequence or epoch): `code` is Kafka's.
+    Sequence { code: i16, producer_id: i64 },
 }
 
 impl LogError {
@@ -32,6 +34,7 @@ impl LogError {
             LogError::MessageTooLarge { .. } => 10,
             LogError::OffsetOutOfRange { .. } => 1,
             LogError::Io { .. } | LogError::Offline | LogError::Corrupt(_) => 56,
+            LogError::Sequence { code, .. } => *code,
         }
     }
 }
@@ -49,6 +52,15 @@ impl fmt::Display for LogError {
             LogError::Io { context, source } => write!(f, "{context}: {source}"),
             LogError::Offline => write!(f, "partition is offline after an I/O error"),
             LogError::Corrupt(what) => write!(f, "corrupt log file: {what}"),
+            LogError::Sequence { code, producer_id } => {
+                let what = match *code {
+                    super::producer::OUT_OF_ORDER_SEQUENCE_NUMBER => "out-of-order sequence number",
+                    super::producer::INVALID_PRODUCER_EPOCH => "producer epoch older than the partition's",
+                    super::producer::UNKNOWN_PRODUCER_ID => "unknown producer id with a non-zero sequence",
+                    _ => "sequence refused",
+                };
+                write!(f, "producer {producer_id}: {what}")
+            }
         }
     }
 }

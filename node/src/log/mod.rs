@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod partition;
+pub mod producer;
 pub mod segment;
 
 pub use config::LogConfig;

@@ -25,6 +25,7 @@ use super::batch::{self, BatchHeader, Check};
 use super::checkpoint::{self, EpochEntry};
 use super::config::LogConfig;
 use super::error::LogError;
+use super::producer::{self, ProducerStates, Verdict};
 use super::segment::{self, IndexFiles, Segment, SegmentFile, SegmentState};
 use crate::watch::OffsetWatch;
 use glommio::io::Directory;
@@ -118,11 +119,15 @@ struct LogState {
     /// When the oldest append not yet covered by a sync was made (for `flush.ms`).
     first_unflushed_ms: Option<i64>,
     epochs: Vec<EpochEntry>,
+    /// Idempotent producers' epochs and last batches (see `producer`).
+    producers: ProducerStates,
 }
 
 enum Enqueue {
     /// Queued: the offsets, whether the leader epoch changed, whether `flush.messages` was crossed.
     Done(AppendInfo, bool, bool),
+    /// A producer's retry of a batch already in the log: its original offsets.
+    Duplicate(AppendInfo),
     NeedRoll,
     Busy,
 }
@@ -205,6 +210,7 @@ impl PartitionLog {
         let log_start_offset = hint.log_start_offset.max(first_base).min(next_offset);
         let epochs =
             checkpoint::read_leader_epochs(dir)?.into_iter().filter(|e| e.start_offset <= next_offset).collect();
+        let producers = load_producers(dir, &segments, log_start_offset, next_offset).await?;
         let directory = Directory::open(dir).await?;
         directory.sync().await?;
         directory.close().await?;
@@ -225,6 +231,7 @@ impl PartitionLog {
                 dir_dirty: false,
                 first_unflushed_ms: None,
                 epochs,
+                producers,
             }),
             written: OffsetWatch::new(as_watch(next_offset)),
             synced: OffsetWatch::new(as_watch(next_offset)),
@@ -322,6 +329,10 @@ impl PartitionLog {
                     }
                     return Ok(info);
                 }
+                Enqueue::Duplicate(info) => {
+                    self.written.wait_for(as_watch(info.last_offset + 1)).await.map_err(|_| LogError::Offline)?;
+                    return Ok(info);
+                }
                 Enqueue::NeedRoll => self.roll().await?,
                 Enqueue::Busy => drop(self.structure.acquire_permit(1).await),
             }
@@ -346,6 +357,9 @@ impl PartitionLog {
         }
         let offsets: i64 = spans.iter().map(|s| s.header.last_offset_delta as i64 + 1).sum();
         let max_timestamp = spans.iter().map(|s| s.header.max_timestamp).max().unwrap_or(-1);
+        if let Some(duplicate) = check_sequences(&st.producers, spans, st.next_offset, st.log_start_offset)? {
+            return Ok(Enqueue::Duplicate(duplicate));
+        }
         let first_offset = st.next_offset;
         let last_offset = first_offset + offsets - 1;
         let (&base, active) = st.segments.iter_mut().next_back().expect("a log always has an active segment");
@@ -365,6 +379,7 @@ impl PartitionLog {
             batch::patch_leader_epoch(&mut buf[at..at + size], leader_epoch);
             let header = BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header };
             active.state.account_batch(&header, position + span.position as u64, &self.config);
+            st.producers.record(&header, now_ms);
             offset = header.last_offset() + 1;
         }
         st.queue.back_mut().expect("just queued").end_offset = offset;
@@ -701,7 +716,18 @@ impl PartitionLog {
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         self.state.borrow_mut().exclusive = true;
-        let result = self.truncate_locked(offset).await;
+        let mut result = self.truncate_locked(offset).await;
+        if result.is_ok() {
+            // Batches past the cut are gone: their producers' state must go with them.
+            let rebuilt = {
+                let st = self.state.borrow();
+                scan_producers(&st.segments, i64::MIN, crate::runtime::now_ms())
+            };
+            match rebuilt.await {
+                Ok(p) => self.state.borrow_mut().producers = p,
+                Err(e) => result = Err(e),
+            }
+        }
         self.state.borrow_mut().exclusive = false;
         result
     }
@@ -784,6 +810,8 @@ impl PartitionLog {
     /// record is too old or `retention.bytes` says the log is too big, and any segment wholly
     /// below the log start offset. The active segment is never deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        let expiration = self.config.producer_id_expiration_ms;
+        self.state.borrow_mut().producers.expire(crate::runtime::now_ms(), expiration);
         let retention_ms = self.config.retention_ms;
         let retention_bytes = self.config.retention_bytes;
         let total = self.size_bytes();
@@ -848,7 +876,121 @@ impl PartitionLog {
         };
         writes.apply().await?;
         files.sync().await?;
+        let snapshot = self.state.borrow().producers.encode_snapshot();
+        checkpoint::write_atomic(&self.dir, &snapshot_name(next), snapshot).await?;
         Ok(())
+    }
+
+    /// Idempotent producers this partition knows.
+    pub fn producer_count(&self) -> usize {
+        self.state.borrow().producers.len()
+    }
+}
+
+/// Kafka's producer snapshot file name: the offset it is valid at, 20 digits.
+fn snapshot_name(offset: i64) -> String {
+    format!("{}.snapshot", segment::file_stem(offset))
+}
+
+/// The idempotence checks of one append (no state changes). `Some`: every batch is a retry
+/// of one already in the log (the answer is its offsets); an error refuses the append.
+fn check_sequences(
+    producers: &ProducerStates,
+    spans: &[batch::BatchSpan],
+    next_offset: i64,
+    log_start_offset: i64,
+) -> Result<Option<AppendInfo>, LogError> {
+    if !spans.iter().any(|s| s.header.producer_id >= 0) {
+        return Ok(None);
+    }
+    let refuse = |code: i16, h: &BatchHeader| LogError::Sequence { code, producer_id: h.producer_id };
+    if let [span] = spans {
+        return match producers.check(&span.header) {
+            Verdict::Append => Ok(None),
+            Verdict::Duplicate { first_offset, last_offset } => Ok(Some(AppendInfo {
+                first_offset,
+                last_offset,
+                batches: 1,
+                max_timestamp: span.header.max_timestamp,
+                log_start_offset,
+            })),
+            Verdict::Refuse(code) => Err(refuse(code, &span.header)),
+        };
+    }
+    // Several batches in one append: each must follow the one before it.
+    let mut scratch = producers.subset(spans.iter().map(|s| s.header.producer_id));
+    let mut offset = next_offset;
+    for span in spans {
+        let header = BatchHeader { base_offset: offset, ..span.header };
+        match scratch.check(&header) {
+            Verdict::Append => scratch.record(&header, 0),
+            Verdict::Duplicate { .. } => return Err(refuse(producer::OUT_OF_ORDER_SEQUENCE_NUMBER, &header)),
+            Verdict::Refuse(code) => return Err(refuse(code, &header)),
+        }
+        offset = header.last_offset() + 1;
+    }
+    Ok(None)
+}
+
+/// Producer state at open: from a snapshot written by a clean close at exactly this log
+/// end, else rebuilt from every batch header in the log. Snapshots are removed once read:
+/// the next clean close writes a fresh one.
+async fn load_producers(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+) -> Result<ProducerStates, LogError> {
+    let now = crate::runtime::now_ms();
+    let mut loaded = None;
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(offset) = name.strip_suffix(".snapshot").and_then(|s| s.parse::<i64>().ok()) else {
+            continue;
+        };
+        if offset == next_offset && loaded.is_none() {
+            let bytes = std::fs::read(entry.path()).map_err(|e| LogError::io(format!("reading {name}"), e))?;
+            loaded = ProducerStates::decode_snapshot(&bytes, now);
+        }
+        let _ = std::fs::remove_file(entry.path());
+    }
+    match loaded {
+        Some(p) => Ok(p),
+        None => scan_producers(segments, log_start_offset, now).await,
+    }
+}
+
+/// Rebuilds producer state from the batch headers of every segment (batches below `from`
+/// are skipped), reading the log sequentially in large chunks.
+fn scan_producers(
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    now_ms: i64,
+) -> impl std::future::Future<Output = Result<ProducerStates, LogError>> {
+    let files: Vec<(Rc<SegmentFile>, u64)> = segments.values().map(|s| (s.log.clone(), s.state.size)).collect();
+    async move {
+        const CHUNK: usize = 1 << 20;
+        let mut producers = ProducerStates::default();
+        for (file, size) in files {
+            let mut pos = 0u64;
+            while pos + crate::limits::BATCH_HEADER_BYTES as u64 <= size {
+                let len = CHUNK.min((size - pos) as usize);
+                let buf = file.read_range(pos, len).await?;
+                let mut p = 0usize;
+                while let Some(h) = buf.get(p..).and_then(BatchHeader::read) {
+                    if h.base_offset >= from {
+                        producers.record(&h, now_ms);
+                    }
+                    p += h.size_bytes().max(crate::limits::BATCH_HEADER_BYTES);
+                }
+                if p == 0 {
+                    break;
+                }
+                pos += p as u64;
+            }
+        }
+        Ok(producers)
     }
 }
 

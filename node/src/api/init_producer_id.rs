@@ -1,0 +1,50 @@
+//! InitProducerId, versions 0–5, for idempotent producers: a new producer id (epoch 0), or
+//! for a client that names its current id and epoch (KIP-360, v3+) the same id with the
+//! epoch bumped, so it can reset its sequences without losing its identity. Ids come from
+//! blocks reserved durably on shard 0 (`producer_id_block`), so none is ever handed out
+//! twice, across restarts too. Transactional ids arrive with transactions (issue #6).
+
+use super::{decode, Close};
+use crate::protocol::{encode_response, Request, Response};
+use crate::shard::Shard;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 5);
+
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request: InitProducerIdRequest = decode(req)?;
+    let response = |error: i16, id: i64, epoch: i16| {
+        InitProducerIdResponse::default()
+            .with_error_code(error)
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch)
+    };
+    let body = if request.transactional_id.is_some() {
+        // No transaction coordinator yet: the client retries, and says why in its log.
+        response(COORDINATOR_NOT_AVAILABLE, -1, -1)
+    } else if req.api_version >= 3 && request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
+        if request.producer_epoch < i16::MAX - 1 {
+            response(0, request.producer_id.0, request.producer_epoch + 1)
+        } else {
+            match shard.allocate_producer_id().await {
+                Ok(id) => response(0, id, 0),
+                Err(e) => {
+                    eprintln!("sluice: allocating a producer id failed: {e}");
+                    response(COORDINATOR_NOT_AVAILABLE, -1, -1)
+                }
+            }
+        }
+    } else {
+        match shard.allocate_producer_id().await {
+            Ok(id) => response(0, id, 0),
+            Err(e) => {
+                eprintln!("sluice: allocating a producer id failed: {e}");
+                response(COORDINATOR_NOT_AVAILABLE, -1, -1)
+            }
+        }
+    };
+    Ok(encode_response(req.api_key, req.api_version, req.header.correlation_id, &body))
+}
