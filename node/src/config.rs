@@ -137,6 +137,11 @@ const SETTINGS: &[Setting] = &[
         c.log.producer_id_expiration_ms = int("producer.id.expiration.ms", v)?
     }),
     setting!(
+        "record.validation.enable",
+        "Sluice's own: walk (and decompress) every produced record as Kafka does (default true)",
+        |c, v| { c.log.validate_records = boolean("record.validation.enable", v)? }
+    ),
+    setting!(
         "fetch.zero.copy.enable",
         "splice fetched records file-to-socket instead of copying (default false)",
         |c, v| { c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)? }

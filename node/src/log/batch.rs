@@ -66,6 +66,10 @@ pub enum BatchError {
     InvalidRecordCount { position: usize, record_count: i32, last_offset_delta: i32 },
     /// A request carrying no batch at all.
     Empty,
+    /// The compressed records do not decompress.
+    Undecompressable(String),
+    /// The records inside break the format (see `records`).
+    InvalidRecords(String),
 }
 
 impl BatchError {
@@ -76,8 +80,9 @@ impl BatchError {
             BatchError::Truncated { .. }
             | BatchError::LengthTooSmall { .. }
             | BatchError::CrcMismatch { .. }
-            | BatchError::Empty => 2,
-            BatchError::WrongMagic { .. } | BatchError::InvalidRecordCount { .. } => 87,
+            | BatchError::Empty
+            | BatchError::Undecompressable(_) => 2,
+            BatchError::WrongMagic { .. } | BatchError::InvalidRecordCount { .. } | BatchError::InvalidRecords(_) => 87,
         }
     }
 }
@@ -102,6 +107,8 @@ impl fmt::Display for BatchError {
                 "batch at byte {position} claims {record_count} records with lastOffsetDelta {last_offset_delta}"
             ),
             BatchError::Empty => write!(f, "no record batch in the request"),
+            BatchError::Undecompressable(why) => write!(f, "corrupt compressed records: {why}"),
+            BatchError::InvalidRecords(why) => write!(f, "invalid records: {why}"),
         }
     }
 }

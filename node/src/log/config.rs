@@ -30,6 +30,9 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// Walk every produced record (decompressing compressed batches) as Kafka's
+    /// `LogValidator` does. Sluice's own switch, on by default; off only to measure it.
+    pub validate_records: bool,
 }
 
 impl Default for LogConfig {
@@ -45,6 +48,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             producer_id_expiration_ms: 86_400_000,
+            validate_records: true,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod index;
 pub mod partition;
 pub mod producer;
+pub mod records;
 pub mod segment;
 
 pub use config::LogConfig;

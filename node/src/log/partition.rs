@@ -21,7 +21,7 @@
 //! `structure` (a one-permit semaphore), so they never interleave with each other. Appends
 //! never take it unless they must roll.
 
-use super::batch::{self, BatchHeader, Check};
+use super::batch::{self, BatchError, BatchHeader, Check};
 use super::checkpoint::{self, EpochEntry};
 use super::config::LogConfig;
 use super::error::LogError;
@@ -311,6 +311,11 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let spans = batch::validate_all(records, Check::Produced)?;
+        if self.config.validate_records {
+            for span in &spans {
+                super::records::validate(&records[span.position..], &span.header).map_err(BatchError::from)?;
+            }
+        }
         let max = self.config.max_message_bytes as usize;
         if let Some(big) = spans.iter().find(|s| s.header.size_bytes() > max) {
             return Err(LogError::MessageTooLarge { size: big.header.size_bytes(), max });

@@ -1,0 +1,264 @@
+//! Record-level validation of produced batches, as far as Kafka's `LogValidator` goes: a
+//! compressed batch is decompressed (gzip, snappy raw or xerial-framed, lz4 frame, zstd)
+//! and every record is walked — its length, attributes, timestamp and offset deltas, key,
+//! value and headers must be well-formed, the offset deltas must run 0, 1, 2, … and the
+//! count must be the header's, with no bytes left over. The batch itself is stored as
+//! sent; nothing is re-encoded.
+//!
+//! Decompression is bounded ([`DECOMPRESSED_BATCH_BYTES_MAX`]): a batch that would inflate
+//! past it is refused instead of exhausting memory (Kafka has no such bound).
+
+use super::batch::{BatchError, BatchHeader, Codec};
+use crate::limits::BATCH_HEADER_BYTES;
+use std::io::Read;
+
+/// The most bytes one batch may decompress to.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 << 20;
+
+/// Why a batch's records were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// The compressed payload does not decompress (CORRUPT_MESSAGE).
+    Undecompressable(String),
+    /// The records break the format (INVALID_RECORD).
+    Invalid(String),
+}
+
+/// Walks every record of a batch (`batch` holds the whole batch, header included).
+pub fn validate(batch: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
+    let payload = &batch[BATCH_HEADER_BYTES..header.size_bytes()];
+    match header.codec() {
+        Codec::None => walk(payload, header),
+        Codec::Unknown(c) => Err(RecordError::Invalid(format!("unknown compression codec {c}"))),
+        codec => walk(&decompress(codec, payload)?, header),
+    }
+}
+
+fn undecompressable(codec: Codec, e: impl std::fmt::Display) -> RecordError {
+    RecordError::Undecompressable(format!("{codec:?} payload does not decompress: {e}"))
+}
+
+/// Reads all of `reader`, refusing output past the bound.
+fn read_bounded(codec: Codec, reader: impl Read) -> Result<Vec<u8>, RecordError> {
+    let mut out = Vec::new();
+    reader
+        .take(DECOMPRESSED_BATCH_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| undecompressable(codec, e))?;
+    if out.len() > DECOMPRESSED_BATCH_BYTES_MAX {
+        return Err(RecordError::Invalid(format!(
+            "{codec:?} batch decompresses past {DECOMPRESSED_BATCH_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+/// The xerial snappy-java stream header: magic, then version and compatible version.
+const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+const XERIAL_HEADER_BYTES: usize = 16;
+
+fn decompress(codec: Codec, payload: &[u8]) -> Result<Vec<u8>, RecordError> {
+    match codec {
+        Codec::Gzip => read_bounded(codec, flate2::read::GzDecoder::new(payload)),
+        Codec::Lz4 => read_bounded(codec, lz4::Decoder::new(payload).map_err(|e| undecompressable(codec, e))?),
+        Codec::Zstd => {
+            read_bounded(codec, zstd::stream::read::Decoder::new(payload).map_err(|e| undecompressable(codec, e))?)
+        }
+        Codec::Snappy if payload.starts_with(&XERIAL_MAGIC) => {
+            // xerial framing (the Java client): blocks of [length i32][raw snappy].
+            let mut out = Vec::new();
+            let mut rest = payload.get(XERIAL_HEADER_BYTES..).unwrap_or_default();
+            while !rest.is_empty() {
+                let len =
+                    rest.get(..4)
+                        .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+                        .filter(|&l| l >= 0 && l as usize + 4 <= rest.len())
+                        .ok_or_else(|| undecompressable(codec, "truncated xerial block"))? as usize;
+                snappy_block(&rest[4..4 + len], &mut out)?;
+                rest = &rest[4 + len..];
+            }
+            Ok(out)
+        }
+        Codec::Snappy => {
+            let mut out = Vec::new();
+            snappy_block(payload, &mut out)?;
+            Ok(out)
+        }
+        Codec::None | Codec::Unknown(_) => Ok(payload.to_vec()),
+    }
+}
+
+/// Appends one raw snappy block to `out`, within the bound.
+fn snappy_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
+    let len = snap::raw::decompress_len(block).map_err(|e| undecompressable(Codec::Snappy, e))?;
+    if out.len() + len > DECOMPRESSED_BATCH_BYTES_MAX {
+        return Err(RecordError::Invalid(format!(
+            "Snappy batch decompresses past {DECOMPRESSED_BATCH_BYTES_MAX} bytes"
+        )));
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|e| undecompressable(Codec::Snappy, e))?;
+    Ok(())
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    /// A zig-zag varint (Kafka's `ByteUtils.readVarlong`), at most 10 bytes.
+    fn varlong(&mut self) -> Option<i64> {
+        let mut raw: u64 = 0;
+        for i in 0..10 {
+            let b = *self.buf.get(self.at)?;
+            self.at += 1;
+            raw |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+            }
+        }
+        None
+    }
+
+    fn varint(&mut self) -> Option<i32> {
+        self.varlong().and_then(|v| i32::try_from(v).ok())
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        (self.at + n <= self.buf.len()).then(|| self.at += n)
+    }
+
+    /// A length-prefixed byte string; `nullable` allows -1.
+    fn bytes(&mut self, nullable: bool) -> Option<()> {
+        match self.varint()? {
+            -1 if nullable => Some(()),
+            n if n >= 0 => self.skip(n as usize),
+            _ => None,
+        }
+    }
+}
+
+fn walk(records: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
+    let invalid = |i: i32, what: &str| RecordError::Invalid(format!("record {i} of {}: {what}", header.record_count));
+    let mut c = Cursor { buf: records, at: 0 };
+    for i in 0..header.record_count {
+        let length = c.varint().ok_or_else(|| invalid(i, "unreadable length"))?;
+        if length < 0 || c.at + length as usize > records.len() {
+            return Err(invalid(i, "length runs past the batch"));
+        }
+        let end = c.at + length as usize;
+        let mut r = Cursor { buf: &records[..end], at: c.at };
+        r.skip(1).ok_or_else(|| invalid(i, "no attributes"))?;
+        r.varlong().ok_or_else(|| invalid(i, "unreadable timestamp delta"))?;
+        let offset_delta = r.varint().ok_or_else(|| invalid(i, "unreadable offset delta"))?;
+        if offset_delta != i {
+            return Err(invalid(i, &format!("offset delta {offset_delta}, expected {i}")));
+        }
+        r.bytes(true).ok_or_else(|| invalid(i, "bad key"))?;
+        r.bytes(true).ok_or_else(|| invalid(i, "bad value"))?;
+        let headers = r.varint().filter(|h| *h >= 0).ok_or_else(|| invalid(i, "bad header count"))?;
+        for _ in 0..headers {
+            r.bytes(false).ok_or_else(|| invalid(i, "bad header key"))?;
+            r.bytes(true).ok_or_else(|| invalid(i, "bad header value"))?;
+        }
+        if r.at != end {
+            return Err(invalid(i, "length disagrees with its contents"));
+        }
+        c.at = end;
+    }
+    if c.at != records.len() {
+        return Err(RecordError::Invalid(format!(
+            "{} bytes after the last of {} records",
+            records.len() - c.at,
+            header.record_count
+        )));
+    }
+    Ok(())
+}
+
+impl From<RecordError> for BatchError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Undecompressable(why) => BatchError::Undecompressable(why),
+            RecordError::Invalid(why) => BatchError::InvalidRecords(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    fn batch(compression: Compression, n: usize) -> Vec<u8> {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder keeps records with equal offset − sequence in one batch; a
+                // non-idempotent batch's base sequence is then -1.
+                sequence: i as i32 - 1,
+                timestamp: 1000 + i as i64,
+                key: (i % 2 == 0).then(|| bytes::Bytes::from(format!("k{i}"))),
+                value: Some(bytes::Bytes::from(vec![b'v'; 100 + i])),
+                headers: [(kafka_protocol::protocol::StrBytes::from_static_str("h"), None)].into_iter().collect(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn every_codec_validates_and_damage_inside_is_found() {
+        for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let b = batch(codec, 20);
+            let h = BatchHeader::read(&b).unwrap();
+            assert_eq!((h.record_count, h.size_bytes()), (20, b.len()), "{codec:?}: one batch of 20");
+            assert_eq!(validate(&b, &h), Ok(()), "{codec:?}");
+            // One record fewer than the header claims.
+            let short = BatchHeader { record_count: 19, ..h };
+            assert!(validate(&b, &short).is_err(), "{codec:?}: a count mismatch passed");
+            // Garbage instead of the payload.
+            let mut bad = b.clone();
+            for byte in &mut bad[BATCH_HEADER_BYTES + 2..] {
+                *byte = 0x55;
+            }
+            assert!(validate(&bad, &h).is_err(), "{codec:?}: garbage passed");
+        }
+    }
+
+    #[test]
+    fn xerial_framed_snappy_is_read() {
+        let plain = batch(Compression::None, 5);
+        let h = BatchHeader::read(&plain).unwrap();
+        let records = &plain[BATCH_HEADER_BYTES..];
+        let block = snap::raw::Encoder::new().compress_vec(records).unwrap();
+        let mut framed = XERIAL_MAGIC.to_vec();
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&(block.len() as i32).to_be_bytes());
+        framed.extend_from_slice(&block);
+        assert_eq!(decompress(Codec::Snappy, &framed).unwrap(), records);
+        let mut b = plain[..BATCH_HEADER_BYTES].to_vec();
+        b.extend_from_slice(&framed);
+        let h = BatchHeader { batch_length: (b.len() - 12) as i32, attributes: h.attributes | 2, ..h };
+        assert_eq!(validate(&b, &h), Ok(()));
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused() {
+        let zeros = vec![0u8; DECOMPRESSED_BATCH_BYTES_MAX + 1024];
+        let bomb = zstd::bulk::compress(&zeros, 3).unwrap();
+        assert!(bomb.len() < 1 << 20);
+        assert!(matches!(decompress(Codec::Zstd, &bomb), Err(RecordError::Invalid(_))));
+    }
+}
