@@ -409,3 +409,180 @@ pub fn py_json_timeout(node: &Node, script: &str, args: &[&str], timeout: Durati
     });
     json::parse(line).unwrap_or_else(|e| panic!("{what}: bad JSON ({e}): {}", &line[..line.len().min(500)]))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Background clients (consumer-group tests): a child whose stdout lines are collected as they
+// come, so a test can watch several at once, wait for what they print, and SIGKILL them.
+
+/// A client script running in the background; its stdout (JSON lines) and stderr are kept.
+pub struct Bg {
+    /// A label for failure messages (e.g. "ck-1").
+    pub name: String,
+    child: Option<Child>,
+    pid: u32,
+    stdout: Lines,
+    stderr: Lines,
+    /// How the child ended, once it has.
+    status: Option<ExitStatus>,
+}
+
+impl Bg {
+    /// Starts `node/tests/clients/<script>` with the venv's Python in the background.
+    pub fn py(name: &str, script: &str, args: &[String]) -> Bg {
+        let path = clients_dir().join(script);
+        assert!(path.is_file(), "no client script {}", path.display());
+        let mut cmd = Command::new(python());
+        cmd.arg("-u").arg(&path).args(args).env("PYTHONDONTWRITEBYTECODE", "1");
+        Bg::spawn(name, cmd)
+    }
+
+    pub fn spawn(name: &str, mut cmd: Command) -> Bg {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let shown = format!("{cmd:?}");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+        let (stdout, stderr) = (Lines::default(), Lines::default());
+        let out = child.stdout.take().unwrap();
+        let o = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                o.push(line);
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let e = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                e.push(line);
+            }
+        });
+        let pid = child.id();
+        Bg { name: name.to_string(), child: Some(child), pid, stdout, stderr, status: None }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Every stdout line so far. (The buffer keeps the last 10–20k lines: scripts that
+    /// print one line per poll batch stay far below that in these tests.)
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout.0.lock().unwrap().clone()
+    }
+
+    /// Every stdout line so far that parses as a JSON object.
+    pub fn events(&self) -> Vec<json::Value> {
+        self.stdout
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .filter_map(|l| json::parse(l).ok())
+            .collect()
+    }
+
+    /// The last `n` lines of its stdout and stderr (each cut to 400 characters), for failure
+    /// messages.
+    pub fn logs(&self, n: usize) -> String {
+        let cut = |text: String| {
+            text.lines()
+                .map(|l| match l.char_indices().nth(400) {
+                    Some((i, _)) => format!("{}…", &l[..i]),
+                    None => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        format!(
+            "--- {} stdout (last {n} lines) ---\n{}\n--- {} stderr (last {n} lines) ---\n{}",
+            self.name,
+            cut(self.stdout.tail(n)),
+            self.name,
+            cut(self.stderr.tail(n))
+        )
+    }
+
+    /// Still running?
+    pub fn is_running(&mut self) -> bool {
+        self.poll_exit().is_none()
+    }
+
+    fn poll_exit(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(s) = c.try_wait().unwrap() {
+                    self.status = Some(s);
+                    self.child = None;
+                }
+            }
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the child to exit by itself; `None` if it is still running.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.poll_exit() {
+                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (no goodbye of any kind) and reap. No-op when it has exited.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            if let Ok(s) = c.wait() {
+                self.status = Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+        }
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a node that must keep its port
+/// across restarts: pass `--listen 127.0.0.1:PORT`, the last `--listen` wins).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// GET on an HTTP endpoint (the node's admin listener); returns (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("GET {path}: not HTTP: {text:?}"));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// A `sluice` command (the binary under test) for its subcommands (e.g. `sluice groups`).
+pub fn sluice_command() -> Command {
+    Command::new(sluice_bin())
+}
+
+/// A field of `/proc/PID/status` in KiB (e.g. "VmRSS", "RssAnon"); `None` if absent.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    line[field.len() + 1..].split_whitespace().next()?.parse().ok()
+}
