@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 # The versions the tests were written against (change deliberately, then rerun the tests).
 CONFLUENT_KAFKA_VERSION=2.16.1
 KAFKA_PYTHON_VERSION=3.0.12
+# kafka-python's codecs (confluent-kafka bundles its own): lz4, zstd, snappy.
+LZ4_VERSION=4.4.5
+ZSTANDARD_VERSION=0.25.0
+PYTHON_SNAPPY_VERSION=0.7.3
 
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -40,16 +44,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 
-if ! "$VENV/bin/python" - "$CONFLUENT_KAFKA_VERSION" "$KAFKA_PYTHON_VERSION" >/dev/null 2>&1 <<'PY'
+if ! "$VENV/bin/python" - "$CONFLUENT_KAFKA_VERSION" "$KAFKA_PYTHON_VERSION" "$LZ4_VERSION" "$ZSTANDARD_VERSION" >/dev/null 2>&1 <<'PY'
 import sys
-import confluent_kafka, kafka
-sys.exit(0 if (confluent_kafka.__version__, kafka.__version__) == (sys.argv[1], sys.argv[2]) else 1)
+import confluent_kafka, kafka, lz4, zstandard, snappy
+want = tuple(sys.argv[1:5])
+sys.exit(0 if (confluent_kafka.__version__, kafka.__version__, lz4.__version__, zstandard.__version__) == want else 1)
 PY
 then
-  echo "test-deps: installing confluent-kafka $CONFLUENT_KAFKA_VERSION and kafka-python $KAFKA_PYTHON_VERSION into $VENV" >&2
+  echo "test-deps: installing confluent-kafka $CONFLUENT_KAFKA_VERSION, kafka-python $KAFKA_PYTHON_VERSION and its codecs into $VENV" >&2
   # PIP_FIND_LINKS (local wheels), if set, is honoured by pip.
   "$VENV/bin/python" -m pip install --quiet --no-input \
-    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "kafka-python==$KAFKA_PYTHON_VERSION" </dev/null
+    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "kafka-python==$KAFKA_PYTHON_VERSION" \
+    "lz4==$LZ4_VERSION" "zstandard==$ZSTANDARD_VERSION" "python-snappy==$PYTHON_SNAPPY_VERSION" </dev/null
 fi
 
 echo "test-deps: kcat: $(kcat -V 2>&1 | grep -m1 '^Version' || kcat -V 2>&1 | head -n 1)"
