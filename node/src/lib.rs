@@ -19,5 +19,6 @@ pub mod runtime;
 pub mod server;
 pub mod shard;
 pub mod testing;
+pub mod topic_config;
 pub mod topics;
 pub mod watch;

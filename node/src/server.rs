@@ -242,6 +242,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
             name: OFFSETS_TOPIC.to_string(),
             id: TopicId::random(),
             partitions: config.offsets_topic_num_partitions,
+            configs: BTreeMap::new(),
         }),
     }
     let read = |name| -> Result<BTreeMap<TopicPartition, i64>, String> {

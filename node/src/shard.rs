@@ -121,6 +121,7 @@ pub enum Op {
     CreateTopic {
         name: String,
         partitions: i32,
+        configs: BTreeMap<String, String>,
     },
     /// To shard 0: grow a topic to `partitions` (never shrinks).
     GrowTopic {
@@ -330,7 +331,9 @@ impl Shard {
                 Reply::Done(Ok(()))
             }
             Op::ListOffsets { parts } => Reply::Offsets(self.list_offsets_local(&parts).await),
-            Op::CreateTopic { name, partitions } => Reply::Created(self.create_topic(&name, partitions).await),
+            Op::CreateTopic { name, partitions, configs } => {
+                Reply::Created(self.create_topic(&name, partitions, configs).await)
+            }
             Op::GrowTopic { name, partitions } => Reply::Created(self.grow_topic(&name, partitions).await),
             Op::DeleteTopic { name } => Reply::Created(self.delete_topic(&name).await),
             Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
@@ -349,6 +352,13 @@ impl Shard {
             .into_iter()
             .map(|part| {
                 let log = self.log(&part.tp);
+                let target = match self.registry.borrow().get(&part.tp.topic) {
+                    Some(t) => match crate::topic_config::compression(&t.configs) {
+                        crate::topic_config::TopicCompression::Codec(c) => Some(c),
+                        crate::topic_config::TopicCompression::Producer => None,
+                    },
+                    None => None,
+                };
                 glommio::spawn_local(async move {
                     let Some(log) = log else {
                         return ProduceOutcome {
@@ -358,7 +368,20 @@ impl Shard {
                             message: None,
                         };
                     };
-                    produce_one(&log, &part.records, acks, timeout_ms, now).await
+                    // The topic's compression.type: batches in another codec are re-encoded.
+                    let records = match target.map(|c| crate::log::records::recompress(&part.records, c)) {
+                        None => part.records,
+                        Some(Ok(v)) => Bytes::from(v),
+                        Some(Err(e)) => {
+                            return ProduceOutcome {
+                                error: e.kafka_error_code(),
+                                base_offset: -1,
+                                log_start_offset: log.log_start_offset(),
+                                message: Some(e.to_string()),
+                            }
+                        }
+                    };
+                    produce_one(&log, &records, acks, timeout_ms, now).await
                 })
             })
             .collect();
@@ -485,11 +508,18 @@ impl Shard {
     }
 
     /// Creates a topic (any shard may call; the work happens on shard 0).
-    pub async fn create_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
+    pub async fn create_topic(
+        self: &Rc<Self>,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicInfo, (i16, String)> {
         if self.id != 0 {
-            return self.ask_controller(Op::CreateTopic { name: name.to_string(), partitions }).await;
+            return self.ask_controller(Op::CreateTopic { name: name.to_string(), partitions, configs }).await;
         }
         topics::validate_topic_name(name).map_err(|e| (errors::INVALID_TOPIC_EXCEPTION, e))?;
+        crate::topic_config::validate(&self.config().log, &configs)
+            .map_err(|e| (crate::topic_config::INVALID_CONFIG, e))?;
         if partitions < 1 {
             return Err((errors::INVALID_PARTITIONS, "number of partitions must be at least 1".into()));
         }
@@ -498,7 +528,9 @@ impl Shard {
         if let Some(existing) = self.registry.borrow().get(name) {
             return Err((errors::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", existing.name)));
         }
-        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions };
+        crate::topic_config::write(&self.setup.data_dir, name, &configs)
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs };
         self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         Ok(info)
     }
@@ -537,6 +569,8 @@ impl Shard {
         let others: Vec<_> =
             (1..self.shards()).map(|s| self.call(s, Op::ApplyDelete { name: name.to_string() })).collect();
         self.apply_delete(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new())
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         for call in others {
             match call.await {
                 Ok(Reply::Done(Ok(()))) => {}
@@ -588,7 +622,11 @@ impl Shard {
     /// never trimmed by time or size (it is compacted by its coordinator instead: see
     /// `group::Coordinator::compact`) and has its own segment size, as in Kafka.
     pub fn log_config(&self, tp: &TopicPartition) -> crate::log::LogConfig {
-        let mut config = self.config().log.clone();
+        let overrides = self.registry.borrow().get(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
+        let mut config = crate::topic_config::log_config(&self.config().log, &overrides).unwrap_or_else(|e| {
+            eprintln!("sluice: {tp}: topic configs ignored: {e}");
+            self.config().log.clone()
+        });
         if tp.topic == crate::group::store::OFFSETS_TOPIC {
             config.retention_ms = -1;
             config.retention_bytes = -1;

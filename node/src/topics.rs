@@ -82,6 +82,8 @@ pub struct TopicInfo {
     pub name: String,
     pub id: TopicId,
     pub partitions: i32,
+    /// Topic-config overrides (Kafka names; see `topic_config`).
+    pub configs: BTreeMap<String, String>,
 }
 
 /// The topics of the node: one copy per shard, changed only by messages from shard 0.
@@ -130,6 +132,7 @@ impl Registry {
                 name: tp.topic.clone(),
                 id: id.unwrap_or(TopicId(0)),
                 partitions: 0,
+                configs: BTreeMap::new(),
             });
             info.partitions = info.partitions.max(tp.partition + 1);
             if info.id == TopicId(0) {
@@ -140,6 +143,7 @@ impl Registry {
             if info.id == TopicId(0) {
                 info.id = TopicId::random();
             }
+            info.configs = crate::topic_config::read(data_dir, &info.name)?;
         }
         Ok(registry)
     }

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::json::{self, Value};
-use support::{free_port, py_json_timeout, sluice_command, Bg, Node};
+use support::{free_port, py_json, py_json_timeout, sluice_command, Bg, Node};
 
 /// Messages per codec test: many batches per partition, a few seconds per client.
 const CODEC_MESSAGES: usize = 3000;
@@ -918,4 +918,58 @@ fn idempotent_kafka_python_and_confluent_producers_share_a_topic() {
     );
     let got = consume(&node, "ck_consume.py", topic, 2 * n, 60);
     assert_ok("kafka-python + confluent-kafka idempotent", verify(&[&runs[0], &runs[1]], &got), &node);
+}
+
+/// A topic created with `compression.type=zstd` stores zstd whatever the producers send:
+/// librdkafka's uncompressed batches and kafka-python's gzip ones are re-encoded, and a
+/// consumer reads every record back intact. A config the node cannot honour is refused at
+/// creation with INVALID_CONFIG instead of being ignored.
+#[test]
+fn a_topic_with_a_fixed_compression_type_stores_that_codec() {
+    let node = codec_node();
+    let topic = "fixed-zstd";
+    let created = py_json(
+        &node,
+        "prod_create_topic.py",
+        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", "3", "--config", "compression.type=zstd"],
+    );
+    assert!(created.get("error").is_null(), "creating {topic}: {:?}", created.get("message").opt_str());
+    let ck_args = codec_produce_args(&node, "ck", topic, "none");
+    let (_, ck_acks) = produce(&node, "ck produce none into a zstd topic", &ck_args, CODEC_MESSAGES);
+    require_kafka_python_codec(&node, "gzip");
+    let mut kp_args = codec_produce_args(&node, "kp", topic, "gzip");
+    kp_args.extend(strings(&["--start", &CODEC_MESSAGES.to_string()]));
+    let (_, kp_acks) = produce(&node, "kp produce gzip into a zstd topic", &kp_args, CODEC_MESSAGES);
+    assert_stored_codec(&node, topic, CODEC_PARTITIONS, "zstd", 2 * CODEC_MESSAGES);
+    let got = consume(&node, "ck_consume.py", topic, 2 * CODEC_MESSAGES, 60);
+    let from_ck = Produced {
+        label: "confluent-kafka none → zstd".into(),
+        start: 0,
+        count: CODEC_MESSAGES,
+        value_size: CODEC_VALUE_SIZE,
+        headers: Some("ck"),
+        acks: ck_acks,
+    };
+    let from_kp = Produced {
+        label: "kafka-python gzip → zstd".into(),
+        start: CODEC_MESSAGES,
+        count: CODEC_MESSAGES,
+        value_size: CODEC_VALUE_SIZE,
+        headers: Some("kp"),
+        acks: kp_acks,
+    };
+    assert_ok("a zstd topic read back", verify(&[&from_ck, &from_kp], &got), &node);
+
+    let refused = py_json(
+        &node,
+        "prod_create_topic.py",
+        &["--bootstrap", node.bootstrap(), "--topic", "compacted", "--config", "cleanup.policy=compact"],
+    );
+    assert_eq!(refused.get("error").opt_str(), Some("INVALID_CONFIG"), "cleanup.policy=compact must be refused");
+    let refused = py_json(
+        &node,
+        "prod_create_topic.py",
+        &["--bootstrap", node.bootstrap(), "--topic", "typo", "--config", "retention.msec=5"],
+    );
+    assert_eq!(refused.get("error").opt_str(), Some("INVALID_CONFIG"), "an unknown config must be refused");
 }

@@ -19,6 +19,12 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         let partitions = if topic.num_partitions == -1 { shard.config().num_partitions } else { topic.num_partitions };
+        let configs: std::collections::BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .collect();
+        let config_check = crate::topic_config::validate(&shard.config().log, &configs);
         let outcome = if let Err(e) = validate_topic_name(&name) {
             Err((errors::INVALID_TOPIC_EXCEPTION, e))
         } else if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
@@ -28,13 +34,15 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             ))
         } else if partitions < 1 {
             Err((errors::INVALID_PARTITIONS, format!("number of partitions {partitions} must be at least 1")))
+        } else if let Err(e) = config_check {
+            Err((crate::topic_config::INVALID_CONFIG, e))
         } else if request.validate_only {
             match shard.registry.borrow().get(&name) {
                 Some(_) => Err((errors::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"))),
                 None => Ok(None),
             }
         } else {
-            shard.create_topic(&name, partitions).await.map(Some)
+            shard.create_topic(&name, partitions, configs).await.map(Some)
         };
         let mut r = CreatableTopicResult::default().with_name(topic_name(&name));
         match outcome {

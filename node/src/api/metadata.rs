@@ -76,7 +76,8 @@ async fn lookup(
     let existing = shard.registry.borrow().get(&name).cloned();
     let info = match existing {
         Some(info) => info,
-        None if auto_create => match shard.create_topic(&name, shard.config().num_partitions).await {
+        None if auto_create => match shard.create_topic(&name, shard.config().num_partitions, Default::default()).await
+        {
             Ok(info) => info,
             Err((errors::TOPIC_ALREADY_EXISTS, _)) => match shard.registry.borrow().get(&name).cloned() {
                 Some(info) => info,

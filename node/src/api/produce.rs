@@ -139,7 +139,7 @@ async fn resolve_topic(shard: &Rc<Shard>, name: &str) -> Result<i32, i16> {
     if !shard.config().auto_create_topics {
         return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match shard.create_topic(name, shard.config().num_partitions).await {
+    match shard.create_topic(name, shard.config().num_partitions, Default::default()).await {
         Ok(info) => Ok(info.partitions),
         Err((errors::TOPIC_ALREADY_EXISTS, _)) => {
             shard.registry.borrow().get(name).map(|i| i.partitions).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)

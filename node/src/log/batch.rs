@@ -291,6 +291,29 @@ pub fn validate_all(buf: &[u8], check: Check) -> Result<Vec<BatchSpan>, BatchErr
     Ok(spans)
 }
 
+/// A batch with the same header fields as `header` (61 bytes), but `codec` and these
+/// records: attributes, batchLength and the CRC are rewritten.
+pub fn rebuild(header: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+    out.extend_from_slice(&header[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(records);
+    let bits: i16 = match codec {
+        Codec::None => 0,
+        Codec::Gzip => 1,
+        Codec::Snappy => 2,
+        Codec::Lz4 => 3,
+        Codec::Zstd => 4,
+        Codec::Unknown(c) => c as i16,
+    };
+    let attributes = (be_i16(&out, OFFSET_ATTRIBUTES) & !ATTR_COMPRESSION_MASK) | bits;
+    out[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let length = (out.len() - BATCH_LOG_OVERHEAD) as i32;
+    out[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
+    out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// Writes the batch's `baseOffset` in place. The field lies outside the CRC, so no
 /// re-encoding or re-checksumming is needed.
 pub fn patch_base_offset(batch: &mut [u8], base_offset: i64) {
