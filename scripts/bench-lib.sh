@@ -1,0 +1,117 @@
+# Helpers for measurement scripts on a shared machine (source it; bash).
+#
+# A run is only worth keeping if nothing else used the CPU meanwhile. `watch_start` starts
+# a sampler (every 0.5 s) that adds up the CPU time of every user process that is not a
+# descendant of this script (builds, test suites, other people's nodes; kernel threads such
+# as writeback are left out) and the time the hypervisor gave the VM's CPUs to others
+# (steal); `watch_stop` prints it as a share of one core over the run (0.00: nothing else
+# ran). `quiet_wait` blocks until that share stays below QUIET_SHARE (default 0.05) for
+# 3 s; `measured CMD` runs CMD after `quiet_wait` and repeats it if the run was not quiet.
+
+QUIET_SHARE="${QUIET_SHARE:-0.05}"
+_watch_pid=""
+_watch_out=""
+
+_watch_py='
+import os, signal, sys, time
+root, out = int(sys.argv[1]), sys.argv[2]
+hz = os.sysconf("SC_CLK_TCK")
+def sample():
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rindex(")") + 2:].split()
+        procs[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))  # ppid, utime+stime
+    return procs
+def mine(procs):
+    kids = {}
+    for pid, (ppid, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = set(), [root, os.getpid(), 2]  # 2: kthreadd, parent of kernel threads
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.add(p)
+            todo.extend(kids.get(p, []))
+    return out
+def steal():
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8])
+start = time.monotonic()
+steal0 = steal()
+first = sample()
+seen = {pid: t for pid, (_, t) in first.items()}
+others = 0
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+while not stop:
+    time.sleep(0.5)
+    procs = sample()
+    me = mine(procs)
+    for pid, (_, t) in procs.items():
+        if pid not in me:
+            others += t - seen.get(pid, 0)
+        seen[pid] = t
+wall = time.monotonic() - start
+share = (others + steal() - steal0) / hz / max(wall, 1e-3)
+with open(out, "w") as f:
+    f.write(f"{share:.2f}\n")
+'
+
+watch_start() {
+    _watch_out="$(mktemp)"
+    nice -n 19 python3 -c "$_watch_py" "$$" "$_watch_out" &
+    _watch_pid=$!
+}
+
+# Prints the other processes' CPU over the run as a share of one core.
+watch_stop() {
+    kill -TERM "$_watch_pid" 2>/dev/null || true
+    # (in a command substitution the sampler is no child of ours: wait for its file)
+    for _ in $(seq 100); do [ -s "$_watch_out" ] && break; sleep 0.05; done
+    cat "$_watch_out"
+    rm -f "$_watch_out"
+}
+
+# True if `share` (from watch_stop) is small enough for the run to count.
+quiet_enough() {
+    python3 -c "import sys; sys.exit(0 if float('$1') <= float('$QUIET_SHARE') else 1)"
+}
+
+# Waits until the rest of the machine has been quiet for 3 s.
+quiet_wait() {
+    local share waited=0
+    while :; do
+        watch_start
+        sleep 3
+        share="$(watch_stop)"
+        quiet_enough "$share" && break
+        [ "$waited" = 0 ] && echo "bench: waiting for the machine to be quiet (others use $share of a core)" >&2
+        waited=1
+        sleep 10
+    done
+}
+
+# measured CMD...: waits for quiet, runs CMD and repeats it (up to 5 times) when something
+# else used more than QUIET_SHARE of a core meanwhile. CMD leaves its results in files.
+measured() {
+    local try share
+    for try in 1 2 3 4 5; do
+        quiet_wait
+        watch_start
+        "$@"
+        share="$(watch_stop)"
+        quiet_enough "$share" && return 0
+        echo "bench: other processes used $share of a core during the run; repeating it" >&2
+    done
+    echo "bench: the machine did not stay quiet; keeping the last run (others: $share of a core)" >&2
+}
