@@ -137,6 +137,24 @@ const SETTINGS: &[Setting] = &[
         c.log.producer_id_expiration_ms = int("producer.id.expiration.ms", v)?
     }),
     setting!(
+        "transaction.state.log.num.partitions",
+        "partitions of __transaction_state when it is created (default 50; fixed afterwards)",
+        |c, v| { c.transaction_state_num_partitions = int("transaction.state.log.num.partitions", v)? }
+    ),
+    setting!(
+        "transaction.max.timeout.ms",
+        "largest transaction.timeout.ms a producer may ask for (default 900000)",
+        |c, v| { c.transaction_max_timeout_ms = int("transaction.max.timeout.ms", v)? }
+    ),
+    setting!(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "how often transactions past their timeout are aborted (default 10000)",
+        |c, v| {
+            c.transaction_abort_check_interval_ms =
+                int("transaction.abort.timed.out.transaction.cleanup.interval.ms", v)?
+        }
+    ),
+    setting!(
         "record.validation.enable",
         "Sluice's own: walk (and decompress) every produced record as Kafka does (default true)",
         |c, v| { c.log.validate_records = boolean("record.validation.enable", v)? }
@@ -170,6 +188,9 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
     pub offset_metadata_max_bytes: usize,
+    pub transaction_state_num_partitions: i32,
+    pub transaction_max_timeout_ms: i64,
+    pub transaction_abort_check_interval_ms: u64,
     pub log: LogConfig,
 }
 
@@ -196,6 +217,9 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 104_857_600,
             offset_metadata_max_bytes: 4096,
+            transaction_state_num_partitions: 50,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_check_interval_ms: 10_000,
             log: LogConfig::default(),
         }
     }
@@ -237,6 +261,9 @@ impl BrokerConfig {
         }
         if self.socket_request_max_bytes < 64 {
             return Err("socket.request.max.bytes must be at least 64".into());
+        }
+        if self.transaction_state_num_partitions < 1 {
+            return Err("transaction.state.log.num.partitions must be at least 1".into());
         }
         if self.offsets_topic_num_partitions < 1 {
             return Err("offsets.topic.num.partitions must be at least 1".into());

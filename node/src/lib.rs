@@ -21,4 +21,5 @@ pub mod shard;
 pub mod testing;
 pub mod topic_config;
 pub mod topics;
+pub mod txn;
 pub mod watch;

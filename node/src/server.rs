@@ -154,6 +154,8 @@ async fn shard_main(
         eprintln!("sluice: shard {id}: {} groups from {replayed} offsets records", shard.groups.group_count());
     }
     glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
+    shard.txns.load(&shard).await?;
+    glommio::spawn_local(crate::txn::run_timers(shard.clone())).detach();
     let listener = bind_listener(id, &args.listen, &startup)?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);
@@ -227,23 +229,36 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
     let cluster_id = cluster_id(&dir, args.config.node_id)?;
     let mut registry = Registry::scan(&dir)?;
     let mut config = args.config.clone();
-    // The offsets topic exists from the first start; its partition count is fixed then.
-    match registry.get(OFFSETS_TOPIC) {
-        Some(existing) => {
-            if existing.partitions != config.offsets_topic_num_partitions {
-                eprintln!(
-                    "sluice: {OFFSETS_TOPIC} has {} partitions; offsets.topic.num.partitions={} applies only at creation",
-                    existing.partitions, config.offsets_topic_num_partitions
-                );
+    // The internal topics exist from the first start; their partition counts are fixed then.
+    for (name, wanted) in [
+        (OFFSETS_TOPIC, config.offsets_topic_num_partitions),
+        (crate::txn::TXN_TOPIC, config.transaction_state_num_partitions),
+    ] {
+        let actual = match registry.get(name) {
+            Some(existing) => {
+                if existing.partitions != wanted {
+                    eprintln!(
+                        "sluice: {name} has {} partitions; its partition setting ({wanted}) applies only at creation",
+                        existing.partitions
+                    );
+                }
+                existing.partitions
             }
-            config.offsets_topic_num_partitions = existing.partitions;
+            None => {
+                registry.upsert(TopicInfo {
+                    name: name.to_string(),
+                    id: TopicId::random(),
+                    partitions: wanted,
+                    configs: BTreeMap::new(),
+                });
+                wanted
+            }
+        };
+        if name == OFFSETS_TOPIC {
+            config.offsets_topic_num_partitions = actual;
+        } else {
+            config.transaction_state_num_partitions = actual;
         }
-        None => registry.upsert(TopicInfo {
-            name: OFFSETS_TOPIC.to_string(),
-            id: TopicId::random(),
-            partitions: config.offsets_topic_num_partitions,
-            configs: BTreeMap::new(),
-        }),
     }
     let read = |name| -> Result<BTreeMap<TopicPartition, i64>, String> {
         Ok(checkpoint::read_offsets(&dir, name)

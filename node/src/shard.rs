@@ -67,6 +67,8 @@ pub struct FetchPart {
     pub offset: i64,
     pub max_bytes: usize,
     pub at_least_one: bool,
+    /// isolation_level=1: only up to the last stable offset, with the aborted transactions.
+    pub read_committed: bool,
 }
 
 /// A fetched range as it crosses shards: a duplicated descriptor.
@@ -84,6 +86,23 @@ pub struct FetchOutcome<D> {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub data: Option<D>,
+    pub last_stable_offset: i64,
+    /// read_committed: aborted transactions in the returned range (producer id, first offset).
+    pub aborted: Vec<(i64, i64)>,
+}
+
+impl<D> FetchOutcome<D> {
+    /// An outcome with no data and no offsets.
+    pub fn failed(error: i16) -> Self {
+        FetchOutcome {
+            error,
+            high_watermark: -1,
+            log_start_offset: -1,
+            data: None,
+            last_stable_offset: -1,
+            aborted: Vec::new(),
+        }
+    }
 }
 
 /// One partition's state, for the layout view, metrics and checkpoints.
@@ -114,8 +133,9 @@ pub enum Op {
         parts: Vec<(TopicPartition, i64)>,
         wait: Duration,
     },
+    /// (partition, timestamp or -1/-2/-3, read_committed).
     ListOffsets {
-        parts: Vec<(TopicPartition, i64)>,
+        parts: Vec<(TopicPartition, i64, bool)>,
     },
     /// To shard 0, the controller: create a topic.
     CreateTopic {
@@ -144,6 +164,15 @@ pub enum Op {
     Group(crate::group::GroupCall),
     /// To shard 0: a new producer id.
     AllocateProducerId,
+    /// To a transactional id's coordinator shard.
+    Txn(crate::txn::TxnCall),
+    /// Append a transaction marker to these partitions (owned by the receiver) and fsync.
+    WriteMarkers {
+        parts: Vec<TopicPartition>,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    },
     /// Flush and close every partition (clean shutdown).
     Close,
 }
@@ -158,6 +187,7 @@ pub enum Reply {
     Done(Result<(), String>),
     Group(crate::group::GroupReply),
     ProducerId(Result<i64, String>),
+    Txn(crate::txn::TxnReply),
 }
 
 /// A message on the mesh.
@@ -210,6 +240,8 @@ pub struct Shard {
     hints: RefCell<BTreeMap<TopicPartition, OpenHint>>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::Coordinator,
+    /// The transactions this shard coordinates.
+    pub txns: crate::txn::TxnCoordinator,
     /// Shard 0: the next producer id and the end of the block reserved on disk.
     producer_ids: std::cell::Cell<(i64, i64)>,
     /// Shard 0: serialises reservations of producer id blocks.
@@ -249,6 +281,7 @@ impl Shard {
             request_bytes: Rc::new(Semaphore::new(setup.config.queued_max_request_bytes as u64)),
             hints: RefCell::new(hints),
             groups: crate::group::Coordinator::default(),
+            txns: crate::txn::TxnCoordinator::default(),
             producer_ids: std::cell::Cell::new((setup.producer_id_start, setup.producer_id_start)),
             producer_id_block: Semaphore::new(1),
             id,
@@ -341,6 +374,10 @@ impl Shard {
             Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
             Op::Group(call) => Reply::Group(crate::group::serve(self, call).await),
             Op::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id().await),
+            Op::Txn(call) => Reply::Txn(crate::txn::serve(self, call).await),
+            Op::WriteMarkers { parts, producer_id, epoch, commit } => {
+                Reply::Done(self.write_markers_local(&parts, producer_id, epoch, commit).await)
+            }
             Op::Close => Reply::Done(self.close_local().await),
         }
     }
@@ -397,26 +434,33 @@ impl Shard {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
             let Some(log) = self.log(&part.tp) else {
-                out.push(FetchOutcome {
-                    error: errors::UNKNOWN_TOPIC_OR_PARTITION,
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    data: None,
-                });
+                out.push(FetchOutcome::failed(errors::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            let outcome = match log.read(part.offset, part.max_bytes, part.at_least_one).await {
-                Ok(info) => FetchOutcome {
-                    error: errors::NONE,
-                    high_watermark: info.high_watermark,
-                    log_start_offset: info.log_start_offset,
-                    data: info.range,
-                },
+            let outcome = match log.read_upto(part.offset, part.max_bytes, part.at_least_one, part.read_committed).await
+            {
+                Ok(info) => {
+                    let lso = log.last_stable_offset();
+                    let aborted = match (&info.range, part.read_committed) {
+                        (Some(_), true) => log.aborted_between(info.first_offset, info.next_offset),
+                        _ => Vec::new(),
+                    };
+                    FetchOutcome {
+                        error: errors::NONE,
+                        high_watermark: info.high_watermark,
+                        log_start_offset: info.log_start_offset,
+                        data: info.range,
+                        last_stable_offset: lso,
+                        aborted,
+                    }
+                }
                 Err(e) => FetchOutcome {
                     error: storage_error(&e),
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                     data: None,
+                    last_stable_offset: log.last_stable_offset(),
+                    aborted: Vec::new(),
                 },
             };
             out.push(outcome);
@@ -449,15 +493,16 @@ impl Shard {
     }
 
     /// ListOffsets for local partitions: (error, timestamp, offset) per part.
-    pub async fn list_offsets_local(&self, parts: &[(TopicPartition, i64)]) -> Vec<(i16, i64, i64)> {
+    pub async fn list_offsets_local(&self, parts: &[(TopicPartition, i64, bool)]) -> Vec<(i16, i64, i64)> {
         let mut out = Vec::with_capacity(parts.len());
-        for (tp, timestamp) in parts {
+        for (tp, timestamp, committed) in parts {
             let Some(log) = self.log(tp) else {
                 out.push((errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1));
                 continue;
             };
             let found = match *timestamp {
                 -2 => Ok(Some((log.log_start_offset(), -1))),
+                -1 if *committed => Ok(Some((log.last_stable_offset(), -1))),
                 -1 => Ok(Some((log.high_watermark(), -1))),
                 -3 => log.max_timestamp_offset().await,
                 ts if ts >= 0 => log.offset_for_timestamp(ts).await,
@@ -473,6 +518,41 @@ impl Shard {
             });
         }
         out
+    }
+
+    /// Appends a COMMIT or ABORT marker to local partitions and waits for the fsync; a
+    /// marker in `__consumer_offsets` also settles the transaction's offsets.
+    pub async fn write_markers_local(
+        &self,
+        parts: &[TopicPartition],
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), String> {
+        let marker = if commit { crate::log::batch::CONTROL_COMMIT } else { crate::log::batch::CONTROL_ABORT };
+        let now = crate::runtime::now_ms();
+        let tasks: Vec<_> = parts
+            .iter()
+            .map(|tp| {
+                let log = self.log(tp);
+                let tp = tp.clone();
+                glommio::spawn_local(async move {
+                    let log = log.ok_or_else(|| format!("{tp} is not open here"))?;
+                    let info = log
+                        .append_marker(producer_id, epoch, marker, 0, now)
+                        .await
+                        .map_err(|e| format!("{tp}: {e}"))?;
+                    log.sync_to(info.last_offset + 1).await.map_err(|e| format!("{tp}: {e}"))
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await?;
+        }
+        for tp in parts.iter().filter(|tp| tp.topic == crate::group::store::OFFSETS_TOPIC) {
+            self.groups.complete_txn(self, tp.partition, producer_id, commit);
+        }
+        Ok(())
     }
 
     /// A producer id never handed out before (any shard may call; shard 0 allocates).
@@ -627,7 +707,7 @@ impl Shard {
             eprintln!("sluice: {tp}: topic configs ignored: {e}");
             self.config().log.clone()
         });
-        if tp.topic == crate::group::store::OFFSETS_TOPIC {
+        if tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC {
             config.retention_ms = -1;
             config.retention_bytes = -1;
             config.segment_bytes = self.config().offsets_topic_segment_bytes;
@@ -773,5 +853,12 @@ fn send_outcome(o: FetchOutcome<crate::log::FileRange>) -> FetchOutcome<SentRang
             length: r.length,
         })
     });
-    FetchOutcome { error: o.error, high_watermark: o.high_watermark, log_start_offset: o.log_start_offset, data }
+    FetchOutcome {
+        error: o.error,
+        high_watermark: o.high_watermark,
+        log_start_offset: o.log_start_offset,
+        data,
+        last_stable_offset: o.last_stable_offset,
+        aborted: o.aborted,
+    }
 }

@@ -19,8 +19,8 @@ use crate::protocol::{encode_response, Chunk, Request, Response};
 use crate::shard::{errors, FetchOutcome, FetchPart, Op, Reply, SentRange, Shard};
 use crate::topics::TopicId;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
@@ -81,6 +81,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 offset: p.fetch_offset,
                 max_bytes: (p.partition_max_bytes.max(0) as u64).min(response_max) as usize,
                 at_least_one: true,
+                read_committed: request.isolation_level == 1,
             };
             slots.push(Slot { topic: topics_out.len() - 1, part, error });
         }
@@ -106,17 +107,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
 
 /// Reads every slot, one hop per owning shard.
 async fn read_all(shard: &Rc<Shard>, slots: &[Slot]) -> Vec<FetchOutcome<Data>> {
-    let mut out: Vec<Option<FetchOutcome<Data>>> = slots
-        .iter()
-        .map(|s| {
-            (s.error != errors::NONE).then_some(FetchOutcome {
-                error: s.error,
-                high_watermark: -1,
-                log_start_offset: -1,
-                data: None,
-            })
-        })
-        .collect();
+    let mut out: Vec<Option<FetchOutcome<Data>>> =
+        slots.iter().map(|s| (s.error != errors::NONE).then_some(FetchOutcome::failed(s.error))).collect();
     let mut per_shard: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, s) in slots.iter().enumerate().filter(|(_, s)| s.error == errors::NONE) {
         per_shard.entry(shard.owner(&s.part.tp)).or_default().push(i);
@@ -141,12 +133,7 @@ async fn read_all(shard: &Rc<Shard>, slots: &[Slot]) -> Vec<FetchOutcome<Data>> 
             }
             _ => {
                 for &i in idx {
-                    out[i] = Some(FetchOutcome {
-                        error: errors::KAFKA_STORAGE_ERROR,
-                        high_watermark: -1,
-                        log_start_offset: -1,
-                        data: None,
-                    });
+                    out[i] = Some(FetchOutcome::failed(errors::KAFKA_STORAGE_ERROR));
                 }
             }
         }
@@ -160,6 +147,8 @@ fn map_data<A>(o: FetchOutcome<A>, f: impl FnOnce(A) -> Data) -> FetchOutcome<Da
         high_watermark: o.high_watermark,
         log_start_offset: o.log_start_offset,
         data: o.data.map(f),
+        last_stable_offset: o.last_stable_offset,
+        aborted: o.aborted,
     }
 }
 
@@ -226,8 +215,16 @@ fn encode(
             .with_partition_index(slot.part.tp.partition)
             .with_error_code(o.error)
             .with_high_watermark(o.high_watermark)
-            .with_last_stable_offset(o.high_watermark)
+            .with_last_stable_offset(o.last_stable_offset)
             .with_log_start_offset(o.log_start_offset)
+            .with_aborted_transactions(slot.part.read_committed.then(|| {
+                o.aborted
+                    .iter()
+                    .map(|(pid, first)| {
+                        AbortedTransaction::default().with_producer_id(ProducerId(*pid)).with_first_offset(*first)
+                    })
+                    .collect()
+            }))
             .with_records(Some(records.unwrap_or_default()));
         responses[slot.topic].partitions.push(part);
     }

@@ -1,7 +1,7 @@
 //! FindCoordinator, versions 0–4 (v4 batches keys). Every group's coordinator is this node:
 //! the shard that owns the group's `__consumer_offsets` partition serves it, and requests
 //! reaching another shard are forwarded there, so clients never need a second address.
-//! Transaction coordinators (key type 1) arrive with transactions (issue #6).
+//! Transaction coordinators (key type 1) work the same way, over `__transaction_state`.
 
 use super::{decode, str_bytes, Close};
 use crate::group::errors;
@@ -14,19 +14,19 @@ use std::rc::Rc;
 pub const VERSIONS: (i16, i16) = (0, 4);
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: FindCoordinatorRequest = decode(req)?;
     let node = shard.config().node_id;
     let (host, port) = shard.advertised.borrow().clone();
     let answer = |key: &str| -> (i16, Option<String>) {
-        if request.key_type != KEY_TYPE_GROUP {
-            return (errors::COORDINATOR_NOT_AVAILABLE, Some("only group coordinators exist on this node".into()));
+        match request.key_type {
+            KEY_TYPE_GROUP if key.is_empty() => (errors::INVALID_GROUP_ID, Some("the group id is empty".into())),
+            KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION if !key.is_empty() => (errors::NONE, None),
+            KEY_TYPE_TRANSACTION => (errors::INVALID_REQUEST, Some("the transactional id is empty".into())),
+            _ => (errors::INVALID_REQUEST, Some(format!("unknown coordinator key type {}", request.key_type))),
         }
-        if key.is_empty() {
-            return (errors::INVALID_GROUP_ID, Some("the group id is empty".into()));
-        }
-        (errors::NONE, None)
     };
     let body = if req.api_version >= 4 {
         let coordinators = request

@@ -2,11 +2,13 @@
 //! for a client that names its current id and epoch (KIP-360, v3+) the same id with the
 //! epoch bumped, so it can reset its sequences without losing its identity. Ids come from
 //! blocks reserved durably on shard 0 (`producer_id_block`), so none is ever handed out
-//! twice, across restarts too. Transactional ids arrive with transactions (issue #6).
+//! twice, across restarts too. With a transactional id the transaction coordinator answers:
+//! the id keeps its producer id and gets the next epoch, fencing older incarnations.
 
 use super::{decode, Close};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
+use crate::txn::{self, TxnCall, TxnReply};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::rc::Rc;
 
@@ -22,9 +24,20 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch)
     };
-    let body = if request.transactional_id.is_some() {
-        // No transaction coordinator yet: the client retries, and says why in its log.
-        response(COORDINATOR_NOT_AVAILABLE, -1, -1)
+    let body = if let Some(id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) {
+        let (hint_id, hint_epoch) =
+            if req.api_version >= 3 { (request.producer_id.0, request.producer_epoch) } else { (-1, -1) };
+        let call = TxnCall::Init {
+            id: id.clone(),
+            timeout_ms: request.transaction_timeout_ms,
+            producer_id: hint_id,
+            epoch: hint_epoch,
+        };
+        match txn::call(shard, &id, call).await {
+            TxnReply::Init(error, pid, epoch) => response(error, pid, epoch),
+            TxnReply::Error(e) => response(e, -1, -1),
+            _ => response(COORDINATOR_NOT_AVAILABLE, -1, -1),
+        }
     } else if req.api_version >= 3 && request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
         if request.producer_epoch < i16::MAX - 1 {
             response(0, request.producer_id.0, request.producer_epoch + 1)

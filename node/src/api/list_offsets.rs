@@ -18,6 +18,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let mut results: Vec<Vec<(i16, i64, i64)>> =
         request.topics.iter().map(|t| vec![(0, -1, -1); t.partitions.len()]).collect();
     let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64)>> = BTreeMap::new();
+    // isolation_level=1 (v2+): "latest" is the last stable offset.
+    let committed = request.isolation_level == 1;
     for (ti, topic) in request.topics.iter().enumerate() {
         let partitions = shard.registry.borrow().get(&topic.name.0).map_or(0, |i| i.partitions);
         for (pi, p) in topic.partitions.iter().enumerate() {
@@ -30,7 +32,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         }
     }
     for (owner, entries) in per_shard {
-        let parts: Vec<(TopicPartition, i64)> = entries.iter().map(|(_, _, tp, ts)| (tp.clone(), *ts)).collect();
+        let parts: Vec<(TopicPartition, i64, bool)> =
+            entries.iter().map(|(_, _, tp, ts)| (tp.clone(), *ts, committed)).collect();
         let found = if owner == shard.id {
             shard.list_offsets_local(&parts).await
         } else {

@@ -2,6 +2,8 @@
 //! `parse → apply → encode`. `dispatch` routes a request to its handler; `SUPPORTED` is
 //! exactly what ApiVersions advertises.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -9,6 +11,7 @@ pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -23,6 +26,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use crate::protocol::{Request, Response};
 use crate::shard::Shard;
@@ -52,6 +56,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, delete_groups::VERSIONS.0, delete_groups::VERSIONS.1),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS.0, offset_delete::VERSIONS.1),
     (ApiKey::InitProducerId, init_producer_id::VERSIONS.0, init_producer_id::VERSIONS.1),
+    (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS.0, add_partitions_to_txn::VERSIONS.1),
+    (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS.0, add_offsets_to_txn::VERSIONS.1),
+    (ApiKey::EndTxn, end_txn::VERSIONS.0, end_txn::VERSIONS.1),
+    (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS.0, txn_offset_commit::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -100,6 +108,10 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::DeleteGroups => delete_groups::handle(shard, &req).await.map(Some),
         ApiKey::OffsetDelete => offset_delete::handle(shard, &req).await.map(Some),
         ApiKey::InitProducerId => init_producer_id::handle(shard, &req).await.map(Some),
+        ApiKey::AddPartitionsToTxn => add_partitions_to_txn::handle(shard, &req).await.map(Some),
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(shard, &req).await.map(Some),
+        ApiKey::EndTxn => end_txn::handle(shard, &req).await.map(Some),
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }

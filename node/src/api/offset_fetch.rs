@@ -17,8 +17,9 @@ pub const VERSIONS: (i16, i16) = (1, 9);
 
 type Wanted = Option<Vec<(String, i32)>>;
 
-async fn fetch(shard: &Rc<Shard>, group: &str, parts: Wanted) -> (i16, Vec<FetchedOffset>) {
-    match group::call(shard, group, GroupCall::FetchOffsets { group: group.to_string(), parts }).await {
+async fn fetch(shard: &Rc<Shard>, group: &str, parts: Wanted, require_stable: bool) -> (i16, Vec<FetchedOffset>) {
+    let call = GroupCall::FetchOffsets { group: group.to_string(), parts, require_stable };
+    match group::call(shard, group, call).await {
         GroupReply::Offsets(e, found) => (e, found),
         GroupReply::Error(e) => (e, Vec::new()),
         _ => (errors::COORDINATOR_NOT_AVAILABLE, Vec::new()),
@@ -47,7 +48,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             let wanted: Wanted = g.topics.as_ref().map(|topics| {
                 topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (string(&t.name.0), *p))).collect()
             });
-            let (error, found) = fetch(shard, &string(&g.group_id.0), wanted).await;
+            let (error, found) = fetch(shard, &string(&g.group_id.0), wanted, request.require_stable).await;
             let topics = by_topic(found)
                 .into_iter()
                 .map(|(topic, parts)| {
@@ -77,7 +78,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         let wanted: Wanted = request.topics.as_ref().map(|topics| {
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (string(&t.name.0), *p))).collect()
         });
-        let (error, found) = fetch(shard, &string(&request.group_id.0), wanted).await;
+        let (error, found) = fetch(shard, &string(&request.group_id.0), wanted, v >= 7 && request.require_stable).await;
         let topics = by_topic(found)
             .into_iter()
             .map(|(topic, parts)| {

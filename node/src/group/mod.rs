@@ -50,6 +50,8 @@ pub mod errors {
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    pub const PRODUCER_FENCED: i16 = 90;
 }
 
 /// How often each shard looks for offsets partitions due for compaction.
@@ -202,10 +204,18 @@ pub enum GroupCall {
         retention_ms: i64,
         parts: Vec<CommitPart>,
     },
-    /// `None`: every committed offset of the group.
+    /// TxnOffsetCommit: (producer id, epoch).
+    TxnCommit {
+        member: MemberRef,
+        producer: (i64, i16),
+        parts: Vec<CommitPart>,
+    },
+    /// `None`: every committed offset of the group. `require_stable` (v7+): a partition
+    /// with offsets in an open transaction answers UNSTABLE_OFFSET_COMMIT.
     FetchOffsets {
         group: String,
         parts: Option<Vec<(String, i32)>>,
+        require_stable: bool,
     },
     Describe {
         group: String,
@@ -308,6 +318,9 @@ struct Group {
     /// Wall-clock ms of the last state change (Empty since, for offset retention).
     state_since_ms: i64,
     next_seq: u64,
+    /// Offsets committed inside open transactions, by producer id: applied when the
+    /// transaction's COMMIT marker reaches this group's offsets partition, dropped on ABORT.
+    pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
 }
 
 impl Group {
@@ -328,6 +341,7 @@ impl Group {
             sync_deadline: None,
             state_since_ms: now_ms,
             next_seq: 0,
+            pending_txn: HashMap::new(),
         }
     }
 
@@ -992,6 +1006,99 @@ impl Coordinator {
         write(shard, group_id, vec![(key, value)]).await
     }
 
+    /// A transaction marker reached offsets partition `partition`: the producer's pending
+    /// offsets in its groups become committed (or are dropped).
+    pub fn complete_txn(&self, shard: &Shard, partition: i32, producer_id: i64, commit: bool) {
+        let partitions = shard.config().offsets_topic_num_partitions;
+        for g in self.groups.borrow_mut().values_mut() {
+            if store::partition_for(&g.id, partitions) != partition {
+                continue;
+            }
+            if let Some(pending) = g.pending_txn.remove(&producer_id) {
+                if commit {
+                    for (k, value) in pending {
+                        g.offsets.insert(k, Committed { value });
+                    }
+                }
+            }
+        }
+    }
+
+    /// TxnOffsetCommit: offsets written inside a producer's transaction (a transactional
+    /// batch in the offsets partition), visible once the transaction commits.
+    pub async fn txn_commit(
+        &self,
+        shard: &Rc<Shard>,
+        m: &MemberRef,
+        producer: (i64, i16),
+        parts: &[CommitPart],
+    ) -> Vec<i16> {
+        let checked = {
+            let mut groups = self.groups.borrow_mut();
+            match groups.get_mut(&m.group) {
+                None if m.group.is_empty() => Err(errors::INVALID_GROUP_ID),
+                None => {
+                    groups.insert(m.group.clone(), Group::new(&m.group, crate::runtime::now_ms()));
+                    Ok(())
+                }
+                // Without a generation (TxnOffsetCommit v0–v2, or -1) there is nothing to check.
+                Some(_) if m.generation < 0 => Ok(()),
+                Some(group) => commit_allowed(group, m),
+            }
+        };
+        if let Err(code) = checked {
+            return vec![code; parts.len()];
+        }
+        let now = crate::runtime::now_ms();
+        let mut codes = Vec::with_capacity(parts.len());
+        let mut records = Vec::new();
+        let mut values = Vec::new();
+        for p in parts {
+            let partitions = shard.registry.borrow().get(&p.topic).map_or(0, |t| t.partitions);
+            let code = if p.partition < 0 || p.partition >= partitions {
+                errors::UNKNOWN_TOPIC_OR_PARTITION
+            } else if p.metadata.as_ref().is_some_and(|md| md.len() > shard.config().offset_metadata_max_bytes) {
+                errors::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let value = OffsetValue {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: p.metadata.clone().unwrap_or_default(),
+                    commit_timestamp: now,
+                    expire_timestamp: None,
+                };
+                let key = Key::Offset { group: m.group.clone(), topic: p.topic.clone(), partition: p.partition };
+                records.push((store::encode_key(&key), Some(store::encode_offset(&value))));
+                values.push(((p.topic.clone(), p.partition), value));
+                errors::NONE
+            };
+            codes.push(code);
+        }
+        if records.is_empty() {
+            return codes;
+        }
+        let (tp, _) = coordinator_of(shard, &m.group);
+        let _gate = self.gate(shard, &m.group, 1).await;
+        if let Err(e) = write_to(shard, &tp, records, Some(producer)).await {
+            eprintln!("sluice: group {:?}: writing transactional offsets failed: {e}", m.group);
+            let refused = if e.contains("epoch") { errors::PRODUCER_FENCED } else { errors::COORDINATOR_NOT_AVAILABLE };
+            return codes.into_iter().map(|c| if c == errors::NONE { refused } else { c }).collect();
+        }
+        let mut groups = self.groups.borrow_mut();
+        let group = groups.entry(m.group.clone()).or_insert_with(|| Group::new(&m.group, now));
+        let pending = group.pending_txn.entry(producer.0).or_default();
+        for (k, value) in values {
+            pending.insert(k, value);
+        }
+        codes
+    }
+
+    /// Offsets of `group` committed inside a still-open transaction.
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.groups.borrow().get(group).is_some_and(|g| g.pending_txn.values().any(|p| p.contains_key(&key)))
+    }
+
     /// Compacts this shard's offsets partitions that have grown past
     /// `offsets.topic.segment.bytes` (and past twice their size after the last compaction).
     pub async fn compact_if_due(&self, shard: &Rc<Shard>) {
@@ -1006,6 +1113,16 @@ impl Coordinator {
         for (partition, log) in logs {
             let floor = self.compacted_bytes.borrow().get(&partition).copied().unwrap_or(0).saturating_mul(2);
             if log.size_bytes() < limit.max(floor) {
+                continue;
+            }
+            // Offsets of open transactions live only in the log until their marker: wait.
+            let partitions = shard.config().offsets_topic_num_partitions;
+            let open = self
+                .groups
+                .borrow()
+                .values()
+                .any(|g| store::partition_for(&g.id, partitions) == partition && !g.pending_txn.is_empty());
+            if open {
                 continue;
             }
             match self.compact(shard, partition, &log).await {
@@ -1074,40 +1191,25 @@ impl Coordinator {
             .collect();
         let mut records = 0usize;
         for (tp, log) in logs {
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let (bytes, _) =
-                    log.read_copy(offset, 1 << 20, true).await.map_err(|e| format!("reading {tp}: {e}"))?;
-                if bytes.is_empty() {
-                    break;
+            for_each_record(&log, &tp, |r| {
+                if r.control {
+                    // A transaction marker: key = version i16, type i16 (1 = commit).
+                    let commit = r.key.as_deref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
+                    self.complete_txn(shard, tp.partition, r.producer_id, commit);
+                    return;
                 }
-                let mut buf = Bytes::from(bytes);
-                let mut next = offset;
-                while !buf.is_empty() {
-                    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-                        .map_err(|e| format!("decoding {tp} near offset {next}: {e}"))?;
-                    for r in &set.records {
-                        next = next.max(r.offset + 1);
-                        if r.control || r.offset < offset {
-                            continue;
-                        }
-                        records += 1;
-                        self.replay(r.key.as_deref(), r.value.as_deref(), &tp);
-                    }
-                }
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-            }
+                records += 1;
+                let txn = r.transactional.then_some(r.producer_id);
+                self.replay(r.key.as_deref(), r.value.as_deref(), &tp, txn);
+            })
+            .await?;
         }
         // Kafka's cleanup: an empty group with nothing committed is not kept.
         self.groups.borrow_mut().retain(|_, g| !(g.state == State::Empty && g.offsets.is_empty()));
         Ok(records)
     }
 
-    fn replay(&self, key: Option<&[u8]>, value: Option<&[u8]>, tp: &TopicPartition) {
+    fn replay(&self, key: Option<&[u8]>, value: Option<&[u8]>, tp: &TopicPartition, txn: Option<i64>) {
         let Some(key) = key.and_then(store::decode_key) else {
             eprintln!("sluice: {tp}: skipping a record with an unreadable key");
             return;
@@ -1122,7 +1224,14 @@ impl Coordinator {
                 }
                 Some(Some(value)) => {
                     let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group, value.commit_timestamp));
-                    g.offsets.insert((topic, partition), Committed { value });
+                    match txn {
+                        Some(pid) => {
+                            g.pending_txn.entry(pid).or_default().insert((topic, partition), value);
+                        }
+                        None => {
+                            g.offsets.insert((topic, partition), Committed { value });
+                        }
+                    }
                 }
                 Some(None) => eprintln!("sluice: {tp}: skipping an unreadable offset of group {group:?}"),
             },
@@ -1138,6 +1247,40 @@ impl Coordinator {
             },
         }
     }
+}
+
+/// Calls `f` with every record of an internal topic's partition, from its log start to its
+/// end, in order (batches of any codec, control records included).
+pub async fn for_each_record(
+    log: &Rc<crate::log::PartitionLog>,
+    tp: &TopicPartition,
+    mut f: impl FnMut(&kafka_protocol::records::Record),
+) -> Result<(), String> {
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    while offset < end {
+        let (bytes, _) = log.read_copy(offset, 1 << 20, true).await.map_err(|e| format!("reading {tp}: {e}"))?;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut buf = Bytes::from(bytes);
+        let mut next = offset;
+        while !buf.is_empty() {
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+                .map_err(|e| format!("decoding {tp} near offset {next}: {e}"))?;
+            for r in &set.records {
+                next = next.max(r.offset + 1);
+                if r.offset >= offset {
+                    f(r);
+                }
+            }
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    Ok(())
 }
 
 /// Restores a group from its last stored metadata: the members come back with a fresh
@@ -1183,24 +1326,38 @@ fn apply_stored(g: &mut Group, v: GroupValue) {
 
 /// Appends records to the group's offsets partition (on this shard) and fdatasyncs them.
 async fn write(shard: &Rc<Shard>, group: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
+    let (tp, _) = coordinator_of(shard, group);
+    write_to(shard, &tp, records, None).await
+}
+
+/// Appends key/value records to an internal topic's partition owned by this shard, as one
+/// uncompressed batch, and fdatasyncs it (`acks=all`). With `producer`, the batch is
+/// transactional for that producer id and epoch (unsequenced: written by a coordinator).
+pub async fn write_to(
+    shard: &Rc<Shard>,
+    tp: &TopicPartition,
+    records: Vec<(Bytes, Option<Bytes>)>,
+    producer: Option<(i64, i16)>,
+) -> Result<(), String> {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let partitions = shard.config().offsets_topic_num_partitions;
-    let tp = TopicPartition::new(store::OFFSETS_TOPIC.to_string(), store::partition_for(group, partitions));
-    let log = shard.log(&tp).ok_or_else(|| format!("{tp} is not open on shard {}", shard.id))?;
+    let log = shard.log(tp).ok_or_else(|| format!("{tp} is not open on shard {}", shard.id))?;
     let now = crate::runtime::now_ms();
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder keeps records with equal offset − sequence in one batch, whose base
+            // sequence is then -1 (unsequenced).
+            sequence: i as i32 - 1,
             timestamp: now,
             key: Some(key),
             value,
@@ -1577,8 +1734,19 @@ pub async fn serve(shard: &Rc<Shard>, call: GroupCall) -> GroupReply {
         GroupCall::Commit { member, retention_ms, parts } => {
             GroupReply::Commit(c.commit(shard, &member, retention_ms, &parts).await)
         }
-        GroupCall::FetchOffsets { group, parts } => {
-            GroupReply::Offsets(errors::NONE, c.fetch_offsets(&group, parts.as_deref()))
+        GroupCall::TxnCommit { member, producer, parts } => {
+            GroupReply::Commit(c.txn_commit(shard, &member, producer, &parts).await)
+        }
+        GroupCall::FetchOffsets { group, parts, require_stable } => {
+            let mut found = c.fetch_offsets(&group, parts.as_deref());
+            if require_stable {
+                for f in &mut found {
+                    if c.has_pending(&group, &f.topic, f.partition) {
+                        f.error = errors::UNSTABLE_OFFSET_COMMIT;
+                    }
+                }
+            }
+            GroupReply::Offsets(errors::NONE, found)
         }
         GroupCall::Describe { group } => GroupReply::Groups(vec![c.describe(shard.id, &group)]),
         GroupCall::List { states, types } => GroupReply::Groups(c.list(shard.id, &states, &types)),

@@ -160,6 +160,10 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
+    pub fn i8(&mut self) -> Option<i8> {
+        Some(self.take(1)?[0] as i8)
+    }
+
     pub fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }

@@ -314,6 +314,69 @@ pub fn rebuild(header: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Marker types of a control record's key (`version i16, type i16`).
+pub const CONTROL_ABORT: i16 = 0;
+pub const CONTROL_COMMIT: i16 = 1;
+
+/// The type of a control batch's marker (its first record's key), if it parses.
+pub fn control_type(batch: &[u8]) -> Option<i16> {
+    let mut at = BATCH_HEADER_BYTES;
+    let _length = read_varint(batch, &mut at)?;
+    at += 1; // attributes
+    let _timestamp_delta = read_varint(batch, &mut at)?;
+    let _offset_delta = read_varint(batch, &mut at)?;
+    if read_varint(batch, &mut at)? < 4 {
+        return None;
+    }
+    let key = batch.get(at..at + 4)?;
+    Some(i16::from_be_bytes([key[2], key[3]]))
+}
+
+/// A zig-zag varint at `*at` (at most 10 bytes); advances `at`.
+fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for i in 0..10 {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        raw |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// A transaction marker: a control batch of one record (key: version 0, type; value:
+/// version 0, coordinator epoch), written by the transaction coordinator.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: i16,
+    coordinator_epoch: i32,
+    now_ms: i64,
+) -> Vec<u8> {
+    let mut record = vec![0u8, 0, 0, 8]; // attributes, timestamp delta 0, offset delta 0, key length 4
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&marker.to_be_bytes());
+    record.push(12); // value length 6
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0); // no headers
+    let mut records = vec![(record.len() as u8) << 1];
+    records.extend_from_slice(&record);
+    let mut header = vec![0u8; BATCH_HEADER_BYTES];
+    header[OFFSET_MAGIC] = MAGIC_V2 as u8;
+    header[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2]
+        .copy_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    header[OFFSET_BASE_TIMESTAMP..OFFSET_BASE_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    header[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+    header[OFFSET_PRODUCER_ID..OFFSET_PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    header[OFFSET_PRODUCER_EPOCH..OFFSET_PRODUCER_EPOCH + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    header[OFFSET_BASE_SEQUENCE..OFFSET_BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    header[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&1i32.to_be_bytes());
+    rebuild(&header, Codec::None, &records)
+}
+
 /// Writes the batch's `baseOffset` in place. The field lies outside the CRC, so no
 /// re-encoding or re-checksumming is needed.
 pub fn patch_base_offset(batch: &mut [u8], base_offset: i64) {

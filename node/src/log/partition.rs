@@ -310,7 +310,35 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_inner(records, leader_epoch, now_ms, false).await
+    }
+
+    /// Appends a transaction marker for `producer_id` (COMMIT or ABORT): its open
+    /// transaction in this partition ends; an abort goes into the `.txnindex`.
+    pub async fn append_marker(
+        self: &Rc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: i16,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let bytes = batch::control_batch(producer_id, producer_epoch, marker, coordinator_epoch, now_ms);
+        self.append_inner(&bytes, 0, now_ms, true).await
+    }
+
+    async fn append_inner(
+        self: &Rc<Self>,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        control_allowed: bool,
+    ) -> Result<AppendInfo, LogError> {
         let spans = batch::validate_all(records, Check::Produced)?;
+        if !control_allowed && spans.iter().any(|s| s.header.is_control()) {
+            let why = "control batches are written by the transaction coordinator, not by clients";
+            return Err(LogError::InvalidBatch(BatchError::InvalidRecords(why.into())));
+        }
         if self.config.validate_records {
             for span in &spans {
                 super::records::validate(&records[span.position..], &span.header).map_err(BatchError::from)?;
@@ -385,6 +413,12 @@ impl PartitionLog {
             let header = BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header };
             active.state.account_batch(&header, position + span.position as u64, &self.config);
             st.producers.record(&header, now_ms);
+            if header.is_control() {
+                let commit = batch::control_type(&buf[at..at + size]) == Some(batch::CONTROL_COMMIT);
+                if let Some(aborted) = st.producers.marker(&header, commit, now_ms) {
+                    append_txn_index(&self.dir, base, &aborted);
+                }
+            }
             offset = header.last_offset() + 1;
         }
         st.queue.back_mut().expect("just queued").end_offset = offset;
@@ -600,7 +634,19 @@ impl PartitionLog {
     /// larger (Kafka's rule for the first partition of a fetch). Never past the high
     /// watermark.
     pub async fn read(&self, from: i64, max_bytes: usize, at_least_one: bool) -> Result<ReadInfo, LogError> {
+        self.read_upto(from, max_bytes, at_least_one, false).await
+    }
+
+    /// `read`, for a read_committed consumer (`committed`) bounded by the last stable offset.
+    pub async fn read_upto(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        committed: bool,
+    ) -> Result<ReadInfo, LogError> {
         let (log_start, hw) = (self.log_start_offset(), self.high_watermark());
+        let upper = if committed { self.last_stable_offset() } else { hw };
         if from < log_start || from > hw {
             return Err(LogError::OffsetOutOfRange { offset: from, log_start, log_end: hw });
         }
@@ -612,12 +658,18 @@ impl PartitionLog {
             high_watermark: hw,
             log_end_offset: hw,
         };
-        if from == hw {
+        if from >= upper {
             return Ok(info);
         }
         // Walk segments from the one holding `from`; later ones only matter after a gap.
         let mut cursor = self.segment_for(from, None);
-        while let Some((file, start, end)) = cursor {
+        while let Some((file, start, mut end)) = cursor {
+            if upper < hw {
+                // Stop before the batch holding the last stable offset (a batch boundary).
+                if let Some(open) = file.find_batch(start as u64, upper, end).await? {
+                    end = open.position;
+                }
+            }
             if let Some(found) = file.find_batch(start as u64, from, end).await? {
                 let position = found.position;
                 let first_size = found.header.size_bytes() as u64;
@@ -729,7 +781,13 @@ impl PartitionLog {
                 scan_producers(&st.segments, i64::MIN, crate::runtime::now_ms())
             };
             match rebuilt.await {
-                Ok(p) => self.state.borrow_mut().producers = p,
+                Ok(p) => {
+                    let bases = self.segment_bases();
+                    if let Err(e) = rewrite_txn_indexes(&self.dir, &bases, &p.aborted) {
+                        result = Err(e);
+                    }
+                    self.state.borrow_mut().producers = p;
+                }
                 Err(e) => result = Err(e),
             }
         }
@@ -816,7 +874,12 @@ impl PartitionLog {
     /// below the log start offset. The active segment is never deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         let expiration = self.config.producer_id_expiration_ms;
-        self.state.borrow_mut().producers.expire(crate::runtime::now_ms(), expiration);
+        {
+            let mut st = self.state.borrow_mut();
+            let log_start = st.log_start_offset;
+            st.producers.expire(crate::runtime::now_ms(), expiration);
+            st.producers.forget_aborted_below(log_start);
+        }
         let retention_ms = self.config.retention_ms;
         let retention_bytes = self.config.retention_bytes;
         let total = self.size_bytes();
@@ -890,6 +953,22 @@ impl PartitionLog {
     pub fn producer_count(&self) -> usize {
         self.state.borrow().producers.len()
     }
+
+    /// The first offset of the oldest open transaction, else the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.state.borrow().producers.first_unstable_offset().map_or(hw, |f| f.min(hw))
+    }
+
+    /// Aborted transactions overlapping `[from, upper)`: (producer id, first offset).
+    pub fn aborted_between(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        self.state.borrow().producers.aborted_between(from, upper)
+    }
+
+    /// Open transactions in this partition: (producer id, epoch, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        self.state.borrow().producers.open_transactions()
+    }
 }
 
 /// Kafka's producer snapshot file name: the offset it is valid at, 20 digits.
@@ -937,6 +1016,45 @@ fn check_sequences(
     Ok(None)
 }
 
+fn txn_index_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}.txnindex", segment::file_stem(base)))
+}
+
+/// Appends one aborted transaction to a segment's `.txnindex`. A small buffered write; the
+/// file is derived data (rebuilt from the log's markers whenever recovery scans it).
+fn append_txn_index(dir: &Path, base: i64, aborted: &producer::AbortedTxn) {
+    use std::io::Write;
+    let path = txn_index_path(dir, base);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&aborted.encode()));
+    if let Err(e) = written {
+        eprintln!("sluice: writing {}: {e}", path.display());
+    }
+}
+
+/// Rewrites every `.txnindex` from the aborted transactions (each in the segment holding
+/// its marker).
+fn rewrite_txn_indexes(dir: &Path, bases: &[i64], aborted: &[producer::AbortedTxn]) -> Result<(), LogError> {
+    for &base in bases {
+        let path = txn_index_path(dir, base);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LogError::io(format!("removing {}", path.display()), e))
+            }
+            _ => {}
+        }
+    }
+    for a in aborted {
+        if let Some(&base) = bases.iter().rev().find(|b| **b <= a.last_offset) {
+            append_txn_index(dir, base, a);
+        }
+    }
+    Ok(())
+}
+
 /// Producer state at open: from a snapshot written by a clean close at exactly this log
 /// end, else rebuilt from every batch header in the log. Snapshots are removed once read:
 /// the next clean close writes a fresh one.
@@ -960,9 +1078,22 @@ async fn load_producers(
         }
         let _ = std::fs::remove_file(entry.path());
     }
+    let bases: Vec<i64> = segments.keys().copied().collect();
     match loaded {
-        Some(p) => Ok(p),
-        None => scan_producers(segments, log_start_offset, now).await,
+        Some(mut p) => {
+            for &base in &bases {
+                if let Ok(bytes) = std::fs::read(txn_index_path(dir, base)) {
+                    p.aborted.extend(producer::AbortedTxn::decode_all(&bytes));
+                }
+            }
+            p.forget_aborted_below(log_start_offset);
+            Ok(p)
+        }
+        None => {
+            let p = scan_producers(segments, log_start_offset, now).await?;
+            rewrite_txn_indexes(dir, &bases, &p.aborted)?;
+            Ok(p)
+        }
     }
 }
 
@@ -984,10 +1115,19 @@ fn scan_producers(
                 let buf = file.read_range(pos, len).await?;
                 let mut p = 0usize;
                 while let Some(h) = buf.get(p..).and_then(BatchHeader::read) {
+                    let size = h.size_bytes().max(crate::limits::BATCH_HEADER_BYTES);
+                    if h.is_control() && p + size > buf.len() && p > 0 {
+                        break; // read the marker's record with the next chunk
+                    }
                     if h.base_offset >= from {
                         producers.record(&h, now_ms);
+                        if h.is_control() {
+                            let commit =
+                                buf.get(p..p + size).and_then(batch::control_type) == Some(batch::CONTROL_COMMIT);
+                            producers.marker(&h, commit, now_ms);
+                        }
                     }
-                    p += h.size_bytes().max(crate::limits::BATCH_HEADER_BYTES);
+                    p += size;
                 }
                 if p == 0 {
                     break;

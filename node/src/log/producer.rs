@@ -35,6 +35,45 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// Wall-clock ms of the last append (for `producer.id.expiration.ms`).
     pub last_append_ms: i64,
+    /// First offset of this producer's open transaction in the partition, if any.
+    pub txn_first_offset: Option<i64>,
+}
+
+/// An aborted transaction in a partition: Kafka's `.txnindex` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The offset of the abort marker.
+    pub last_offset: i64,
+    pub last_stable_offset: i64,
+}
+
+/// Bytes of one `.txnindex` entry: version i16 (0), producer id, first offset, last offset,
+/// last stable offset.
+pub const TXN_INDEX_ENTRY_BYTES: usize = 34;
+
+impl AbortedTxn {
+    pub fn encode(&self) -> [u8; TXN_INDEX_ENTRY_BYTES] {
+        let mut out = [0u8; TXN_INDEX_ENTRY_BYTES];
+        out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
+        out[10..18].copy_from_slice(&self.first_offset.to_be_bytes());
+        out[18..26].copy_from_slice(&self.last_offset.to_be_bytes());
+        out[26..34].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+        out
+    }
+
+    /// The entries of a `.txnindex` file (a torn last entry is ignored).
+    pub fn decode_all(bytes: &[u8]) -> Vec<AbortedTxn> {
+        bytes
+            .chunks_exact(TXN_INDEX_ENTRY_BYTES)
+            .filter(|e| e[0..2] == [0, 0])
+            .map(|e| {
+                let at = |i: usize| i64::from_be_bytes(e[i..i + 8].try_into().expect("8 bytes"));
+                AbortedTxn { producer_id: at(2), first_offset: at(10), last_offset: at(18), last_stable_offset: at(26) }
+            })
+            .collect()
+    }
 }
 
 /// What the sequence check says about one batch.
@@ -70,6 +109,8 @@ pub fn last_seq(h: &BatchHeader) -> i32 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
     entries: HashMap<i64, ProducerEntry>,
+    /// Aborted transactions, in marker order (what `.txnindex` files hold).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStates {
@@ -88,7 +129,7 @@ impl ProducerStates {
     /// A copy of the entries of these producers only (to check a multi-batch append).
     pub fn subset(&self, ids: impl Iterator<Item = i64>) -> ProducerStates {
         let entries = ids.filter_map(|id| self.entries.get(&id).map(|e| (id, e.clone()))).collect();
-        ProducerStates { entries }
+        ProducerStates { entries, aborted: Vec::new() }
     }
 
     /// Checks one batch against the state (does not change it).
@@ -99,10 +140,14 @@ impl ProducerStates {
         let first = h.base_sequence;
         let last = last_seq(h);
         let Some(entry) = self.entries.get(&h.producer_id) else {
-            return if first == 0 { Verdict::Append } else { Verdict::Refuse(UNKNOWN_PRODUCER_ID) };
+            return if first <= 0 { Verdict::Append } else { Verdict::Refuse(UNKNOWN_PRODUCER_ID) };
         };
         if h.producer_epoch < entry.epoch {
             return Verdict::Refuse(INVALID_PRODUCER_EPOCH);
+        }
+        if first < 0 {
+            // Unsequenced (a coordinator's transactional write): only the epoch is checked.
+            return Verdict::Append;
         }
         if h.producer_epoch > entry.epoch {
             // A new epoch starts its sequences over.
@@ -128,6 +173,13 @@ impl ProducerStates {
             entry.batches.clear();
             entry.epoch = h.producer_epoch;
         }
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(h.base_offset);
+        }
+        entry.last_append_ms = now_ms;
+        if h.base_sequence < 0 {
+            return;
+        }
         entry.batches.push_back(BatchMeta {
             first_seq: h.base_sequence,
             last_seq: last_seq(h),
@@ -138,13 +190,67 @@ impl ProducerStates {
         while entry.batches.len() > BATCHES_KEPT {
             entry.batches.pop_front();
         }
+    }
+
+    /// A transaction marker (control batch) for `h.producer_id`: its open transaction ends.
+    /// An abort is remembered (and returned, for the `.txnindex`). A marker written with a
+    /// newer epoch (the coordinator fencing a producer) moves the producer to it.
+    pub fn marker(&mut self, h: &BatchHeader, commit: bool, now_ms: i64) -> Option<AbortedTxn> {
+        let entry = self.entries.entry(h.producer_id).or_default();
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
         entry.last_append_ms = now_ms;
+        let first = entry.txn_first_offset.take()?;
+        if commit {
+            return None;
+        }
+        let lso = self.first_unstable_offset().unwrap_or(h.base_offset + 1);
+        let aborted = AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset: first,
+            last_offset: h.base_offset,
+            last_stable_offset: lso,
+        };
+        self.aborted.push(aborted);
+        Some(aborted)
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.entries.values().filter_map(|e| e.txn_first_offset).min()
+    }
+
+    /// Open transactions: (producer id, epoch, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        let mut out: Vec<_> =
+            self.entries.iter().filter_map(|(id, e)| e.txn_first_offset.map(|f| (*id, e.epoch, f))).collect();
+        out.sort_unstable_by_key(|t| t.2);
+        out
+    }
+
+    /// Aborted transactions overlapping `[from, upper)`: (producer id, first offset), as a
+    /// read_committed Fetch response lists them.
+    pub fn aborted_between(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < upper)
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
+    }
+
+    /// Drops aborted transactions wholly below the log start.
+    pub fn forget_aborted_below(&mut self, log_start: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start);
     }
 
     /// Forgets producers idle for longer than `expiration_ms`.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.entries.len();
-        self.entries.retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
+        // A producer with an open transaction stays (its transaction times out and is aborted).
+        self.entries
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
         before - self.entries.len()
     }
 
@@ -173,7 +279,7 @@ impl ProducerStates {
             body.extend_from_slice(&((last.last_offset - last.first_offset) as i32).to_be_bytes());
             body.extend_from_slice(&last.timestamp.to_be_bytes());
             body.extend_from_slice(&(-1i32).to_be_bytes());
-            body.extend_from_slice(&(-1i64).to_be_bytes());
+            body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&1i16.to_be_bytes());
@@ -207,6 +313,7 @@ impl ProducerStates {
             let last_offset = i64_at(14);
             let delta = i32_at(22);
             let timestamp = i64_at(26);
+            let txn_first = i64_at(38);
             let mut batches = VecDeque::new();
             if last_offset >= 0 {
                 let first_seq = (last_seq as i64 - delta as i64).rem_euclid(i32::MAX as i64 + 1) as i32;
@@ -218,9 +325,10 @@ impl ProducerStates {
                     timestamp,
                 });
             }
-            entries.insert(id, ProducerEntry { epoch, batches, last_append_ms: now_ms });
+            let txn_first_offset = (txn_first >= 0).then_some(txn_first);
+            entries.insert(id, ProducerEntry { epoch, batches, last_append_ms: now_ms, txn_first_offset });
         }
-        Some(ProducerStates { entries })
+        Some(ProducerStates { entries, aborted: Vec::new() })
     }
 }
 

@@ -452,7 +452,8 @@ impl Segment {
     /// Unlinks the segment's three files. Readers holding the `SegmentFile` keep reading: an
     /// unlinked file lives until its last descriptor closes.
     pub fn delete_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-        for path in Self::paths(dir, base_offset) {
+        let txn_index = dir.join(format!("{}.txnindex", file_stem(base_offset)));
+        for path in Self::paths(dir, base_offset).into_iter().chain([txn_index]) {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1,0 +1,472 @@
+//! Transactions: the transaction coordinator (InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, timeouts, DescribeTransactions and
+//! ListTransactions) and the markers it writes.
+//!
+//! Like a group, a transactional id belongs to one partition of `__transaction_state`
+//! (Kafka's hash), so to the shard owning it; every state change is appended there in
+//! Kafka's record format and fdatasynced before the client hears of it, and replayed on
+//! start. EndTxn writes a COMMIT or ABORT marker (a control batch) to every partition of
+//! the transaction — through the owning shards — and answers once they are all durable;
+//! a marker in `__consumer_offsets` also settles the offsets sent to the transaction.
+//! An open transaction past `transaction.timeout.ms` is aborted with the producer's epoch
+//! bumped, which fences the producer that let it hang.
+
+pub mod store;
+
+use crate::group::store::Reader;
+use crate::log::TopicPartition;
+use crate::shard::{Op, Reply, Shard};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+pub use store::{TxnMeta, TxnState, TXN_TOPIC};
+
+pub mod errors {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    pub const PRODUCER_FENCED: i16 = 90;
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+}
+
+/// A transaction operation, sent to the transactional id's coordinator shard.
+#[derive(Debug)]
+pub enum TxnCall {
+    /// InitProducerId: (transactional id, timeout, the producer id and epoch the client
+    /// already has, or -1).
+    Init {
+        id: String,
+        timeout_ms: i32,
+        producer_id: i64,
+        epoch: i16,
+    },
+    AddPartitions {
+        id: String,
+        producer_id: i64,
+        epoch: i16,
+        parts: Vec<TopicPartition>,
+    },
+    End {
+        id: String,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    },
+    Describe {
+        id: String,
+    },
+    /// Every transaction of the shard.
+    List,
+}
+
+#[derive(Debug)]
+pub enum TxnReply {
+    Init(i16, i64, i16),
+    /// One error per partition.
+    AddPartitions(Vec<i16>),
+    Error(i16),
+    Txns(Vec<TxnMeta>),
+}
+
+/// One shard's transaction coordinator.
+#[derive(Debug, Default)]
+pub struct TxnCoordinator {
+    txns: RefCell<HashMap<String, TxnMeta>>,
+    /// Transactional ids with an operation under way (a second one is CONCURRENT_TRANSACTIONS).
+    busy: RefCell<HashSet<String>>,
+}
+
+/// Marks a transactional id busy until dropped.
+struct Busy<'a> {
+    set: &'a RefCell<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.set.borrow_mut().remove(&self.id);
+    }
+}
+
+/// Where a transactional id lives: its state partition and the shard that owns it.
+pub fn coordinator_of(shard: &Shard, id: &str) -> (TopicPartition, usize) {
+    let partitions = shard.config().transaction_state_num_partitions;
+    let tp = TopicPartition::new(TXN_TOPIC.to_string(), crate::group::store::partition_for(id, partitions));
+    let owner = shard.owner(&tp);
+    (tp, owner)
+}
+
+impl TxnCoordinator {
+    fn lock(&self, id: &str) -> Option<Busy<'_>> {
+        if !self.busy.borrow_mut().insert(id.to_string()) {
+            return None;
+        }
+        Some(Busy { set: &self.busy, id: id.to_string() })
+    }
+
+    fn get(&self, id: &str) -> Option<TxnMeta> {
+        self.txns.borrow().get(id).cloned()
+    }
+
+    /// Stores `meta` durably, then makes it the state in memory.
+    async fn store(&self, shard: &Rc<Shard>, meta: TxnMeta) -> Result<(), String> {
+        let (tp, _) = coordinator_of(shard, &meta.id);
+        let record = (store::encode_key(&meta.id), Some(store::encode_value(&meta)));
+        crate::group::write_to(shard, &tp, vec![record], None).await?;
+        self.txns.borrow_mut().insert(meta.id.clone(), meta);
+        Ok(())
+    }
+
+    pub async fn init(&self, shard: &Rc<Shard>, id: &str, timeout_ms: i32, hint: (i64, i16)) -> (i16, i64, i16) {
+        if timeout_ms <= 0 || timeout_ms as i64 > shard.config().transaction_max_timeout_ms {
+            return (errors::INVALID_TRANSACTION_TIMEOUT, -1, -1);
+        }
+        let Some(_busy) = self.lock(id) else {
+            return (errors::CONCURRENT_TRANSACTIONS, -1, -1);
+        };
+        let now = crate::runtime::now_ms();
+        let mut meta = match self.get(id) {
+            None => match shard.allocate_producer_id().await {
+                Ok(pid) => TxnMeta::new(id, pid, -1, timeout_ms, now),
+                Err(e) => {
+                    eprintln!("sluice: transactional id {id:?}: no producer id: {e}");
+                    return (errors::COORDINATOR_NOT_AVAILABLE, -1, -1);
+                }
+            },
+            Some(meta) => meta,
+        };
+        if hint.0 >= 0 && (hint.0 != meta.producer_id || hint.1 != meta.epoch) {
+            return (errors::PRODUCER_FENCED, -1, -1);
+        }
+        // A transaction left open (or half-finished) by the previous incarnation: abort it,
+        // fencing that producer with a new epoch.
+        if matches!(meta.state, TxnState::Ongoing | TxnState::PrepareAbort | TxnState::PrepareEpochFence) {
+            meta.epoch = meta.epoch.saturating_add(1);
+            if let Err(code) = self.finish(shard, meta.clone(), false).await {
+                return (code, -1, -1);
+            }
+            meta = self.get(id).expect("just stored");
+        } else if meta.state == TxnState::PrepareCommit {
+            if let Err(code) = self.finish(shard, meta.clone(), true).await {
+                return (code, -1, -1);
+            }
+            meta = self.get(id).expect("just stored");
+        }
+        if meta.epoch >= i16::MAX - 1 {
+            match shard.allocate_producer_id().await {
+                Ok(pid) => {
+                    meta.producer_id = pid;
+                    meta.epoch = -1;
+                }
+                Err(_) => return (errors::COORDINATOR_NOT_AVAILABLE, -1, -1),
+            }
+        }
+        meta.epoch += 1;
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.update_ms = now;
+        let (pid, epoch) = (meta.producer_id, meta.epoch);
+        match self.store(shard, meta).await {
+            Ok(()) => (errors::NONE, pid, epoch),
+            Err(e) => {
+                eprintln!("sluice: transactional id {id:?}: storing its state failed: {e}");
+                (errors::COORDINATOR_NOT_AVAILABLE, -1, -1)
+            }
+        }
+    }
+
+    fn check(meta: Option<&TxnMeta>, producer_id: i64, epoch: i16) -> Result<(), i16> {
+        let Some(meta) = meta else { return Err(errors::INVALID_PRODUCER_ID_MAPPING) };
+        if meta.producer_id != producer_id {
+            return Err(errors::INVALID_PRODUCER_ID_MAPPING);
+        }
+        if epoch != meta.epoch {
+            return Err(errors::PRODUCER_FENCED);
+        }
+        Ok(())
+    }
+
+    pub async fn add_partitions(
+        &self,
+        shard: &Rc<Shard>,
+        id: &str,
+        producer: (i64, i16),
+        parts: &[TopicPartition],
+    ) -> Vec<i16> {
+        let all = |code| vec![code; parts.len()];
+        let Some(_busy) = self.lock(id) else {
+            return all(errors::CONCURRENT_TRANSACTIONS);
+        };
+        let meta = self.get(id);
+        if let Err(code) = Self::check(meta.as_ref(), producer.0, producer.1) {
+            return all(code);
+        }
+        let mut meta = meta.expect("checked");
+        if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence) {
+            return all(errors::CONCURRENT_TRANSACTIONS);
+        }
+        let unknown: Vec<bool> = parts
+            .iter()
+            .map(|tp| {
+                let n = shard.registry.borrow().get(&tp.topic).map_or(0, |t| t.partitions);
+                tp.partition < 0 || tp.partition >= n
+            })
+            .collect();
+        if unknown.iter().any(|u| *u) {
+            return unknown
+                .iter()
+                .map(|u| if *u { errors::UNKNOWN_TOPIC_OR_PARTITION } else { errors::OPERATION_NOT_ATTEMPTED })
+                .collect();
+        }
+        let now = crate::runtime::now_ms();
+        let new = parts.iter().any(|tp| !meta.partitions.contains(&(tp.topic.clone(), tp.partition)));
+        if meta.state == TxnState::Ongoing && !new {
+            return all(errors::NONE);
+        }
+        if meta.state != TxnState::Ongoing {
+            meta.state = TxnState::Ongoing;
+            meta.start_ms = now;
+            meta.partitions.clear();
+        }
+        meta.partitions.extend(parts.iter().map(|tp| (tp.topic.clone(), tp.partition)));
+        meta.update_ms = now;
+        match self.store(shard, meta).await {
+            Ok(()) => all(errors::NONE),
+            Err(e) => {
+                eprintln!("sluice: transactional id {id:?}: storing its state failed: {e}");
+                all(errors::COORDINATOR_NOT_AVAILABLE)
+            }
+        }
+    }
+
+    pub async fn end(&self, shard: &Rc<Shard>, id: &str, producer: (i64, i16), commit: bool) -> i16 {
+        let Some(_busy) = self.lock(id) else {
+            return errors::CONCURRENT_TRANSACTIONS;
+        };
+        let meta = self.get(id);
+        if let Err(code) = Self::check(meta.as_ref(), producer.0, producer.1) {
+            return code;
+        }
+        let meta = meta.expect("checked");
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => {}
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {}
+            // A retry of an EndTxn that already completed.
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => return errors::NONE,
+            _ => return errors::INVALID_TXN_STATE,
+        }
+        match self.finish(shard, meta, commit).await {
+            Ok(()) => errors::NONE,
+            Err(code) => code,
+        }
+    }
+
+    /// Prepare, markers, complete: the end of a transaction (commit or abort), each step
+    /// durable before the next.
+    async fn finish(&self, shard: &Rc<Shard>, mut meta: TxnMeta, commit: bool) -> Result<(), i16> {
+        let store_failed = |e: String| {
+            eprintln!("sluice: transactional id {:?}: storing its state failed: {e}", meta.id);
+            errors::COORDINATOR_NOT_AVAILABLE
+        };
+        meta.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        meta.update_ms = crate::runtime::now_ms();
+        self.store(shard, meta.clone()).await.map_err(store_failed)?;
+        let parts: Vec<TopicPartition> =
+            meta.partitions.iter().map(|(t, p)| TopicPartition::new(t.clone(), *p)).collect();
+        if let Err(e) = write_markers(shard, meta.producer_id, meta.epoch, commit, parts).await {
+            eprintln!("sluice: transactional id {:?}: writing markers failed: {e}", meta.id);
+            return Err(errors::COORDINATOR_NOT_AVAILABLE);
+        }
+        meta.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        meta.partitions.clear();
+        meta.update_ms = crate::runtime::now_ms();
+        let id = meta.id.clone();
+        self.store(shard, meta).await.map_err(|e| {
+            eprintln!("sluice: transactional id {id:?}: storing its state failed: {e}");
+            errors::COORDINATOR_NOT_AVAILABLE
+        })
+    }
+
+    /// Aborts open transactions past their timeout, fencing their producers (epoch + 1).
+    pub async fn abort_timed_out(&self, shard: &Rc<Shard>) {
+        let now = crate::runtime::now_ms();
+        let due: Vec<String> = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing && now.saturating_sub(m.start_ms) > m.timeout_ms as i64)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in due {
+            let Some(_busy) = self.lock(&id) else { continue };
+            let Some(mut meta) = self.get(&id).filter(|m| m.state == TxnState::Ongoing) else { continue };
+            eprintln!(
+                "sluice: transactional id {id:?}: open for over {} ms (transaction.timeout.ms): aborting it",
+                meta.timeout_ms
+            );
+            meta.epoch = meta.epoch.saturating_add(1);
+            let _ = self.finish(shard, meta, false).await;
+        }
+    }
+
+    pub fn describe(&self, id: &str) -> Option<TxnMeta> {
+        self.get(id)
+    }
+
+    pub fn list(&self) -> Vec<TxnMeta> {
+        let mut out: Vec<TxnMeta> = self.txns.borrow().values().cloned().collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Replays this shard's partitions of `__transaction_state`, then finishes transactions
+    /// a stop interrupted between prepare and complete.
+    pub async fn load(&self, shard: &Rc<Shard>) -> Result<usize, String> {
+        let logs: Vec<(TopicPartition, Rc<crate::log::PartitionLog>)> = shard
+            .logs
+            .borrow()
+            .iter()
+            .filter(|(tp, _)| tp.topic == TXN_TOPIC)
+            .map(|(tp, l)| (tp.clone(), l.clone()))
+            .collect();
+        let mut records = 0;
+        for (tp, log) in logs {
+            crate::group::for_each_record(&log, &tp, |r| {
+                if r.control {
+                    return;
+                }
+                let Some(id) = r.key.as_deref().and_then(store::decode_key) else { return };
+                records += 1;
+                match r.value.as_deref().map(|v| store::decode_value(&id, v)) {
+                    None => {
+                        self.txns.borrow_mut().remove(&id);
+                    }
+                    Some(Some(meta)) => {
+                        self.txns.borrow_mut().insert(id, meta);
+                    }
+                    Some(None) => eprintln!("sluice: {tp}: skipping unreadable state of transaction {id:?}"),
+                }
+            })
+            .await?;
+        }
+        let interrupted: Vec<TxnMeta> = self
+            .txns
+            .borrow()
+            .values()
+            .filter(|m| {
+                matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence)
+            })
+            .cloned()
+            .collect();
+        for meta in interrupted {
+            let commit = meta.state == TxnState::PrepareCommit;
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let _busy = shard.txns.lock(&meta.id);
+                let _ = shard.txns.finish(&shard, meta, commit).await;
+            })
+            .detach();
+        }
+        Ok(records)
+    }
+}
+
+/// Writes a COMMIT or ABORT marker for `producer_id` into each partition (through its
+/// owning shard) and waits until all are fdatasynced.
+pub async fn write_markers(
+    shard: &Rc<Shard>,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    parts: Vec<TopicPartition>,
+) -> Result<(), String> {
+    let mut per_shard: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
+    for tp in parts {
+        per_shard.entry(shard.owner(&tp)).or_default().push(tp);
+    }
+    let mut remote = Vec::new();
+    let mut local = None;
+    for (owner, parts) in per_shard {
+        if owner == shard.id {
+            local = Some(parts);
+        } else {
+            remote.push(shard.call(owner, Op::WriteMarkers { parts, producer_id, epoch, commit }));
+        }
+    }
+    if let Some(parts) = local {
+        shard.write_markers_local(&parts, producer_id, epoch, commit).await?;
+    }
+    for call in remote {
+        match call.await? {
+            Reply::Done(r) => r?,
+            other => return Err(format!("unexpected reply {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Runs a transaction call on this shard (the coordinator).
+pub async fn serve(shard: &Rc<Shard>, call: TxnCall) -> TxnReply {
+    let c = &shard.txns;
+    match call {
+        TxnCall::Init { id, timeout_ms, producer_id, epoch } => {
+            let (e, pid, ep) = c.init(shard, &id, timeout_ms, (producer_id, epoch)).await;
+            TxnReply::Init(e, pid, ep)
+        }
+        TxnCall::AddPartitions { id, producer_id, epoch, parts } => {
+            TxnReply::AddPartitions(c.add_partitions(shard, &id, (producer_id, epoch), &parts).await)
+        }
+        TxnCall::End { id, producer_id, epoch, commit } => {
+            TxnReply::Error(c.end(shard, &id, (producer_id, epoch), commit).await)
+        }
+        TxnCall::Describe { id } => TxnReply::Txns(c.describe(&id).into_iter().collect()),
+        TxnCall::List => TxnReply::Txns(c.list()),
+    }
+}
+
+/// Runs `call` on the transactional id's coordinator shard.
+pub async fn call(shard: &Rc<Shard>, id: &str, call: TxnCall) -> TxnReply {
+    let (_, owner) = coordinator_of(shard, id);
+    call_on(shard, owner, call).await
+}
+
+pub async fn call_on(shard: &Rc<Shard>, owner: usize, call: TxnCall) -> TxnReply {
+    if owner == shard.id {
+        return serve(shard, call).await;
+    }
+    match shard.call(owner, Op::Txn(call)).await {
+        Ok(Reply::Txn(reply)) => reply,
+        _ => TxnReply::Error(errors::COORDINATOR_NOT_AVAILABLE),
+    }
+}
+
+/// The per-shard timer: aborts timed-out transactions every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+pub async fn run_timers(shard: Rc<Shard>) {
+    let every = Duration::from_millis(shard.config().transaction_abort_check_interval_ms.max(10));
+    while !shard.stopping.get() {
+        glommio::timer::sleep(every).await;
+        shard.txns.abort_timed_out(&shard).await;
+    }
+}
+
+/// A state value from `Reader` primitives (used by `store`).
+pub(crate) fn read_partitions(r: &mut Reader<'_>) -> Option<BTreeSet<(String, i32)>> {
+    let mut out = BTreeSet::new();
+    let topics = r.count(2 + 4)?;
+    for _ in 0..topics {
+        let topic = r.str()?;
+        let n = r.count(4)?;
+        for _ in 0..n {
+            out.insert((topic.clone(), r.i32()?));
+        }
+    }
+    Some(out)
+}
