@@ -64,6 +64,9 @@ CRATE_VERSIONS = {
     "DeleteGroupsRequest": (0, 2),
     "OffsetDeleteRequest": (0, 0),
     "DescribeClusterRequest": (0, 2),
+    "DescribeTransactionsRequest": (0, 0),
+    # The crate knows v2 (KIP-1152's TransactionalIdPattern); the spec copy here ends at v1.
+    "ListTransactionsRequest": (0, 1),
 }
 
 PRIMITIVES = {

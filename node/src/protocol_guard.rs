@@ -473,7 +473,7 @@ mod tests {
     macro_rules! crate_requests {
         ($($key:literal => $ty:ty,)*) => {
             /// The versions the crate decodes for `api_key`.
-            fn crate_versions(api_key: i16) -> Option<(i16, i16)> {
+            fn crate_versions_all(api_key: i16) -> Option<(i16, i16)> {
                 match api_key {
                     $($key => Some((<$ty as CrateMessage>::VERSIONS.min, <$ty as CrateMessage>::VERSIONS.max)),)*
                     _ => None,
@@ -517,6 +517,17 @@ mod tests {
         42 => DeleteGroupsRequest,
         47 => OffsetDeleteRequest,
         60 => DescribeClusterRequest,
+        65 => DescribeTransactionsRequest,
+        66 => ListTransactionsRequest,
+    }
+
+    /// The versions covered for `api_key`: the crate's, except ListTransactions, whose v2
+    /// (KIP-1152) the spec copy here predates (the node answers v0–v1 only).
+    fn crate_versions(api_key: i16) -> Option<(i16, i16)> {
+        match api_key {
+            66 => crate_versions_all(66).map(|(lo, hi)| (lo, hi.min(1))),
+            key => crate_versions_all(key),
+        }
     }
 
     fn consumed<T: Decodable>(version: i16, body: &[u8]) -> Result<usize, String> {
@@ -771,6 +782,24 @@ mod tests {
         let request = if v >= 1 { request.with_endpoint_type(2) } else { request };
         if v >= 2 {
             request.with_include_fenced_brokers(true)
+        } else {
+            request
+        }
+    }
+
+    fn describe_transactions(_v: i16) -> DescribeTransactionsRequest {
+        DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(s("tx-1")), TransactionalId(s(""))])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
+    fn list_transactions(v: i16) -> ListTransactionsRequest {
+        let request = ListTransactionsRequest::default()
+            .with_state_filters(vec![s("Ongoing"), s("")])
+            .with_producer_id_filters(vec![ProducerId(7), ProducerId(-1)])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        if v >= 1 {
+            request.with_duration_filter(60_000)
         } else {
             request
         }
@@ -1075,6 +1104,8 @@ mod tests {
         each(42, delete_groups, &mut out);
         each(47, offset_delete, &mut out);
         each(60, describe_cluster, &mut out);
+        each(65, describe_transactions, &mut out);
+        each(66, list_transactions, &mut out);
         out
     }
 

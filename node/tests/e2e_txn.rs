@@ -1066,3 +1066,35 @@ fn confluent_zombie_producer_is_fenced() {
 fn kafka_python_zombie_producer_is_fenced() {
     zombie_is_fenced("kp");
 }
+
+/// ListTransactions and DescribeTransactions (kafka-python's admin client) show an open
+/// transaction as Kafka does: state Ongoing, its producer id and epoch, timeout and the
+/// partitions added to it; an unknown transactional id is TRANSACTIONAL_ID_NOT_FOUND.
+#[test]
+fn open_transactions_are_listed_and_described() {
+    let node = start_node("0-1", 3);
+    let out = py_json_timeout(
+        &node,
+        "txn_admin.py",
+        &["--bootstrap", node.bootstrap(), "--topic", "admin-txn", "--id", "admin-tx"],
+        Duration::from_secs(90),
+    );
+    let d = out.get("described");
+    assert_eq!(d.get("state").str(), "Ongoing", "{}", node.logs(20));
+    assert_eq!(d.get("timeout_ms").i64(), 60_000);
+    assert_eq!(d.get("producer_epoch").i64(), 0);
+    let parts: Vec<(String, i64)> =
+        d.get("partitions").arr().iter().map(|p| (p.arr()[0].str().to_string(), p.arr()[1].i64())).collect();
+    assert_eq!(parts, vec![("admin-txn".to_string(), 1), ("admin-txn".to_string(), 2)]);
+    let listed: Vec<(String, i64, String)> = out
+        .get("listed")
+        .arr()
+        .iter()
+        .map(|t| (t.arr()[0].str().to_string(), t.arr()[1].i64(), t.arr()[2].str().to_string()))
+        .collect();
+    assert!(
+        listed.contains(&("admin-tx".to_string(), d.get("producer_id").i64(), "Ongoing".to_string())),
+        "ListTransactions: {listed:?}"
+    );
+    assert_eq!(out.get("unknown_error").opt_str(), Some("TransactionalIdNotFoundError"));
+}

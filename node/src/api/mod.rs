@@ -11,6 +11,7 @@ pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -20,6 +21,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -60,6 +62,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS.0, add_offsets_to_txn::VERSIONS.1),
     (ApiKey::EndTxn, end_txn::VERSIONS.0, end_txn::VERSIONS.1),
     (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS.0, txn_offset_commit::VERSIONS.1),
+    (ApiKey::DescribeTransactions, describe_transactions::VERSIONS.0, describe_transactions::VERSIONS.1),
+    (ApiKey::ListTransactions, list_transactions::VERSIONS.0, list_transactions::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -112,6 +116,8 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(shard, &req).await.map(Some),
         ApiKey::EndTxn => end_txn::handle(shard, &req).await.map(Some),
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeTransactions => describe_transactions::handle(shard, &req).await.map(Some),
+        ApiKey::ListTransactions => list_transactions::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }

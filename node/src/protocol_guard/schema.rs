@@ -379,6 +379,16 @@ static DESCRIBE_CLUSTER_REQUEST: [Field; 3] = [
     Field { name: "IncludeFencedBrokers", versions: Versions::from(2), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
 ];
 
+static DESCRIBE_TRANSACTIONS_REQUEST: [Field; 1] = [
+    Field { name: "TransactionalIds", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
+];
+
+static LIST_TRANSACTIONS_REQUEST: [Field; 3] = [
+    Field { name: "StateFilters", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
+    Field { name: "ProducerIdFilters", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int64 },
+    Field { name: "DurationFilter", versions: Versions::from(1), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int64 },
+];
+
 static PRODUCE_REQUEST_MESSAGE: Message = Message {
     name: "ProduceRequest",
     api_key: 0,
@@ -587,6 +597,22 @@ static DESCRIBE_CLUSTER_REQUEST_MESSAGE: Message = Message {
     fields: &DESCRIBE_CLUSTER_REQUEST,
 };
 
+static DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE: Message = Message {
+    name: "DescribeTransactionsRequest",
+    api_key: 65,
+    valid: Versions::new(0, 0),
+    flexible: Versions::from(0),
+    fields: &DESCRIBE_TRANSACTIONS_REQUEST,
+};
+
+static LIST_TRANSACTIONS_REQUEST_MESSAGE: Message = Message {
+    name: "ListTransactionsRequest",
+    api_key: 66,
+    valid: Versions::new(0, 1),
+    flexible: Versions::from(0),
+    fields: &LIST_TRANSACTIONS_REQUEST,
+};
+
 /// The schema of request `api_key`, if one was generated.
 pub(super) fn message(api_key: i16) -> Option<&'static Message> {
     match api_key {
@@ -616,13 +642,15 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         42 => Some(&DELETE_GROUPS_REQUEST_MESSAGE),
         47 => Some(&OFFSET_DELETE_REQUEST_MESSAGE),
         60 => Some(&DESCRIBE_CLUSTER_REQUEST_MESSAGE),
+        65 => Some(&DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE),
+        66 => Some(&LIST_TRANSACTIONS_REQUEST_MESSAGE),
         _ => None,
     }
 }
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 26] = [
+pub(super) static MESSAGES: [&Message; 28] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -649,4 +677,6 @@ pub(super) static MESSAGES: [&Message; 26] = [
     &DELETE_GROUPS_REQUEST_MESSAGE,
     &OFFSET_DELETE_REQUEST_MESSAGE,
     &DESCRIBE_CLUSTER_REQUEST_MESSAGE,
+    &DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE,
+    &LIST_TRANSACTIONS_REQUEST_MESSAGE,
 ];
