@@ -142,6 +142,11 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.transaction_state_num_partitions = int("transaction.state.log.num.partitions", v)? }
     ),
     setting!(
+        "transaction.state.log.segment.bytes",
+        "segment size of __transaction_state; it is compacted once it grows past this (default 104857600)",
+        |c, v| { c.transaction_state_segment_bytes = int("transaction.state.log.segment.bytes", v)? }
+    ),
+    setting!(
         "transaction.max.timeout.ms",
         "largest transaction.timeout.ms a producer may ask for (default 900000)",
         |c, v| { c.transaction_max_timeout_ms = int("transaction.max.timeout.ms", v)? }
@@ -189,6 +194,7 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     pub offset_metadata_max_bytes: usize,
     pub transaction_state_num_partitions: i32,
+    pub transaction_state_segment_bytes: u64,
     pub transaction_max_timeout_ms: i64,
     pub transaction_abort_check_interval_ms: u64,
     pub log: LogConfig,
@@ -218,6 +224,7 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 104_857_600,
             offset_metadata_max_bytes: 4096,
             transaction_state_num_partitions: 50,
+            transaction_state_segment_bytes: 104_857_600,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_check_interval_ms: 10_000,
             log: LogConfig::default(),

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod group;
+pub mod internal;
 pub mod limits;
 pub mod log;
 pub mod metrics;

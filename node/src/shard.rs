@@ -698,19 +698,23 @@ impl Shard {
         Ok(())
     }
 
-    /// A partition's log settings: the broker's, except for `__consumer_offsets`, which is
-    /// never trimmed by time or size (it is compacted by its coordinator instead: see
-    /// `group::Coordinator::compact`) and has its own segment size, as in Kafka.
+    /// A partition's log settings: the broker's with the topic's overrides, except for the
+    /// internal topics, never trimmed by time or size (their coordinators compact them: see
+    /// `internal`) and with segment sizes of their own, as in Kafka.
     pub fn log_config(&self, tp: &TopicPartition) -> crate::log::LogConfig {
         let overrides = self.registry.borrow().get(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
         let mut config = crate::topic_config::log_config(&self.config().log, &overrides).unwrap_or_else(|e| {
             eprintln!("sluice: {tp}: topic configs ignored: {e}");
             self.config().log.clone()
         });
-        if tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC {
+        if tp.topic == crate::group::store::OFFSETS_TOPIC {
             config.retention_ms = -1;
             config.retention_bytes = -1;
             config.segment_bytes = self.config().offsets_topic_segment_bytes;
+        } else if tp.topic == crate::txn::TXN_TOPIC {
+            config.retention_ms = -1;
+            config.retention_bytes = -1;
+            config.segment_bytes = self.config().transaction_state_segment_bytes;
         }
         config
     }

@@ -1098,3 +1098,48 @@ fn open_transactions_are_listed_and_described() {
     );
     assert_eq!(out.get("unknown_error").opt_str(), Some("TransactionalIdNotFoundError"));
 }
+
+/// `__transaction_state` stays small however many transactions run through it (its
+/// coordinator compacts it to one record per transactional id), and a SIGKILL loses no
+/// state: after the restart the id keeps its producer id and the next init bumps its epoch.
+#[test]
+fn transaction_state_is_compacted_and_survives_sigkill() {
+    let mut node = Node::start(&[
+        "--cores",
+        "0",
+        "--set",
+        "transaction.state.log.num.partitions=1",
+        "--set",
+        "transaction.state.log.segment.bytes=8192",
+        "--set",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=200",
+    ]);
+    let run = |node: &Node, count: &str| {
+        py_json_timeout(
+            node,
+            "txn_many.py",
+            &["--bootstrap", node.bootstrap(), "--topic", "many-txn", "--id", "many", "--count", count],
+            Duration::from_secs(120),
+        )
+    };
+    let first = run(&node, "300");
+    assert_eq!(first.get("state").str(), "CompleteCommit");
+    // 300 transactions write ~900 state records (~60 KiB): without compaction the
+    // partition would hold them all.
+    let dir = node.data_dir().join("__transaction_state-0");
+    let size = || -> u64 { std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while size() > 3 * 8192 + 16_384 {
+        assert!(Instant::now() < deadline, "__transaction_state stayed at {} bytes\n{}", size(), node.logs(30));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    node.kill();
+    node.restart();
+    let second = run(&node, "3");
+    assert_eq!(second.get("producer_id").i64(), first.get("producer_id").i64(), "the id keeps its producer id");
+    assert_eq!(
+        second.get("producer_epoch").i64(),
+        first.get("producer_epoch").i64() + 1,
+        "init_transactions after the restart bumps the stored epoch"
+    );
+}

@@ -22,7 +22,7 @@ use crate::log::TopicPartition;
 use crate::shard::Shard;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::sync::{Semaphore, StaticPermit};
+use glommio::sync::StaticPermit;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -56,9 +56,6 @@ pub mod errors {
 
 /// How often each shard looks for offsets partitions due for compaction.
 const COMPACTION_CHECK: Duration = Duration::from_secs(1);
-
-/// Records per batch when compaction rewrites a group's state.
-const COMPACTION_BATCH_RECORDS: usize = 1000;
 
 /// How often each shard checks its groups' timers.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -458,16 +455,10 @@ impl Group {
 #[derive(Debug, Default)]
 pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
-    /// Per offsets partition: writers (a commit, a group's metadata) hold one permit from
-    /// their append until memory reflects it; compaction takes them all, so the state it
-    /// copies from memory is exactly the state in the log.
-    gates: RefCell<HashMap<i32, Rc<Semaphore>>>,
-    /// Per offsets partition: its size right after the last compaction.
-    compacted_bytes: RefCell<HashMap<i32, u64>>,
+    /// Per offsets partition: writers (a commit, a group's metadata) hold a shared permit
+    /// from their append until memory reflects it; compaction holds it exclusively.
+    gates: crate::internal::WriteGates,
 }
-
-/// Permits of a partition's write gate (more writers than can ever be in flight).
-const GATE_PERMITS: u64 = 1 << 20;
 
 fn new_member_id(client_id: &str) -> String {
     format!("{client_id}-{}", uuid::Uuid::from_u128(crate::topics::TopicId::random().0))
@@ -515,16 +506,10 @@ impl Coordinator {
         self.groups.borrow().len()
     }
 
-    /// Waits for `permits` of the write gate of `group`'s offsets partition.
-    async fn gate(&self, shard: &Shard, group: &str, permits: u64) -> Option<StaticPermit> {
+    /// A writer's permit of the write gate of `group`'s offsets partition.
+    async fn gate(&self, shard: &Shard, group: &str) -> Option<StaticPermit> {
         let partition = store::partition_for(group, shard.config().offsets_topic_num_partitions);
-        self.gate_of(partition, permits).await
-    }
-
-    async fn gate_of(&self, partition: i32, permits: u64) -> Option<StaticPermit> {
-        let gate =
-            self.gates.borrow_mut().entry(partition).or_insert_with(|| Rc::new(Semaphore::new(GATE_PERMITS))).clone();
-        gate.acquire_static_permit(permits).await.ok()
+        self.gates.shared(partition).await
     }
 
     // -----------------------------------------------------------------------------------------
@@ -741,7 +726,7 @@ impl Coordinator {
         if records.is_empty() {
             return codes;
         }
-        let _gate = self.gate(shard, &m.group, 1).await;
+        let _gate = self.gate(shard, &m.group).await;
         if let Err(e) = write(shard, &m.group, records).await {
             eprintln!("sluice: group {:?}: writing offsets failed: {e}", m.group);
             return codes
@@ -833,7 +818,7 @@ impl Coordinator {
             })
             .collect();
         records.push((store::encode_key(&Key::Group { group: group_id.to_string() }), None));
-        let _gate = self.gate(shard, group_id, 1).await;
+        let _gate = self.gate(shard, group_id).await;
         if let Err(e) = write(shard, group_id, records).await {
             eprintln!("sluice: group {group_id:?}: writing the deletion failed: {e}");
             return errors::COORDINATOR_NOT_AVAILABLE;
@@ -893,7 +878,7 @@ impl Coordinator {
                     (store::encode_key(&key), None)
                 })
                 .collect();
-            let _gate = self.gate(shard, group_id, 1).await;
+            let _gate = self.gate(shard, group_id).await;
             if let Err(e) = write(shard, group_id, records).await {
                 eprintln!("sluice: group {group_id:?}: writing offset deletions failed: {e}");
                 return (errors::COORDINATOR_NOT_AVAILABLE, codes);
@@ -982,7 +967,7 @@ impl Coordinator {
             if drop_group {
                 records.push((store::encode_key(&Key::Group { group: group_id.clone() }), None));
             }
-            let _gate = self.gate(shard, &group_id, 1).await;
+            let _gate = self.gate(shard, &group_id).await;
             if write(shard, &group_id, records).await.is_err() {
                 continue;
             }
@@ -1000,7 +985,7 @@ impl Coordinator {
 
     /// Stores the group's metadata as it is now (a tombstone if it is gone).
     pub async fn persist_group(&self, shard: &Rc<Shard>, group_id: &str) -> Result<(), String> {
-        let _gate = self.gate(shard, group_id, 1).await;
+        let _gate = self.gate(shard, group_id).await;
         let value = self.groups.borrow().get(group_id).map(|g| store::encode_group(&g.to_value()));
         let key = store::encode_key(&Key::Group { group: group_id.to_string() });
         write(shard, group_id, vec![(key, value)]).await
@@ -1078,7 +1063,7 @@ impl Coordinator {
             return codes;
         }
         let (tp, _) = coordinator_of(shard, &m.group);
-        let _gate = self.gate(shard, &m.group, 1).await;
+        let _gate = self.gate(shard, &m.group).await;
         if let Err(e) = write_to(shard, &tp, records, Some(producer)).await {
             eprintln!("sluice: group {:?}: writing transactional offsets failed: {e}", m.group);
             let refused = if e.contains("epoch") { errors::PRODUCER_FENCED } else { errors::COORDINATOR_NOT_AVAILABLE };
@@ -1100,84 +1085,41 @@ impl Coordinator {
     }
 
     /// Compacts this shard's offsets partitions that have grown past
-    /// `offsets.topic.segment.bytes` (and past twice their size after the last compaction).
+    /// `offsets.topic.segment.bytes` (and past twice their size after the last compaction),
+    /// down to each group's metadata and committed offsets (see `internal`).
     pub async fn compact_if_due(&self, shard: &Rc<Shard>) {
-        let limit = shard.config().offsets_topic_segment_bytes;
-        let logs: Vec<(i32, Rc<crate::log::PartitionLog>)> = shard
-            .logs
-            .borrow()
-            .iter()
-            .filter(|(tp, _)| tp.topic == store::OFFSETS_TOPIC)
-            .map(|(tp, l)| (tp.partition, l.clone()))
-            .collect();
-        for (partition, log) in logs {
-            let floor = self.compacted_bytes.borrow().get(&partition).copied().unwrap_or(0).saturating_mul(2);
-            if log.size_bytes() < limit.max(floor) {
-                continue;
-            }
+        let partitions = shard.config().offsets_topic_num_partitions;
+        for (tp, log) in self.gates.due(shard, store::OFFSETS_TOPIC, shard.config().offsets_topic_segment_bytes) {
             // Offsets of open transactions live only in the log until their marker: wait.
-            let partitions = shard.config().offsets_topic_num_partitions;
             let open = self
                 .groups
                 .borrow()
                 .values()
-                .any(|g| store::partition_for(&g.id, partitions) == partition && !g.pending_txn.is_empty());
+                .any(|g| store::partition_for(&g.id, partitions) == tp.partition && !g.pending_txn.is_empty());
             if open {
                 continue;
             }
-            match self.compact(shard, partition, &log).await {
-                Ok(()) => {
-                    self.compacted_bytes.borrow_mut().insert(partition, log.size_bytes());
+            let live = || {
+                let mut records = Vec::new();
+                for g in self.groups.borrow().values() {
+                    if store::partition_for(&g.id, partitions) != tp.partition {
+                        continue;
+                    }
+                    if g.protocol_type.is_some() || !g.members.is_empty() {
+                        let key = store::encode_key(&Key::Group { group: g.id.clone() });
+                        records.push((key, Some(store::encode_group(&g.to_value()))));
+                    }
+                    for ((topic, p), c) in &g.offsets {
+                        let key = Key::Offset { group: g.id.clone(), topic: topic.clone(), partition: *p };
+                        records.push((store::encode_key(&key), Some(store::encode_offset(&c.value))));
+                    }
                 }
-                Err(e) => eprintln!("sluice: compacting {}-{partition} failed: {e}", store::OFFSETS_TOPIC),
+                records
+            };
+            if let Err(e) = self.gates.rewrite(shard, &tp, &log, live).await {
+                eprintln!("sluice: compacting {tp} failed: {e}");
             }
         }
-    }
-
-    /// Rewrites one offsets partition down to its live state: with every writer held off,
-    /// seals the active segment, appends the current value of every live key (each group's
-    /// metadata and committed offsets, with their original timestamps), fdatasyncs, and
-    /// moves the log start to the first rewritten record, which deletes every older
-    /// segment. Kafka's log cleaner reaches the same end (one record per live key; tombstones
-    /// and overwritten values gone) by rewriting old segments in place; here the coordinator
-    /// already holds the live state in memory, so it writes it once more instead. A crash
-    /// in between loses nothing: until the log start moves, the old records are all there,
-    /// and replaying old then new gives the same state.
-    pub async fn compact(
-        &self,
-        shard: &Rc<Shard>,
-        partition: i32,
-        log: &Rc<crate::log::PartitionLog>,
-    ) -> Result<(), String> {
-        let _all = self.gate_of(partition, GATE_PERMITS).await.ok_or("the write gate is closed")?;
-        log.roll_now().await.map_err(|e| e.to_string())?;
-        let start = log.log_end_offset();
-        let partitions = shard.config().offsets_topic_num_partitions;
-        let mut by_group: Vec<(String, Vec<(Bytes, Option<Bytes>)>)> = Vec::new();
-        for g in self.groups.borrow().values() {
-            if store::partition_for(&g.id, partitions) != partition {
-                continue;
-            }
-            let mut records = Vec::with_capacity(g.offsets.len() + 1);
-            if g.protocol_type.is_some() || !g.members.is_empty() {
-                let key = store::encode_key(&Key::Group { group: g.id.clone() });
-                records.push((key, Some(store::encode_group(&g.to_value()))));
-            }
-            for ((topic, p), c) in &g.offsets {
-                let key = Key::Offset { group: g.id.clone(), topic: topic.clone(), partition: *p };
-                records.push((store::encode_key(&key), Some(store::encode_offset(&c.value))));
-            }
-            by_group.push((g.id.clone(), records));
-        }
-        for (group, records) in by_group {
-            for chunk in records.chunks(COMPACTION_BATCH_RECORDS) {
-                if !chunk.is_empty() {
-                    write(shard, &group, chunk.to_vec()).await?;
-                }
-            }
-        }
-        log.advance_log_start(start).await.map_err(|e| e.to_string())?;
-        Ok(())
     }
 
     /// Replays this shard's partitions of `__consumer_offsets`.

@@ -80,6 +80,8 @@ pub struct TxnCoordinator {
     txns: RefCell<HashMap<String, TxnMeta>>,
     /// Transactional ids with an operation under way (a second one is CONCURRENT_TRANSACTIONS).
     busy: RefCell<HashSet<String>>,
+    /// Per state partition: writers hold a shared permit; compaction holds it exclusively.
+    gates: crate::internal::WriteGates,
 }
 
 /// Marks a transactional id busy until dropped.
@@ -117,6 +119,7 @@ impl TxnCoordinator {
     /// Stores `meta` durably, then makes it the state in memory.
     async fn store(&self, shard: &Rc<Shard>, meta: TxnMeta) -> Result<(), String> {
         let (tp, _) = coordinator_of(shard, &meta.id);
+        let _gate = self.gates.shared(tp.partition).await;
         let record = (store::encode_key(&meta.id), Some(store::encode_value(&meta)));
         crate::group::write_to(shard, &tp, vec![record], None).await?;
         self.txns.borrow_mut().insert(meta.id.clone(), meta);
@@ -316,6 +319,26 @@ impl TxnCoordinator {
         }
     }
 
+    /// Compacts this shard's state partitions grown past `transaction.state.log.segment.bytes`
+    /// down to each transactional id's current state (see `internal`).
+    pub async fn compact_if_due(&self, shard: &Rc<Shard>) {
+        let limit = shard.config().transaction_state_segment_bytes;
+        let partitions = shard.config().transaction_state_num_partitions;
+        for (tp, log) in self.gates.due(shard, TXN_TOPIC, limit) {
+            let live = || {
+                self.txns
+                    .borrow()
+                    .values()
+                    .filter(|m| crate::group::store::partition_for(&m.id, partitions) == tp.partition)
+                    .map(|m| (store::encode_key(&m.id), Some(store::encode_value(m))))
+                    .collect()
+            };
+            if let Err(e) = self.gates.rewrite(shard, &tp, &log, live).await {
+                eprintln!("sluice: compacting {tp} failed: {e}");
+            }
+        }
+    }
+
     pub fn describe(&self, id: &str) -> Option<TxnMeta> {
         self.get(id)
     }
@@ -454,6 +477,7 @@ pub async fn run_timers(shard: Rc<Shard>) {
     while !shard.stopping.get() {
         glommio::timer::sleep(every).await;
         shard.txns.abort_timed_out(&shard).await;
+        shard.txns.compact_if_due(&shard).await;
     }
 }
 
