@@ -3,7 +3,8 @@
 # baseline measured in the same run. Release build; node on core NODE_CORE, clients on
 # LOAD_CORE. Prints one line per figure; copy them into bench/RESULTS.md.
 #
-#   1. idempotent vs plain produce: rdkafka_performance (librdkafka), 1 KiB, acks=all,
+#   1. idempotent vs plain produce: rdkafka_performance (librdkafka), 1 KiB, acks=all, both
+#      with max.in.flight=5 (idempotence caps it at 5; plain librdkafka would allow 10^6),
 #      alternating ROUNDS times (needs `bash scripts/rdkafka-perf.sh build` once)
 #   2. transactional produce, 10 and 1000 messages per transaction, vs the same client
 #      idempotent without transactions (confluent-kafka, scripts/bench_txn.py)
@@ -45,7 +46,7 @@ start_node
 $BENCH produce --bootstrap "$kafka" --topic idem --partitions 6 --count 50000 --quiet 1 --out "$tmp/w" >/dev/null
 rdk() { # enable.idempotence value -> msgs/s
     taskset -c "$LOAD_CORE" "$PERF" -P -t idem -b "$kafka" -s 1024 -c 300000 -a -1 -X linger.ms=5 \
-        -X batch.size=16384 -X "enable.idempotence=$1" 2>&1 | grep -E 'messages produced' | tail -1 |
+        -X batch.size=16384 -X max.in.flight=5 -X "enable.idempotence=$1" 2>&1 | grep -E 'messages produced' | tail -1 |
         sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'
 }
 ratios=()
