@@ -697,32 +697,9 @@ impl Coordinator {
         if let Err(code) = checked {
             return vec![code; parts.len()];
         }
-        let cfg = shard.config();
         let now = crate::runtime::now_ms();
-        let mut codes = Vec::with_capacity(parts.len());
-        let mut records = Vec::new();
-        let mut values = Vec::new();
-        for p in parts {
-            let partitions = shard.registry.borrow().get(&p.topic).map_or(0, |t| t.partitions);
-            let code = if p.partition < 0 || p.partition >= partitions {
-                errors::UNKNOWN_TOPIC_OR_PARTITION
-            } else if p.metadata.as_ref().is_some_and(|md| md.len() > cfg.offset_metadata_max_bytes) {
-                errors::OFFSET_METADATA_TOO_LARGE
-            } else {
-                let value = OffsetValue {
-                    offset: p.offset,
-                    leader_epoch: p.leader_epoch,
-                    metadata: p.metadata.clone().unwrap_or_default(),
-                    commit_timestamp: now,
-                    expire_timestamp: (retention_ms > 0).then(|| now.saturating_add(retention_ms)),
-                };
-                let key = Key::Offset { group: m.group.clone(), topic: p.topic.clone(), partition: p.partition };
-                records.push((store::encode_key(&key), Some(store::encode_offset(&value))));
-                values.push(((p.topic.clone(), p.partition), value));
-                errors::NONE
-            };
-            codes.push(code);
-        }
+        let expire = (retention_ms > 0).then(|| now.saturating_add(retention_ms));
+        let (codes, records, values) = offset_records(shard, &m.group, parts, now, expire);
         if records.is_empty() {
             return codes;
         }
@@ -1035,30 +1012,7 @@ impl Coordinator {
             return vec![code; parts.len()];
         }
         let now = crate::runtime::now_ms();
-        let mut codes = Vec::with_capacity(parts.len());
-        let mut records = Vec::new();
-        let mut values = Vec::new();
-        for p in parts {
-            let partitions = shard.registry.borrow().get(&p.topic).map_or(0, |t| t.partitions);
-            let code = if p.partition < 0 || p.partition >= partitions {
-                errors::UNKNOWN_TOPIC_OR_PARTITION
-            } else if p.metadata.as_ref().is_some_and(|md| md.len() > shard.config().offset_metadata_max_bytes) {
-                errors::OFFSET_METADATA_TOO_LARGE
-            } else {
-                let value = OffsetValue {
-                    offset: p.offset,
-                    leader_epoch: p.leader_epoch,
-                    metadata: p.metadata.clone().unwrap_or_default(),
-                    commit_timestamp: now,
-                    expire_timestamp: None,
-                };
-                let key = Key::Offset { group: m.group.clone(), topic: p.topic.clone(), partition: p.partition };
-                records.push((store::encode_key(&key), Some(store::encode_offset(&value))));
-                values.push(((p.topic.clone(), p.partition), value));
-                errors::NONE
-            };
-            codes.push(code);
-        }
+        let (codes, records, values) = offset_records(shard, &m.group, parts, now, None);
         if records.is_empty() {
             return codes;
         }
@@ -1189,6 +1143,44 @@ impl Coordinator {
             },
         }
     }
+}
+
+/// Checks each partition of a commit (it exists; its metadata is within
+/// `offset.metadata.max.bytes`) and builds the records and values of those that pass:
+/// (one error per part, records to write, values to apply once written).
+fn offset_records(
+    shard: &Shard,
+    group: &str,
+    parts: &[CommitPart],
+    now: i64,
+    expire_timestamp: Option<i64>,
+) -> (Vec<i16>, Vec<crate::internal::KeyValue>, Vec<((String, i32), OffsetValue)>) {
+    let max_metadata = shard.config().offset_metadata_max_bytes;
+    let mut codes = Vec::with_capacity(parts.len());
+    let mut records = Vec::new();
+    let mut values = Vec::new();
+    for p in parts {
+        let partitions = shard.registry.borrow().get(&p.topic).map_or(0, |t| t.partitions);
+        let code = if p.partition < 0 || p.partition >= partitions {
+            errors::UNKNOWN_TOPIC_OR_PARTITION
+        } else if p.metadata.as_ref().is_some_and(|md| md.len() > max_metadata) {
+            errors::OFFSET_METADATA_TOO_LARGE
+        } else {
+            let value = OffsetValue {
+                offset: p.offset,
+                leader_epoch: p.leader_epoch,
+                metadata: p.metadata.clone().unwrap_or_default(),
+                commit_timestamp: now,
+                expire_timestamp,
+            };
+            let key = Key::Offset { group: group.to_string(), topic: p.topic.clone(), partition: p.partition };
+            records.push((store::encode_key(&key), Some(store::encode_offset(&value))));
+            values.push(((p.topic.clone(), p.partition), value));
+            errors::NONE
+        };
+        codes.push(code);
+    }
+    (codes, records, values)
 }
 
 /// Calls `f` with every record of an internal topic's partition, from its log start to its
