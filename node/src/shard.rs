@@ -470,22 +470,13 @@ impl Shard {
 
     /// Parks until one of the partitions has data past its offset, or `wait` elapses.
     pub async fn wait_local(&self, parts: &[(TopicPartition, i64)], wait: Duration) {
-        let signal = crate::watch::OffsetWatch::new(0);
-        let _waiters: Vec<_> = parts
+        let waits: Vec<crate::watch::WaitFor> = parts
             .iter()
-            .filter_map(|(tp, offset)| {
-                let log = self.log(tp)?;
-                let signal = signal.clone();
-                let target = (*offset + 1).max(0) as u64;
-                Some(glommio::spawn_local(async move {
-                    let _ = log.end_watch().wait_for(target).await;
-                    signal.advance(1);
-                }))
-            })
+            .filter_map(|(tp, offset)| Some(self.log(tp)?.end_watch().wait_for((*offset + 1).max(0) as u64)))
             .collect();
         futures_lite::future::or(
             async {
-                let _ = signal.wait_for(1).await;
+                let _ = crate::watch::first_of(waits).await;
             },
             glommio::timer::sleep(wait),
         )

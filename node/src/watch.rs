@@ -121,6 +121,20 @@ impl Future for WaitFor {
     }
 }
 
+/// Completes when the first of `futures` completes (never, for none), with its output;
+/// the others are dropped with it.
+pub async fn first_of<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> F::Output {
+    std::future::poll_fn(|cx| {
+        for f in futures.iter_mut() {
+            if let std::task::Poll::Ready(out) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 impl Drop for WaitFor {
     fn drop(&mut self) {
         if let Some(id) = self.id {

@@ -158,22 +158,22 @@ async fn wait_any(shard: &Rc<Shard>, ends: Vec<(TopicPartition, i64)>, wait: Dur
     for (tp, end) in ends {
         per_shard.entry(shard.owner(&tp)).or_default().push((tp, end));
     }
-    let signal = crate::watch::OffsetWatch::new(0);
-    let mut tasks = Vec::new();
-    for (owner, parts) in per_shard {
-        let (shard, signal) = (shard.clone(), signal.clone());
-        tasks.push(glommio::spawn_local(async move {
-            if owner == shard.id {
-                shard.wait_local(&parts, wait).await;
-            } else {
-                let _ = shard.call(owner, Op::Wait { parts, wait }).await;
-            }
-            signal.advance(1);
-        }));
-    }
-    let _ = signal.wait_for(1).await;
-    // Dropping `tasks` cancels the waits still parked here; remote ones end at their deadline.
-    drop(tasks);
+    // Plain futures, not spawned tasks: whatever has not finished is dropped here, which
+    // deregisters its wakers. (Spawned waiter tasks parked on an idle partition were kept
+    // alive by their wakers after the fetch gave up: a leak found by heaptrack under churn.)
+    let waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> = per_shard
+        .into_iter()
+        .map(|(owner, parts)| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+            Box::pin(async move {
+                if owner == shard.id {
+                    shard.wait_local(&parts, wait).await;
+                } else {
+                    let _ = shard.call(owner, Op::Wait { parts, wait }).await;
+                }
+            })
+        })
+        .collect();
+    crate::watch::first_of(waits).await;
 }
 
 /// Builds the response frame: crate-encoded fields around file ranges.
