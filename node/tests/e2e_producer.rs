@@ -19,6 +19,8 @@
 
 mod support;
 
+use support::{be_i16, be_i32, be_i64};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,18 +57,6 @@ impl Batch {
     fn codec(&self) -> u8 {
         (self.attributes & 0x7) as u8
     }
-}
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes(b[at..at + 2].try_into().unwrap())
 }
 
 /// The batch headers of one `.log` file. Zero bytes after the last batch (preallocation) end

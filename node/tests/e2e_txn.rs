@@ -27,6 +27,8 @@
 
 mod support;
 
+use support::{be_i16, be_i32, be_i64};
+
 use sluice::testing::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -304,18 +306,6 @@ impl Batch {
 
 const ABORT: i16 = 0;
 const COMMIT: i16 = 1;
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes(b[at..at + 2].try_into().unwrap())
-}
 
 /// A zigzag varint (Kafka's record fields).
 fn varint(b: &[u8], pos: &mut usize) -> i64 {

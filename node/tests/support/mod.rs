@@ -586,3 +586,18 @@ pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
     line[field.len() + 1..].split_whitespace().next()?.parse().ok()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Big-endian fields of segment files (tests that parse `.log` batches themselves).
+
+pub fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+pub fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+pub fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(b[at..at + 2].try_into().unwrap())
+}
