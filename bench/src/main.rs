@@ -9,6 +9,7 @@
 mod baseline;
 mod chart;
 mod client;
+mod group;
 mod keys;
 mod layout;
 mod records;
@@ -49,6 +50,10 @@ WORKLOAD FLAGS (defaults in brackets):
     --warmup S [0]        --duration S [10] | --count N
     --from earliest|latest [earliest]            consume: catch-up or tail
     --fetch-bytes B [1048576]                    per partition per fetch
+    --group ID            consumers join consumer group ID (range assignor, commits every
+                          1 s and at rebalances; the clock starts once the group has formed)
+                          [none: consumer i reads partitions p with p mod C = i; the
+                          *-group presets use a fresh group per run]
     --cores 1,2           pin load threads round robin to these cores [not pinned]
     --out DIR             result.json and chart.svg [bench/out/<UTC time>]
     --baseline-mib M      also measure the baselines (M MiB) and print ratios [off]
@@ -158,7 +163,7 @@ pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
         stop,
         cores,
         fetch_bytes: o.num("fetch-bytes", 1 << 20)?,
-        group_emulated: o.str("group", "") == "emulated",
+        group: o.0.get("group").filter(|g| !g.is_empty()).cloned(),
         quiet: o.has("quiet"),
     })
 }
@@ -221,14 +226,9 @@ fn preset_opts(name: &str, o: &mut Opts) -> Result<Mode> {
         _ => bail!("unknown preset {name:?}: 1p-1part-1c, 1p-npart-1c, 1p-npart-group, np-npart-group"),
     };
     if group {
-        // The node has no consumer groups yet (no JoinGroup/SyncGroup): the consumers take
-        // fixed shares of the partitions (p mod C), which is what a group's range/round-robin
-        // assignor would hand out in a steady state. Labelled in the table and the JSON.
-        eprintln!(
-            "sluice-bench: preset {name}: consumer groups are not available on the node yet; \
-             the {consumers} consumers use explicit partition assignment (partition p → consumer p mod {consumers}) instead"
-        );
-        o.default("group", "emulated");
+        // A fresh group per run, so no offsets committed by an earlier run apply.
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        o.default("group", &format!("sluice-bench-{name}-{}-{}", std::process::id(), unix.as_millis()));
     }
     o.default("producers", producers);
     o.default("partitions", partitions);

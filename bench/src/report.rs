@@ -108,7 +108,7 @@ fn describe(w: &Workload) -> String {
         w.connections,
         w.in_flight,
         w.consumers,
-        if w.group_emulated { " (group emulated by explicit assignment: the node has no consumer groups yet)" } else { "" },
+        w.group.as_ref().map_or(String::new(), |g| format!(" in group {g}")),
         w.partitions,
         w.size.describe(),
         w.keys.describe(),
@@ -178,6 +178,18 @@ pub fn print_table(r: &RunResult) {
             "(CO: open loop, measured from each record's intended send time — coordinated omission corrected)\n",
         );
     }
+    if let Some(g) = &r.group {
+        let _ = writeln!(
+            out,
+            "group {}: formed in {:.0} ms before the clock started, {} rebalances during the run, committed offsets {} the consumers' positions (sum {} vs {})",
+            g.id,
+            g.formed_ms,
+            g.rebalances,
+            if g.committed_total == g.positions_total { "equal" } else { "DIFFER FROM" },
+            g.committed_total,
+            g.positions_total
+        );
+    }
     if let Some(e) = &r.first_error {
         let _ = writeln!(out, "first error: {e}");
     }
@@ -237,8 +249,19 @@ pub fn to_json(r: &RunResult) -> String {
         json_str(&w.keys.describe()),
         w.rate.map_or("null".into(), |r| format!("{r}")),
         w.warmup.as_secs_f64(),
-        if w.group_emulated { "explicit (group emulated)" } else { "explicit" },
+        if w.group.is_some() { "group" } else { "explicit" },
     );
+    if let Some(g) = &r.group {
+        let _ = writeln!(
+            o,
+            "  \"group\": {{\"id\":{},\"formed_ms\":{:.1},\"rebalances\":{},\"committed_total\":{},\"positions_total\":{}}},",
+            json_str(&g.id),
+            g.formed_ms,
+            g.rebalances,
+            g.committed_total,
+            g.positions_total
+        );
+    }
     let _ = writeln!(
         o,
         "  \"accounting\": {{\"produced\":{},\"acknowledged\":{},\"errors\":{},\"consumed\":{}}},",

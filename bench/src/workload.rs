@@ -7,6 +7,7 @@
 //! microseconds, taken only for records created after the warm-up.
 
 use crate::client::{be_i32, be_i64, Conn};
+use crate::group::{Member, COMMIT_INTERVAL};
 use crate::keys::{has_room, record_size, KeyDist, MsgGen, SizeDist, BATCH_OVERHEAD};
 use crate::records::{produce_body, Msg};
 use anyhow::{bail, Context, Result};
@@ -105,8 +106,9 @@ pub struct Workload {
     /// Cores to pin load threads to, round robin; empty: not pinned.
     pub cores: Vec<usize>,
     pub fetch_bytes: i32,
-    /// Consumers emulate a group with explicit assignment (the node has no groups yet).
-    pub group_emulated: bool,
+    /// Consumers join this consumer group (classic protocol, range assignor) and commit
+    /// their positions; None: each consumer is assigned partitions p with p mod C = its index.
+    pub group: Option<String>,
     pub quiet: bool,
 }
 
@@ -135,6 +137,8 @@ pub struct Shared {
     pub consumed_measured: AtomicU64,
     pub consumed_bytes_measured: AtomicU64,
     pub producers_running: AtomicUsize,
+    /// Rebalances the group's members went through after the group first formed.
+    pub rebalances: AtomicU64,
     pub ack_hist: Mutex<Histogram<u64>>,
     pub e2e_hist: Mutex<Histogram<u64>>,
     pub producers_end: Mutex<Option<Instant>>,
@@ -160,6 +164,7 @@ impl Shared {
             consumed_measured: AtomicU64::new(0),
             consumed_bytes_measured: AtomicU64::new(0),
             producers_running: AtomicUsize::new(producers),
+            rebalances: AtomicU64::new(0),
             ack_hist: Mutex::new(new_histogram()),
             e2e_hist: Mutex::new(new_histogram()),
             producers_end: Mutex::new(None),
@@ -279,6 +284,20 @@ pub struct RunResult {
     /// (seconds since start, records acked so far, records consumed so far).
     pub samples: Vec<(f64, u64, u64)>,
     pub first_error: Option<String>,
+    pub group: Option<GroupOutcome>,
+}
+
+/// How a run's consumer group went.
+#[derive(Clone, Debug)]
+pub struct GroupOutcome {
+    pub id: String,
+    /// From the first JoinGroup until every member held its share (before the clock started).
+    pub formed_ms: f64,
+    pub rebalances: u64,
+    /// After the run: the group's committed offsets equal the positions the consumers reached
+    /// (end to end and catch-up: the log end offsets).
+    pub committed_total: i64,
+    pub positions_total: i64,
 }
 
 impl RunResult {
@@ -311,18 +330,60 @@ pub fn run(w: &Workload) -> Result<RunResult> {
     drop(setup);
     let producers = if w.mode.produces() { w.producers } else { 0 };
     let consumers = if w.mode.consumes() { w.consumers.max(1) } else { 0 };
-    let sh = Arc::new(Shared::new(w.warmup, producers));
+    // Consumers start first; in group mode they join and the clock starts only once every
+    // member holds its share, so the initial rebalance is not part of the measurement.
+    let forming = Arc::new(Forming::new(consumers));
     let mut handles = Vec::new();
+    let mut go = Vec::new();
+    let formation_started = Instant::now();
     for id in 0..consumers {
-        let (w, sh, starts, ends) = (w.clone(), sh.clone(), start_offsets.clone(), end_offsets.clone());
+        let (w, forming, starts, ends) = (w.clone(), forming.clone(), start_offsets.clone(), end_offsets.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
+        go.push(tx);
         handles.push(std::thread::spawn(move || {
             pin(&w.cores, producers + id);
-            if let Err(e) = consumer(id, consumers, &w, &sh, &starts, ends.as_deref()) {
+            let started = if w.group.is_some() {
+                // Join first; the clock starts when the whole group has its assignment.
+                let joined = ConsumerState::new(id, consumers, &w, &starts)
+                    .and_then(|mut s| Ok(s.wait_for_start(id, &forming, &rx)?.map(|sh| (s, sh))));
+                match joined {
+                    Ok(Some(started)) => Ok(started),
+                    Ok(None) => return,
+                    Err(e) => {
+                        forming.fail(format!("consumer {id}: {e:#}"));
+                        return;
+                    }
+                }
+            } else {
+                let Ok(sh) = rx.recv() else { return };
+                ConsumerState::new(id, consumers, &w, &starts).map(|s| (s, sh.clone())).map_err(|e| (e, sh))
+            };
+            let (mut state, sh) = match started {
+                Ok(started) => started,
+                Err((e, sh)) => {
+                    sh.note_error(format!("consumer {id}: {e:#}"));
+                    sh.stop.store(true, Relaxed);
+                    Shared::mark_end(&sh.consumers_end);
+                    return;
+                }
+            };
+            if let Err(e) = state.run(&w, &sh, ends.as_deref(), &forming) {
                 sh.note_error(format!("consumer {id}: {e:#}"));
                 sh.stop.store(true, Relaxed);
             }
             Shared::mark_end(&sh.consumers_end);
         }));
+    }
+    let formed_ms = match &w.group {
+        Some(group) => {
+            forming.wait().with_context(|| format!("forming consumer group {group}"))?;
+            formation_started.elapsed().as_secs_f64() * 1000.0
+        }
+        None => 0.0,
+    };
+    let sh = Arc::new(Shared::new(w.warmup, producers));
+    for tx in go {
+        let _ = tx.send(sh.clone());
     }
     for id in 0..producers {
         let (w, sh) = (w.clone(), sh.clone());
@@ -344,6 +405,22 @@ pub fn run(w: &Workload) -> Result<RunResult> {
         let end = slot.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(Instant::now);
         end.saturating_duration_since(sh.measure_from).as_secs_f64()
     };
+    let group = match &w.group {
+        Some(id) => {
+            let all: Vec<i32> = (0..w.partitions).collect();
+            let mut conn = Conn::connect(&w.bootstrap)?;
+            let committed = crate::group::committed_offsets(&mut conn, id, &w.topic, &all)?;
+            let reached = forming.positions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            Some(GroupOutcome {
+                id: id.clone(),
+                formed_ms,
+                rebalances: sh.rebalances.load(Relaxed),
+                committed_total: committed.iter().map(|c| c.unwrap_or(0)).sum(),
+                positions_total: reached.values().sum(),
+            })
+        }
+        None => None,
+    };
     let first_error = sh.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let ack_hist = sh.ack_hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let e2e_hist = sh.e2e_hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -363,6 +440,7 @@ pub fn run(w: &Workload) -> Result<RunResult> {
         e2e_hist,
         samples,
         first_error,
+        group,
     })
 }
 
@@ -605,91 +683,250 @@ fn receive(w: &Workload, sh: &Shared, pc: &mut ProducerConn, hist: &mut Histogra
     Ok(())
 }
 
-fn consumer(id: usize, of: usize, w: &Workload, sh: &Shared, starts: &[i64], ends: Option<&[i64]>) -> Result<()> {
-    let mut conn = Conn::connect(&w.bootstrap)?;
-    let mine: Vec<i32> = (0..w.partitions).filter(|p| *p as usize % of == id).collect();
-    let mut offsets: Vec<i64> = mine.iter().map(|&p| starts[p as usize]).collect();
-    let quota = match (w.mode, w.stop) {
-        (Mode::CatchUp | Mode::Tail, Stop::Count(n)) => Some(n),
-        _ => None,
-    };
-    let mut local_hist = new_histogram();
-    let mut next_merge = Instant::now() + MERGE_INTERVAL;
-    let mut last_progress = Instant::now();
-    loop {
-        if let Some(ends) = ends {
-            if mine.iter().zip(&offsets).all(|(&p, &o)| o >= ends[p as usize]) {
-                break;
+/// How long the harness waits for its consumer group to settle before it gives up.
+const GROUP_FORM_MAX: Duration = Duration::from_secs(90);
+
+/// Where consumers report while their group forms, before the clock starts.
+struct Forming {
+    /// Per consumer: (generation, partitions held) once it has an assignment.
+    members: Mutex<Vec<Option<(i32, usize)>>>,
+    failed: Mutex<Option<String>>,
+    /// Each partition's position when its last owner stopped (group mode).
+    positions: Mutex<std::collections::HashMap<i32, i64>>,
+}
+
+impl Forming {
+    fn new(consumers: usize) -> Forming {
+        Forming { members: Mutex::new(vec![None; consumers]), failed: Mutex::new(None), positions: Mutex::default() }
+    }
+
+    fn fail(&self, e: String) {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+    }
+
+    /// Blocks until every member of this run has its assignment in one generation (members
+    /// of other processes may share the group, so what they hold is not known here), or fails.
+    fn wait(&self) -> Result<()> {
+        let deadline = Instant::now() + GROUP_FORM_MAX;
+        loop {
+            if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                bail!("{e}");
             }
-        }
-        if quota.is_some_and(|q| sh.consumed.load(Relaxed) >= q) {
-            break;
-        }
-        if w.mode == Mode::EndToEnd && sh.producers_running.load(Relaxed) == 0 {
-            let target = sh.acked.load(Relaxed);
-            if sh.consumed.load(Relaxed) >= target || last_progress.elapsed() > DRAIN_IDLE_MAX {
-                break;
+            let members = self.members.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let generation = members.first().copied().flatten().map(|(g, _)| g);
+            if members.iter().all(|m| m.is_some_and(|(g, _)| Some(g) == generation)) {
+                return Ok(());
             }
-        } else if sh.stop.load(Relaxed) && w.mode != Mode::EndToEnd {
-            break;
-        }
-        if mine.is_empty() {
-            std::thread::sleep(MERGE_INTERVAL);
-            continue;
-        }
-        let parts = mine
-            .iter()
-            .zip(&offsets)
-            .map(|(&p, &o)| {
-                FetchPartition::default().with_partition(p).with_fetch_offset(o).with_partition_max_bytes(w.fetch_bytes)
-            })
-            .collect();
-        let req = FetchRequest::default()
-            .with_replica_id((-1).into())
-            .with_max_wait_ms(100)
-            .with_min_bytes(1)
-            .with_max_bytes(w.fetch_bytes.saturating_mul(mine.len() as i32))
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(&w.topic)).with_partitions(parts)]);
-        let resp: FetchResponse = conn.call(ApiKey::Fetch, FETCH_VERSION, &req)?;
-        let now = Instant::now();
-        let now_unix = sh.unix_ns(now);
-        for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
-            if p.error_code != 0 {
-                bail!("fetch of partition {} failed with error {}", p.partition_index, p.error_code);
+            if Instant::now() > deadline {
+                bail!("not settled after {GROUP_FORM_MAX:?}: (generation, partitions) per member {members:?}");
             }
-            let Some(i) = mine.iter().position(|&m| m == p.partition_index) else { continue };
-            let Some(records) = &p.records else { continue };
-            let (count, bytes, next) = walk_batches(records, offsets[i], w.mode == Mode::EndToEnd, |stamp_ns| {
-                if stamp_ns >= sh.unix_ns(sh.measure_from) {
-                    let us = now_unix.saturating_sub(stamp_ns) / 1000;
-                    local_hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
-                    true
-                } else {
-                    false
-                }
-            })?;
-            if count.total > 0 {
-                last_progress = now;
-                offsets[i] = next;
-                sh.consumed.fetch_add(count.total, Relaxed);
-                let measured = if w.mode == Mode::EndToEnd {
-                    count.measured
-                } else if now >= sh.measure_from {
-                    count.total
-                } else {
-                    0
-                };
-                sh.consumed_measured.fetch_add(measured, Relaxed);
-                sh.consumed_bytes_measured.fetch_add(bytes * measured / count.total.max(1), Relaxed);
-            }
-        }
-        if now >= next_merge {
-            merge(&sh.e2e_hist, &mut local_hist);
-            next_merge = now + MERGE_INTERVAL;
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
-    merge(&sh.e2e_hist, &mut local_hist);
-    Ok(())
+}
+
+/// One consumer thread: its fetch connection, its partitions and positions, and in group
+/// mode its membership.
+struct ConsumerState {
+    conn: Conn,
+    member: Option<Member>,
+    /// Partitions this consumer reads and the next offset of each.
+    mine: Vec<i32>,
+    offsets: Vec<i64>,
+    /// Where a partition with no committed offset starts (the run's start offsets).
+    starts: Vec<i64>,
+    next_commit: Instant,
+}
+
+impl ConsumerState {
+    /// Connects; in group mode joins the group and takes the first assignment, else takes
+    /// the partitions p with p mod `of` = `id`.
+    fn new(id: usize, of: usize, w: &Workload, starts: &[i64]) -> Result<ConsumerState> {
+        let mut s = ConsumerState {
+            conn: Conn::connect(&w.bootstrap)?,
+            member: None,
+            mine: (0..w.partitions).filter(|p| *p as usize % of == id).collect(),
+            offsets: Vec::new(),
+            starts: starts.to_vec(),
+            next_commit: Instant::now() + COMMIT_INTERVAL,
+        };
+        s.offsets = s.mine.iter().map(|&p| starts[p as usize]).collect();
+        if let Some(group) = &w.group {
+            s.member = Some(Member::join(&w.bootstrap, group, &w.topic, w.partitions)?);
+            s.take_assignment()?;
+        }
+        Ok(s)
+    }
+
+    /// The member's new partitions, each from its committed offset (else its start offset:
+    /// the harness's auto.offset.reset is "where the run started").
+    fn take_assignment(&mut self) -> Result<()> {
+        let Some(m) = self.member.as_mut() else { return Ok(()) };
+        self.mine = m.assigned.clone();
+        let committed = m.committed(&self.mine)?;
+        self.offsets = self.mine.iter().zip(committed).map(|(&p, c)| c.unwrap_or(self.starts[p as usize])).collect();
+        Ok(())
+    }
+
+    fn positions(&self) -> Vec<(i32, i64)> {
+        self.mine.iter().copied().zip(self.offsets.iter().copied()).collect()
+    }
+
+    /// Group upkeep between fetches: heartbeat, periodic commit, and on a rebalance commit,
+    /// rejoin and take the new assignment (eager, like Kafka's classic consumer).
+    fn upkeep(&mut self, now: Instant, sh: Option<&Shared>) -> Result<()> {
+        let positions = self.positions();
+        let Some(m) = self.member.as_mut() else { return Ok(()) };
+        let mut rejoin = m.heartbeat_due(now)?;
+        if !rejoin && now >= self.next_commit {
+            rejoin = !m.commit(&positions)?;
+            self.next_commit = now + COMMIT_INTERVAL;
+        }
+        if rejoin {
+            // Committed before the partitions are given up, so the next owner starts where
+            // this one stopped. Refused (this member was already expelled): what it read since
+            // its last commit is read again (at least once, as with Kafka).
+            m.commit(&positions)?;
+            m.rejoin()?;
+            if let Some(sh) = sh {
+                sh.rebalances.fetch_add(1, Relaxed);
+            }
+            self.take_assignment()?;
+        }
+        Ok(())
+    }
+
+    /// Group mode: keeps the membership alive and reports the assignment until the run
+    /// starts (Some) or is abandoned (None).
+    fn wait_for_start(
+        &mut self,
+        id: usize,
+        forming: &Forming,
+        go: &std::sync::mpsc::Receiver<Arc<Shared>>,
+    ) -> Result<Option<Arc<Shared>>> {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            let generation = self.member.as_ref().map_or(0, |m| m.generation);
+            forming.members.lock().unwrap_or_else(|p| p.into_inner())[id] = Some((generation, self.mine.len()));
+            match go.recv_timeout(Duration::from_millis(50)) {
+                Ok(sh) => return Ok(Some(sh)),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => self.upkeep(Instant::now(), None)?,
+            }
+        }
+    }
+
+    /// Fetches until the run's end; in group mode then commits, records the positions and
+    /// leaves the group.
+    fn run(&mut self, w: &Workload, sh: &Shared, ends: Option<&[i64]>, forming: &Forming) -> Result<()> {
+        self.fetch_loop(w, sh, ends)?;
+        if let Some(mut m) = self.member.take() {
+            let positions = self.positions();
+            if m.commit(&positions)? {
+                forming.positions.lock().unwrap_or_else(|p| p.into_inner()).extend(positions);
+            }
+            m.leave()?;
+        }
+        Ok(())
+    }
+
+    fn fetch_loop(&mut self, w: &Workload, sh: &Shared, ends: Option<&[i64]>) -> Result<()> {
+        let quota = match (w.mode, w.stop) {
+            (Mode::CatchUp | Mode::Tail, Stop::Count(n)) => Some(n),
+            _ => None,
+        };
+        // Catch-up in a group: partitions move between members, so the members stop together
+        // once all of them have read everything that was there at the start.
+        let catch_up_total: Option<u64> =
+            ends.map(|e| e.iter().zip(&self.starts).map(|(e, s)| (e - s).max(0) as u64).sum());
+        let mut local_hist = new_histogram();
+        let mut next_merge = Instant::now() + MERGE_INTERVAL;
+        let mut last_progress = Instant::now();
+        loop {
+            match (ends, &self.member, catch_up_total) {
+                (Some(_), Some(_), Some(total)) if sh.consumed.load(Relaxed) >= total => break,
+                (Some(ends), None, _) if self.mine.iter().zip(&self.offsets).all(|(&p, &o)| o >= ends[p as usize]) => {
+                    break
+                }
+                _ => {}
+            }
+            if quota.is_some_and(|q| sh.consumed.load(Relaxed) >= q) {
+                break;
+            }
+            if w.mode == Mode::EndToEnd && sh.producers_running.load(Relaxed) == 0 {
+                let target = sh.acked.load(Relaxed);
+                if sh.consumed.load(Relaxed) >= target || last_progress.elapsed() > DRAIN_IDLE_MAX {
+                    break;
+                }
+            } else if sh.stop.load(Relaxed) && w.mode != Mode::EndToEnd {
+                break;
+            }
+            self.upkeep(Instant::now(), Some(sh))?;
+            if self.mine.is_empty() {
+                std::thread::sleep(MERGE_INTERVAL);
+                continue;
+            }
+            let parts = self
+                .mine
+                .iter()
+                .zip(&self.offsets)
+                .map(|(&p, &o)| {
+                    FetchPartition::default()
+                        .with_partition(p)
+                        .with_fetch_offset(o)
+                        .with_partition_max_bytes(w.fetch_bytes)
+                })
+                .collect();
+            let req = FetchRequest::default()
+                .with_replica_id((-1).into())
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(w.fetch_bytes.saturating_mul(self.mine.len() as i32))
+                .with_topics(vec![FetchTopic::default().with_topic(topic_name(&w.topic)).with_partitions(parts)]);
+            let resp: FetchResponse = self.conn.call(ApiKey::Fetch, FETCH_VERSION, &req)?;
+            let now = Instant::now();
+            let now_unix = sh.unix_ns(now);
+            for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
+                if p.error_code != 0 {
+                    bail!("fetch of partition {} failed with error {}", p.partition_index, p.error_code);
+                }
+                let Some(i) = self.mine.iter().position(|&m| m == p.partition_index) else { continue };
+                let Some(records) = &p.records else { continue };
+                let (count, bytes, next) =
+                    walk_batches(records, self.offsets[i], w.mode == Mode::EndToEnd, |stamp_ns| {
+                        if stamp_ns >= sh.unix_ns(sh.measure_from) {
+                            let us = now_unix.saturating_sub(stamp_ns) / 1000;
+                            local_hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
+                            true
+                        } else {
+                            false
+                        }
+                    })?;
+                if count.total > 0 {
+                    last_progress = now;
+                    self.offsets[i] = next;
+                    sh.consumed.fetch_add(count.total, Relaxed);
+                    let measured = if w.mode == Mode::EndToEnd {
+                        count.measured
+                    } else if now >= sh.measure_from {
+                        count.total
+                    } else {
+                        0
+                    };
+                    sh.consumed_measured.fetch_add(measured, Relaxed);
+                    sh.consumed_bytes_measured.fetch_add(bytes * measured / count.total.max(1), Relaxed);
+                } else if next > self.offsets[i] {
+                    self.offsets[i] = next; // only control batches (transaction markers)
+                }
+            }
+            if now >= next_merge {
+                merge(&sh.e2e_hist, &mut local_hist);
+                next_merge = now + MERGE_INTERVAL;
+            }
+        }
+        merge(&sh.e2e_hist, &mut local_hist);
+        Ok(())
+    }
 }
 
 #[derive(Default)]

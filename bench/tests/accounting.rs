@@ -83,13 +83,16 @@ fn field(json: &str, after: &str, name: &str) -> u64 {
     digits.parse().expect("a number")
 }
 
+/// `sluice-bench ARGS --bootstrap NODE --quiet 1 --out OUT`.
+fn bench(node: &Node, out: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-bench"));
+    cmd.args(args).args(["--bootstrap", &node.kafka, "--quiet", "1", "--out"]).arg(out);
+    cmd
+}
+
 fn run_bench(node: &Node, out: &Path, extra: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice-bench"))
-        .args(["e2e", "--bootstrap", &node.kafka, "--quiet", "1", "--out"])
-        .arg(out)
-        .args(extra)
-        .output()
-        .expect("running sluice-bench");
+    let args: Vec<&str> = ["e2e"].iter().chain(extra).copied().collect();
+    let output = bench(node, out, &args).output().expect("running sluice-bench");
     assert!(
         output.status.success(),
         "sluice-bench failed:\n{}\n{}",
@@ -97,6 +100,15 @@ fn run_bench(node: &Node, out: &Path, extra: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read_to_string(out.join("result.json")).expect("result.json")
+}
+
+/// The signed integer value of `"name":N` (first occurrence after `after`).
+fn signed(json: &str, after: &str, name: &str) -> i64 {
+    let from = json.find(after).unwrap_or_else(|| panic!("{after} in result.json"));
+    let rest = &json[from..];
+    let at = rest.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} in {after}")) + name.len() + 3;
+    let digits: String = rest[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+    digits.parse().expect("a number")
 }
 
 fn assert_exact(json: &str, count: u64) {
@@ -164,4 +176,96 @@ fn open_loop_compressed_counts_every_record_once() {
         ],
     );
     assert_exact(&json, count);
+}
+
+/// The group preset forms a real consumer group (3 members, 6 partitions) before the clock
+/// starts: exact counts, no rebalance during the run, and the group's committed offsets end
+/// at the log end (every record committed once, none past the end).
+#[test]
+fn group_preset_counts_and_commits_every_record() {
+    let node = start_node("group");
+    let count = 30_000;
+    let out = node.dir.join("out");
+    let output = bench(
+        &node,
+        &out,
+        &["preset", "np-npart-group", "--topic", "acct-group", "--warmup", "0", "--count", &count.to_string()],
+    )
+    .output()
+    .expect("running sluice-bench");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    assert_exact(&json, count);
+    assert_eq!(field(&json, "\"group\"", "rebalances"), 0, "{json}");
+    assert_eq!(signed(&json, "\"group\"", "committed_total"), count as i64, "{json}");
+    assert_eq!(signed(&json, "\"group\"", "positions_total"), count as i64, "{json}");
+}
+
+/// A second harness process joins the same group mid-run and leaves again: partitions are
+/// handed over through committed offsets both ways, so the two processes together consume
+/// every record exactly once.
+#[test]
+fn group_shared_by_two_processes_hands_partitions_over_exactly() {
+    let node = start_node("group2");
+    let count: u64 = 40_000;
+    let group = format!("acct-shared-{}", std::process::id());
+    let out_a = node.dir.join("out-a");
+    let out_b = node.dir.join("out-b");
+    // A: 2 consumers, 8 s of open-loop production.
+    let mut a = bench(
+        &node,
+        &out_a,
+        &[
+            "e2e",
+            "--topic",
+            "acct-shared",
+            "--partitions",
+            "6",
+            "--consumers",
+            "2",
+            "--group",
+            &group,
+            "--rate",
+            "5000",
+            "--count",
+            &count.to_string(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("starting sluice-bench A");
+    // B joins once A's group has formed (3 s initial rebalance delay) and stays 3 s.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let b = bench(
+        &node,
+        &out_b,
+        &[
+            "consume",
+            "--from",
+            "latest",
+            "--topic",
+            "acct-shared",
+            "--partitions",
+            "6",
+            "--group",
+            &group,
+            "--duration",
+            "3",
+        ],
+    )
+    .output()
+    .expect("running sluice-bench B");
+    assert!(b.status.success(), "B failed: {}", String::from_utf8_lossy(&b.stderr));
+    assert!(a.wait().expect("waiting for A").success(), "A failed");
+    let ja = std::fs::read_to_string(out_a.join("result.json")).expect("A's result.json");
+    let jb = std::fs::read_to_string(out_b.join("result.json")).expect("B's result.json");
+    assert_eq!(field(&ja, "\"accounting\"", "produced"), count, "{ja}");
+    assert_eq!(field(&ja, "\"accounting\"", "acknowledged"), count, "{ja}");
+    let consumed_a = field(&ja, "\"accounting\"", "consumed");
+    let consumed_b = field(&jb, "\"accounting\"", "consumed");
+    assert!(consumed_b > 0, "B was assigned partitions and read from them: {jb}");
+    assert_eq!(consumed_a + consumed_b, count, "A {consumed_a} + B {consumed_b}:\n{ja}\n{jb}");
+    assert!(field(&ja, "\"group\"", "rebalances") >= 2, "B's join and leave rebalance A: {ja}");
+    assert_eq!(signed(&ja, "\"group\"", "committed_total"), count as i64, "{ja}");
 }
