@@ -135,9 +135,10 @@ pub fn render(r: &RunResult) -> String {
     );
     let title = format!("sluice-bench {} — {} against {}", w.label, w.mode.name(), w.bootstrap);
     let subtitle = format!(
-        "{} producers, {} consumers, {} partitions, size {} B, acks {}, compression {:?}",
+        "{} producers, {} consumers{}, {} partitions, size {} B, acks {}, compression {:?}",
         w.producers,
         w.consumers,
+        if w.group.is_some() { " (consumer group)" } else { "" },
         w.partitions,
         w.size.describe(),
         w.acks,

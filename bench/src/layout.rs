@@ -88,10 +88,26 @@ pub fn command(o: &Opts) -> Result<()> {
         "{:<24} {:>9} {:>6} {:>14} {:>14} {:>14} {:>9}",
         "topic", "partition", "shard", "start offset", "end offset", "bytes", "segments"
     );
+    // Internal topics (__consumer_offsets, __transaction_state: 50 partitions each) are
+    // summarised per topic unless asked for, as Kafka's tools leave them out by default.
+    let internal = o.has("internal");
+    let mut summarised: BTreeMap<&str, BTreeMap<i64, usize>> = BTreeMap::new();
     for r in &rows {
+        if r.topic.starts_with("__") && !internal {
+            *summarised.entry(&r.topic).or_default().entry(r.shard).or_default() += 1;
+            continue;
+        }
         println!(
             "{:<24} {:>9} {:>6} {:>14} {:>14} {:>14} {:>9}",
             r.topic, r.partition, r.shard, r.log_start_offset, r.log_end_offset, r.size_bytes, r.segments
+        );
+    }
+    for (topic, per_shard) in &summarised {
+        let spread: Vec<String> = per_shard.iter().map(|(s, n)| format!("{n} on shard {s}")).collect();
+        println!(
+            "{topic:<24} {} partitions: {} (--internal 1 lists them)",
+            per_shard.values().sum::<usize>(),
+            spread.join(", ")
         );
     }
     let names: Vec<String> = {

@@ -34,7 +34,7 @@ USAGE:
     sluice-bench sink     --listen ADDR [--cores 0]  serve the discarding broker until killed
     sluice-bench compare  --a ADDR --b ADDR [--rounds N] [--preset P] [WORKLOAD FLAGS]
     sluice-bench baseline [--dir DIR] [--mib M]
-    sluice-bench layout   --admin ADDR
+    sluice-bench layout   --admin ADDR [--internal 1]  (internal topics partition by partition)
 
 WORKLOAD FLAGS (defaults in brackets):
     --bootstrap ADDR      broker [127.0.0.1:9092] (one broker: all partitions are sent to it)
@@ -96,6 +96,10 @@ impl Opts {
 }
 
 fn main() {
+    // `sluice-bench layout | head` ends quietly, as other command-line tools do, instead of
+    // panicking on a closed stdout. Sockets are unaffected: std sends with MSG_NOSIGNAL.
+    // SAFETY: setting a signal's disposition to the default at start, before any thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("produce") => Opts::parse(&args[1..]).and_then(|o| run_workload(o, Mode::Produce, "produce")),
