@@ -24,3 +24,4 @@ pub mod topic_config;
 pub mod topics;
 pub mod txn;
 pub mod watch;
+pub mod watchdog;

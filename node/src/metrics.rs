@@ -14,12 +14,14 @@ pub struct Metrics {
     pub produce_bytes: u64,
     pub fetch_bytes_zero_copy: u64,
     pub fetch_bytes_copied: u64,
+    /// Times the watchdog interrupted this shard's wait (see `watchdog`).
+    pub executor_kicks: u64,
 }
 
 /// Renders the gathered metrics in Prometheus' text format.
 pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&Metrics) -> u64); 7] = [
+    let counters: [(&str, &str, fn(&Metrics) -> u64); 8] = [
         ("sluice_connections_accepted_total", "Kafka connections accepted", |m| m.connections_accepted),
         ("sluice_connections_open", "Kafka connections open now", |m| m.connections_open),
         ("sluice_requests_total", "Kafka requests handled", |m| m.requests),
@@ -29,6 +31,9 @@ pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
             m.fetch_bytes_zero_copy
         }),
         ("sluice_fetch_copied_bytes_total", "record bytes sent through a user-space copy", |m| m.fetch_bytes_copied),
+        ("sluice_executor_kicks_total", "times the watchdog interrupted a shard that made no progress", |m| {
+            m.executor_kicks
+        }),
     ];
     for (name, help, get) in counters {
         let kind = if name.ends_with("_total") { "counter" } else { "gauge" };

@@ -58,6 +58,8 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     let setup = prepare(&args)?;
     block_stop_signals();
     let n = args.cores.len();
+    let watchdog_stop = Arc::new(AtomicBool::new(false));
+    crate::watchdog::start(n, watchdog_stop.clone())?;
     let startup = Arc::new(Startup {
         peer_of_shard: Mutex::new(vec![usize::MAX; n]),
         joined: Barrier::new(n),
@@ -75,6 +77,8 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
             (mesh.clone(), startup.clone(), setup.clone(), args.clone(), ready_tx.clone());
         let handle = executor_builder(&format!("shard-{id}"), Some(core))
             .spawn(move || async move {
+                let registration = crate::watchdog::register(id);
+                glommio::spawn_local(registration.beat_task()).detach();
                 let result = shard_main(id, mesh, startup.clone(), setup, args, ready.clone()).await;
                 if let Err(e) = result {
                     let _ = ready.send(Err(format!("shard {id}: {e}")));
@@ -115,6 +119,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     for h in handles {
         let _ = h.join();
     }
+    watchdog_stop.store(true, Ordering::Relaxed);
     if startup.closed.load(Ordering::SeqCst) {
         Ok(())
     } else {

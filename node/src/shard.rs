@@ -371,7 +371,7 @@ impl Shard {
             Op::DeleteTopic { name } => Reply::Created(self.delete_topic(&name).await),
             Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
             Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
-            Op::Stats => Reply::Stats(self.metrics.borrow().clone(), self.partition_stats()),
+            Op::Stats => Reply::Stats(self.metrics_snapshot(), self.partition_stats()),
             Op::Group(call) => Reply::Group(crate::group::serve(self, call).await),
             Op::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id().await),
             Op::Txn(call) => Reply::Txn(crate::txn::serve(self, call).await),
@@ -743,10 +743,17 @@ impl Shard {
         stats
     }
 
+    /// This shard's counters, with the watchdog's kicks (kept outside the shard).
+    fn metrics_snapshot(&self) -> Metrics {
+        let mut m = self.metrics.borrow().clone();
+        m.executor_kicks = crate::watchdog::kicks(self.id);
+        m
+    }
+
     /// Stats of every shard (this one inline, the others by message).
     pub async fn all_stats(&self) -> (Vec<Metrics>, Vec<PartitionStat>) {
         let mut metrics = vec![Metrics::default(); self.shards()];
-        metrics[self.id] = self.metrics.borrow().clone();
+        metrics[self.id] = self.metrics_snapshot();
         let mut stats = self.partition_stats();
         for s in (0..self.shards()).filter(|s| *s != self.id) {
             if let Ok(Reply::Stats(m, p)) = self.call(s, Op::Stats).await {
