@@ -42,7 +42,10 @@ WORKLOAD FLAGS (defaults in brackets):
     --producers P [1]     --consumers C [1]      load threads
     --connections N [1]   producer connections per thread
     --in-flight K [5]     produce requests in flight per connection
-    --batch-bytes B [16384]  --linger-ms L [5]  --acks 0|1|all [1]
+    --batch-bytes B [16384]  --linger-ms L [5]  --acks 0|1|all [1; all with --idempotent 1]
+    --idempotent 0|1 [0]  idempotent producers: InitProducerId per thread, sequences per
+                          partition, each partition on one connection (needs acks all,
+                          --in-flight at most 5)
     --compression none|gzip|snappy|lz4|zstd [none]
     --size B | uniform:MIN-MAX [1024]            message value size
     --keys none|round-robin|uniform|zipf[:S] [none]  --key-space N [10000]
@@ -136,12 +139,31 @@ fn parse_compression(s: &str) -> Result<Compression> {
 }
 
 pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
-    let acks = match o.str("acks", "1").as_str() {
+    let idempotent = match o.str("idempotent", "0").as_str() {
+        "0" => false,
+        "1" => true,
+        other => bail!("--idempotent {other}: 0 or 1"),
+    };
+    let acks = match o.str("acks", if idempotent { "all" } else { "1" }).as_str() {
         "all" | "-1" => -1,
         "0" => 0,
         "1" => 1,
         other => bail!("--acks {other}: 0, 1 or all"),
     };
+    let in_flight = o.num("in-flight", 5)?;
+    // As Kafka's producer checks enable.idempotence: it requires acks=all (an acknowledged
+    // batch must be durable, or a retry after a lost leader could not be told from a new
+    // one) and max.in.flight.requests.per.connection ≤ 5 (the broker remembers the last 5
+    // batches of each producer per partition to detect duplicates and gaps).
+    if idempotent && acks != -1 {
+        bail!("--idempotent 1 needs --acks all (Kafka's producer refuses enable.idempotence with acks 0 or 1)");
+    }
+    if idempotent && in_flight > workload::IDEMPOTENT_IN_FLIGHT_MAX {
+        bail!(
+            "--idempotent 1 allows at most --in-flight {} (Kafka: max.in.flight.requests.per.connection ≤ 5 with enable.idempotence)",
+            workload::IDEMPOTENT_IN_FLIGHT_MAX
+        );
+    }
     let stop =
         if o.has("count") { Stop::Count(o.num("count", 0)?) } else { Stop::Duration(secs(o.num("duration", 10.0)?)) };
     let cores = parse_cores(&o.str("cores", ""))?;
@@ -155,10 +177,11 @@ pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
         producers: o.num("producers", 1)?,
         consumers: o.num("consumers", 1)?,
         connections: o.num("connections", 1)?,
-        in_flight: o.num("in-flight", 5)?,
+        in_flight,
         batch_bytes: o.num("batch-bytes", 16384)?,
         linger: Duration::from_micros((o.num::<f64>("linger-ms", 5.0)? * 1000.0) as u64),
         acks,
+        idempotent,
         compression: parse_compression(&o.str("compression", "none"))?,
         size: keys::SizeDist::parse(&o.str("size", "1024"))?,
         keys: keys::KeyDist::parse(&o.str("keys", "none"), o.num("key-space", 10_000)?)?,

@@ -120,6 +120,11 @@ fn describe(w: &Workload) -> String {
     )
 }
 
+/// [`describe`] and whether the producers are idempotent.
+fn description(w: &Workload) -> String {
+    format!("{}, idempotent {}", describe(w), if w.idempotent { "yes" } else { "no" })
+}
+
 fn hist_row(name: &str, h: &Histogram<u64>) -> String {
     if h.is_empty() {
         return format!("{name:<18} {:>10}  (no samples)\n", 0);
@@ -136,7 +141,7 @@ fn hist_row(name: &str, h: &Histogram<u64>) -> String {
 pub fn print_table(r: &RunResult) {
     let w = &r.workload;
     let mut out = String::new();
-    let _ = writeln!(out, "\n{}", describe(w));
+    let _ = writeln!(out, "\n{}", description(w));
     let _ = writeln!(
         out,
         "accounting: produced {}  acknowledged {}  errors {}  consumed {}",
@@ -229,10 +234,11 @@ pub fn to_json(r: &RunResult) -> String {
     let w = &r.workload;
     let mut o = String::from("{\n");
     let _ = writeln!(o, "  \"label\": {},", json_str(&w.label));
-    let _ = writeln!(o, "  \"description\": {},", json_str(&describe(w)));
+    let _ = writeln!(o, "  \"description\": {},", json_str(&description(w)));
     let _ = writeln!(o, "  \"mode\": \"{}\",", w.mode.name());
     let _ = writeln!(o, "  \"bootstrap\": {},", json_str(&w.bootstrap));
     let _ = writeln!(o, "  \"topic\": {},", json_str(&w.topic));
+    let _ = writeln!(o, "  \"idempotent\": {},", w.idempotent);
     let _ = writeln!(
         o,
         "  \"workload\": {{\"partitions\":{},\"producers\":{},\"consumers\":{},\"connections\":{},\"in_flight\":{},\"batch_bytes\":{},\"linger_ms\":{},\"acks\":{},\"compression\":\"{:?}\",\"size\":{},\"keys\":{},\"rate\":{},\"warmup_s\":{},\"consumer_assignment\":\"{}\"}},",

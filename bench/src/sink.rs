@@ -1,10 +1,11 @@
 //! `sink`: an in-process broker that speaks just enough Kafka (ApiVersions, Metadata,
-//! CreateTopics, Produce) to accept produce requests and discard them. Running the
+//! CreateTopics, InitProducerId, Produce) to accept produce requests and discard them. Running the
 //! harness's produce path against it shows what the harness itself can push: if that is
 //! well above what a broker reaches, the harness is not the bottleneck.
 //!
 //! The sink decodes each request fully (as a broker must to find its partitions) and
-//! answers every partition with success; records are dropped. One thread per connection,
+//! answers every partition with success; records are dropped (idempotent producers get a
+//! producer id, and their sequences are not checked). One thread per connection,
 //! pinned round robin to `--sink-cores` (in-process) or `--cores` (`--listen`), so that a
 //! comparison can give the sink the node's core and the load threads theirs.
 
@@ -102,6 +103,7 @@ fn connection(stream: TcpStream, topics: &Topics) -> Result<()> {
                     (ApiKey::Metadata, 0, 12),
                     (ApiKey::ApiVersions, 0, 3),
                     (ApiKey::CreateTopics, 2, 7),
+                    (ApiKey::InitProducerId, 0, 1),
                 ];
                 let resp = ApiVersionsResponse::default().with_api_keys(
                     keys.iter()
@@ -162,6 +164,13 @@ fn connection(stream: TcpStream, topics: &Topics) -> Result<()> {
                     .collect();
                 drop(known);
                 let resp = CreateTopicsResponse::default().with_topics(results);
+                Some(encode(&header, api.response_header_version(version), version, &resp)?)
+            }
+            ApiKey::InitProducerId => {
+                InitProducerIdRequest::decode(&mut buf, version)?;
+                static NEXT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1000);
+                let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let resp = InitProducerIdResponse::default().with_producer_id(id.into()).with_producer_epoch(0);
                 Some(encode(&header, api.response_header_version(version), version, &resp)?)
             }
             ApiKey::Produce => {

@@ -9,7 +9,7 @@
 use crate::client::{be_i32, be_i64, Conn};
 use crate::group::{Member, COMMIT_INTERVAL};
 use crate::keys::{has_room, record_size, KeyDist, MsgGen, SizeDist, BATCH_OVERHEAD};
-use crate::records::{produce_body, Msg};
+use crate::records::{next_sequence, produce_body, Msg, ProducerIds};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -43,6 +43,12 @@ const PRODUCE_VERSION: i16 = 7;
 const FETCH_VERSION: i16 = 11;
 /// ListOffsets version 4 (Kafka 2.1+).
 const LIST_OFFSETS_VERSION: i16 = 4;
+/// InitProducerId version 1 (Kafka 2.0+, the last one before flexible encoding).
+const INIT_PRODUCER_ID_VERSION: i16 = 1;
+/// Most produce requests an idempotent producer may have in flight per partition (Kafka:
+/// `max.in.flight.requests.per.connection` ≤ 5 with `enable.idempotence`; the broker keeps
+/// the last five batches of each producer to detect duplicates).
+pub const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 /// After the producers finish, consumers give up when nothing arrives for this long.
 const DRAIN_IDLE_MAX: Duration = Duration::from_secs(10);
 
@@ -96,6 +102,8 @@ pub struct Workload {
     pub batch_bytes: usize,
     pub linger: Duration,
     pub acks: i16,
+    /// Idempotent producers: a producer id per thread, sequences per partition.
+    pub idempotent: bool,
     pub compression: Compression,
     pub size: SizeDist,
     pub keys: KeyDist,
@@ -264,6 +272,54 @@ struct SentPart {
 struct ProducerConn {
     conn: Conn,
     sent: VecDeque<Vec<SentPart>>,
+}
+
+/// An idempotent producer thread's identity and the next sequence of each partition.
+struct Idempotence {
+    producer_id: i64,
+    epoch: i16,
+    next_sequence: Vec<i32>,
+}
+
+impl Idempotence {
+    /// The producer fields of the next batch of `records` records to `partition`, and the
+    /// partition's sequence advanced past it.
+    fn next_batch(&mut self, partition: i32, records: usize) -> ProducerIds {
+        let seq = &mut self.next_sequence[partition as usize];
+        let base_sequence = *seq;
+        *seq = next_sequence(base_sequence, records as i32);
+        ProducerIds { id: self.producer_id, epoch: self.epoch, base_sequence }
+    }
+}
+
+/// A new producer id and epoch (InitProducerId without a transactional id).
+fn init_producer_id(conn: &mut Conn, partitions: i32) -> Result<Idempotence> {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+    let req = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
+    let resp: InitProducerIdResponse = conn.call(ApiKey::InitProducerId, INIT_PRODUCER_ID_VERSION, &req)?;
+    if resp.error_code != 0 {
+        bail!("InitProducerId failed with error {}", describe_error(resp.error_code));
+    }
+    if resp.producer_id.0 < 0 || resp.producer_epoch < 0 {
+        bail!("InitProducerId answered producer id {} epoch {}", resp.producer_id.0, resp.producer_epoch);
+    }
+    Ok(Idempotence {
+        producer_id: resp.producer_id.0,
+        epoch: resp.producer_epoch,
+        next_sequence: vec![0; partitions.max(1) as usize],
+    })
+}
+
+/// An error code with its name where the harness knows it (the idempotence errors).
+fn describe_error(code: i16) -> String {
+    let name = match code {
+        45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        46 => "DUPLICATE_SEQUENCE_NUMBER",
+        47 => "INVALID_PRODUCER_EPOCH",
+        59 => "UNKNOWN_PRODUCER_ID",
+        _ => return code.to_string(),
+    };
+    format!("{code} ({name})")
 }
 
 /// Result of a completed run.
@@ -454,6 +510,7 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
     for _ in 0..w.connections.max(1) {
         conns.push(ProducerConn { conn: Conn::connect(&w.bootstrap)?, sent: VecDeque::new() });
     }
+    let mut idem = if w.idempotent { Some(init_producer_id(&mut conns[0].conn, w.partitions)?) } else { None };
     let quota = match w.stop {
         Stop::Count(n) => Some(share(n, w.producers, id)),
         Stop::Duration(_) => None,
@@ -480,6 +537,7 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
             // stamped with that intended time, so queueing delay counts (no coordinated
             // omission). Closed loop: create records while requests could go out.
             let mut budget = 100_000;
+            let (mut queued, mut queue_full) = (usize::MAX, false);
             while budget > 0 && quota.is_none_or(|q| made < q) {
                 let created = match interval {
                     Some(iv) => {
@@ -489,6 +547,16 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
                         let t = next_intended;
                         next_intended += iv;
                         t
+                    }
+                    None if idem.is_some() => {
+                        if ready.len() != queued {
+                            queued = ready.len();
+                            queue_full = idempotent_queue_full(w, &conns, &ready, slots_total);
+                        }
+                        if queue_full {
+                            break;
+                        }
+                        now
                     }
                     None => {
                         if ready.len() >= free.max(1) || w.acks == 0 && ready.len() >= slots_total {
@@ -509,7 +577,7 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
                 ready.extend(slot.take());
             }
         }
-        send_ready(w, sh, &mut conns, &mut ready, &pool)?;
+        send_ready(w, sh, &mut conns, &mut ready, &pool, idem.as_mut())?;
         let in_flight: usize = conns.iter().map(|c| c.conn.in_flight()).sum();
         if stopping && ready.is_empty() && in_flight == 0 && open.iter().all(Option::is_none) {
             break;
@@ -528,7 +596,12 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
                 wait = wait.min((first + w.linger).saturating_duration_since(now));
             }
         }
-        if in_flight < slots_total && (!ready.is_empty() || interval.is_none() && !stopping) {
+        let go_on = match idem {
+            None => in_flight < slots_total && (!ready.is_empty() || interval.is_none() && !stopping),
+            // The batches still ready after send_ready wait for their own connection.
+            Some(_) => interval.is_none() && !stopping && !idempotent_queue_full(w, &conns, &ready, slots_total),
+        };
+        if go_on {
             wait = Duration::ZERO; // closed loop with a free slot (always, for acks=0): go on
         }
         if in_flight == 0 {
@@ -591,58 +664,131 @@ fn add(
     }
 }
 
+/// The connection an idempotent producer sends `partition`'s batches on.
+fn connection_of(partition: i32, connections: usize) -> usize {
+    partition as usize % connections.max(1)
+}
+
+/// Idempotent closed loop: whether creating more records would only queue them. A
+/// partition's batches can only go out on its own connection, so this is the plain rule
+/// (ready batches ≥ max(1, free slots)) per connection that owns a partition, or the ready
+/// queue holding as many batches as there are request slots in all.
+fn idempotent_queue_full(w: &Workload, conns: &[ProducerConn], ready: &VecDeque<Batch>, slots_total: usize) -> bool {
+    if ready.len() >= slots_total {
+        return true;
+    }
+    let owners = conns.len().min(w.partitions.max(1) as usize);
+    conns[..owners].iter().enumerate().all(|(c, pc)| {
+        let free = w.in_flight.max(1).saturating_sub(pc.conn.in_flight());
+        ready.iter().filter(|b| connection_of(b.partition, conns.len()) == c).count() >= free.max(1)
+    })
+}
+
 /// Fills free request slots with ready batches: one request carries the oldest ready batch of
 /// each partition that has one (at most one batch per partition, as Kafka's clients send).
+///
+/// Idempotent producers send each partition's batches on one connection only (partition mod
+/// connections): a connection's requests are answered in order, so each partition's
+/// sequences reach the broker in order. With at most one batch per partition per request
+/// and at most `in_flight` ≤ 5 requests per connection, no partition ever has more than 5
+/// batches in flight (Kafka's limit for idempotent producers).
 fn send_ready(
     w: &Workload,
     sh: &Shared,
     conns: &mut [ProducerConn],
     ready: &mut VecDeque<Batch>,
     pool: &Bytes,
+    idem: Option<&mut Idempotence>,
 ) -> Result<()> {
+    let in_flight_max = w.in_flight.max(1);
+    if let Some(idem) = idem {
+        debug_assert!(in_flight_max <= IDEMPOTENT_IN_FLIGHT_MAX);
+        let n = conns.len();
+        for (c, conn) in conns.iter_mut().enumerate() {
+            while conn.conn.in_flight() < in_flight_max {
+                let (batches, bytes) = take_batches(ready, |p| connection_of(p, n) == c);
+                if batches.is_empty() {
+                    break;
+                }
+                send_batches(w, sh, conn, batches, bytes, pool, Some(idem))?;
+            }
+        }
+        return Ok(());
+    }
     while !ready.is_empty() {
         let Some(conn) =
-            conns.iter_mut().filter(|c| c.conn.in_flight() < w.in_flight.max(1)).min_by_key(|c| c.conn.in_flight())
+            conns.iter_mut().filter(|c| c.conn.in_flight() < in_flight_max).min_by_key(|c| c.conn.in_flight())
         else {
             return Ok(());
         };
-        let mut batches: Vec<Batch> = Vec::new();
-        let mut bytes = 0;
-        let mut i = 0;
-        while let Some(batch) = ready.get(i) {
-            if batches.iter().any(|b| b.partition == batch.partition) {
-                i += 1;
-                continue;
-            }
-            if !batches.is_empty() && bytes + batch.encoded > REQUEST_BYTES_MAX {
-                break;
-            }
-            bytes += batch.encoded;
-            batches.push(ready.remove(i).expect("index exists"));
+        let (batches, bytes) = take_batches(ready, |_| true);
+        send_batches(w, sh, conn, batches, bytes, pool, None)?;
+    }
+    Ok(())
+}
+
+/// Takes the oldest ready batch of each partition that `eligible` accepts, up to
+/// `REQUEST_BYTES_MAX` (at least one batch); returns them with their encoded size.
+fn take_batches(ready: &mut VecDeque<Batch>, eligible: impl Fn(i32) -> bool) -> (Vec<Batch>, usize) {
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut bytes = 0;
+    let mut i = 0;
+    while let Some(batch) = ready.get(i) {
+        if !eligible(batch.partition) || batches.iter().any(|b| b.partition == batch.partition) {
+            i += 1;
+            continue;
         }
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-        let parts: Vec<(i32, &[Msg])> = batches.iter().map(|b| (b.partition, &b.msgs[..])).collect();
-        let answered = w.acks != 0;
-        conn.conn.send_with(ApiKey::Produce, PRODUCE_VERSION, answered, bytes + 64 * parts.len() + 64, |buf| {
-            produce_body(buf, &w.topic, w.acks, w.compression, &parts, pool, now_ms)
-        })?;
-        let sent: Vec<SentPart> = batches
-            .iter()
-            .map(|b| SentPart {
-                partition: b.partition,
-                bytes: b.bytes as u64,
-                created: b.msgs.iter().map(|m| m.created).collect(),
-            })
-            .collect();
-        let count: u64 = sent.iter().map(|s| s.created.len() as u64).sum();
-        sh.produced.fetch_add(count, Relaxed);
-        if answered {
-            conn.sent.push_back(sent);
-        } else {
-            sh.acked.fetch_add(count, Relaxed);
-            for s in &sent {
-                count_acked(sh, s);
-            }
+        if !batches.is_empty() && bytes + batch.encoded > REQUEST_BYTES_MAX {
+            break;
+        }
+        bytes += batch.encoded;
+        batches.push(ready.remove(i).expect("index exists"));
+    }
+    (batches, bytes)
+}
+
+/// Sends one produce request with `batches` on `conn` (idempotent: each batch with the
+/// producer id and its partition's next sequence).
+fn send_batches(
+    w: &Workload,
+    sh: &Shared,
+    conn: &mut ProducerConn,
+    batches: Vec<Batch>,
+    bytes: usize,
+    pool: &Bytes,
+    mut idem: Option<&mut Idempotence>,
+) -> Result<()> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+    let parts: Vec<(i32, &[Msg], ProducerIds)> = batches
+        .iter()
+        .map(|b| {
+            let ids = match idem.as_deref_mut() {
+                Some(idem) => idem.next_batch(b.partition, b.msgs.len()),
+                None => ProducerIds::NONE,
+            };
+            (b.partition, &b.msgs[..], ids)
+        })
+        .collect();
+    let answered = w.acks != 0;
+    conn.conn.send_with(ApiKey::Produce, PRODUCE_VERSION, answered, bytes + 64 * parts.len() + 64, |buf| {
+        produce_body(buf, &w.topic, w.acks, w.compression, &parts, pool, now_ms)
+    })?;
+    let sent: Vec<SentPart> = batches
+        .iter()
+        .map(|b| SentPart {
+            partition: b.partition,
+            bytes: b.bytes as u64,
+            created: b.msgs.iter().map(|m| m.created).collect(),
+        })
+        .collect();
+    let count: u64 = sent.iter().map(|s| s.created.len() as u64).sum();
+    sh.produced.fetch_add(count, Relaxed);
+    if answered {
+        conn.sent.push_back(sent);
+    } else {
+        sh.acked.fetch_add(count, Relaxed);
+        for s in &sent {
+            count_acked(sh, s);
         }
     }
     Ok(())
@@ -670,7 +816,12 @@ fn receive(w: &Workload, sh: &Shared, pc: &mut ProducerConn, hist: &mut Histogra
             .map_or(-1, |p| p.error_code);
         if error != 0 {
             sh.errors.fetch_add(s.created.len() as u64, Relaxed);
-            sh.note_error(format!("produce to {}-{} failed with error {error}", w.topic, s.partition));
+            sh.note_error(format!(
+                "produce to {}-{} failed with error {}",
+                w.topic,
+                s.partition,
+                describe_error(error)
+            ));
             continue;
         }
         sh.acked.fetch_add(s.created.len() as u64, Relaxed);
