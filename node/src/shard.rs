@@ -478,7 +478,7 @@ impl Shard {
             async {
                 let _ = crate::watch::first_of(waits).await;
             },
-            glommio::timer::sleep(wait),
+            crate::runtime::Deadline::after(wait),
         )
         .await;
     }
@@ -825,7 +825,7 @@ async fn produce_one(log: &Rc<PartitionLog>, records: &[u8], acks: i16, timeout_
     if acks == -1 {
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
         let synced = futures_lite::future::or(async { Some(log.sync_to(info.last_offset + 1).await) }, async {
-            glommio::timer::sleep(timeout).await;
+            crate::runtime::Deadline::after(timeout).await;
             None
         })
         .await;
