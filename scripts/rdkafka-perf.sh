@@ -168,12 +168,13 @@ if [ -n "${EXTRA_X:-}${EXTRA_ARGS:-}" ]; then
     echo "rdkafka-perf: rdkafka_performance extra settings: ${xopts[*]:6}"
 fi
 
-# CPU seconds (user + system) the node has used so far; 0 with BOOTSTRAP.
+# CPU seconds "user system" the node (all its threads, io_uring workers too) has used so
+# far; "0 0" with BOOTSTRAP.
 node_cpu() {
     if [ -n "$node" ]; then
-        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$node/stat"
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f %.3f\n", $14 / hz, $15 / hz }' "/proc/$node/stat"
     else
-        echo 0
+        echo 0 0
     fi
 }
 
@@ -191,17 +192,21 @@ timed() {
     awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }' "$tmp/time.raw" >"$tmp/time"
 }
 
-# "client x%, node y%" of one core over the last run (node: CPU seconds before and after);
-# with NODE_CPU_QUOTA also how much the node was throttled ($3: node_throttle before).
+# "client x%, node y% (user u + system s µs per message)" of one core over the last run
+# ($1, $2: node_cpu before and after); with NODE_CPU_QUOTA also how much the node was
+# throttled ($3: node_throttle before).
 cpu_line() {
-    local c w thr="" p0 t0 ns0 p1 t1 ns1
+    local c w thr="" p0 t0 ns0 p1 t1 ns1 u0 s0 u1 s1
     read -r c w <"$tmp/time"
+    read -r u0 s0 <<<"$1"
+    read -r u1 s1 <<<"$2"
     if [ -n "$cg" ]; then
         read -r p0 t0 ns0 <<<"$3"
         read -r p1 t1 ns1 <<<"$(node_throttle)"
         thr=", node throttled in $((t1 - t0))/$((p1 - p0)) periods ($(((ns1 - ns0) / 1000000)) ms)"
     fi
-    echo "$(python3 -c "print(f'client {100 * $c / $w:.0f}% of a core, node {100 * ($2 - $1) / $w:.0f}%')")$thr"
+    echo "$(python3 -c "print(f'client {100 * $c / $w:.0f}% of a core, node {100 * ($u1 + $s1 - $u0 - $s0) / $w:.0f}%' +
+        f' (user {1e6 * ($u1 - $u0) / $count:.1f} + system {1e6 * ($s1 - $s0) / $count:.1f} µs per message)')")$thr"
 }
 
 # Each run leaves msg/s in $tmp/rate and the CPU line in $tmp/cpu.
