@@ -59,7 +59,7 @@ WORKLOAD FLAGS (defaults in brackets):
                           *-group presets use a fresh group per run]
     --cores 1,2           pin load threads round robin to these cores [not pinned]
     --out DIR             result.json and chart.svg [bench/out/<UTC time>]
-    --baseline-mib M      also measure the baselines (M MiB) and print ratios [off]
+    --baseline-mib M      also measure the baselines (best of 3 passes of M MiB) and print ratios [off]
     --quiet 1             no progress line";
 
 /// `--name value` pairs.
