@@ -14,7 +14,7 @@ data="$(mktemp -d)"
 log="$data/node.log"
 taskset -c 0 target/release/sluice --listen 127.0.0.1:0 --data-dir "$data/data" --cores 0 --admin 127.0.0.1:0 >"$log" 2>&1 &
 node=$!
-trap 'kill $node 2>/dev/null; wait $node 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $node 2>/dev/null || true; wait $node 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 100); do grep -q "sluice: ready" "$log" && break; sleep 0.1; done
 kafka="$(grep -o 'kafka=[^ ]*' "$log" | cut -d= -f2)"
 admin="$(grep -o 'admin=[^ ]*' "$log" | cut -d= -f2)"
