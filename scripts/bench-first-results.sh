@@ -25,20 +25,7 @@ for b in "$sluice" "$bench"; do
     [ -x "$b" ] || { echo "build first: cargo build --release -p sluice-node -p sluice-bench" >&2; exit 1; }
 done
 tmp="$(mktemp -d)"
-node=""
-stop_node() {
-    if [ -n "$node" ]; then kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true; fi
-    node=""
-}
-trap 'stop_node; rm -rf "$tmp"' EXIT
-start_node() {
-    stop_node
-    rm -rf "$tmp/data"
-    taskset -c 0 "$sluice" --listen 127.0.0.1:0 --data-dir "$tmp/data" --cores 0 >"$tmp/node.log" 2>&1 &
-    node=$!
-    for _ in $(seq 100); do grep -q "sluice: ready" "$tmp/node.log" && break; sleep 0.1; done
-    kafka="$(grep -o 'kafka=[^ ]*' "$tmp/node.log" | cut -d= -f2)"
-}
+trap 'node_stop; rm -rf "$tmp"' EXIT
 
 # A field of a result.json: get FILE python-expression-on-r
 get() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
@@ -51,7 +38,7 @@ run() { # name, then sluice-bench arguments; output in $out/rROUND-name
 
 rows=()
 for round in $(seq "$rounds"); do
-    start_node
+    NODE_BIN="$sluice" NODE_CORE=0 node_start "$tmp"
     common[1]="$kafka"
     sync
     measured run produce-1k produce "${common[@]}" --topic p1k --baseline-mib "$mib" --dir "$tmp/baseline"
@@ -81,6 +68,6 @@ for round in $(seq "$rounds"); do
     row+=" | 100 B $s_msgs msg/s | at 50 % ($half msg/s target, $h_msgs reached) ack p99 ${p99} µs p99.9 ${p999} µs"
     echo "$row"
     rows+=("$row")
-    stop_node
+    node_stop
 done
 echo "outputs in $out"

@@ -115,3 +115,26 @@ measured() {
     done
     echo "bench: the machine did not stay quiet; keeping the last run (others: $share of a core)" >&2
 }
+
+# A fresh release node for one measurement (NODE_BIN [target/release/sluice], pinned to
+# NODE_CORE [0] with `--cores NODE_CORE`, data under DIR/data, emptied first):
+#   node_start DIR [--set k=v ...]   sets $node (pid) and $kafka (address)
+#   node_stop                        stops it (safe to call twice; use it in an EXIT trap)
+node=""
+kafka=""
+node_start() {
+    local dir="$1"
+    shift
+    node_stop
+    rm -rf "$dir/data"
+    taskset -c "${NODE_CORE:-0}" "${NODE_BIN:-target/release/sluice}" --listen 127.0.0.1:0 \
+        --data-dir "$dir/data" --cores "${NODE_CORE:-0}" "$@" >"$dir/node.log" 2>&1 &
+    node=$!
+    for _ in $(seq 100); do grep -q "sluice: ready" "$dir/node.log" && break; sleep 0.1; done
+    kafka="$(grep -o 'kafka=[^ ]*' "$dir/node.log" | cut -d= -f2)"
+    [ -n "$kafka" ] || { echo "bench: the node did not start:" >&2; cat "$dir/node.log" >&2; return 1; }
+}
+node_stop() {
+    if [ -n "$node" ]; then kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true; fi
+    node=""
+}

@@ -26,12 +26,7 @@ for b in "$bench" target/release/sluice; do
 done
 
 tmp="$(mktemp -d)"
-node=""
-stop_node() {
-    if [ -n "$node" ]; then kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true; fi
-    node=""
-}
-trap 'stop_node; rm -rf "$tmp"' EXIT
+trap 'node_stop; rm -rf "$tmp"' EXIT
 rate() {
     python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["produce"]["msgs_per_s"]))' "$1/result.json"
 }
@@ -40,15 +35,10 @@ echo "bench-sink: ${flags[*]}; node/sink on core $node_core, load threads on cor
 # Against a fresh node on its core; the node is stopped and its data written back after.
 node_run() {
     local r="$1"
-    rm -rf "$tmp/data"
-    taskset -c "$node_core" target/release/sluice --listen 127.0.0.1:0 --data-dir "$tmp/data" \
-        --cores "$node_core" --admin 127.0.0.1:0 >"$tmp/node.log" 2>&1 &
-    node=$!
-    for _ in $(seq 100); do grep -q "sluice: ready" "$tmp/node.log" && break; sleep 0.1; done
-    kafka="$(grep -o 'kafka=[^ ]*' "$tmp/node.log" | cut -d= -f2)"
+    NODE_CORE="$node_core" node_start "$tmp" --admin 127.0.0.1:0
     "$bench" produce --bootstrap "$kafka" "${flags[@]}" --out "$tmp/node-$r" >"$tmp/node-$r.txt" 2>&1 ||
         { cat "$tmp/node-$r.txt" >&2; exit 1; }
-    stop_node
+    node_stop
 }
 
 sink_run() {

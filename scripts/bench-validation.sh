@@ -37,22 +37,7 @@ for b in "$sluice" "$bench"; do
 done
 
 tmp="$(mktemp -d)"
-node=""
-stop_node() {
-    if [ -n "$node" ]; then kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true; fi
-    node=""
-}
-trap 'stop_node; rm -rf "$tmp"' EXIT
-
-start_node() { # validate
-    stop_node
-    rm -rf "$tmp/data"
-    taskset -c "$node_core" "$sluice" --listen 127.0.0.1:0 --data-dir "$tmp/data" --cores "$node_core" \
-        --set "record.validation.enable=$1" >"$tmp/node.log" 2>&1 &
-    node=$!
-    for _ in $(seq 100); do grep -q "sluice: ready" "$tmp/node.log" && break; sleep 0.1; done
-    kafka="$(grep -o 'kafka=[^ ]*' "$tmp/node.log" | cut -d= -f2)"
-}
+trap 'node_stop; rm -rf "$tmp"' EXIT
 
 node_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$node/stat"; }
 
@@ -83,13 +68,13 @@ for codec in $codecs; do
         [ $((r % 2)) = 0 ] && order="false true"
         declare -A cpu=() rate=()
         for v in $order; do
-            start_node "$v"
+            NODE_BIN="$sluice" NODE_CORE="$node_core" node_start "$tmp" --set "record.validation.enable=$v"
             # warm the node (first segment files, page cache) before the measured run
             "$bench" produce --bootstrap "$kafka" --topic warm --partitions 6 --count 20000 --quiet 1 \
                 --out "$tmp/warm" >/dev/null 2>&1
             measured run_one "$codec"
             read -r cpu[$v] rate[$v] <"$tmp/run"
-            stop_node
+            node_stop
         done
         share="$(python3 -c "print(f'{${cpu[false]} / ${cpu[true]}:.3f}')")"
         shares+=("$share")
