@@ -77,8 +77,6 @@ pub struct Member {
     pub generation: i32,
     /// Partitions assigned in the current generation, ascending.
     pub assigned: Vec<i32>,
-    /// Completed joins after the first (rebalances this member took part in).
-    pub rebalances: u64,
     next_heartbeat: Instant,
 }
 
@@ -137,12 +135,14 @@ impl Member {
             member_id: String::new(),
             generation: -1,
             assigned: Vec::new(),
-            rebalances: 0,
             next_heartbeat: Instant::now(),
         };
         m.rejoin()?;
-        m.rebalances = 0;
         Ok(m)
+    }
+
+    fn group_id(&self) -> GroupId {
+        GroupId(str_bytes(&self.group))
     }
 
     /// JoinGroup then SyncGroup until both succeed in one generation.
@@ -153,7 +153,7 @@ impl Member {
         let mut last = NONE;
         for _ in 0..JOIN_ATTEMPTS {
             let req = JoinGroupRequest::default()
-                .with_group_id(GroupId(str_bytes(&self.group)))
+                .with_group_id(self.group_id())
                 .with_session_timeout_ms(SESSION_TIMEOUT_MS)
                 .with_rebalance_timeout_ms(REBALANCE_TIMEOUT_MS)
                 .with_member_id(str_bytes(&self.member_id))
@@ -198,7 +198,7 @@ impl Member {
                 Vec::new()
             };
             let req = SyncGroupRequest::default()
-                .with_group_id(GroupId(str_bytes(&self.group)))
+                .with_group_id(self.group_id())
                 .with_generation_id(self.generation)
                 .with_member_id(str_bytes(&self.member_id))
                 .with_assignments(assignments);
@@ -224,7 +224,6 @@ impl Member {
             mine.sort_unstable();
             mine.dedup();
             self.assigned = mine;
-            self.rebalances += 1;
             self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
             return Ok(());
         }
@@ -239,7 +238,7 @@ impl Member {
         }
         self.next_heartbeat = now + HEARTBEAT_INTERVAL;
         let req = HeartbeatRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_group_id(self.group_id())
             .with_generation_id(self.generation)
             .with_member_id(str_bytes(&self.member_id));
         let resp: HeartbeatResponse = self.conn.call(ApiKey::Heartbeat, HEARTBEAT_VERSION, &req)?;
@@ -261,7 +260,7 @@ impl Member {
             .map(|&(p, o)| OffsetCommitRequestPartition::default().with_partition_index(p).with_committed_offset(o))
             .collect();
         let req = OffsetCommitRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_group_id(self.group_id())
             .with_generation_id_or_member_epoch(self.generation)
             .with_member_id(str_bytes(&self.member_id))
             .with_topics(vec![OffsetCommitRequestTopic::default()
@@ -286,7 +285,7 @@ impl Member {
     /// Leaves the group (its partitions go to the others at once, not after the session).
     pub fn leave(mut self) -> Result<()> {
         let req = LeaveGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_group_id(self.group_id())
             .with_members(vec![MemberIdentity::default().with_member_id(str_bytes(&self.member_id))]);
         let resp: LeaveGroupResponse = self.conn.call(ApiKey::LeaveGroup, LEAVE_GROUP_VERSION, &req)?;
         match resp.error_code {

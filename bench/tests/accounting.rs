@@ -280,9 +280,7 @@ fn idempotent_batches_carry_contiguous_sequences() {
     let node = start_node("idem");
     let count = 20_000u64;
     let out = node.dir.join("out-produce");
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice-bench"))
-        .args(["produce", "--bootstrap", &node.kafka, "--quiet", "1", "--out"])
-        .arg(&out)
+    let output = bench(&node, &out, &["produce"])
         .args(["--topic", "idem-plain", "--partitions", "5", "--producers", "2", "--connections", "2"])
         .args(["--keys", "uniform", "--size", "uniform:16-400", "--idempotent", "1", "--count", &count.to_string()])
         .output()
