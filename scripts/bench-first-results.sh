@@ -21,9 +21,7 @@ sluice="${SLUICE_BIN:-target/release/sluice}"
 bench="${BENCH:-target/release/sluice-bench}"
 mib="${BASELINE_MIB:-1024}"
 out="${OUT:-bench/out/first-$(date -u +%Y%m%dT%H%M%SZ)}"
-for b in "$sluice" "$bench"; do
-    [ -x "$b" ] || { echo "build first: cargo build --release -p sluice-node -p sluice-bench" >&2; exit 1; }
-done
+need_binaries "$sluice" "$bench"
 tmp="$(mktemp -d)"
 trap 'node_stop; rm -rf "$tmp"' EXIT
 

@@ -50,9 +50,7 @@ node_core="${NODE_CORE:-0}"
 load_core="${LOAD_CORE:-1}"
 node_bin="${SLUICE_BIN:-target/release/sluice}"
 bench="${BENCH:-target/release/sluice-bench}"
-for b in "$node_bin" "$bench"; do
-    [ -x "$b" ] || { echo "bench-idempotence: $b missing; build first: cargo build --release -p sluice-node -p sluice-bench" >&2; exit 1; }
-done
+need_binaries "$node_bin" "$bench"
 if [ "${DISK:-0}" = 1 ]; then
     mkdir -p target
     data_root="$PWD/target/bench-idempotence-$$"

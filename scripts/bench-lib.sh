@@ -138,3 +138,12 @@ node_stop() {
     if [ -n "$node" ]; then kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true; fi
     node=""
 }
+
+# need_binaries FILE...: stops the script unless every FILE is an executable (the release
+# node and harness a measurement runs).
+need_binaries() {
+    local b
+    for b in "$@"; do
+        [ -x "$b" ] || { echo "bench: $b missing; build first: cargo build --release -p sluice-node -p sluice-bench" >&2; exit 1; }
+    done
+}

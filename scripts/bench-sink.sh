@@ -21,9 +21,7 @@ node_core="${NODE_CORE:-0}"
 load_core="${LOAD_CORE:-1}"
 flags=(--topic sink-check --connections 2 --warmup 2 --duration "$secs" --cores "$load_core" --quiet 1 "$@")
 bench=target/release/sluice-bench
-for b in "$bench" target/release/sluice; do
-    [ -x "$b" ] || { echo "build first: cargo build --release -p sluice-node -p sluice-bench" >&2; exit 1; }
-done
+need_binaries "$bench" target/release/sluice
 
 tmp="$(mktemp -d)"
 trap 'node_stop; rm -rf "$tmp"' EXIT

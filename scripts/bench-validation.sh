@@ -32,9 +32,7 @@ node_core="${NODE_CORE:-0}"
 load_core="${LOAD_CORE:-1}"
 sluice="${SLUICE_BIN:-target/release/sluice}"
 bench="${BENCH:-target/release/sluice-bench}"
-for b in "$sluice" "$bench"; do
-    [ -x "$b" ] || { echo "build first: cargo build --release -p sluice-node -p sluice-bench" >&2; exit 1; }
-done
+need_binaries "$sluice" "$bench"
 
 tmp="$(mktemp -d)"
 trap 'node_stop; rm -rf "$tmp"' EXIT
