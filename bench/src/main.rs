@@ -33,7 +33,10 @@ USAGE:
                           discarding broker (its threads pinned to --sink-cores)
     sluice-bench sink     --listen ADDR [--cores 0]  serve the discarding broker until killed
     sluice-bench compare  --a ADDR --b ADDR [--rounds N] [--preset P] [WORKLOAD FLAGS]
-    sluice-bench baseline [--dir DIR] [--mib M]
+    sluice-bench baseline [--dir DIR] [--mib M] [--passes 3] [--core C --peer-core P]
+                          [--sync-bytes B [--sync-secs 3]] [--keep 0|1]
+                          floors: page-cache write, loopback receive and send, and
+                          write+fdatasync at B bytes, in MB/s and CPU-s per GiB
     sluice-bench layout   --admin ADDR [--internal 1]  (internal topics partition by partition)
 
 WORKLOAD FLAGS (defaults in brackets):
@@ -59,7 +62,10 @@ WORKLOAD FLAGS (defaults in brackets):
                           *-group presets use a fresh group per run]
     --cores 1,2           pin load threads round robin to these cores [not pinned]
     --out DIR             result.json and chart.svg [bench/out/<UTC time>]
-    --baseline-mib M      also measure the baselines (best of 3 passes of M MiB) and print ratios [off]
+    --baseline-mib M      also measure the floors first (median of --passes [3] of M MiB, the
+                          baseline flags apply) and print ratios [off]
+    --node-pid PID        report the broker's CPU per GiB over the measured window (all its
+                          threads, from /proc/PID/stat) and, with the floors, the fraction of floor
     --quiet 1             no progress line";
 
 /// `--name value` pairs.
@@ -192,6 +198,7 @@ pub fn parse_workload(o: &Opts, mode: Mode, label: &str) -> Result<Workload> {
         fetch_bytes: o.num("fetch-bytes", 1 << 20)?,
         group: o.0.get("group").filter(|g| !g.is_empty()).cloned(),
         quiet: o.has("quiet"),
+        node_pid: o.has("node-pid").then(|| o.num("node-pid", 0u32)).transpose()?,
     })
 }
 
@@ -209,11 +216,9 @@ fn secs(s: f64) -> Duration {
 
 fn run_workload(o: Opts, mode: Mode, label: &str) -> Result<()> {
     let w = parse_workload(&o, mode, label)?;
-    let baselines = match o.0.get("baseline-mib") {
-        Some(m) => {
-            Some(baseline::measure(&std::path::PathBuf::from(o.str("dir", "target/bench-baseline")), m.parse()?)?)
-        }
-        None => None,
+    let baselines = match o.has("baseline-mib") {
+        true => Some(baseline::measure(&baseline::Setup::from_opts(&o)?)?),
+        false => None,
     };
     let r = workload::run(&w)?;
     finish(&r, &o, baselines)
@@ -223,16 +228,30 @@ fn run_workload(o: Opts, mode: Mode, label: &str) -> Result<()> {
 /// command if the run had errors.
 fn finish(r: &RunResult, o: &Opts, baselines: Option<baseline::Baselines>) -> Result<()> {
     report::print_table(r);
-    if let Some(b) = baselines {
-        println!(
-            "baselines (same run): page-cache write {:.0} MB/s, loopback TCP {:.0} MB/s",
-            b.page_cache_mbs, b.loopback_mbs
-        );
+    if let Some(b) = &baselines {
+        b.print();
         if r.acked > 0 {
-            println!("produce  {:.3} × page-cache write", r.produce_mbs() / b.page_cache_mbs);
+            println!("produce  {:.3} × page-cache write bandwidth", r.produce_mbs() / b.page_cache_write.mbs);
         }
         if r.consumed > 0 {
-            println!("consume  {:.3} × loopback TCP", r.consume_mbs() / b.loopback_mbs);
+            println!("consume  {:.3} × loopback send bandwidth", r.consume_mbs() / b.loopback_send.mbs);
+        }
+    }
+    if let Some(n) = &r.node_cpu {
+        println!(
+            "node CPU {:.3} CPU-s/GiB ({:.2} cores busy over {:.1} s, {:.0} MiB)",
+            n.cpu_s_per_gib(),
+            n.cores(),
+            n.wall_secs,
+            n.bytes as f64 / (1u64 << 20) as f64
+        );
+        if let Some(b) = &baselines {
+            // A run that both produces and consumes has no single floor: report the produce one.
+            let (floor, what) = match r.acked > 0 {
+                true => (b.produce_cpu_s_per_gib(), "page-cache write + loopback receive"),
+                false => (b.consume_cpu_s_per_gib(), "loopback send"),
+            };
+            println!("fraction of floor {:.3} (floor {floor:.3} CPU-s/GiB: {what})", floor / n.cpu_s_per_gib());
         }
     }
     let dir = o.0.get("out").map_or_else(report::default_out_dir, std::path::PathBuf::from);

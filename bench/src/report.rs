@@ -13,8 +13,9 @@ use std::time::Instant;
 pub const PERCENTILES: [f64; 5] = [50.0, 90.0, 99.0, 99.9, 99.99];
 
 /// Samples counters until every load thread has finished; stops the run at its duration.
-pub fn monitor(w: &Workload, sh: &Shared, handles: &[JoinHandle<()>]) -> Vec<(f64, u64, u64)> {
+pub fn monitor(w: &Workload, sh: &Shared, handles: &[JoinHandle<()>]) -> (Vec<(f64, u64, u64)>, Option<NodeCpu>) {
     let mut samples = vec![(0.0, 0, 0)];
+    let mut node_cpu = NodeCpuSampler::default();
     let mut next = sh.start + SAMPLE_INTERVAL;
     let mut last_print = (sh.start, 0u64, 0u64, 0u64);
     let total = match w.stop {
@@ -32,6 +33,10 @@ pub fn monitor(w: &Workload, sh: &Shared, handles: &[JoinHandle<()>]) -> Vec<(f6
             let acked = sh.acked.load(Relaxed);
             let consumed = sh.consumed.load(Relaxed);
             samples.push((elapsed.as_secs_f64(), acked, consumed));
+            if let Some(pid) = w.node_pid.filter(|_| now >= sh.measure_from) {
+                let bytes = sh.acked_bytes_measured.load(Relaxed) + sh.consumed_bytes_measured.load(Relaxed);
+                node_cpu.sample(pid, now, bytes);
+            }
             next += SAMPLE_INTERVAL;
             if !w.quiet && (now.duration_since(last_print.0).as_secs_f64() >= 1.0 || done) {
                 let dt = now.duration_since(last_print.0).as_secs_f64().max(1e-9);
@@ -71,7 +76,50 @@ pub fn monitor(w: &Workload, sh: &Shared, handles: &[JoinHandle<()>]) -> Vec<(f6
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    samples
+    (samples, node_cpu.result())
+}
+
+/// The node's CPU over the measured window (`--node-pid`): all its threads, io_uring
+/// workers included, from `/proc/PID/stat`, divided by the bytes moved in the same window.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeCpu {
+    pub cpu_secs: f64,
+    pub wall_secs: f64,
+    pub bytes: u64,
+}
+
+impl NodeCpu {
+    pub fn cpu_s_per_gib(&self) -> f64 {
+        self.cpu_secs / (self.bytes as f64 / (1u64 << 30) as f64).max(1e-12)
+    }
+    /// Cores the node kept busy on average.
+    pub fn cores(&self) -> f64 {
+        self.cpu_secs / self.wall_secs.max(1e-9)
+    }
+}
+
+/// The first sample after the warm-up and the last one at which bytes still moved (the
+/// window ends when the workload does, not when the harness has finished joining threads).
+#[derive(Default)]
+struct NodeCpuSampler {
+    first: Option<(Instant, std::time::Duration, u64)>,
+    last: Option<(Instant, std::time::Duration, u64)>,
+}
+
+impl NodeCpuSampler {
+    fn sample(&mut self, pid: u32, now: Instant, bytes: u64) {
+        let Ok(cpu) = crate::baseline::process_cpu(pid) else { return };
+        match self.first {
+            None => self.first = Some((now, cpu, bytes)),
+            Some(_) if self.last.is_none_or(|(_, _, b)| bytes > b) => self.last = Some((now, cpu, bytes)),
+            Some(_) => {}
+        }
+    }
+
+    fn result(&self) -> Option<NodeCpu> {
+        let ((t0, c0, b0), (t1, c1, b1)) = (self.first?, self.last?);
+        Some(NodeCpu { cpu_secs: (c1 - c0).as_secs_f64(), wall_secs: (t1 - t0).as_secs_f64(), bytes: b1 - b0 })
+    }
 }
 
 fn p99_of(h: &std::sync::Mutex<Histogram<u64>>) -> String {

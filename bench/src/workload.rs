@@ -118,6 +118,8 @@ pub struct Workload {
     /// their positions; None: each consumer is assigned partitions p with p mod C = its index.
     pub group: Option<String>,
     pub quiet: bool,
+    /// A local broker's process id: its CPU per GiB is reported (from `/proc`).
+    pub node_pid: Option<u32>,
 }
 
 pub fn topic_name(name: &str) -> TopicName {
@@ -341,6 +343,8 @@ pub struct RunResult {
     pub samples: Vec<(f64, u64, u64)>,
     pub first_error: Option<String>,
     pub group: Option<GroupOutcome>,
+    /// The node's CPU over the measured window (`--node-pid`).
+    pub node_cpu: Option<crate::report::NodeCpu>,
 }
 
 /// How a run's consumer group went.
@@ -453,7 +457,7 @@ pub fn run(w: &Workload) -> Result<RunResult> {
             sh.producers_running.fetch_sub(1, Relaxed);
         }));
     }
-    let samples = crate::report::monitor(w, &sh, &handles);
+    let (samples, node_cpu) = crate::report::monitor(w, &sh, &handles);
     for h in handles {
         let _ = h.join();
     }
@@ -497,6 +501,7 @@ pub fn run(w: &Workload) -> Result<RunResult> {
         samples,
         first_error,
         group,
+        node_cpu,
     })
 }
 

@@ -165,6 +165,11 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.log.validate_records = boolean("record.validation.enable", v)? }
     ),
     setting!(
+        "log.write.method",
+        "Sluice's own: pwritev (gathered from the requests, on the shard) or io_uring (copied, then IORING_OP_WRITE) (default pwritev)",
+        |c, v| { c.log.write_method = v.trim().trim_matches('"').parse::<crate::log::config::WriteMethod>()? }
+    ),
+    setting!(
         "fetch.zero.copy.enable",
         "splice fetched records file-to-socket instead of copying (default false)",
         |c, v| { c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)? }

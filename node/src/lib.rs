@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod frame_pool;
 pub mod group;
 pub mod internal;
 pub mod limits;

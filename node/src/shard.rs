@@ -811,14 +811,14 @@ impl Shard {
 }
 
 /// Appends to one local partition and waits as `acks` requires.
-async fn produce_one(log: &Rc<PartitionLog>, records: &[u8], acks: i16, timeout_ms: i32, now: i64) -> ProduceOutcome {
+async fn produce_one(log: &Rc<PartitionLog>, records: &Bytes, acks: i16, timeout_ms: i32, now: i64) -> ProduceOutcome {
     let failed = |error: i16, message: String| ProduceOutcome {
         error,
         base_offset: -1,
         log_start_offset: log.log_start_offset(),
         message: Some(message),
     };
-    let info = match log.append(records, 0, now).await {
+    let info = match log.append_shared(records, 0, now).await {
         Ok(info) => info,
         Err(e) => return failed(storage_error(&e), e.to_string()),
     };

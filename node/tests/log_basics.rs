@@ -295,3 +295,39 @@ fn segments_roll_on_segment_ms_and_on_a_full_index() {
         assert_eq!(headers(&bytes).len(), 3, "the first segment holds the three batches before the roll");
     });
 }
+
+#[test]
+fn both_write_methods_put_the_same_bytes_in_the_segment() {
+    // One append of 700 small batches (1400 pieces: more than one pwritev's 1024 iovecs) and
+    // one of a 3 MiB batch (more than one pwritev's 1 MiB), then more appends: pwritev and
+    // io_uring must leave the same file, with every batch at its offset.
+    use sluice::log::config::WriteMethod;
+    let tmp = TempDir::new("methods");
+    test_executor().run(async move {
+        let mut small = Vec::new();
+        for i in 0..700u32 {
+            small.extend_from_slice(&batch(&[format!("value-{i}").as_bytes()], i as i64));
+        }
+        let big_value = vec![0xabu8; 3 << 20];
+        let big = batch(&[&big_value], 5000);
+        let mut files = Vec::new();
+        for method in [WriteMethod::Pwritev, WriteMethod::IoUring] {
+            let dir = tmp.path().join(format!("{method:?}-0"));
+            let config = LogConfig { write_method: method, max_message_bytes: 4 << 20, ..LogConfig::default() };
+            let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+            let a = log.append_shared(&bytes::Bytes::from(small.clone()), 0, 0).await.unwrap();
+            assert_eq!((a.first_offset, a.last_offset), (0, 699));
+            let b = log.append_shared(&bytes::Bytes::from(big.clone()), 0, 0).await.unwrap();
+            assert_eq!(b.first_offset, 700);
+            let c = log.append(&batch(&[b"after"], 6000), 0, 0).await.unwrap();
+            assert_eq!(c.first_offset, 701);
+            let (read, _) = log.read_copy(0, 16 << 20, true).await.unwrap();
+            let offsets: Vec<i64> = headers(&read).iter().map(|h| h.base_offset).collect();
+            assert_eq!(offsets, (0..=701).collect::<Vec<i64>>());
+            log.close().await.unwrap();
+            files.push(std::fs::read(dir.join(format!("{:020}.log", 0))).unwrap());
+        }
+        assert_eq!(files[0].len(), small.len() + big.len() + batch(&[b"after"], 6000).len());
+        assert!(files[0] == files[1], "pwritev and io_uring wrote different bytes");
+    });
+}

@@ -30,6 +30,12 @@ const OFFSET_BASE_OFFSET: usize = 0;
 const OFFSET_BATCH_LENGTH: usize = 8;
 const OFFSET_LEADER_EPOCH: usize = 12;
 const OFFSET_MAGIC: usize = 16;
+
+/// The batch's first bytes, which the broker rewrites (baseOffset .. partitionLeaderEpoch,
+/// all outside the CRC): the append path patches a copy of these and writes the rest of the
+/// batch from the request as it came.
+pub const PATCHED_PREFIX_BYTES: usize = OFFSET_LEADER_EPOCH + 4;
+const _: () = assert!(OFFSET_BASE_OFFSET + 8 <= PATCHED_PREFIX_BYTES && PATCHED_PREFIX_BYTES <= OFFSET_MAGIC);
 const OFFSET_CRC: usize = 17;
 const OFFSET_ATTRIBUTES: usize = 21;
 const OFFSET_LAST_OFFSET_DELTA: usize = 23;

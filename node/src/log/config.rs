@@ -33,6 +33,35 @@ pub struct LogConfig {
     /// Walk every produced record (decompressing compressed batches) as Kafka's
     /// `LogValidator` does. Sluice's own switch, on by default; off only to measure it.
     pub validate_records: bool,
+    /// `log.write.method` (Sluice's own): how appends reach the page cache.
+    pub write_method: WriteMethod,
+}
+
+/// How the partition writer moves queued appends into the page cache.
+///
+/// `Pwritev` (the default): one gathering `pwritev(2)` on the shard's own thread, straight
+/// from the request frames. `IoUring`: the pieces are first copied into one buffer, which
+/// glommio writes with `IORING_OP_WRITE`; on filesystems without async buffered writes
+/// (ext4) io_uring hands every such write to an io-wq worker thread, which runs on the
+/// shard's core and competes with it. Measured on ext4 in `bench/RESULTS.md` (2026-12-04);
+/// kept so the trade can be re-measured where it may differ (XFS, a slow disk whose writes
+/// block in dirty-page throttling: there a blocking `pwritev` stalls the whole shard, the
+/// io-wq worker only its partition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    Pwritev,
+    IoUring,
+}
+
+impl std::str::FromStr for WriteMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pwritev" => Ok(WriteMethod::Pwritev),
+            "io_uring" => Ok(WriteMethod::IoUring),
+            _ => Err(format!("log.write.method takes pwritev or io_uring, got {s:?}")),
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -49,6 +78,7 @@ impl Default for LogConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             producer_id_expiration_ms: 86_400_000,
             validate_records: true,
+            write_method: WriteMethod::Pwritev,
         }
     }
 }

@@ -23,11 +23,12 @@
 
 use super::batch::{self, BatchError, BatchHeader, Check};
 use super::checkpoint::{self, EpochEntry};
-use super::config::LogConfig;
+use super::config::{LogConfig, WriteMethod};
 use super::error::LogError;
 use super::producer::{self, ProducerStates, Verdict};
-use super::segment::{self, IndexFiles, Segment, SegmentFile, SegmentState};
+use super::segment::{self, IndexFiles, Piece, Segment, SegmentFile, SegmentState};
 use crate::watch::OffsetWatch;
+use bytes::Bytes;
 use glommio::io::Directory;
 use glommio::sync::Semaphore;
 use std::cell::RefCell;
@@ -89,13 +90,16 @@ pub struct RetentionOutcome {
     pub log_start_offset: i64,
 }
 
-/// One queued write: a contiguous run of bytes for one segment file.
+/// One queued write: a contiguous run of bytes for one segment file, kept as the pieces it
+/// is made of (patched batch prefixes and slices of the produce requests' frames) so that
+/// one gathering write moves them to the page cache without a copy in user space.
 #[derive(Debug)]
 struct QueuedWrite {
     file: Rc<SegmentFile>,
     segment_base: i64,
     position: u64,
-    bytes: Vec<u8>,
+    pieces: Vec<Piece>,
+    len: usize,
     /// The log's next offset once these bytes are written.
     end_offset: i64,
 }
@@ -303,10 +307,21 @@ impl PartitionLog {
 
     /// Appends one or more record batches (a produce request's records for this partition).
     /// All are validated first; either all are appended, contiguously, or none is. Returns
-    /// once the bytes are in the page cache.
+    /// once the bytes are in the page cache. Copies `records`; [`append_shared`] does not.
     pub async fn append(
         self: &Rc<Self>,
         records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(&Bytes::copy_from_slice(records), leader_epoch, now_ms, false).await
+    }
+
+    /// [`append`], keeping slices of `records` (the request frame) until they are written
+    /// instead of copying them: the produce path.
+    pub async fn append_shared(
+        self: &Rc<Self>,
+        records: &Bytes,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
@@ -324,12 +339,12 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let bytes = batch::control_batch(producer_id, producer_epoch, marker, coordinator_epoch, now_ms);
-        self.append_inner(&bytes, 0, now_ms, true).await
+        self.append_inner(&Bytes::from(bytes), 0, now_ms, true).await
     }
 
     async fn append_inner(
         self: &Rc<Self>,
-        records: &[u8],
+        records: &Bytes,
         leader_epoch: i32,
         now_ms: i64,
         control_allowed: bool,
@@ -375,7 +390,7 @@ impl PartitionLog {
     /// The synchronous part of an append: assigns offsets and queues the bytes.
     fn enqueue(
         &self,
-        records: &[u8],
+        records: &Bytes,
         spans: &[batch::BatchSpan],
         leader_epoch: i32,
         now_ms: i64,
@@ -401,20 +416,24 @@ impl PartitionLog {
             return Ok(Enqueue::NeedRoll);
         }
         let position = active.state.size;
-        let buf = queue_buffer(&mut st.queue, &active.log, base, position, records.len());
-        let start = buf.len();
-        buf.extend_from_slice(records);
+        let job = queue_buffer(&mut st.queue, &active.log, base, position, records.len());
         let mut offset = first_offset;
         for span in spans {
-            let at = start + span.position;
-            let size = span.header.size_bytes();
-            batch::patch_base_offset(&mut buf[at..at + size], offset);
-            batch::patch_leader_epoch(&mut buf[at..at + size], leader_epoch);
+            let (at, size) = (span.position, span.header.size_bytes());
+            // baseOffset and partitionLeaderEpoch lie outside the CRC: patched in a copy of
+            // the batch's first bytes, the rest goes to the file straight from the frame.
+            let mut prefix = [0u8; batch::PATCHED_PREFIX_BYTES];
+            prefix.copy_from_slice(&records[at..at + batch::PATCHED_PREFIX_BYTES]);
+            batch::patch_base_offset(&mut prefix, offset);
+            batch::patch_leader_epoch(&mut prefix, leader_epoch);
+            job.pieces.push(Piece::Prefix(prefix));
+            job.pieces.push(Piece::Shared(records.slice(at + batch::PATCHED_PREFIX_BYTES..at + size)));
+            job.len += size;
             let header = BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header };
-            active.state.account_batch(&header, position + span.position as u64, &self.config);
+            active.state.account_batch(&header, position + at as u64, &self.config);
             st.producers.record(&header, now_ms);
             if header.is_control() {
-                let commit = batch::control_type(&buf[at..at + size]) == Some(batch::CONTROL_COMMIT);
+                let commit = batch::control_type(&records[at..at + size]) == Some(batch::CONTROL_COMMIT);
                 if let Some(aborted) = st.producers.marker(&header, commit, now_ms) {
                     append_txn_index(&self.dir, base, &aborted);
                 }
@@ -480,8 +499,14 @@ impl PartitionLog {
                     }
                 }
             };
-            let end = job.position + job.bytes.len() as u64;
-            if let Err(e) = segment::write_fully(&job.file.file, job.bytes, job.position).await {
+            let end = job.position + job.len as u64;
+            let written = match self.config.write_method {
+                WriteMethod::Pwritev => segment::write_pieces(&job.file.file, &job.pieces, job.position).await,
+                WriteMethod::IoUring => {
+                    segment::write_fully(&job.file.file, segment::gather(&job.pieces, job.len), job.position).await
+                }
+            };
+            if let Err(e) = written {
                 self.go_offline(&e);
                 return;
             }
@@ -1147,22 +1172,23 @@ fn queue_buffer<'q>(
     base: i64,
     position: u64,
     len: usize,
-) -> &'q mut Vec<u8> {
+) -> &'q mut QueuedWrite {
     let joins = queue.back().is_some_and(|last| {
         last.segment_base == base
-            && last.position + last.bytes.len() as u64 == position
-            && last.bytes.len() + len <= crate::limits::COALESCED_WRITE_BYTES_MAX
+            && last.position + last.len as u64 == position
+            && last.len + len <= crate::limits::COALESCED_WRITE_BYTES_MAX
     });
     if !joins {
         queue.push_back(QueuedWrite {
             file: file.clone(),
             segment_base: base,
             position,
-            bytes: Vec::with_capacity(len.max(64 * 1024)),
+            pieces: Vec::new(),
+            len: 0,
             end_offset: 0,
         });
     }
-    &mut queue.back_mut().expect("queued").bytes
+    queue.back_mut().expect("queued")
 }
 
 /// Walks whole batches from `skip` (an index position at or after `position`) up to

@@ -19,8 +19,13 @@ use super::batch::{self, BatchHeader, Check, BATCH_LOG_OVERHEAD};
 use super::config::LogConfig;
 use super::error::LogError;
 use super::index::{OffsetIndex, TimeIndex};
-use crate::limits::{BATCH_HEADER_BYTES, OFFSET_INDEX_ENTRY_BYTES, RECOVERY_READ_CHUNK_BYTES, TIME_INDEX_ENTRY_BYTES};
+use crate::limits::{
+    BATCH_HEADER_BYTES, IOVECS_PER_CALL_MAX, OFFSET_INDEX_ENTRY_BYTES, PWRITEV_CALL_BYTES_MAX,
+    RECOVERY_READ_CHUNK_BYTES, TIME_INDEX_ENTRY_BYTES,
+};
+use bytes::Bytes;
 use glommio::io::{BufferedFile, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -462,6 +467,84 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// A piece of a queued append: a batch's patched first bytes, or a slice of a request frame.
+#[derive(Debug)]
+pub enum Piece {
+    Prefix([u8; batch::PATCHED_PREFIX_BYTES]),
+    Shared(Bytes),
+}
+
+impl Piece {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Prefix(p) => p,
+            Piece::Shared(b) => b,
+        }
+    }
+}
+
+/// The pieces copied into one buffer of `len` bytes (for `write_fully`).
+pub fn gather(pieces: &[Piece], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    for p in pieces {
+        out.extend_from_slice(p.bytes());
+    }
+    out
+}
+
+/// Writes the pieces back to back at `position` with `pwritev(2)` on this thread: the
+/// kernel copies them from the request frames straight into the page cache. At most
+/// `PWRITEV_CALL_BYTES_MAX` per call, yielding to the shard's other tasks between calls
+/// when its time slice is used up, so a large coalesced write does not hold up requests of
+/// other partitions. A short write continues where it stopped; an error (ENOSPC, EIO) is
+/// returned as is and takes the partition offline (what reached the file is checked by
+/// recovery, as after a crash).
+pub async fn write_pieces(file: &BufferedFile, pieces: &[Piece], position: u64) -> Result<(), LogError> {
+    let fd = file.as_raw_fd();
+    let (mut piece, mut skip, mut at) = (0usize, 0usize, position);
+    while piece < pieces.len() {
+        let mut iov: Vec<libc::iovec> = Vec::with_capacity((pieces.len() - piece).min(IOVECS_PER_CALL_MAX));
+        let mut bytes = 0usize;
+        for p in &pieces[piece..] {
+            if iov.len() == IOVECS_PER_CALL_MAX || bytes >= PWRITEV_CALL_BYTES_MAX {
+                break;
+            }
+            let b = &p.bytes()[if iov.is_empty() { skip } else { 0 }..];
+            iov.push(libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() });
+            bytes += b.len();
+        }
+        // SAFETY: every iovec points into a piece borrowed for the whole call; fd is open.
+        let n = unsafe { libc::pwritev(fd, iov.as_ptr(), iov.len() as i32, at as libc::off_t) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(LogError::io(format!("writing at byte {at}"), e));
+        }
+        if n == 0 {
+            let e = std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing");
+            return Err(LogError::io(format!("writing at byte {at}"), e));
+        }
+        at += n as u64;
+        // Advance past what was written.
+        let mut left = n as usize;
+        while left > 0 {
+            let rest = pieces[piece].bytes().len() - skip;
+            if left >= rest {
+                left -= rest;
+                piece += 1;
+                skip = 0;
+            } else {
+                skip += left;
+                left = 0;
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+    Ok(())
 }
 
 /// Writes all of `bytes` at `position`. glommio takes the buffer by value and does not hand
