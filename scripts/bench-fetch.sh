@@ -1,33 +1,72 @@
 #!/usr/bin/env bash
-# Catch-up fetch from page cache: zero-copy (splice) vs copying path, same data, same run.
-# Usage: scripts/bench-fetch.sh [MiB=2560] [rounds=2]
+# Catch-up fetch from the page cache: fetch.send.method sendfile vs splice vs copy on the same
+# data in the same run, node CPU per GiB against the loopback-send floor.
+#
+# Inside one memory cgroup kept full of clean cache (bench-lib.sh `memcg_enter`): MIB MiB are
+# produced once into a node on NODE_CORE, synced and read once; then per round, for each
+# method, the node is restarted on the same data with that method and sluice-bench (on
+# LOAD_CORE) consumes everything from the beginning, reporting the node's CPU per GiB
+# (`--node-pid`); the loopback-send floor is measured in every round too.
+#
+# Usage: bash scripts/bench-fetch.sh [MIB=2560] [ROUNDS=3]
+# Environment: MEMCG_MIB [4096] (MIB must fit in it beside the node), NODE_CORE [0],
+# LOAD_CORE [1], METHODS ["sendfile splice copy"], PARTITIONS [6], FETCH_BYTES [1048576].
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MIB=${1:-2560}
-ROUNDS=${2:-2}
-cargo build --release -q -p sluice-node -p sluice-bench
-DIR=$(mktemp -d /tmp/sluice-bench-fetch.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
-start_node() { # $1 = zero copy true/false
-  ./target/release/sluice --listen 127.0.0.1:0 --data-dir "$DIR/data" --cores 0 \
-    --set fetch.zero.copy.enable="$1" > "$DIR/node.out" 2>&1 &
-  NODE=$!
-  for _ in $(seq 100); do grep -q ready "$DIR/node.out" && break; sleep 0.1; done
-  ADDR=$(grep -o 'kafka=[0-9.:]*' "$DIR/node.out" | cut -d= -f2)
+source scripts/bench-lib.sh
+mib="${1:-2560}"
+rounds="${2:-3}"
+methods="${METHODS:-sendfile splice copy}"
+partitions="${PARTITIONS:-6}"
+load_core="${LOAD_CORE:-1}"
+bench=target/release/sluice-bench
+need_binaries target/release/sluice "$bench"
+dir="$(mktemp -d /var/tmp/sluice-bench-fetch.XXXXXX)"
+trap 'node_stop; rm -rf "$dir"' EXIT
+memcg_enter "${MEMCG_MIB:-4096}"
+count=$((mib * 1024))
+
+# The data dir is reused by every node start: node_start empties DIR/data, so start the
+# later nodes by hand on the same directory.
+node_start "$dir/fill" --admin 127.0.0.1:0
+"$bench" produce --bootstrap "$kafka" --topic catchup --partitions "$partitions" --count "$count" \
+    --batch-bytes 1000000 --cores "$load_core" --quiet 1 --out "$dir/out-fill" >/dev/null
+node_stop
+sync
+cat "$dir"/fill/data/catchup-*/*.log >/dev/null
+start_on_data() {
+    taskset -c "${NODE_CORE:-0}" target/release/sluice --listen 127.0.0.1:0 --data-dir "$dir/fill/data" \
+        --cores "${NODE_CORE:-0}" --set "fetch.send.method=$1" >"$dir/node.log" 2>&1 &
+    node=$!
+    for _ in $(seq 100); do grep -q "sluice: ready" "$dir/node.log" && break; sleep 0.1; done
+    kafka="$(grep -o 'kafka=[^ ]*' "$dir/node.log" | cut -d= -f2)"
 }
-stop_node() { kill -TERM "$NODE"; wait "$NODE" || true; }
-start_node true
-taskset -c 1 ./target/release/sluice-bench produce --bootstrap "$ADDR" --topic catchup --partitions 4 \
-  --mib "$MIB" --batch-bytes 65536 --in-flight 8 --node-pid "$NODE"
-stop_node
-cat "$DIR"/data/catchup-*/*.log > /dev/null   # make sure every segment is in the page cache
-taskset -c 1 ./target/release/sluice-bench baseline --dir "$DIR" --mib 1024
-for round in $(seq "$ROUNDS"); do
-  for zc in true false; do
-    start_node "$zc"
-    echo -n "round $round zero-copy=$zc: "
-    taskset -c 1 ./target/release/sluice-bench consume --bootstrap "$ADDR" --topic catchup --partitions 4 \
-      --mib "$MIB" --fetch-bytes 1048576 --node-pid "$NODE"
-    stop_node
-  done
+consume_once() {
+    "$bench" consume --bootstrap "$kafka" --topic catchup --partitions "$partitions" --count "$count" \
+        --fetch-bytes "${FETCH_BYTES:-1048576}" --cores "$load_core" --node-pid "$node" --quiet 1 \
+        --out "$dir/out-$1" >"$dir/c.txt"
+    echo "$1 $(awk '/^node CPU/ { print $3 }' "$dir/c.txt") $(awk '/^consume: .*msg\/s/ { print $4 }' "$dir/c.txt")" >"$dir/one"
+}
+: >"$dir/rows"
+for r in $(seq "$rounds"); do
+    "$bench" baseline --mib 2048 --passes 1 --core "${NODE_CORE:-0}" --peer-core "$load_core" --dir "$dir/floor" |
+        awk -v r="$r" '/loopback send/ { print "floor-send", $(NF-1), $(NF-3) }' | tee -a "$dir/rows"
+    for m in $methods; do
+        start_on_data "$m"
+        measured consume_once "$m"
+        node_stop
+        tee -a "$dir/rows" <"$dir/one"
+    done
 done
+python3 - "$dir/rows" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+floors = [float(c) for t, c, _ in rows if t == "floor-send"]
+print("\nmethod      node CPU-s/GiB (median, min-max)   MB/s (median)   node / loopback-send floor")
+floor = statistics.median(floors)
+print(f"{'floor-send':<11} {floor:.3f} ({min(floors):.3f}-{max(floors):.3f})")
+for m in dict.fromkeys(t for t, _, _ in rows if t != "floor-send"):
+    cpu = [float(c) for t, c, _ in rows if t == m]
+    mbs = [float(b) for t, _, b in rows if t == m]
+    print(f"{m:<11} {statistics.median(cpu):.3f} ({min(cpu):.3f}-{max(cpu):.3f}) {statistics.median(mbs):>18.0f} {statistics.median(cpu) / floor:>20.2f}")
+EOF

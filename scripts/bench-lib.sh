@@ -190,6 +190,16 @@ memcg_usage_mib() {
     echo $(($(cat "$f") >> 20))
 }
 
+# memcg_refill DIR...: deletes what a finished run wrote (the disk is finite: a 10 s produce
+# writes ~10 GB) and at once tops the cgroup up again with the fill file's clean pages, then
+# syncs -- so the next writer again meets a full cgroup of clean cache, and the fresh pages
+# that the refill may take from the host are paid for here, not in a measurement.
+memcg_refill() {
+    rm -rf "$@"
+    cat "${MEMCG_FILL:-/var/tmp/sluice-bench-fill}" >/dev/null
+    sync
+}
+
 # Deletes what a run kept (the directories given) -- only at the end of a script.
 memcg_cleanup() {
     rm -rf "$@"

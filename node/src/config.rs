@@ -2,6 +2,7 @@
 //! then `--set NAME=VALUE` (last wins). An unknown name is an error, not a warning: a typo
 //! in a durability setting should stop the node, not be ignored.
 
+use crate::file_send::SendMethod;
 use crate::log::LogConfig;
 use std::collections::BTreeMap;
 
@@ -170,9 +171,17 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.log.write_method = v.trim().trim_matches('"').parse::<crate::log::config::WriteMethod>()? }
     ),
     setting!(
+        "fetch.send.method",
+        "Sluice's own: how fetched records reach the socket: sendfile, splice or copy (default sendfile)",
+        |c, v| { c.fetch_send_method = v.trim().trim_matches('"').parse::<SendMethod>()? }
+    ),
+    setting!(
         "fetch.zero.copy.enable",
-        "splice fetched records file-to-socket instead of copying (default false)",
-        |c, v| { c.zero_copy_fetch = boolean("fetch.zero.copy.enable", v)? }
+        "older name: true = fetch.send.method=sendfile, false = copy",
+        |c, v| {
+            c.fetch_send_method =
+                if boolean("fetch.zero.copy.enable", v)? { SendMethod::Sendfile } else { SendMethod::Copy }
+        }
     ),
 ];
 
@@ -188,7 +197,7 @@ pub struct BrokerConfig {
     /// before reading the next frame. Kafka's name; its default is unlimited, ours is not.
     pub queued_max_request_bytes: usize,
     pub retention_check_interval_ms: u64,
-    pub zero_copy_fetch: bool,
+    pub fetch_send_method: SendMethod,
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -215,10 +224,9 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             queued_max_request_bytes: 512 << 20,
             retention_check_interval_ms: 300_000,
-            // Measured (bench/RESULTS.md, kernel-notes/fetch-path.md): on page-cache data
-            // the splice path costs more CPU per GiB than read + send, so copying is the
-            // default until a sendfile path beats it.
-            zero_copy_fetch: false,
+            // Measured (bench/RESULTS.md 2026-12-04, kernel-notes/fetch-path.md): sendfile
+            // costs the node the least CPU per GiB of the three on page-cache data.
+            fetch_send_method: SendMethod::Sendfile,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,

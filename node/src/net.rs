@@ -10,6 +10,7 @@
 //! byte of the body is buffered; a frame that cannot be parsed closes this connection only.
 
 use crate::api::{self, Close};
+use crate::file_send::{self, SendMethod};
 use crate::frame_pool;
 use crate::protocol::{self, Chunk, Response};
 use crate::shard::Shard;
@@ -63,6 +64,10 @@ type Pending = JoinHandle<Result<Option<Response>, Close>>;
 
 async fn connection(shard: &Rc<Shard>, mut reader: TcpStream) -> Result<(), Close> {
     let _ = reader.set_nodelay(true);
+    // Accepted sockets do not inherit the listener's O_NONBLOCK. glommio's own I/O does not
+    // care (it passes MSG_DONTWAIT and polls on the ring), but `sendfile(2)` on a blocking
+    // socket would park the whole shard until a slow reader drained it.
+    set_nonblocking(reader.as_raw_fd()).map_err(|e| Close(format!("O_NONBLOCK: {e}")))?;
     // SAFETY: dup returns a new descriptor (or -1) that we own from here on.
     let fd = unsafe { libc::dup(reader.as_raw_fd()) };
     if fd < 0 {
@@ -71,16 +76,24 @@ async fn connection(shard: &Rc<Shard>, mut reader: TcpStream) -> Result<(), Clos
     // SAFETY: `fd` is a connected TCP socket we own.
     let writer_stream = unsafe { TcpStream::from_raw_fd(fd) };
     let (tx, rx) = local_channel::new_bounded::<Pending>(IN_FLIGHT_REQUESTS_MAX);
-    let zero_copy = shard.config().zero_copy_fetch;
+    let method = shard.config().fetch_send_method;
     let writer_shard = shard.clone();
-    let writer =
-        glommio::spawn_local(async move { write_responses(&writer_shard, writer_stream, rx, zero_copy).await });
+    let writer = glommio::spawn_local(async move { write_responses(&writer_shard, writer_stream, rx, method).await });
     let max = shard.config().socket_request_max_bytes;
     let peer = reader.peer_addr().ok();
     let result = read_requests(shard, &mut reader, &tx, max, peer).await;
     drop(tx);
     let written = writer.await;
     result.and(written)
+}
+
+fn set_nonblocking(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor this connection owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 async fn read_requests(
@@ -137,7 +150,7 @@ async fn write_responses(
     shard: &Rc<Shard>,
     mut stream: TcpStream,
     rx: local_channel::LocalReceiver<Pending>,
-    zero_copy: bool,
+    method: SendMethod,
 ) -> Result<(), Close> {
     let mut out = Vec::new();
     let mut next: Option<Pending> = None;
@@ -158,7 +171,7 @@ async fn write_responses(
                 None => return Err(close_after(&mut stream, &mut out, "request handler was cancelled".into()).await),
             };
             if let Some(r) = response {
-                if let Err(e) = queue_response(shard, &mut stream, &mut out, r, zero_copy).await {
+                if let Err(e) = queue_response(shard, &mut stream, &mut out, r, method).await {
                     return Err(close_both(&stream, format!("write failed: {e}")).await);
                 }
             }
@@ -197,7 +210,7 @@ async fn queue_response(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     response: Response,
-    zero_copy: bool,
+    method: SendMethod,
 ) -> std::io::Result<()> {
     out.extend_from_slice(&protocol::length_prefix(response.body_len()));
     for chunk in response.chunks {
@@ -210,11 +223,11 @@ async fn queue_response(
             Chunk::Bytes(b) => out.extend_from_slice(&b),
             Chunk::File { file, position, length } => {
                 flush(stream, out).await?;
-                send_range(shard, stream, &file.file, position, length, zero_copy).await?;
+                send_range(shard, stream, &file.file, position, length, method).await?;
             }
             Chunk::Foreign { file, position, length } => {
                 flush(stream, out).await?;
-                send_range(shard, stream, &file, position, length, zero_copy).await?;
+                send_range(shard, stream, &file, position, length, method).await?;
             }
         }
     }
@@ -232,32 +245,18 @@ async fn flush(stream: &mut TcpStream, pending: &mut Vec<u8>) -> std::io::Result
     Ok(())
 }
 
-/// Sends a file range: spliced file → socket (zero-copy), or read and written (copying).
+/// Sends a file range with the configured method and counts what it did.
 async fn send_range(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
     file: &glommio::io::BufferedFile,
     position: u64,
     length: u64,
-    zero_copy: bool,
+    method: SendMethod,
 ) -> std::io::Result<()> {
-    if zero_copy {
-        let mut sent = 0u64;
-        while sent < length {
-            let n = stream.send_file(file, position + sent, (length - sent) as usize).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file range shorter than promised"));
-            }
-            sent += n as u64;
-        }
-        shard.metrics.borrow_mut().fetch_bytes_zero_copy += length;
-    } else {
-        let bytes = file.read_at(position, length as usize).await?;
-        if (bytes.len() as u64) < length {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file range shorter than promised"));
-        }
-        stream.write_all(&bytes).await?;
-        shard.metrics.borrow_mut().fetch_bytes_copied += length;
-    }
+    let sent = file_send::send_range(stream, file, position, length, method).await?;
+    let mut m = shard.metrics.borrow_mut();
+    m.fetch_bytes_zero_copy += sent.zero_copy;
+    m.fetch_bytes_copied += sent.copied;
     Ok(())
 }

@@ -349,3 +349,50 @@ fn a_long_poll_waits_for_min_bytes() {
     );
     assert!(waited < std::time::Duration::from_millis(4500), "answered after {waited:?}: waited for the timeout");
 }
+
+/// sendfile (the default fetch path) on a reader that is slower than the node: the socket
+/// fills (EAGAIN), the node waits for it to drain and goes on, and every byte of an 8 MiB
+/// fetch arrives intact and in order.
+#[test]
+fn a_slow_reader_gets_a_large_sendfile_fetch_whole() {
+    let node = Node::start(&["--cores", "0", "--set", "fetch.send.method=sendfile"]);
+    let mut c = Client::connect(node.bootstrap());
+    let values: Vec<Bytes> = (0..8u8).map(|i| Bytes::from(vec![b'a' + i; 1_000_000])).collect();
+    for v in &values {
+        let mut batch = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        let records = [record(0, 1_700_000_000_000, Bytes::from_static(b"k"), v.clone())];
+        RecordBatchEncoder::encode(&mut batch, records.iter(), &options).unwrap();
+        assert_eq!(produce_code(&mut c, "slow", 0, 1, batch.freeze()), 0);
+    }
+    // A small receive buffer, and nothing read for a while: the node's sends must block.
+    let small: libc::c_int = 16 * 1024;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&c.stream);
+    // SAFETY: setsockopt on our own connected socket with a c_int option value.
+    let rc = unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &small as *const _ as *const libc::c_void, 4)
+    };
+    assert_eq!(rc, 0);
+    let req = FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(16 << 20).with_topics(vec![
+        FetchTopic::default().with_topic(name("slow")).with_partitions(vec![FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(16 << 20)]),
+    ]);
+    c.send(ApiKey::Fetch, 11, &req);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r: FetchResponse = c.recv(ApiKey::Fetch, 11);
+    let mut records = r.responses[0].partitions[0].records.clone().expect("records");
+    let mut got = Vec::new();
+    while !records.is_empty() {
+        got.extend(RecordBatchDecoder::decode(&mut records).unwrap().records.into_iter().map(|r| r.value.unwrap()));
+    }
+    assert_eq!(got, values, "every value back, byte for byte, in order");
+    let (_, metrics) = support::http_get(node.admin().unwrap(), "/metrics");
+    let copied: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_fetch_copied_bytes_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(copied > 0, "the full socket was waited on through the copying path: {metrics}");
+}
