@@ -20,7 +20,9 @@
 # Environment: SIZE [1024] value bytes; PARTITIONS [6]; BATCH [1000000] batch.size of both
 # Kafka load generators; ACKS [1]; FLOOR_MIB [8192]; CONSUME_MIB [2560] (must fit the cgroup
 # beside the node); MEMCG_MIB [4096]; NODE_CORE [0];
-# LOAD_CORE [1]; TOOLS ["floor sluice-bench rdkafka iggy consume"]; NODE_SET ["--set k=v ..."]
+# LOAD_CORE [1]; TOOLS ["floor sluice-bench rdkafka iggy consume"; also "latency": produce-ack
+# p99/p99.9 at LAT_SHARE [0.5] of the round's maximum rate, LAT_BATCH [16384], linger 1 ms,
+# into latency.txt]; NODE_SET ["--set k=v ..."]
 # extra node settings; IGGY_DIR (a built apache/iggy checkout: target/release/iggy-server and
 # iggy-bench; the iggy run is skipped without it); OUT [bench/out/floor-<UTC time>].
 set -euo pipefail
@@ -167,6 +169,29 @@ run_consume() {
         "$(awk '/^consume: .*msg\/s/ { print $4 }' "$out/cons-$1.txt")"
 }
 
+run_latency() {
+    # Produce-ack latency at LAT_SHARE of the maximum rate found in the same round: closed loop
+    # first, then open loop (sluice-bench measures from each record's intended send time, so
+    # coordinated omission is corrected), Kafka's default batch.size, linger 1 ms.
+    local d max target
+    d="$(fresh lat-$1)"
+    node_start "$d" ${NODE_SET:-}
+    "$bench" produce --bootstrap "$kafka" --topic lat --partitions "$partitions" --size "$size" --acks "$acks" \
+        --batch-bytes "${LAT_BATCH:-16384}" --linger-ms 1 --connections 2 --cores "$load_core" --warmup 2 \
+        --duration "$secs" --quiet 1 --out "$out/latmax-$1" >"$out/latmax-$1.txt"
+    max="$(awk '/^produce: .*msg\/s/ { print $2 }' "$out/latmax-$1.txt")"
+    target="$(python3 -c "print(int($max * ${LAT_SHARE:-0.5}))")"
+    "$bench" produce --bootstrap "$kafka" --topic lat --partitions "$partitions" --size "$size" --acks "$acks" \
+        --batch-bytes "${LAT_BATCH:-16384}" --linger-ms 1 --connections 2 --cores "$load_core" --warmup 2 \
+        --duration "$secs" --rate "$target" --quiet 1 --out "$out/lat-$1" >"$out/lat-$1.txt"
+    node_stop
+    memcg_refill "$d"
+    local p99 p999
+    p99="$(python3 -c "import json; r=json.load(open('$out/lat-$1/result.json')); print(r['produce_ack_latency']['p99'])")"
+    p999="$(python3 -c "import json; r=json.load(open('$out/lat-$1/result.json')); print(r['produce_ack_latency']['p99.9'])")"
+    echo "$1 latency max $max msg/s, target $target msg/s: produce-ack p99 $p99 us, p99.9 $p999 us" | tee -a "$out/latency.txt"
+}
+
 for r in $(seq "$rounds"); do
     for t in $tools; do
         case "$t" in
@@ -175,6 +200,7 @@ for r in $(seq "$rounds"); do
             rdkafka) measured run_rdkafka "$r" ;;
             iggy) measured run_iggy "$r" ;;
             consume) measured run_consume "$r" ;;
+            latency) measured run_latency "$r" ;;
             *) echo "bench-floor: unknown tool $t" >&2; exit 1 ;;
         esac
     done

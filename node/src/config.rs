@@ -171,6 +171,11 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.log.write_method = v.trim().trim_matches('"').parse::<crate::log::config::WriteMethod>()? }
     ),
     setting!(
+        "log.write.behind.bytes",
+        "Sluice's own: start writeback of each partition's every this many written bytes, 0 = leave it to the kernel (default 0)",
+        |c, v| { c.log.write_behind_bytes = int("log.write.behind.bytes", v)? }
+    ),
+    setting!(
         "fetch.send.method",
         "Sluice's own: how fetched records reach the socket: sendfile, splice or copy (default sendfile)",
         |c, v| { c.fetch_send_method = v.trim().trim_matches('"').parse::<SendMethod>()? }

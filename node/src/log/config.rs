@@ -35,6 +35,9 @@ pub struct LogConfig {
     pub validate_records: bool,
     /// `log.write.method` (Sluice's own): how appends reach the page cache.
     pub write_method: WriteMethod,
+    /// `log.write.behind.bytes` (Sluice's own): start writeback of every this many bytes
+    /// written (0 = leave it to the kernel's flusher). See `PartitionLog::write_behind`.
+    pub write_behind_bytes: u64,
 }
 
 /// How the partition writer moves queued appends into the page cache.
@@ -79,6 +82,7 @@ impl Default for LogConfig {
             producer_id_expiration_ms: 86_400_000,
             validate_records: true,
             write_method: WriteMethod::Pwritev,
+            write_behind_bytes: 0,
         }
     }
 }
