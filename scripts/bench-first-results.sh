@@ -41,14 +41,14 @@ for round in $(seq "$rounds"); do
     sync
     measured run produce-1k produce "${common[@]}" --topic p1k --baseline-mib "$mib" --dir "$tmp/baseline"
     r1="$out/r$round-produce-1k/result.json"
-    pc="$(grep -o 'page-cache write [0-9]*' "$tmp/produce-1k.out" | grep -o '[0-9]*$')"
-    lo="$(grep -o 'loopback TCP [0-9]*' "$tmp/produce-1k.out" | grep -o '[0-9]*$')"
+    pc="$(awk '/^floor: page-cache write/ { print $(NF-3) }' "$tmp/produce-1k.out")"
+    lo="$(awk '/^floor: loopback send/ { print $(NF-3) }' "$tmp/produce-1k.out")"
     p_msgs="$(get "$r1" 'round(r["produce"]["msgs_per_s"])')"
     p_mbs="$(get "$r1" 'r["produce"]["mb_per_s"]')"
     sync
     measured run consume consume --bootstrap "$kafka" --cores 1 --quiet 1 --topic p1k --baseline-mib "$mib" --dir "$tmp/baseline"
     r2="$out/r$round-consume/result.json"
-    lo2="$(grep -o 'loopback TCP [0-9]*' "$tmp/consume.out" | grep -o '[0-9]*$')"
+    lo2="$(awk '/^floor: loopback send/ { print $(NF-3) }' "$tmp/consume.out")"
     c_msgs="$(get "$r2" 'round(r["consume"]["msgs_per_s"])')"
     c_mbs="$(get "$r2" 'r["consume"]["mb_per_s"]')"
     sync

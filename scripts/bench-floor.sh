@@ -24,7 +24,9 @@
 # p99/p99.9 at LAT_SHARE [0.5] of the round's maximum rate, LAT_BATCH [16384], linger 1 ms,
 # into latency.txt]; NODE_SET ["--set k=v ..."]
 # extra node settings; IGGY_DIR (a built apache/iggy checkout: target/release/iggy-server and
-# iggy-bench; the iggy run is skipped without it); OUT [bench/out/floor-<UTC time>].
+# iggy-bench; the iggy run is skipped without it); IGGY_MB [4000] data per iggy-bench run (more
+# than ~10 GB does not fit iggy-bench in the 4 GiB cgroup: it aborts on an allocation); BASE_BIN (another sluice binary, e.g. an
+# earlier commit's, measured like sluice-bench by the tool "base"); OUT [bench/out/floor-<UTC time>].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -88,18 +90,18 @@ run_floor() {
 }
 
 run_sluice_bench() {
-    local d
+    local d tool="${2:-sluice-bench}"
     d="$(fresh sb-$1)"
-    node_start "$d" ${NODE_SET:-}
+    NODE_BIN="${3:-target/release/sluice}" node_start "$d" ${NODE_SET:-}
     "$bench" produce --bootstrap "$kafka" --topic floor --partitions "$partitions" --size "$size" --acks "$acks" \
         --batch-bytes "$batch" --in-flight 5 --cores "$load_core" --warmup 2 --duration "$secs" --node-pid "$node" \
-        --quiet 1 --out "$out/sb-$1" >"$out/sb-$1.txt"
+        --quiet 1 --out "$out/$tool-$1" >"$out/$tool-$1.txt"
     node_stop
     memcg_refill "$d"
     local cpu mbs
-    cpu="$(awk '/^node CPU/ { print $3 }' "$out/sb-$1.txt")"
-    mbs="$(awk '/^produce: .*msg\/s/ { print $4 }' "$out/sb-$1.txt")"
-    record "$1" sluice-bench "$cpu" "$mbs"
+    cpu="$(awk '/^node CPU/ { print $3 }' "$out/$tool-$1.txt")"
+    mbs="$(awk '/^produce: .*msg\/s/ { print $4 }' "$out/$tool-$1.txt")"
+    record "$1" "$tool" "$cpu" "$mbs"
 }
 
 run_rdkafka() {
@@ -135,17 +137,19 @@ run_iggy() {
         sleep 0.2
     done
     c0="$(proc_cpu "$iggy_pid")"
-    taskset -c "$load_core" "$IGGY_DIR/target/release/iggy-bench" -m "$size" -T "$((secs * 1100))MB" \
+    taskset -c "$load_core" "$IGGY_DIR/target/release/iggy-bench" -m "$size" -T "${IGGY_MB:-4000}MB" \
         pinned-producer -p 1 tcp >"$out/iggy-$1.txt" 2>&1 || { tail "$out/iggy-$1.txt" >&2; return 1; }
     c1="$(proc_cpu "$iggy_pid")"
     kill "$iggy_pid"
     wait "$iggy_pid" 2>/dev/null || true
     iggy_pid=""
     memcg_refill "$dir"
-    # iggy-bench's summary: "... Total throughput: X MB/s ..." and the data it sent.
-    local mbs bytes
-    mbs="$(grep -oE 'Total throughput: [0-9.]+ MB/s' "$out/iggy-$1.txt" | tail -1 | awk '{ print $3 }')"
-    bytes=$((secs * 1100 * 1000 * 1000))
+    # iggy-bench's summary: "Benchmark: ... N messages, 1000 messages per batch, ..." and
+    # "Producers Results: Total throughput: X MB/s, ...".
+    local mbs msgs
+    mbs="$(grep -oE 'Total throughput: [0-9.]+ MB/s' "$out/iggy-$1.txt" | head -1 | awk '{ print $3 }')"
+    msgs="$(grep -oE '[0-9]+ messages, [0-9]+ messages per batch' "$out/iggy-$1.txt" | head -1 | awk '{ print $1 }')"
+    local bytes=$((${msgs:-0} * size))
     record "$1" iggy "$(python3 -c "print(f'{($c1 - $c0) / ($bytes / 2**30):.3f}')")" "${mbs:-0}"
 }
 
@@ -197,6 +201,7 @@ for r in $(seq "$rounds"); do
         case "$t" in
             floor) measured run_floor "$r" ;;
             sluice-bench) measured run_sluice_bench "$r" ;;
+            base) measured run_sluice_bench "$r" base "$BASE_BIN" ;;
             rdkafka) measured run_rdkafka "$r" ;;
             iggy) measured run_iggy "$r" ;;
             consume) measured run_consume "$r" ;;
@@ -215,7 +220,7 @@ for r, tool, cpu, mbs in rows:
 def med(v):
     return f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})" if v else "-"
 print("\nfigure (median over rounds, min-max)          CPU-s/GiB               MB/s                  fraction of floor")
-tools = ["floor-write", "floor-receive", "floor-send", "sluice-bench", "rdkafka", "iggy", "consume"]
+tools = ["floor-write", "floor-receive", "floor-send", "sluice-bench", "base", "rdkafka", "iggy", "consume"]
 for tool in tools:
     cpus = [d[tool][0] for d in by.values() if tool in d]
     mbs = [d[tool][1] for d in by.values() if tool in d]

@@ -6,9 +6,11 @@
 //! handles (`Rc<SegmentFile>`, `IndexFiles`) cloned out of the state.
 //!
 //! Write path: `append` validates the batches, assigns offsets by patching `baseOffset` and
-//! `partitionLeaderEpoch` in place, and queues the bytes. Appends that arrive while a write
-//! is in flight join one buffer, so many produce requests become one sequential, buffered
-//! (page-cache) write submitted through io_uring by the partition's single writer task.
+//! `partitionLeaderEpoch` (in a copy of each batch's first 16 bytes; the rest stays in the
+//! request frame), and queues the pieces. Appends that arrive while a write is in flight join
+//! one queued write, so many produce requests become one sequential, buffered (page-cache)
+//! gathering write by the partition's single writer task (`pwritev` on the shard, or a copy
+//! written through io_uring: `log.write.method`).
 //! `append` returns once its bytes are in the page cache (what acks=1 waits for);
 //! `sync_to` is the group commit acks=all waits for: any number of waiters share one
 //! fdatasync that covers every append written before it started.
