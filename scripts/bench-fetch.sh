@@ -26,21 +26,12 @@ trap 'node_stop; rm -rf "$dir"' EXIT
 memcg_enter "${MEMCG_MIB:-4096}"
 count=$((mib * 1024))
 
-# The data dir is reused by every node start: node_start empties DIR/data, so start the
-# later nodes by hand on the same directory.
 node_start "$dir/fill" --admin 127.0.0.1:0
 "$bench" produce --bootstrap "$kafka" --topic catchup --partitions "$partitions" --count "$count" \
     --batch-bytes 1000000 --cores "$load_core" --quiet 1 --out "$dir/out-fill" >/dev/null
 node_stop
 sync
 cat "$dir"/fill/data/catchup-*/*.log >/dev/null
-start_on_data() {
-    taskset -c "${NODE_CORE:-0}" target/release/sluice --listen 127.0.0.1:0 --data-dir "$dir/fill/data" \
-        --cores "${NODE_CORE:-0}" --set "fetch.send.method=$1" >"$dir/node.log" 2>&1 &
-    node=$!
-    for _ in $(seq 100); do grep -q "sluice: ready" "$dir/node.log" && break; sleep 0.1; done
-    kafka="$(grep -o 'kafka=[^ ]*' "$dir/node.log" | cut -d= -f2)"
-}
 consume_once() {
     "$bench" consume --bootstrap "$kafka" --topic catchup --partitions "$partitions" --count "$count" \
         --fetch-bytes "${FETCH_BYTES:-1048576}" --cores "$load_core" --node-pid "$node" --quiet 1 \
@@ -52,7 +43,7 @@ for r in $(seq "$rounds"); do
     "$bench" baseline --mib 2048 --passes 1 --core "${NODE_CORE:-0}" --peer-core "$load_core" --dir "$dir/floor" |
         awk -v r="$r" '/loopback send/ { print "floor-send", $(NF-1), $(NF-3) }' | tee -a "$dir/rows"
     for m in $methods; do
-        start_on_data "$m"
+        NODE_KEEP_DATA=1 node_start "$dir/fill" --set "fetch.send.method=$m"
         measured consume_once "$m"
         node_stop
         tee -a "$dir/rows" <"$dir/one"

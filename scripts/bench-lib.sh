@@ -117,7 +117,8 @@ measured() {
 }
 
 # A fresh release node for one measurement (NODE_BIN [target/release/sluice], pinned to
-# NODE_CORE [0] with `--cores NODE_CORE`, data under DIR/data, emptied first):
+# NODE_CORE [0] with `--cores NODE_CORE`, data under DIR/data, emptied first unless
+# NODE_KEEP_DATA=1, which restarts a node on the data an earlier one left):
 #   node_start DIR [--set k=v ...]   sets $node (pid) and $kafka (address)
 #   node_stop                        stops it (safe to call twice; use it in an EXIT trap)
 node=""
@@ -127,7 +128,7 @@ node_start() {
     shift
     node_stop
     mkdir -p "$dir"
-    rm -rf "$dir/data"
+    [ "${NODE_KEEP_DATA:-0}" = 1 ] || rm -rf "$dir/data"
     taskset -c "${NODE_CORE:-0}" "${NODE_BIN:-target/release/sluice}" --listen 127.0.0.1:0 \
         --data-dir "$dir/data" --cores "${NODE_CORE:-0}" "$@" >"$dir/node.log" 2>&1 &
     node=$!

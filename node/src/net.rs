@@ -29,6 +29,9 @@ pub const IN_FLIGHT_REQUESTS_MAX: usize = 16;
 /// Bytes of complete responses gathered into one send before it goes out regardless.
 pub const RESPONSE_BUFFER_BYTES_MAX: usize = 256 * 1024;
 
+/// Capacity of that buffer a connection keeps between sends (most responses are small).
+pub const RESPONSE_BUFFER_KEPT_BYTES: usize = 16 * 1024;
+
 /// Accepts connections until `stop` is set.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: Rc<Cell<bool>>) {
     loop {
@@ -145,7 +148,9 @@ async fn read_requests(
 /// Writes responses in request order. Responses that are already complete when one is
 /// written go out with it in one send: each send to a loopback or LAN peer wakes the
 /// client's thread on another core, which on this VM costs more than the copy
-/// (`sock_def_readable` under `__send`, 6 % of the node's CPU at 16 KiB batches).
+/// (`sock_def_readable` under `__send`: 6 % of the node's CPU at 16 KiB batches). With one
+/// producer connection and 5 requests in flight few responses complete together, and there
+/// the effect was within the run-to-run noise (bench/RESULTS.md 2026-12-04).
 async fn write_responses(
     shard: &Rc<Shard>,
     mut stream: TcpStream,
@@ -185,6 +190,9 @@ async fn write_responses(
         }
         if let Err(e) = flush(&mut stream, &mut out).await {
             return Err(close_both(&stream, format!("write failed: {e}")).await);
+        }
+        if out.capacity() > RESPONSE_BUFFER_KEPT_BYTES {
+            out = Vec::new(); // a burst's buffer is not kept by an idle connection
         }
     }
     let _ = stream.close().await;
