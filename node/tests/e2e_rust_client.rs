@@ -268,6 +268,16 @@ fn produce_code(c: &mut Client, topic: &str, partition: i32, acks: i16, batch: B
     r.responses[0].partition_responses[0].error_code
 }
 
+/// A fetch of partition 0 of `topic` from `offset`, answered at once, at most `max_bytes`.
+fn fetch_one(topic: &str, offset: i64, max_bytes: i32) -> FetchRequest {
+    FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(max_bytes).with_topics(vec![
+        FetchTopic::default().with_topic(name(topic)).with_partitions(vec![FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(max_bytes)]),
+    ])
+}
+
 fn one_batch(value_bytes: usize) -> Bytes {
     let value = Bytes::from(vec![b'v'; value_bytes]);
     let mut batch = BytesMut::new();
@@ -295,13 +305,7 @@ fn produce_and_fetch_errors_are_kafka_codes() {
     assert_eq!(produce_code(&mut c, "errs", 0, 1, Bytes::from(corrupt)), 2, "CORRUPT_MESSAGE");
     assert_eq!(produce_code(&mut c, "errs", 0, -1, one_batch(20_000)), 10, "MESSAGE_TOO_LARGE");
     assert_eq!(produce_code(&mut c, "errs", 0, -1, ok), 0, "still usable, offsets continue");
-    let req = FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(name("errs")).with_partitions(vec![FetchPartition::default()
-            .with_partition(0)
-            .with_fetch_offset(999)
-            .with_partition_max_bytes(1 << 20)]),
-    ]);
-    c.send(ApiKey::Fetch, 11, &req);
+    c.send(ApiKey::Fetch, 11, &fetch_one("errs", 999, 1 << 20));
     let r: FetchResponse = c.recv(ApiKey::Fetch, 11);
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE");
@@ -373,13 +377,7 @@ fn a_slow_reader_gets_a_large_sendfile_fetch_whole() {
         libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &small as *const _ as *const libc::c_void, 4)
     };
     assert_eq!(rc, 0);
-    let req = FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(16 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(name("slow")).with_partitions(vec![FetchPartition::default()
-            .with_partition(0)
-            .with_fetch_offset(0)
-            .with_partition_max_bytes(16 << 20)]),
-    ]);
-    c.send(ApiKey::Fetch, 11, &req);
+    c.send(ApiKey::Fetch, 11, &fetch_one("slow", 0, 16 << 20));
     std::thread::sleep(std::time::Duration::from_millis(500));
     let r: FetchResponse = c.recv(ApiKey::Fetch, 11);
     let mut records = r.responses[0].partitions[0].records.clone().expect("records");
