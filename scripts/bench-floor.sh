@@ -22,7 +22,8 @@
 # beside the node); MEMCG_MIB [4096]; NODE_CORE [0];
 # LOAD_CORE [1]; TOOLS ["floor sluice-bench rdkafka iggy consume"; also "latency": produce-ack
 # p99/p99.9 at LAT_SHARE [0.5] of the round's maximum rate, LAT_BATCH [16384], linger 1 ms,
-# into latency.txt]; NODE_SET ["--set k=v ..."]
+# into latency.txt; "acks-all": acks=all on disk against write+fdatasync at the node's own
+# bytes per group commit, AA_BATCH [262144], into acks-all.txt]; NODE_SET ["--set k=v ..."]
 # extra node settings; IGGY_DIR (a built apache/iggy checkout: target/release/iggy-server and
 # iggy-bench; the iggy run is skipped without it); IGGY_MB [4000] data per iggy-bench run (more
 # than ~10 GB does not fit iggy-bench in the 4 GiB cgroup: it aborts on an allocation); BASE_BIN (another sluice binary, e.g. an
@@ -60,6 +61,8 @@ results="$out/rounds.txt"
 
 iggy_pid=""
 cleanup() {
+    # A CPU sampler of bench-lib.sh left by a run that failed midway would run forever.
+    if [ -n "${_watch_pid:-}" ]; then kill "$_watch_pid" 2>/dev/null || true; fi
     node_stop
     if [ -n "$iggy_pid" ]; then kill "$iggy_pid" 2>/dev/null || true; wait "$iggy_pid" 2>/dev/null || true; fi
     memcg_cleanup "$work"
@@ -196,6 +199,29 @@ run_latency() {
     echo "$1 latency max $max msg/s, target $target msg/s: produce-ack p99 $p99 us, p99.9 $p999 us" | tee -a "$out/latency.txt"
 }
 
+run_acks_all() {
+    # acks=all on the data directory's disk against write+fdatasync at the node's own write
+    # size per group commit (produced bytes / fdatasync rounds, both from /metrics).
+    local d admin bytes syncs node_mbs floor
+    d="$(fresh aa-$1)"
+    node_start "$d" --admin 127.0.0.1:0 ${NODE_SET:-}
+    admin="$(grep -o 'admin=[^ ]*' "$d/node.log" | cut -d= -f2)"
+    "$bench" produce --bootstrap "$kafka" --topic aa --partitions "$partitions" --size "$size" --acks all \
+        --producers 2 --connections 1 --in-flight 5 --batch-bytes "${AA_BATCH:-262144}" --cores "$load_core" \
+        --duration "$secs" --quiet 1 --out "$out/aa-$1" >"$out/aa-$1.txt"
+    metric() { curl -s "$admin/metrics" | awk -v n="$1" 'index($0, n"{") == 1 { s += $NF } END { printf "%.0f", s }'; }
+    bytes="$(metric sluice_produce_bytes_total)" syncs="$(metric sluice_partition_sync_rounds_total)"
+    node_stop
+    local per_sync=$((bytes / (syncs > 0 ? syncs : 1)))
+    node_mbs="$(awk '/^produce: .*msg\/s/ { print $4 }' "$out/aa-$1.txt")"
+    "$bench" baseline --mib 64 --passes 1 --core "$node_core" --peer-core "$load_core" --sync-bytes "$per_sync" \
+        --sync-secs 4 --keep 1 --dir "$d/floor" >"$out/aa-floor-$1.txt"
+    floor="$(awk '/fdatasync/ { print $(NF-5) }' "$out/aa-floor-$1.txt")"
+    memcg_refill "$d"
+    echo "$1 acks=all: node $node_mbs MB/s, $syncs fdatasync rounds, $per_sync B per round; floor at that size" \
+        "$floor MB/s; node / floor $(python3 -c "print(f'{$node_mbs / $floor:.3f}')")" | tee -a "$out/acks-all.txt"
+}
+
 for r in $(seq "$rounds"); do
     for t in $tools; do
         case "$t" in
@@ -206,6 +232,7 @@ for r in $(seq "$rounds"); do
             iggy) measured run_iggy "$r" ;;
             consume) measured run_consume "$r" ;;
             latency) measured run_latency "$r" ;;
+            acks-all) measured run_acks_all "$r" ;;
             *) echo "bench-floor: unknown tool $t" >&2; exit 1 ;;
         esac
     done

@@ -42,14 +42,19 @@ pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
             let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", get(m));
         }
     }
-    let gauges: [(&str, &str, fn(&PartitionStat) -> i64); 4] = [
+    let per_partition: [(&str, &str, fn(&PartitionStat) -> i64); 5] = [
         ("sluice_partition_log_end_offset", "log end offset", |p| p.log_end_offset),
         ("sluice_partition_log_start_offset", "log start offset", |p| p.log_start_offset),
         ("sluice_partition_size_bytes", "bytes on disk", |p| p.size_bytes as i64),
         ("sluice_partition_segments", "segment count", |p| p.segments as i64),
+        // With produced bytes, the write size per group commit (what acks=all is bound by).
+        ("sluice_partition_sync_rounds_total", "fdatasync rounds (group commits) since start", |p| {
+            p.sync_rounds as i64
+        }),
     ];
-    for (name, help, get) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (name, help, get) in per_partition {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for p in partitions {
             let _ = writeln!(
                 out,

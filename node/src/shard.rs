@@ -115,6 +115,8 @@ pub struct PartitionStat {
     pub recovery_point: i64,
     pub size_bytes: u64,
     pub segments: usize,
+    /// fdatasync rounds (group commits) since the node started.
+    pub sync_rounds: u64,
 }
 
 /// Requests one shard makes of another. Closed: every cross-core interaction is here.
@@ -737,6 +739,7 @@ impl Shard {
                 recovery_point: log.recovery_point(),
                 size_bytes: log.size_bytes(),
                 segments: log.segment_count(),
+                sync_rounds: log.sync_rounds(),
             })
             .collect();
         stats.sort_by(|a, b| a.tp.cmp(&b.tp));

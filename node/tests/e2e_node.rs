@@ -73,6 +73,8 @@ fn partitions_spread_over_two_shards_and_one_connection_reaches_both() {
     }
     let metrics = http_get(node.admin().unwrap(), "/metrics");
     assert!(metric(&metrics, "sluice_fetch_zero_copy_bytes_total") > 0, "sendfile is the default: {metrics}");
+    let syncs = metric(&metrics, "sluice_partition_sync_rounds_total");
+    assert!(syncs > 0 && syncs < 3000, "acks=all group commits are counted, fewer than the messages: {syncs}");
 }
 
 /// Every `fetch.send.method` (sendfile, splice, copy) delivers byte-identical records, across
