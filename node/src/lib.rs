@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod doctor;
 pub mod file_send;
 pub mod frame_pool;
 pub mod group;

@@ -14,6 +14,8 @@ USAGE:
     sluice check <PARTITION-DIR>                     open (and recover) a partition, print its offsets
     sluice groups --admin HOST:PORT                  consumer groups of a running node: members,
                                                      assignments, committed offsets and lag
+    sluice doctor [--data-dir DIR] [--cores LIST]    check this host (kernel, io_uring, limits, filesystem,
+                                                     THP, CPU governor, NIC IRQs, NUMA): ok/warn/FAIL + advice
 
 OPTIONS:
     --listen HOST:PORT   Kafka listener (default 127.0.0.1:9092; port 0 picks one)
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         ["dump-log", path] => run(sluice_tools::dump(PathBuf::from(path))),
         ["check", path] => run(sluice_tools::check(PathBuf::from(path))),
         ["groups", "--admin", addr] => run(groups(addr)),
+        ["doctor", rest @ ..] => sluice::doctor::main(rest),
         [first, ..] if *first == "--help" || *first == "-h" || *first == "help" => {
             println!("{USAGE}{}", BrokerConfig::help());
             ExitCode::SUCCESS
