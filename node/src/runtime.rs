@@ -60,50 +60,6 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// A sleep until `when` that keeps one timer registered however often it is polled.
-///
-/// Why: glommio-ng 0.12's `Timer` registers a new entry in the reactor's timer table on
-/// every poll while pending and forgets the previous one, which stays until its expiry. A
-/// timeout raced against other work (`future::or(work, sleep(30 s))`) is polled each time
-/// the work wakes the task, so under load the table grows by one entry per wake-up for the
-/// whole timeout, and the reactor scans the table on every turn to find the next expiry:
-/// found with `perf` as 49–77 % of a loaded node's CPU in `Reactor::process_timers`, and
-/// acks=all produce falling from ~300k to ~50k msg/s within 15 s. This polls the inner
-/// timer only when it must register (the first poll, or a poll from another task's waker).
-pub struct Deadline {
-    when: std::time::Instant,
-    timer: Option<(glommio::timer::Timer, std::task::Waker)>,
-}
-
-impl Deadline {
-    pub fn after(wait: Duration) -> Deadline {
-        Deadline { when: std::time::Instant::now() + wait, timer: None }
-    }
-}
-
-impl std::future::Future for Deadline {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let now = std::time::Instant::now();
-        if now >= self.when {
-            self.timer = None; // deregisters it
-            return std::task::Poll::Ready(());
-        }
-        let registered = self.timer.as_ref().is_some_and(|(_, waker)| waker.will_wake(cx.waker()));
-        if !registered {
-            // Dropping the previous timer (if any) removes its entry; the new one wakes `cx`.
-            let mut timer = glommio::timer::Timer::new(self.when - now);
-            if std::pin::Pin::new(&mut timer).poll(cx).is_ready() {
-                self.timer = None;
-                return std::task::Poll::Ready(());
-            }
-            self.timer = Some((timer, cx.waker().clone()));
-        }
-        std::task::Poll::Pending
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,38 +67,70 @@ mod tests {
     use std::rc::Rc;
     use std::time::Instant;
 
-    /// Raced against a future that wakes its task thousands of times, the deadline neither
-    /// fires early nor late, and the racing future is what ends the race when it finishes first.
+    /// glommio-ng 0.12's `Timer` registered a new reactor entry on every poll while pending
+    /// and forgot the previous one (patched in node/vendor/glommio-ng): a timeout that loses
+    /// a race after thousands of wake-ups left thousands of entries that woke the task again
+    /// at the timeout's deadline, long after it had moved on, and the reactor scanned them all
+    /// on every turn (49-77 % of a loaded node's CPU). The task must not be woken by them.
     #[test]
-    fn deadline_survives_many_polls() {
+    fn a_timeout_that_lost_a_race_wakes_nobody_later() {
         test_executor().run(async {
-            let polls = Rc::new(Cell::new(0u64));
-            let p = polls.clone();
+            let wakeups = Rc::new(Cell::new(0u64));
+            let w = wakeups.clone();
             let busy = async move {
-                loop {
-                    p.set(p.get() + 1);
+                while w.get() < 5000 {
+                    w.set(w.get() + 1);
                     futures_lite::future::yield_now().await;
                 }
             };
             let start = Instant::now();
-            futures_lite::future::or(busy, Deadline::after(Duration::from_millis(100))).await;
-            let took = start.elapsed();
-            assert!(took >= Duration::from_millis(100), "fired early: {took:?}");
-            assert!(polls.get() > 1000, "the race was polled {} times", polls.get());
-
-            let start = Instant::now();
-            let done = futures_lite::future::or(
-                async {
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                    true
-                },
-                async {
-                    Deadline::after(Duration::from_secs(5)).await;
-                    false
-                },
-            )
+            futures_lite::future::or(busy, glommio::timer::sleep(Duration::from_millis(100))).await;
+            assert_eq!(wakeups.get(), 5000, "the busy side ends the race");
+            assert!(start.elapsed() < Duration::from_millis(100), "the race took {:?}", start.elapsed());
+            // Park until 300 ms, woken only by a timer of our own; note every poll before it is due.
+            let mut own = glommio::timer::Timer::new(Duration::from_millis(300) - start.elapsed());
+            let due = start + Duration::from_millis(290);
+            let early_polls = Cell::new(0u32);
+            std::future::poll_fn(|cx| {
+                if Instant::now() < due {
+                    early_polls.set(early_polls.get() + 1);
+                }
+                std::future::Future::poll(std::pin::Pin::new(&mut own), cx)
+            })
             .await;
-            assert!(done && start.elapsed() < Duration::from_secs(5));
+            assert_eq!(early_polls.get(), 1, "woken before its own timer was due (stale timer entries)");
         });
+    }
+
+    /// An open whose future is dropped while the operation is in the kernel completes with a
+    /// descriptor nobody reads; glommio-ng 0.12 leaked it (patched: the reactor closes it).
+    #[test]
+    fn an_abandoned_open_leaks_no_descriptor() {
+        fn open_fds() -> usize {
+            std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+        }
+        let dir = std::env::temp_dir().join(format!("sluice-abandoned-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"x").unwrap();
+        test_executor().run(async {
+            // Settle the executor's own descriptors first.
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+            let before = open_fds();
+            let mut abandoned = 0;
+            for _ in 0..50 {
+                let mut open = Box::pin(glommio::io::BufferedFile::open(&path));
+                if futures_lite::future::poll_once(&mut open).await.is_none() {
+                    // Parked, so the reactor submits the open; then the future is dropped.
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                    abandoned += 1;
+                }
+                drop(open);
+            }
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            assert!(abandoned > 0, "no open was still pending when dropped: the test proved nothing");
+            assert_eq!(open_fds(), before, "{abandoned} opens abandoned");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -480,7 +480,7 @@ impl Shard {
             async {
                 let _ = crate::watch::first_of(waits).await;
             },
-            crate::runtime::Deadline::after(wait),
+            glommio::timer::sleep(wait),
         )
         .await;
     }
@@ -828,7 +828,7 @@ async fn produce_one(log: &Rc<PartitionLog>, records: &Bytes, acks: i16, timeout
     if acks == -1 {
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
         let synced = futures_lite::future::or(async { Some(log.sync_to(info.last_offset + 1).await) }, async {
-            crate::runtime::Deadline::after(timeout).await;
+            glommio::timer::sleep(timeout).await;
             None
         })
         .await;
