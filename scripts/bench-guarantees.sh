@@ -32,7 +32,7 @@ start_node() { # extra --set arguments
     rm -rf "$tmp/data" && : >"$tmp/node.log"
     local sets=()
     for s in "$@"; do sets+=(--set "$s"); done
-    taskset -c "$NODE_CORE" target/release/sluice --listen 127.0.0.1:0 --data-dir "$tmp/data" \
+    taskset -c "$NODE_CORE" target/release/sluice --listen 127.0.0.1:0 --admin off --data-dir "$tmp/data" \
         --cores "$NODE_CORE" --set num.partitions=6 "${sets[@]}" >"$tmp/node.log" 2>&1 &
     node=$!
     for _ in $(seq 100); do grep -q "sluice: ready" "$tmp/node.log" && break; sleep 0.1; done

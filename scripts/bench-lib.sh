@@ -129,7 +129,9 @@ node_start() {
     node_stop
     mkdir -p "$dir"
     [ "${NODE_KEEP_DATA:-0}" = 1 ] || rm -rf "$dir/data"
-    taskset -c "${NODE_CORE:-0}" "${NODE_BIN:-target/release/sluice}" --listen 127.0.0.1:0 \
+    # --admin off unless the caller passes its own (the last one wins): the default,
+    # 127.0.0.1:9644, would collide with a node already running.
+    taskset -c "${NODE_CORE:-0}" "${NODE_BIN:-target/release/sluice}" --listen 127.0.0.1:0 --admin off \
         --data-dir "$dir/data" --cores "${NODE_CORE:-0}" "$@" >"$dir/node.log" 2>&1 &
     node=$!
     for _ in $(seq 100); do grep -q "sluice: ready" "$dir/node.log" && break; sleep 0.1; done

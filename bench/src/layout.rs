@@ -3,6 +3,7 @@
 
 use crate::Opts;
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
@@ -19,8 +20,16 @@ pub fn http_get(addr: &str, path: &str) -> Result<String> {
     Ok(body.to_string())
 }
 
+/// The node's /layout document (the fields read here; others are ignored).
+#[derive(Debug, Deserialize)]
+struct Layout {
+    shards: i64,
+    partitions: Vec<Row>,
+}
+
 /// A partition row of /layout.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Row {
     topic: String,
     partition: i64,
@@ -31,40 +40,9 @@ struct Row {
     segments: i64,
 }
 
-/// Parses the flat objects of the node's /layout document (hand-written for one shape).
 fn parse_layout(body: &str) -> Result<(i64, Vec<Row>)> {
-    let shards = field_num(body, "shards").context("/layout has no \"shards\"")?;
-    let list = body.split_once("\"partitions\"").map_or("", |(_, r)| r);
-    let mut rows = Vec::new();
-    for obj in list.split('{').skip(1) {
-        let obj = obj.split('}').next().unwrap_or("");
-        rows.push(Row {
-            topic: field_str(obj, "topic").unwrap_or_default(),
-            partition: field_num(obj, "partition").unwrap_or(-1),
-            shard: field_num(obj, "shard").unwrap_or(-1),
-            log_start_offset: field_num(obj, "log_start_offset").unwrap_or(0),
-            log_end_offset: field_num(obj, "log_end_offset").unwrap_or(0),
-            size_bytes: field_num(obj, "size_bytes").unwrap_or(0),
-            segments: field_num(obj, "segments").unwrap_or(0),
-        });
-    }
-    Ok((shards, rows))
-}
-
-fn field_raw<'a>(obj: &'a str, name: &str) -> Option<&'a str> {
-    let at = obj.find(&format!("\"{name}\""))? + name.len() + 2;
-    Some(obj[at..].trim_start().strip_prefix(':')?.trim_start())
-}
-
-fn field_num(obj: &str, name: &str) -> Option<i64> {
-    let v = field_raw(obj, name)?;
-    let end = v.find(|c: char| !(c.is_ascii_digit() || c == '-')).unwrap_or(v.len());
-    v[..end].parse().ok()
-}
-
-fn field_str(obj: &str, name: &str) -> Option<String> {
-    let v = field_raw(obj, name)?.strip_prefix('"')?;
-    Some(v[..v.find('"')?].to_string())
+    let layout: Layout = serde_json::from_str(body).context("/layout is not the node's layout document")?;
+    Ok((layout.shards, layout.partitions))
 }
 
 /// Per-shard counters from /metrics lines like `name{shard="0"} 123`.
@@ -134,7 +112,11 @@ pub fn command(o: &Opts) -> Result<()> {
         for n in &names {
             line.push_str(&format!(
                 " {:>20}",
-                metrics.get(&(n.clone(), shard)).map_or("-".into(), |v| format!("{v:.0}"))
+                metrics.get(&(n.clone(), shard)).map_or("-".into(), |v| if v.fract() == 0.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.3}") // ratios and CPU seconds
+                })
             ));
         }
         println!("{line}");

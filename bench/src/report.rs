@@ -3,6 +3,7 @@
 
 use crate::workload::{Mode, RunResult, Shared, Stop, Workload, SAMPLE_INTERVAL};
 use hdrhistogram::Histogram;
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -249,106 +250,174 @@ pub fn print_table(r: &RunResult) {
     print!("{out}");
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+/// `x` rounded to `places` decimals (the precision result.json reports).
+fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
 }
 
-fn json_hist(h: &Histogram<u64>) -> String {
-    let mut o = format!("{{\"unit\":\"us\",\"samples\":{}", h.len());
-    if !h.is_empty() {
-        for p in PERCENTILES {
-            let _ = write!(o, ",\"p{}\":{}", p, h.value_at_percentile(p));
-        }
-        let _ = write!(o, ",\"max\":{},\"mean\":{:.1}", h.max(), h.mean());
-    }
-    o.push('}');
-    o
+/// result.json (field order as written).
+#[derive(Serialize)]
+struct ResultDoc<'a> {
+    label: &'a str,
+    description: String,
+    mode: &'a str,
+    bootstrap: &'a str,
+    topic: &'a str,
+    idempotent: bool,
+    workload: WorkloadDoc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupDoc<'a>>,
+    accounting: AccountingDoc,
+    produce: RateDoc,
+    consume: RateDoc,
+    produce_ack_latency: HistDoc,
+    end_to_end_latency: HistDoc,
+    /// (seconds since start, records acknowledged, records consumed).
+    samples: Vec<(f64, u64, u64)>,
+    error: Option<&'a str>,
 }
 
-/// The JSON result document (hand-written: no serde for one document).
+#[derive(Serialize)]
+struct WorkloadDoc {
+    partitions: i32,
+    producers: usize,
+    consumers: usize,
+    connections: usize,
+    in_flight: usize,
+    batch_bytes: usize,
+    linger_ms: u64,
+    acks: i16,
+    compression: String,
+    size: String,
+    keys: String,
+    rate: Option<f64>,
+    warmup_s: f64,
+    consumer_assignment: &'static str,
+}
+
+#[derive(Serialize)]
+struct GroupDoc<'a> {
+    id: &'a str,
+    formed_ms: f64,
+    rebalances: u64,
+    committed_total: i64,
+    positions_total: i64,
+}
+
+#[derive(Serialize)]
+struct AccountingDoc {
+    produced: u64,
+    acknowledged: u64,
+    errors: u64,
+    consumed: u64,
+}
+
+#[derive(Serialize)]
+struct RateDoc {
+    msgs: u64,
+    bytes: u64,
+    seconds: f64,
+    msgs_per_s: f64,
+    mb_per_s: f64,
+}
+
+/// A latency histogram: the sample count, and with samples the [`PERCENTILES`], max and mean.
+#[derive(Serialize)]
+struct HistDoc {
+    unit: &'static str,
+    samples: u64,
+    #[serde(flatten)]
+    stats: Option<HistStats>,
+}
+
+#[derive(Serialize)]
+struct HistStats {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    #[serde(rename = "p99.9")]
+    p99_9: u64,
+    #[serde(rename = "p99.99")]
+    p99_99: u64,
+    max: u64,
+    mean: f64,
+}
+
+fn hist_doc(h: &Histogram<u64>) -> HistDoc {
+    let at = |i: usize| h.value_at_percentile(PERCENTILES[i]);
+    let stats = (!h.is_empty()).then(|| HistStats {
+        p50: at(0),
+        p90: at(1),
+        p99: at(2),
+        p99_9: at(3),
+        p99_99: at(4),
+        max: h.max(),
+        mean: round(h.mean(), 1),
+    });
+    HistDoc { unit: "us", samples: h.len(), stats }
+}
+
+/// The JSON result document.
 pub fn to_json(r: &RunResult) -> String {
     let w = &r.workload;
-    let mut o = String::from("{\n");
-    let _ = writeln!(o, "  \"label\": {},", json_str(&w.label));
-    let _ = writeln!(o, "  \"description\": {},", json_str(&description(w)));
-    let _ = writeln!(o, "  \"mode\": \"{}\",", w.mode.name());
-    let _ = writeln!(o, "  \"bootstrap\": {},", json_str(&w.bootstrap));
-    let _ = writeln!(o, "  \"topic\": {},", json_str(&w.topic));
-    let _ = writeln!(o, "  \"idempotent\": {},", w.idempotent);
-    let _ = writeln!(
-        o,
-        "  \"workload\": {{\"partitions\":{},\"producers\":{},\"consumers\":{},\"connections\":{},\"in_flight\":{},\"batch_bytes\":{},\"linger_ms\":{},\"acks\":{},\"compression\":\"{:?}\",\"size\":{},\"keys\":{},\"rate\":{},\"warmup_s\":{},\"consumer_assignment\":\"{}\"}},",
-        w.partitions,
-        w.producers,
-        w.consumers,
-        w.connections,
-        w.in_flight,
-        w.batch_bytes,
-        w.linger.as_millis(),
-        w.acks,
-        w.compression,
-        json_str(&w.size.describe()),
-        json_str(&w.keys.describe()),
-        w.rate.map_or("null".into(), |r| format!("{r}")),
-        w.warmup.as_secs_f64(),
-        if w.group.is_some() { "group" } else { "explicit" },
-    );
-    if let Some(g) = &r.group {
-        let _ = writeln!(
-            o,
-            "  \"group\": {{\"id\":{},\"formed_ms\":{:.1},\"rebalances\":{},\"committed_total\":{},\"positions_total\":{}}},",
-            json_str(&g.id),
-            g.formed_ms,
-            g.rebalances,
-            g.committed_total,
-            g.positions_total
-        );
-    }
-    let _ = writeln!(
-        o,
-        "  \"accounting\": {{\"produced\":{},\"acknowledged\":{},\"errors\":{},\"consumed\":{}}},",
-        r.produced, r.acked, r.errors, r.consumed
-    );
-    let _ = writeln!(
-        o,
-        "  \"produce\": {{\"msgs\":{},\"bytes\":{},\"seconds\":{:.4},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2}}},",
-        r.acked_measured,
-        r.acked_bytes_measured,
-        r.produce_secs,
-        r.produce_rate(),
-        r.produce_mbs()
-    );
-    let _ = writeln!(
-        o,
-        "  \"consume\": {{\"msgs\":{},\"bytes\":{},\"seconds\":{:.4},\"msgs_per_s\":{:.1},\"mb_per_s\":{:.2}}},",
-        r.consumed_measured,
-        r.consumed_bytes_measured,
-        r.consume_secs,
-        r.consume_rate(),
-        r.consume_mbs()
-    );
-    let _ = writeln!(o, "  \"produce_ack_latency\": {},", json_hist(&r.ack_hist));
-    let _ = writeln!(o, "  \"end_to_end_latency\": {},", json_hist(&r.e2e_hist));
-    o.push_str("  \"samples\": [");
-    for (i, (t, a, c)) in r.samples.iter().enumerate() {
-        let _ = write!(o, "{}[{t:.3},{a},{c}]", if i == 0 { "" } else { "," });
-    }
-    o.push_str("],\n");
-    let _ = writeln!(o, "  \"error\": {}", r.first_error.as_deref().map_or("null".into(), json_str));
-    o.push_str("}\n");
-    o
+    let rate = |msgs, bytes, seconds: f64, msgs_per_s: f64, mbs: f64| RateDoc {
+        msgs,
+        bytes,
+        seconds: round(seconds, 4),
+        msgs_per_s: round(msgs_per_s, 1),
+        mb_per_s: round(mbs, 2),
+    };
+    let doc = ResultDoc {
+        label: &w.label,
+        description: description(w),
+        mode: w.mode.name(),
+        bootstrap: &w.bootstrap,
+        topic: &w.topic,
+        idempotent: w.idempotent,
+        workload: WorkloadDoc {
+            partitions: w.partitions,
+            producers: w.producers,
+            consumers: w.consumers,
+            connections: w.connections,
+            in_flight: w.in_flight,
+            batch_bytes: w.batch_bytes,
+            linger_ms: w.linger.as_millis() as u64,
+            acks: w.acks,
+            compression: format!("{:?}", w.compression),
+            size: w.size.describe(),
+            keys: w.keys.describe(),
+            rate: w.rate,
+            warmup_s: w.warmup.as_secs_f64(),
+            consumer_assignment: if w.group.is_some() { "group" } else { "explicit" },
+        },
+        group: r.group.as_ref().map(|g| GroupDoc {
+            id: &g.id,
+            formed_ms: round(g.formed_ms, 1),
+            rebalances: g.rebalances,
+            committed_total: g.committed_total,
+            positions_total: g.positions_total,
+        }),
+        accounting: AccountingDoc {
+            produced: r.produced,
+            acknowledged: r.acked,
+            errors: r.errors,
+            consumed: r.consumed,
+        },
+        produce: rate(r.acked_measured, r.acked_bytes_measured, r.produce_secs, r.produce_rate(), r.produce_mbs()),
+        consume: rate(
+            r.consumed_measured,
+            r.consumed_bytes_measured,
+            r.consume_secs,
+            r.consume_rate(),
+            r.consume_mbs(),
+        ),
+        produce_ack_latency: hist_doc(&r.ack_hist),
+        end_to_end_latency: hist_doc(&r.e2e_hist),
+        samples: r.samples.iter().map(|&(t, a, c)| (round(t, 3), a, c)).collect(),
+        error: r.first_error.as_deref(),
+    };
+    serde_json::to_string_pretty(&doc).expect("serialising plain data cannot fail") + "\n"
 }
 
 /// Default output directory: bench/out/<UTC timestamp>.

@@ -5,6 +5,7 @@
 //! The node binary is `$SLUICE_BIN`, else `target/debug/sluice` of this workspace (built
 //! with `cargo build -p sluice-node` here if it is missing).
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,13 +75,20 @@ fn start_node(name: &str) -> Node {
     Node { child, kafka, dir }
 }
 
-/// The integer value of `"name":N` in the result JSON (first occurrence after `after`).
-fn field(json: &str, after: &str, name: &str) -> u64 {
-    let from = json.find(after).unwrap_or_else(|| panic!("{after} in result.json"));
-    let rest = &json[from..];
-    let at = rest.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} in {after}")) + name.len() + 3;
-    let digits: String = rest[at..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().expect("a number")
+/// The unsigned integer `result[section][name]` of a result.json.
+fn field(result: &Value, section: &str, name: &str) -> u64 {
+    result[section][name].as_u64().unwrap_or_else(|| panic!("{section}.{name} is not an unsigned integer in {result}"))
+}
+
+/// The signed integer `result[section][name]` of a result.json.
+fn signed(result: &Value, section: &str, name: &str) -> i64 {
+    result[section][name].as_i64().unwrap_or_else(|| panic!("{section}.{name} is not an integer in {result}"))
+}
+
+/// The result.json `sluice-bench` wrote into `out`.
+fn result(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("result.json is not JSON ({e}): {text}"))
 }
 
 /// `sluice-bench ARGS --bootstrap NODE --quiet 1 --out OUT`.
@@ -90,7 +98,7 @@ fn bench(node: &Node, out: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn run_bench(node: &Node, out: &Path, extra: &[&str]) -> String {
+fn run_bench(node: &Node, out: &Path, extra: &[&str]) -> Value {
     let args: Vec<&str> = ["e2e"].iter().chain(extra).copied().collect();
     let output = bench(node, out, &args).output().expect("running sluice-bench");
     assert!(
@@ -99,25 +107,16 @@ fn run_bench(node: &Node, out: &Path, extra: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    std::fs::read_to_string(out.join("result.json")).expect("result.json")
+    result(out)
 }
 
-/// The signed integer value of `"name":N` (first occurrence after `after`).
-fn signed(json: &str, after: &str, name: &str) -> i64 {
-    let from = json.find(after).unwrap_or_else(|| panic!("{after} in result.json"));
-    let rest = &json[from..];
-    let at = rest.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} in {after}")) + name.len() + 3;
-    let digits: String = rest[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
-    digits.parse().expect("a number")
-}
-
-fn assert_exact(json: &str, count: u64) {
-    assert_eq!(field(json, "\"accounting\"", "produced"), count, "{json}");
-    assert_eq!(field(json, "\"accounting\"", "acknowledged"), count, "{json}");
-    assert_eq!(field(json, "\"accounting\"", "errors"), 0, "{json}");
-    assert_eq!(field(json, "\"accounting\"", "consumed"), count, "{json}");
-    assert_eq!(field(json, "\"produce_ack_latency\"", "samples"), count, "{json}");
-    assert_eq!(field(json, "\"end_to_end_latency\"", "samples"), count, "{json}");
+fn assert_exact(json: &Value, count: u64) {
+    assert_eq!(field(json, "accounting", "produced"), count, "{json}");
+    assert_eq!(field(json, "accounting", "acknowledged"), count, "{json}");
+    assert_eq!(field(json, "accounting", "errors"), 0, "{json}");
+    assert_eq!(field(json, "accounting", "consumed"), count, "{json}");
+    assert_eq!(field(json, "produce_ack_latency", "samples"), count, "{json}");
+    assert_eq!(field(json, "end_to_end_latency", "samples"), count, "{json}");
 }
 
 /// Closed loop, 2 producers × 2 connections, keyed records over 4 partitions, 2 consumers.
@@ -194,11 +193,11 @@ fn group_preset_counts_and_commits_every_record() {
     .output()
     .expect("running sluice-bench");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let json = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    let json = result(&out);
     assert_exact(&json, count);
-    assert_eq!(field(&json, "\"group\"", "rebalances"), 0, "{json}");
-    assert_eq!(signed(&json, "\"group\"", "committed_total"), count as i64, "{json}");
-    assert_eq!(signed(&json, "\"group\"", "positions_total"), count as i64, "{json}");
+    assert_eq!(field(&json, "group", "rebalances"), 0, "{json}");
+    assert_eq!(signed(&json, "group", "committed_total"), count as i64, "{json}");
+    assert_eq!(signed(&json, "group", "positions_total"), count as i64, "{json}");
 }
 
 /// A second harness process joins the same group mid-run and leaves again: partitions are
@@ -258,16 +257,16 @@ fn group_shared_by_two_processes_hands_partitions_over_exactly() {
     .expect("running sluice-bench B");
     assert!(b.status.success(), "B failed: {}", String::from_utf8_lossy(&b.stderr));
     assert!(a.wait().expect("waiting for A").success(), "A failed");
-    let ja = std::fs::read_to_string(out_a.join("result.json")).expect("A's result.json");
-    let jb = std::fs::read_to_string(out_b.join("result.json")).expect("B's result.json");
-    assert_eq!(field(&ja, "\"accounting\"", "produced"), count, "{ja}");
-    assert_eq!(field(&ja, "\"accounting\"", "acknowledged"), count, "{ja}");
-    let consumed_a = field(&ja, "\"accounting\"", "consumed");
-    let consumed_b = field(&jb, "\"accounting\"", "consumed");
+    let ja = result(&out_a);
+    let jb = result(&out_b);
+    assert_eq!(field(&ja, "accounting", "produced"), count, "{ja}");
+    assert_eq!(field(&ja, "accounting", "acknowledged"), count, "{ja}");
+    let consumed_a = field(&ja, "accounting", "consumed");
+    let consumed_b = field(&jb, "accounting", "consumed");
     assert!(consumed_b > 0, "B was assigned partitions and read from them: {jb}");
     assert_eq!(consumed_a + consumed_b, count, "A {consumed_a} + B {consumed_b}:\n{ja}\n{jb}");
-    assert!(field(&ja, "\"group\"", "rebalances") >= 2, "B's join and leave rebalance A: {ja}");
-    assert_eq!(signed(&ja, "\"group\"", "committed_total"), count as i64, "{ja}");
+    assert!(field(&ja, "group", "rebalances") >= 2, "B's join and leave rebalance A: {ja}");
+    assert_eq!(signed(&ja, "group", "committed_total"), count as i64, "{ja}");
 }
 
 /// Idempotent producers (`--idempotent 1`): a `produce --count` run (2 producers × 2
@@ -288,13 +287,13 @@ fn idempotent_batches_carry_contiguous_sequences() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "sluice-bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("acks -1") && stdout.contains("idempotent yes"), "{stdout}");
-    let json = std::fs::read_to_string(out.join("result.json")).expect("result.json");
-    assert!(json.contains("\"idempotent\": true"), "{json}");
-    assert_eq!(field(&json, "\"accounting\"", "produced"), count, "{json}");
-    assert_eq!(field(&json, "\"accounting\"", "acknowledged"), count, "{json}");
-    assert_eq!(field(&json, "\"accounting\"", "errors"), 0, "{json}");
-    assert_eq!(field(&json, "\"produce_ack_latency\"", "samples"), count, "{json}");
-    assert!(json.contains("\"error\": null"), "{json}");
+    let json = result(&out);
+    assert_eq!(json["idempotent"], Value::Bool(true), "{json}");
+    assert_eq!(field(&json, "accounting", "produced"), count, "{json}");
+    assert_eq!(field(&json, "accounting", "acknowledged"), count, "{json}");
+    assert_eq!(field(&json, "accounting", "errors"), 0, "{json}");
+    assert_eq!(field(&json, "produce_ack_latency", "samples"), count, "{json}");
+    assert!(json["error"].is_null(), "{json}");
     assert_sequences(&node, "idem-plain", 5, count, 2);
 
     let json = run_bench(

@@ -12,7 +12,7 @@ USAGE:
     sluice [OPTIONS]                                 serve Kafka clients
     sluice dump-log <SEGMENT.log|.index|.timeindex>   print batches or index entries
     sluice check <PARTITION-DIR>                     open (and recover) a partition, print its offsets
-    sluice groups --admin HOST:PORT                  consumer groups of a running node: members,
+    sluice groups [--admin HOST:PORT]                consumer groups of a running node: members,
                                                      assignments, committed offsets and lag
     sluice doctor [--data-dir DIR] [--cores LIST]    check this host (kernel, io_uring, limits, filesystem,
                                                      THP, CPU governor, NIC IRQs, NUMA): ok/warn/FAIL + advice
@@ -21,8 +21,10 @@ OPTIONS:
     --listen HOST:PORT   Kafka listener (default 127.0.0.1:9092; port 0 picks one)
     --data-dir DIR       where partitions live (default ./data)
     --cores LIST         cores to run shards on, e.g. 0-3 or 0,2 (default: all)
-    --admin HOST:PORT    HTTP endpoint: /metrics (Prometheus), /layout and /groups (JSON),
-                         /groups.txt (default: off)
+    --admin HOST:PORT    HTTP endpoint: /metrics (Prometheus: per-shard load and latency),
+                         /layout and /groups (JSON), /groups.txt (default 127.0.0.1:9644,
+                         Redpanda's admin port; port 0 picks one)
+    --admin off          no admin endpoint
     --config FILE        TOML file of broker settings under their Kafka names
     --set NAME=VALUE     one broker setting (repeatable; wins over --config)
     -h, --help           this text
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["dump-log", path] => run(sluice_tools::dump(PathBuf::from(path))),
         ["check", path] => run(sluice_tools::check(PathBuf::from(path))),
+        ["groups"] => run(groups(sluice::admin::DEFAULT_ADDR)),
         ["groups", "--admin", addr] => run(groups(addr)),
         ["doctor", rest @ ..] => sluice::doctor::main(rest),
         [first, ..] if *first == "--help" || *first == "-h" || *first == "help" => {
@@ -59,7 +62,7 @@ fn parse_server_args(args: &[String]) -> Result<ServerArgs, String> {
     let mut listen = "127.0.0.1:9092".to_string();
     let mut data_dir = PathBuf::from("./data");
     let mut cores = None;
-    let mut admin = None;
+    let mut admin = Some(sluice::admin::DEFAULT_ADDR.to_string());
     let mut config_file = None;
     let mut sets = Vec::new();
     let mut it = args.iter();
@@ -69,7 +72,7 @@ fn parse_server_args(args: &[String]) -> Result<ServerArgs, String> {
             "--listen" => listen = value()?,
             "--data-dir" => data_dir = PathBuf::from(value()?),
             "--cores" => cores = Some(parse_cores(&value()?)?),
-            "--admin" => admin = Some(value()?),
+            "--admin" => admin = Some(value()?).filter(|a| a != "off"),
             "--config" => config_file = Some(value()?),
             "--set" => sets.push(value()?),
             other => return Err(format!("unknown argument {other:?}")),
@@ -187,5 +190,27 @@ mod sluice_tools {
             );
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_server_args;
+
+    fn admin_of(args: &[&str]) -> Option<String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse_server_args(&args).expect("valid arguments").admin
+    }
+
+    /// The admin endpoint is on unless turned off, at Redpanda's port by default.
+    #[test]
+    fn admin_listener_defaults_to_9644_and_turns_off() {
+        assert_eq!(admin_of(&[]).as_deref(), Some("127.0.0.1:9644"));
+        assert_eq!(admin_of(&["--cores", "0"]).as_deref(), Some("127.0.0.1:9644"));
+        assert_eq!(admin_of(&["--admin", "off"]), None);
+        assert_eq!(admin_of(&["--admin", "0.0.0.0:9000"]).as_deref(), Some("0.0.0.0:9000"));
+        // The last --admin wins, so a harness's default can be overridden by a test.
+        assert_eq!(admin_of(&["--admin", "127.0.0.1:0", "--admin", "off"]), None);
+        assert_eq!(admin_of(&["--admin", "off", "--admin", "127.0.0.1:0"]).as_deref(), Some("127.0.0.1:0"));
     }
 }

@@ -2,6 +2,7 @@
 //! (plain integers, no atomics); the admin endpoint gathers them by message.
 
 use crate::shard::PartitionStat;
+use serde::Serialize;
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Default)]
@@ -69,19 +70,41 @@ pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
     out
 }
 
-/// The partition → shard layout as JSON (hand-written: no serde for one document).
+/// The `/layout` document.
+#[derive(Debug, Serialize)]
+struct Layout<'a> {
+    shards: usize,
+    partitions: Vec<LayoutPartition<'a>>,
+}
+
+/// One partition of `/layout` (the field order is the document's).
+#[derive(Debug, Serialize)]
+struct LayoutPartition<'a> {
+    topic: &'a str,
+    partition: i32,
+    shard: usize,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    size_bytes: u64,
+    segments: usize,
+}
+
+/// The partition → shard layout as JSON.
 pub fn layout_json(shards: usize, partitions: &[PartitionStat]) -> String {
-    let mut out = format!("{{\"shards\":{shards},\"partitions\":[");
-    for (i, p) in partitions.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"topic\":\"{}\",\"partition\":{},\"shard\":{},\"log_start_offset\":{},\"log_end_offset\":{},\"size_bytes\":{},\"segments\":{}}}",
-            p.tp.topic, p.tp.partition, p.shard, p.log_start_offset, p.log_end_offset, p.size_bytes, p.segments
-        );
-    }
-    out.push_str("]}");
-    out
+    let layout = Layout {
+        shards,
+        partitions: partitions
+            .iter()
+            .map(|p| LayoutPartition {
+                topic: &p.tp.topic,
+                partition: p.tp.partition,
+                shard: p.shard,
+                log_start_offset: p.log_start_offset,
+                log_end_offset: p.log_end_offset,
+                size_bytes: p.size_bytes,
+                segments: p.segments,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&layout).expect("serialising plain data cannot fail")
 }

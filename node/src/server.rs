@@ -33,6 +33,7 @@ const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone)]
 pub struct ServerArgs {
     pub listen: String,
+    /// The admin HTTP listener (`None`: `--admin off`).
     pub admin: Option<String>,
     pub data_dir: PathBuf,
     pub cores: Vec<usize>,
@@ -166,7 +167,9 @@ async fn shard_main(
     *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);
     let admin_addr = match (&args.admin, id) {
         (Some(addr), 0) => {
-            let admin = TcpListener::bind(addr.as_str()).map_err(|e| format!("binding admin {addr}: {e}"))?;
+            let admin = TcpListener::bind(addr.as_str()).map_err(|e| {
+                format!("binding admin {addr}: {e} (another node? choose one with --admin HOST:PORT, or --admin off)")
+            })?;
             let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
             glommio::spawn_local(crate::admin::serve(shard.clone(), admin)).detach();
             Some(admin_addr)

@@ -15,7 +15,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::json::Value;
+use support::json::{Json, Value};
 use support::{check, kcat, py_json, py_json_timeout, run, Node};
 
 /// Messages in the big keyed runs (the figure).
@@ -169,36 +169,32 @@ impl Consumed {
 
     /// From ck_consume.py / kp_consume.py output.
     fn from_json(v: &Value) -> Consumed {
-        let mut c = Consumed { client: v.get("client").str().to_string(), parts: BTreeMap::new() };
-        for (p, recs) in v.get("partitions").obj() {
+        let mut c = Consumed { client: v["client"].str().to_string(), parts: BTreeMap::new() };
+        for (p, recs) in v["partitions"].obj() {
             let list = recs
                 .arr()
                 .iter()
                 .map(|r| {
-                    let vl = r.get("vl").i64();
-                    let value = match (vl, r.get("v").opt_str()) {
+                    let vl = r["vl"].i64();
+                    let value = match (vl, r["v"].opt_str()) {
                         (-1, _) => None,
                         (_, Some(s)) => Some(s.to_string()),
-                        (_, None) => Some(format!("<{vl} bytes, crc32 {}>", r.get("vh").i64())),
+                        (_, None) => Some(format!("<{vl} bytes, crc32 {}>", r["vh"].i64())),
                     };
-                    let key = if r.get("kl").i64() < 0 {
-                        None
-                    } else {
-                        Some(r.get("k").opt_str().unwrap_or("<bytes>").to_string())
-                    };
-                    let headers = r
-                        .get("h")
+                    let key =
+                        if r["kl"].i64() < 0 { None } else { Some(r["k"].opt_str().unwrap_or("<bytes>").to_string()) };
+                    let headers = r["h"]
                         .arr()
                         .iter()
                         .map(|h| (h.arr()[0].str().to_string(), h.arr()[1].opt_str().map(str::to_string)))
                         .collect();
                     Rec {
-                        offset: r.get("o").i64(),
+                        offset: r["o"].i64(),
                         key,
                         value,
                         headers: Some(headers),
-                        timestamp: Some(r.get("ts").i64()),
-                        ts_type: Some(r.get("tt").str().to_string()),
+                        timestamp: Some(r["ts"].i64()),
+                        ts_type: Some(r["tt"].str().to_string()),
                     }
                 })
                 .collect();
@@ -350,20 +346,18 @@ fn py_produce(node: &Node, script: &str, topic: &str, spec: &Spec, acks: &str, e
     a.extend(extra.iter().map(|s| s.to_string()));
     let out = py_json_timeout(node, script, &args_ref(&a), Duration::from_secs(180));
     assert_eq!(
-        (out.get("acked").i64(), out.get("errors").i64()),
+        (out["acked"].i64(), out["errors"].i64()),
         (spec.count as i64, 0),
         "{script} to {topic}: not every message acknowledged: {}\n{}",
-        out.get("error_samples"),
+        out["error_samples"],
         node.logs(30)
     );
-    for (p, s) in out.get("partitions").obj() {
-        assert!(s.get("in_order").bool(), "{script}: acks of partition {p} out of order: {s}");
+    for (p, s) in out["partitions"].obj() {
+        assert!(s["in_order"].bool(), "{script}: acks of partition {p} out of order: {s}");
     }
     figure(&format!(
         "{script} {topic}: {} messages acks={acks} in {} s ({})",
-        spec.count,
-        out.get("elapsed_s"),
-        out.get("client")
+        spec.count, out["elapsed_s"], out["client"]
     ));
     out
 }
@@ -383,7 +377,7 @@ fn py_consume(node: &Node, script: &str, topic: &str, count: usize, timeout_s: u
         &["--bootstrap", node.bootstrap(), "--topic", topic, "--count", &count_s, "--timeout", &timeout],
         Duration::from_secs(timeout_s + 60),
     );
-    figure(&format!("{script} {topic}: {} records in {} s ({})", v.get("count"), v.get("elapsed_s"), v.get("client")));
+    figure(&format!("{script} {topic}: {} records in {} s ({})", v["count"], v["elapsed_s"], v["client"]));
     Consumed::from_json(&v)
 }
 
@@ -464,7 +458,7 @@ fn hundred_k_keyed_acks_all_read_back_by_every_client() {
     let topic = "keyed100k";
     let spec = Spec::keyed(BIG);
     let acks = py_produce(&node, "ck_produce.py", topic, &spec, "all", &[]);
-    assert_eq!(acks.get("partitions").obj().len(), 6, "keys spread over all 6 partitions: {}", acks.get("partitions"));
+    assert_eq!(acks["partitions"].obj().len(), 6, "keys spread over all 6 partitions: {}", acks["partitions"]);
     assert_eq!(kcat_partitions(&node, topic), 6);
 
     let kc = kcat_consume(&node, topic);
@@ -538,7 +532,7 @@ fn list_offsets_by_timestamp_finds_the_right_offset() {
     // linger 5 ms packs many records per batch, so most lookups land inside a batch.
     let acks = py_produce(&node, "ck_produce.py", topic, &spec, "all", &["--partition", "0", "--report-acks"]);
     let offset_of: HashMap<i64, i64> =
-        acks.get("acks").arr().iter().map(|a| (a.arr()[0].i64(), a.arr()[2].i64())).collect();
+        acks["acks"].arr().iter().map(|a| (a.arr()[0].i64(), a.arr()[2].i64())).collect();
     assert_eq!(offset_of.len(), n);
     let ts = |i: i64| base + i * step;
     // (target timestamp, expected offset)
@@ -558,9 +552,9 @@ fn list_offsets_by_timestamp_finds_the_right_offset() {
             "offsets.py",
             &["--client", client, "--bootstrap", node.bootstrap(), "--topic", topic, "--query", &query],
         );
-        let got: Vec<(i64, i64)> = v.get("times").arr().iter().map(|t| (t.arr()[1].i64(), t.arr()[2].i64())).collect();
+        let got: Vec<(i64, i64)> = v["times"].arr().iter().map(|t| (t.arr()[1].i64(), t.arr()[2].i64())).collect();
         assert_eq!(got, cases, "{client}: (timestamp, offset) pairs\n{}", node.logs(30));
-        let wm = v.get("watermarks").get("0").arr();
+        let wm = v["watermarks"]["0"].arr();
         assert_eq!((wm[0].i64(), wm[1].i64()), (0, n as i64), "{client}: earliest/latest");
     }
 }
@@ -584,10 +578,10 @@ fn restart_keeps_all_data_and_offsets_continue() {
 
     let second = Spec { start: MEDIUM, count: 2000, ..first.clone() };
     let after = py_produce(&node, "ck_produce.py", topic, &second, "all", &[]);
-    for (p, s) in after.get("partitions").obj() {
-        let prev_last = before.get("partitions").get(p).get("last");
+    for (p, s) in after["partitions"].obj() {
+        let prev_last = &before["partitions"][p]["last"];
         let want = if prev_last.is_null() { 0 } else { prev_last.i64() + 1 };
-        assert_eq!(s.get("first").i64(), want, "partition {p}: first offset after restart");
+        assert_eq!(s["first"].i64(), want, "partition {p}: first offset after restart");
     }
     let all = Spec { start: 0, count: MEDIUM + 2000, ..first.clone() };
     let kp = py_consume(&node, "kp_consume.py", topic, all.count, 120);
@@ -619,15 +613,15 @@ fn long_poll_at_log_end_wakes_promptly_on_append() {
             "longpoll.py",
             &[mode, "--bootstrap", node.bootstrap(), "--topic", topic, "--rounds", "4", "--wait-ms", "5000"],
         );
-        assert!(v.get("errors").arr().is_empty(), "{mode}: {}", v.get("errors"));
-        figure(&format!("{mode}: wake latencies {} ms (fetch max wait 5000 ms)", v.get("latencies_ms")));
-        let lat = v.get("latencies_ms").arr();
+        assert!(v["errors"].arr().is_empty(), "{mode}: {}", v["errors"]);
+        figure(&format!("{mode}: wake latencies {} ms (fetch max wait 5000 ms)", v["latencies_ms"]));
+        let lat = v["latencies_ms"].arr();
         assert_eq!(lat.len(), 4, "{mode}: {v}");
         for l in lat {
             assert!(
                 !l.is_null() && l.f64() < 1000.0,
                 "{mode}: wake latencies {} ms (want < 1000 each)\n{}",
-                v.get("latencies_ms"),
+                v["latencies_ms"],
                 node.logs(30)
             );
         }
@@ -646,13 +640,13 @@ fn empty_fetch_returns_after_max_wait_not_before() {
         "longpoll.py",
         &["raw-empty", "--bootstrap", node.bootstrap(), "--topic", topic, "--rounds", "4", "--wait-ms", "500"],
     );
-    assert!(v.get("errors").arr().is_empty(), "{}", v.get("errors"));
-    figure(&format!("raw-empty: empty fetch held {} ms (max wait 500 ms)", v.get("durations_ms")));
-    assert_eq!(v.get("log_end").i64(), 3);
-    for r in v.get("records").arr() {
+    assert!(v["errors"].arr().is_empty(), "{}", v["errors"]);
+    figure(&format!("raw-empty: empty fetch held {} ms (max wait 500 ms)", v["durations_ms"]));
+    assert_eq!(v["log_end"].i64(), 3);
+    for r in v["records"].arr() {
         assert_eq!(r.i64(), 0, "an empty fetch returned records: {v}");
     }
-    for d in v.get("durations_ms").arr() {
+    for d in v["durations_ms"].arr() {
         let d = d.f64();
         assert!(d >= 0.9 * wait, "empty fetch answered after {d} ms, before max_wait {wait} ms: {v}");
         assert!(d < wait + 1000.0, "empty fetch held {d} ms for max_wait {wait} ms: {v}");

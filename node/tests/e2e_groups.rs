@@ -19,7 +19,7 @@ use sluice::testing::TempDir;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::json::{self, Value};
+use support::json::{self, Json, Value};
 use support::{check, free_port, http_get, proc_status_kb, py_json_timeout, run, sluice_command, Bg, Node};
 
 /// (topic, partition)
@@ -70,13 +70,13 @@ fn produce(node: &Node, topic: &str, start: usize, count: usize, extra: &[&str])
     args.extend_from_slice(extra);
     let out = py_json_timeout(node, "ck_produce.py", &args, Duration::from_secs(120));
     assert_eq!(
-        (out.get("acked").i64(), out.get("errors").i64()),
+        (out["acked"].i64(), out["errors"].i64()),
         (count as i64, 0),
         "producing to {topic}: not every message acknowledged: {}\n{}",
-        out.get("error_samples"),
+        out["error_samples"],
         node.logs(30)
     );
-    out.get("partitions").obj().iter().map(|(p, s)| (p.parse().unwrap(), s.get("count").i64())).collect()
+    out["partitions"].obj().iter().map(|(p, s)| (p.parse().unwrap(), s["count"].i64())).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,31 +132,31 @@ impl Member {
     }
 
     fn events_of(&self, kind: &str) -> Vec<Value> {
-        self.events().into_iter().filter(|e| e.get("ev").str() == kind).collect()
+        self.events().into_iter().filter(|e| e["ev"].str() == kind).collect()
     }
 
     /// Its assignment after the last assign/revoke/lost event; `None` before the first one.
     fn assignment(&self) -> Option<BTreeSet<Tp>> {
         let evs = self.events();
-        let last = evs.iter().rev().find(|e| matches!(e.get("ev").str(), "assign" | "revoke" | "lost"))?;
-        Some(tp_list(last.get("now")))
+        let last = evs.iter().rev().find(|e| matches!(e["ev"].str(), "assign" | "revoke" | "lost"))?;
+        Some(tp_list(&last["now"]))
     }
 
     /// Time of its last assign event.
     fn last_assign_t(&self) -> Option<f64> {
-        self.events_of("assign").last().map(|e| e.get("t").f64())
+        self.events_of("assign").last().map(|e| e["t"].f64())
     }
 
     /// Events that changed its assignment (assign, revoke, lost).
     fn rebalance_events(&self) -> Vec<Value> {
-        self.events().into_iter().filter(|e| matches!(e.get("ev").str(), "assign" | "revoke" | "lost")).collect()
+        self.events().into_iter().filter(|e| matches!(e["ev"].str(), "assign" | "revoke" | "lost")).collect()
     }
 
     fn records(&self) -> Vec<Rec> {
         let mut out = Vec::new();
         for e in self.events_of("recs") {
-            let t = e.get("t").f64();
-            for r in e.get("r").arr() {
+            let t = e["t"].f64();
+            for r in e["r"].arr() {
                 let r = r.arr();
                 out.push(Rec {
                     t,
@@ -171,26 +171,26 @@ impl Member {
     }
 
     fn count(&self) -> usize {
-        self.events_of("recs").iter().map(|e| e.get("r").arr().len()).sum()
+        self.events_of("recs").iter().map(|e| e["r"].arr().len()).sum()
     }
 
     /// Commits the coordinator acknowledged: (time, partition, offset).
     fn acked_commits(&self) -> Vec<(f64, Tp, i64)> {
         let mut out = Vec::new();
         for e in self.events_of("commit") {
-            if !e.get("ok").bool() {
+            if !e["ok"].bool() {
                 continue;
             }
-            for o in e.get("offsets").arr() {
+            for o in e["offsets"].arr() {
                 let o = o.arr();
-                out.push((e.get("t").f64(), (o[0].str().to_string(), o[1].i64() as i32), o[2].i64()));
+                out.push((e["t"].f64(), (o[0].str().to_string(), o[1].i64() as i32), o[2].i64()));
             }
         }
         out
     }
 
     fn failed_commits(&self) -> Vec<Value> {
-        self.events_of("commit").into_iter().filter(|e| !e.get("ok").bool()).collect()
+        self.events_of("commit").into_iter().filter(|e| !e["ok"].bool()).collect()
     }
 
     /// Consume errors it reported (ev "error").
@@ -300,15 +300,15 @@ fn admin_groups(node: &Node) -> Value {
 
 /// The /groups entry of `group`, if the node lists it.
 fn admin_group(node: &Node, group: &str) -> Option<Value> {
-    admin_groups(node).get("groups").arr().iter().find(|g| g.get("group").str() == group).cloned()
+    admin_groups(node)["groups"].arr().iter().find(|g| g["group"].str() == group).cloned()
 }
 
 /// A member's assignment as /groups shows it.
 fn admin_assignment(member: &Value) -> BTreeSet<Tp> {
     let mut out = BTreeSet::new();
-    for a in member.get("assignment").arr() {
-        for p in a.get("partitions").arr() {
-            out.insert((a.get("topic").str().to_string(), p.i64() as i32));
+    for a in member["assignment"].arr() {
+        for p in a["partitions"].arr() {
+            out.insert((a["topic"].str().to_string(), p.i64() as i32));
         }
     }
     out
@@ -316,13 +316,13 @@ fn admin_assignment(member: &Value) -> BTreeSet<Tp> {
 
 /// (committed, log end, lag) per partition from a /groups entry.
 fn admin_offsets(g: &Value) -> BTreeMap<Tp, (i64, i64, i64)> {
-    g.get("offsets")
+    g["offsets"]
         .arr()
         .iter()
         .map(|o| {
             (
-                (o.get("topic").str().to_string(), o.get("partition").i64() as i32),
-                (o.get("committed").i64(), o.get("log_end_offset").i64(), o.get("lag").i64()),
+                (o["topic"].str().to_string(), o["partition"].i64() as i32),
+                (o["committed"].i64(), o["log_end_offset"].i64(), o["lag"].i64()),
             )
         })
         .collect()
@@ -406,8 +406,8 @@ fn admin_op(node: &Node, client: &str, op: &str, args: &[&str]) -> Value {
 /// Committed offsets of `group` as a client's admin API reads them (OffsetFetch).
 fn client_offsets(node: &Node, client: &str, group: &str) -> BTreeMap<Tp, i64> {
     let v = admin_op(node, client, "offsets", &["--group", group]);
-    assert!(v.get("error").is_null(), "{client}: list offsets of {group}: {v}\n{}", node.logs(30));
-    v.get("offsets")
+    assert!(v["error"].is_null(), "{client}: list offsets of {group}: {v}\n{}", node.logs(30));
+    v["offsets"]
         .arr()
         .iter()
         .map(|o| ((o.arr()[0].str().to_string(), o.arr()[1].i64() as i32), o.arr()[2].i64()))
@@ -479,14 +479,14 @@ fn only_assigned_records(m: &Member, tolerant: bool) -> Vec<String> {
     let mut current: BTreeSet<Tp> = BTreeSet::new();
     let mut just_revoked: BTreeSet<Tp> = BTreeSet::new();
     for e in m.events() {
-        match e.get("ev").str() {
+        match e["ev"].str() {
             "assign" | "revoke" | "lost" => {
-                let now = tp_list(e.get("now"));
+                let now = tp_list(&e["now"]);
                 just_revoked = current.difference(&now).cloned().collect();
                 current = now;
             }
             "recs" => {
-                for r in e.get("r").arr() {
+                for r in e["r"].arr() {
                     let tp = (r.arr()[0].str().to_string(), r.arr()[1].i64() as i32);
                     let tolerated = tolerant && just_revoked.contains(&tp);
                     if !current.contains(&tp) && !tolerated {
@@ -601,10 +601,7 @@ fn three_members_exactly_once(client: &str, cores: &str) {
     let moved: usize = refs
         .iter()
         .map(|m| {
-            m.rebalance_events()
-                .iter()
-                .filter(|e| e.get("ev").str() == "revoke" && !e.get("parts").arr().is_empty())
-                .count()
+            m.rebalance_events().iter().filter(|e| e["ev"].str() == "revoke" && !e["parts"].arr().is_empty()).count()
         })
         .sum();
     assert!(moved >= 2, "the joins should have revoked partitions mid-stream: {}", diag(&node, &refs));
@@ -615,15 +612,14 @@ fn three_members_exactly_once(client: &str, cores: &str) {
 
     // The node agrees: Stable, 3 members, each with the assignment its client reports.
     let g = admin_group(&node, &group).unwrap_or_else(|| panic!("/groups does not list {group}\n{}", node.logs(30)));
-    assert_eq!(g.get("state").str(), "Stable", "/groups: {g}");
-    assert_eq!(g.get("protocol_type").str(), "consumer", "/groups: {g}");
-    assert_eq!(g.get("members").arr().len(), 3, "/groups: {g}");
+    assert_eq!(g["state"].str(), "Stable", "/groups: {g}");
+    assert_eq!(g["protocol_type"].str(), "consumer", "/groups: {g}");
+    assert_eq!(g["members"].arr().len(), 3, "/groups: {g}");
     for m in &refs {
-        let am = g
-            .get("members")
+        let am = g["members"]
             .arr()
             .iter()
-            .find(|x| x.get("client_id").str() == m.name)
+            .find(|x| x["client_id"].str() == m.name)
             .unwrap_or_else(|| panic!("/groups has no member with client id {}: {g}", m.name));
         assert_eq!(admin_assignment(am), m.assignment().unwrap(), "{}: the node's view of its assignment: {g}", m.name);
     }
@@ -661,7 +657,7 @@ fn three_members_exactly_once(client: &str, cores: &str) {
     let want: BTreeMap<Tp, i64> = counts.iter().map(|(p, c)| ((topic.clone(), *p), *c)).collect();
     assert_eq!(committed, want, "{client}: committed offsets after consuming everything\n{}", node.logs(30));
     let g = admin_group(&node, &group).expect("group still listed");
-    assert_eq!(g.get("state").str(), "Empty", "after every member left: {g}");
+    assert_eq!(g["state"].str(), "Empty", "after every member left: {g}");
 }
 
 /// Show 1 (confluent-kafka, two shards): 3 members split 6 partitions 2/2/2, disjoint and complete (the node's /groups agrees); 6000 messages consumed exactly once with sync commits.
@@ -709,7 +705,7 @@ fn killed_then_closed(client: &str) {
     let first_change = [&a, &b]
         .iter()
         .zip([a_n, b_n])
-        .filter_map(|(m, n)| m.rebalance_events().get(n).map(|e| e.get("t").f64()))
+        .filter_map(|(m, n)| m.rebalance_events().get(n).map(|e| e["t"].f64()))
         .fold(f64::INFINITY, f64::min);
     let moved = a.last_assign_t().unwrap().max(b.last_assign_t().unwrap());
     figure(&format!(
@@ -735,7 +731,7 @@ fn killed_then_closed(client: &str) {
     // b closes cleanly (LeaveGroup): a gets everything, far sooner than a session timeout.
     let a_n = a.rebalance_events().len();
     b.stop();
-    let closing = b.events_of("closing")[0].get("t").f64();
+    let closing = b.events_of("closing")[0]["t"].f64();
     wait_for(
         "a to hold all 6 partitions after b left",
         Duration::from_secs(30),
@@ -751,11 +747,7 @@ fn killed_then_closed(client: &str) {
         diag(&node, &[&a, &b])
     );
     let g = admin_group(&node, &group).expect("group listed");
-    assert_eq!(
-        (g.get("state").str(), g.get("members").arr().len()),
-        ("Stable", 1),
-        "/groups after two members went: {g}"
-    );
+    assert_eq!((g["state"].str(), g["members"].arr().len()), ("Stable", 1), "/groups after two members went: {g}");
 }
 
 /// Show 2 (confluent-kafka): a SIGKILLed member's partitions move after session.timeout.ms (not before); a clean close() moves them in < half of it.
@@ -797,24 +789,17 @@ fn static_member_restart(client: &str) {
     let refs: Vec<&Member> = ms.iter().collect();
     wait_balanced(&node, &refs, &all, Duration::from_secs(60), Duration::from_secs(1));
     let g = admin_group(&node, &group).expect("group listed");
-    let generation = g.get("generation").i64();
-    let leader = g.get("leader").str().to_string();
-    let insts: BTreeSet<String> = g
-        .get("members")
-        .arr()
-        .iter()
-        .filter_map(|m| m.get("group_instance_id").opt_str().map(str::to_string))
-        .collect();
+    let generation = g["generation"].i64();
+    let leader = g["leader"].str().to_string();
+    let insts: BTreeSet<String> =
+        g["members"].arr().iter().filter_map(|m| m["group_instance_id"].opt_str().map(str::to_string)).collect();
     assert_eq!(insts.len(), 3, "/groups shows the members' group.instance.id: {g}");
     // Restart a member that is not the leader (a rejoining static leader may legitimately
     // make the group recompute its assignment).
     let victim = ms
         .iter()
         .position(|m| {
-            g.get("members")
-                .arr()
-                .iter()
-                .any(|x| x.get("client_id").str() == m.name && x.get("member_id").str() != leader)
+            g["members"].arr().iter().any(|x| x["client_id"].str() == m.name && x["member_id"].str() != leader)
         })
         .expect("a non-leader member");
     let before = ms[victim].assignment().unwrap();
@@ -864,20 +849,16 @@ fn static_member_restart(client: &str) {
     let changes: Vec<String> = restarted
         .rebalance_events()
         .iter()
-        .filter(|e| e.get("ev").str() == "assign" || !e.get("parts").arr().is_empty())
+        .filter(|e| e["ev"].str() == "assign" || !e["parts"].arr().is_empty())
         .map(|e| e.to_string())
         .collect();
     assert_eq!(changes.len(), 1, "{client}: the restarted member's rebalance events: {changes:?}");
     let g = admin_group(&node, &group).expect("group listed");
-    assert_eq!(g.get("state").str(), "Stable", "/groups: {g}");
-    assert_eq!(g.get("generation").i64(), generation, "{client}: the generation changed: a rebalance happened: {g}");
-    assert_eq!(g.get("members").arr().len(), 3, "/groups: {g}");
-    let insts_after: BTreeSet<String> = g
-        .get("members")
-        .arr()
-        .iter()
-        .filter_map(|m| m.get("group_instance_id").opt_str().map(str::to_string))
-        .collect();
+    assert_eq!(g["state"].str(), "Stable", "/groups: {g}");
+    assert_eq!(g["generation"].i64(), generation, "{client}: the generation changed: a rebalance happened: {g}");
+    assert_eq!(g["members"].arr().len(), 3, "/groups: {g}");
+    let insts_after: BTreeSet<String> =
+        g["members"].arr().iter().filter_map(|m| m["group_instance_id"].opt_str().map(str::to_string)).collect();
     assert_eq!(insts_after, insts, "/groups: {g}");
     ms[victim] = restarted;
     for m in ms.iter_mut() {
@@ -1006,7 +987,7 @@ fn commits_survive_node_and_consumer_crashes_mid_stream() {
         for e in errs {
             failures.push(format!("{c}/{m}: {e}"));
         }
-        if new.errors().iter().any(|e| e.get("fatal").bool()) {
+        if new.errors().iter().any(|e| e["fatal"].bool()) {
             failures.push(format!("{c}/{m}: the new consumer failed: {:?}", new.errors()));
         }
         if *m == "sync" && dups > 6 * 40 {
@@ -1059,7 +1040,7 @@ fn auto_offset_reset_earliest_latest_none_as_in_kafka() {
                 "--one-per-batch",
             ],
         );
-        assert_eq!(v.get("acked").i64(), count as i64, "producing to {old}: {v}");
+        assert_eq!(v["acked"].i64(), count as i64, "producing to {old}: {v}");
     };
     produce_big(0, 20);
 
@@ -1086,7 +1067,7 @@ fn auto_offset_reset_earliest_latest_none_as_in_kafka() {
                 let set = format!("{topic}:0:{o}");
                 let v = admin_op(&node, client, "alter-offsets", &["--group", &g, "--set", &set]);
                 assert!(
-                    v.get("error").is_null() && v.get("results").arr().iter().all(|r| r.arr()[2].is_null()),
+                    v["error"].is_null() && v["results"].arr().iter().all(|r| r.arr()[2].is_null()),
                     "{client}: committing {set} for {g} through the admin API: {v}\n{}",
                     node.logs(30)
                 );
@@ -1109,7 +1090,7 @@ fn auto_offset_reset_earliest_latest_none_as_in_kafka() {
         || node.logs(30),
         || {
             let v = admin_op(&node, "ck", "watermarks", &["--topic", old]);
-            low = v.get("partitions").get("0").arr()[0].i64();
+            low = v["partitions"]["0"].arr()[0].i64();
             low > 5
         },
     );
@@ -1204,9 +1185,9 @@ fn auto_offset_reset_earliest_latest_none_as_in_kafka() {
                 }
                 let known =
                     ["_AUTO_OFFSET_RESET", "NoOffsetForPartitionError", "OffsetOutOfRangeError", "OFFSET_OUT_OF_RANGE"];
-                let names: Vec<&str> = errors.iter().filter_map(|e| e.get("err_name").opt_str()).collect();
+                let names: Vec<&str> = errors.iter().filter_map(|e| e["err_name"].opt_str()).collect();
                 figure(&format!("{name}: reset=none reported {names:?}"));
-                if !errors.iter().any(|e| known.contains(&e.get("err_name").opt_str().unwrap_or(""))) {
+                if !errors.iter().any(|e| known.contains(&e["err_name"].opt_str().unwrap_or(""))) {
                     failures.push(format!(
                         "{name} ({case}): no 'no offset / out of range' error reported ({client}): {errors:?}"
                     ));
@@ -1256,11 +1237,11 @@ fn cooperative_sticky_moves_only_the_partitions_that_change_owner() {
             errs.push(format!("{}: gained partitions: {} → {}", m.name, show(before), show(&after)));
         }
         for e in &m.rebalance_events()[n..] {
-            let parts = tp_list(e.get("parts"));
-            if e.get("proto").str() != "COOPERATIVE" {
-                errs.push(format!("{}: rebalance protocol {} (want COOPERATIVE): {e}", m.name, e.get("proto")));
+            let parts = tp_list(&e["parts"]);
+            if e["proto"].str() != "COOPERATIVE" {
+                errs.push(format!("{}: rebalance protocol {} (want COOPERATIVE): {e}", m.name, e["proto"]));
             }
-            match e.get("ev").str() {
+            match e["ev"].str() {
                 "revoke" => {
                     if parts == *before {
                         errs.push(format!(
@@ -1317,8 +1298,8 @@ fn cooperative_sticky_moves_only_the_partitions_that_change_owner() {
             errs.push(format!("{}: lost partitions when a member left: {} → {}", m.name, show(before), show(&after)));
         }
         for e in &m.rebalance_events()[n..] {
-            if e.get("ev").str() != "assign" && !tp_list(e.get("parts")).is_empty() {
-                errs.push(format!("{}: {} when a member left: {e}", m.name, e.get("ev")));
+            if e["ev"].str() != "assign" && !tp_list(&e["parts"]).is_empty() {
+                errs.push(format!("{}: {} when a member left: {e}", m.name, e["ev"]));
             }
         }
     }
@@ -1383,8 +1364,8 @@ fn lag_after_producing_n_and_consuming_m_is_shown_everywhere() {
         // Admin endpoint /groups.
         let g = admin_group(node, group)
             .unwrap_or_else(|| panic!("{when}: /groups does not list {group}\n{}", node.logs(30)));
-        assert_eq!(g.get("state").str(), "Empty", "{when}: {g}");
-        assert!(g.get("members").arr().is_empty(), "{when}: {g}");
+        assert_eq!(g["state"].str(), "Empty", "{when}: {g}");
+        assert!(g["members"].arr().is_empty(), "{when}: {g}");
         let offs = admin_offsets(&g);
         let want: BTreeMap<Tp, (i64, i64, i64)> =
             leo.keys().map(|tp| (tp.clone(), (committed[tp], leo[tp], lag[tp]))).collect();
@@ -1448,11 +1429,10 @@ fn group_admin_apis_list_describe_delete_and_offset_delete() {
     for client in ["ck", "kp"] {
         // ListGroups
         let v = admin_op(&node, client, "list", &[]);
-        let states: BTreeMap<String, String> = v
-            .get("groups")
+        let states: BTreeMap<String, String> = v["groups"]
             .arr()
             .iter()
-            .map(|g| (g.get("group").str().to_string(), g.get("state").opt_str().unwrap_or("?").to_string()))
+            .map(|g| (g["group"].str().to_string(), g["state"].opt_str().unwrap_or("?").to_string()))
             .collect();
         for (g, want) in [(active, "Stable"), (idle, "Empty")] {
             match states.get(g) {
@@ -1467,15 +1447,15 @@ fn group_admin_apis_list_describe_delete_and_offset_delete() {
         }
         // DescribeGroups
         let v = admin_op(&node, client, "describe", &["--group", active, "--group", idle, "--group", ghost]);
-        let d = v.get("groups").get(active);
-        if d.get("state").opt_str() != Some("Stable") || d.get("protocol").opt_str() != Some("range") {
+        let d = &v["groups"][active];
+        if d["state"].opt_str() != Some("Stable") || d["protocol"].opt_str() != Some("range") {
             errs.push(format!("{client} describe {active}: {d}"));
         }
-        let members = d.get("members").arr();
+        let members = d["members"].arr();
         let mut seen: BTreeSet<String> = BTreeSet::new();
         for mem in members {
-            let cid = mem.get("client_id").str().to_string();
-            let asg = tp_list(mem.get("assignment"));
+            let cid = mem["client_id"].str().to_string();
+            let asg = tp_list(&mem["assignment"]);
             let who = [&x, &y].into_iter().find(|m| m.name == cid);
             match who {
                 None => errs.push(format!("{client} describe {active}: unknown member {mem}")),
@@ -1489,9 +1469,7 @@ fn group_admin_apis_list_describe_delete_and_offset_delete() {
                     }
                 }
             }
-            if mem.get("host").opt_str().unwrap_or("").is_empty()
-                || mem.get("member_id").opt_str().unwrap_or("").is_empty()
-            {
+            if mem["host"].opt_str().unwrap_or("").is_empty() || mem["member_id"].opt_str().unwrap_or("").is_empty() {
                 errs.push(format!("{client} describe {active}: member without host or id: {mem}"));
             }
             seen.insert(cid);
@@ -1499,31 +1477,31 @@ fn group_admin_apis_list_describe_delete_and_offset_delete() {
         if seen != BTreeSet::from(["adm-x".to_string(), "adm-y".to_string()]) {
             errs.push(format!("{client} describe {active}: members {seen:?}"));
         }
-        let d = v.get("groups").get(idle);
-        if d.get("state").opt_str() != Some("Empty") || !d.get("members").arr().is_empty() {
+        let d = &v["groups"][idle];
+        if d["state"].opt_str() != Some("Empty") || !d["members"].arr().is_empty() {
             errs.push(format!("{client} describe {idle}: {d}"));
         }
-        let d = v.get("groups").get(ghost);
-        let dead = d.get("state").opt_str() == Some("Dead") || d.get("error").opt_str() == Some("GROUP_ID_NOT_FOUND");
+        let d = &v["groups"][ghost];
+        let dead = d["state"].opt_str() == Some("Dead") || d["error"].opt_str() == Some("GROUP_ID_NOT_FOUND");
         if !dead {
             errs.push(format!("{client} describe {ghost}: want Dead or GROUP_ID_NOT_FOUND, got {d}"));
         }
         // DeleteGroups on a group with members: NON_EMPTY_GROUP.
         let v = admin_op(&node, client, "delete", &["--group", active]);
-        let r = v.get("results").get(active);
-        if r.get("error").opt_str() != Some("NON_EMPTY_GROUP") || r.get("code").i64() != 68 {
+        let r = &v["results"][active];
+        if r["error"].opt_str() != Some("NON_EMPTY_GROUP") || r["code"].i64() != 68 {
             errs.push(format!("{client} delete {active} (2 members): want NON_EMPTY_GROUP (68), got {r}"));
         }
     }
     // OffsetDelete (kafka-python only): refused for a topic the group consumes, allowed on an idle group.
     let v = admin_op(&node, "kp", "delete-offsets", &["--group", active, "--partitions", "adm:0"]);
-    let refused = v.get("error").opt_str() == Some("GROUP_SUBSCRIBED_TO_TOPIC")
-        || v.get("results").arr().iter().any(|r| r.arr()[2].opt_str() == Some("GROUP_SUBSCRIBED_TO_TOPIC"));
+    let refused = v["error"].opt_str() == Some("GROUP_SUBSCRIBED_TO_TOPIC")
+        || v["results"].arr().iter().any(|r| r.arr()[2].opt_str() == Some("GROUP_SUBSCRIBED_TO_TOPIC"));
     if !refused {
         errs.push(format!("kp delete-offsets {active} adm:0: want GROUP_SUBSCRIBED_TO_TOPIC, got {v}"));
     }
     let v = admin_op(&node, "kp", "delete-offsets", &["--group", idle, "--partitions", "adm:0"]);
-    if !v.get("error").is_null() || v.get("results").arr().iter().any(|r| !r.arr()[2].is_null()) {
+    if !v["error"].is_null() || v["results"].arr().iter().any(|r| !r.arr()[2].is_null()) {
         errs.push(format!("kp delete-offsets {idle} adm:0: {v}"));
     }
     let mut want = idle_offsets.clone();
@@ -1534,15 +1512,15 @@ fn group_admin_apis_list_describe_delete_and_offset_delete() {
     }
     // DeleteGroups on an empty group (ck), and on one that does not exist (kp).
     let v = admin_op(&node, "ck", "delete", &["--group", idle]);
-    if !v.get("results").get(idle).get("error").is_null() {
+    if !v["results"][idle]["error"].is_null() {
         errs.push(format!("ck delete {idle}: {v}"));
     }
     let v = admin_op(&node, "kp", "delete", &["--group", ghost]);
-    if v.get("results").get(ghost).get("error").opt_str() != Some("GROUP_ID_NOT_FOUND") {
+    if v["results"][ghost]["error"].opt_str() != Some("GROUP_ID_NOT_FOUND") {
         errs.push(format!("kp delete {ghost}: want GROUP_ID_NOT_FOUND, got {v}"));
     }
     let v = admin_op(&node, "kp", "list", &[]);
-    if v.get("groups").arr().iter().any(|g| g.get("group").str() == idle) {
+    if v["groups"].arr().iter().any(|g| g["group"].str() == idle) {
         errs.push(format!("kp list after deleting {idle}: still there: {v}"));
     }
     if !client_offsets(&node, "kp", idle).is_empty() {
@@ -1552,14 +1530,14 @@ fn group_admin_apis_list_describe_delete_and_offset_delete() {
     x.stop();
     y.stop();
     let v = admin_op(&node, "kp", "delete", &["--group", active]);
-    if !v.get("results").get(active).get("error").is_null() {
+    if !v["results"][active]["error"].is_null() {
         errs.push(format!("kp delete {active} after its members left: {v}"));
     }
     let v = admin_op(&node, "ck", "list", &[]);
-    if v.get("groups").arr().iter().any(|g| g.get("group").str() == active) {
+    if v["groups"].arr().iter().any(|g| g["group"].str() == active) {
         errs.push(format!("ck list after deleting {active}: still there: {v}"));
     }
-    if admin_group(&node, active).is_some_and(|g| g.get("state").str() != "Dead") {
+    if admin_group(&node, active).is_some_and(|g| g["state"].str() != "Dead") {
         errs.push(format!("/groups still shows {active} after its deletion: {:?}", admin_group(&node, active)));
     }
     assert!(errs.is_empty(), "group admin APIs:\n  {}\n{}", errs.join("\n  "), node.logs(60));
@@ -1613,48 +1591,40 @@ fn churn_of_many_groups_leaves_no_stuck_group_and_bounded_memory() {
     let result = lines
         .iter()
         .rev()
-        .find_map(|l| json::parse(l).ok().filter(|v| v.get("ev").is_null()))
+        .find_map(|l| json::parse(l).ok().filter(|v| v["ev"].is_null()))
         .unwrap_or_else(|| panic!("grp_churn.py printed no result\n{}", churn.logs(20)));
     figure(&format!(
         "churn: {groups} groups × 3 members for {secs} s: {} cycles, {} joins, join ms {}, stuck {}, errors {}",
-        result.get("cycles"),
-        result.get("joins"),
-        result.get("join_ms"),
-        result.get("stuck_joins"),
-        result.get("errors")
+        result["cycles"], result["joins"], result["join_ms"], result["stuck_joins"], result["errors"]
     ));
     assert_eq!(
-        result.get("stuck_joins").i64(),
+        result["stuck_joins"].i64(),
         0,
         "joins that never got an assignment: {}\n{}",
-        result.get("error_samples"),
+        result["error_samples"],
         node.logs(60)
     );
-    assert_eq!(result.get("errors").i64(), 0, "churn errors: {}\n{}", result.get("error_samples"), node.logs(60));
-    assert!(result.get("joins").i64() >= (groups * 3) as i64, "fewer joins than members: {result}\n{}", node.logs(40));
+    assert_eq!(result["errors"].i64(), 0, "churn errors: {}\n{}", result["error_samples"], node.logs(60));
+    assert!(result["joins"].i64() >= (groups * 3) as i64, "fewer joins than members: {result}\n{}", node.logs(40));
 
     // Every churn group settles Empty (or is gone); none is left mid-rebalance.
     let names: BTreeSet<String> = (0..groups).map(|g| format!("churn-{g}")).collect();
     let settle = Instant::now();
     loop {
         let v = admin_groups(&node);
-        let bad: Vec<String> = v
-            .get("groups")
+        let bad: Vec<String> = v["groups"]
             .arr()
             .iter()
-            .filter(|g| names.contains(g.get("group").str()))
-            .filter(|g| !matches!(g.get("state").str(), "Empty" | "Dead") || !g.get("members").arr().is_empty())
-            .map(|g| {
-                format!("{} {} ({} members)", g.get("group").str(), g.get("state").str(), g.get("members").arr().len())
-            })
+            .filter(|g| names.contains(g["group"].str()))
+            .filter(|g| !matches!(g["state"].str(), "Empty" | "Dead") || !g["members"].arr().is_empty())
+            .map(|g| format!("{} {} ({} members)", g["group"].str(), g["state"].str(), g["members"].arr().len()))
             .collect();
         if bad.is_empty() {
-            let shards: BTreeSet<i64> = v
-                .get("groups")
+            let shards: BTreeSet<i64> = v["groups"]
                 .arr()
                 .iter()
-                .filter(|g| names.contains(g.get("group").str()))
-                .map(|g| g.get("coordinator_shard").i64())
+                .filter(|g| names.contains(g["group"].str()))
+                .map(|g| g["coordinator_shard"].i64())
                 .collect();
             if groups >= 20 {
                 assert_eq!(shards, BTreeSet::from([0, 1]), "churn groups' coordinators: both shards should have some");

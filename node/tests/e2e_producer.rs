@@ -24,7 +24,7 @@ use support::{be_i16, be_i32, be_i64};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::json::{self, Value};
+use support::json::{self, Json, Value};
 use support::{free_port, py_json, py_json_timeout, sluice_command, Bg, Node};
 
 /// Messages per codec test: many batches per partition, a few seconds per client.
@@ -303,26 +303,25 @@ impl Consumed {
     /// From ck_consume.py / kp_consume.py output.
     fn from_json(v: &Value) -> Consumed {
         let mut parts = BTreeMap::new();
-        for (p, recs) in v.get("partitions").obj() {
+        for (p, recs) in v["partitions"].obj() {
             let list = recs
                 .arr()
                 .iter()
                 .map(|r| Rec {
-                    offset: r.get("o").i64(),
-                    key: r.get("k").opt_str().map(str::to_string),
-                    value: r.get("v").opt_str().map(str::to_string),
-                    headers: r
-                        .get("h")
+                    offset: r["o"].i64(),
+                    key: r["k"].opt_str().map(str::to_string),
+                    value: r["v"].opt_str().map(str::to_string),
+                    headers: r["h"]
                         .arr()
                         .iter()
                         .map(|h| (h.arr()[0].str().to_string(), h.arr()[1].opt_str().map(str::to_string)))
                         .collect(),
-                    ts_type: r.get("tt").str().to_string(),
+                    ts_type: r["tt"].str().to_string(),
                 })
                 .collect();
             parts.insert(p.parse().expect("partition number"), list);
         }
-        Consumed { client: v.get("client").str().to_string(), parts }
+        Consumed { client: v["client"].str().to_string(), parts }
     }
 
     fn total(&self) -> usize {
@@ -472,20 +471,20 @@ struct Ack {
 /// Checks a prod_produce.py result: every message acknowledged, no delivery error, no fatal
 /// client error, acks in order per partition. Returns the acks it reported.
 fn check_produced(what: &str, out: &Value, count: usize, node: &Node) -> Vec<Ack> {
-    assert!(out.get("error").is_null(), "{what}: {}", out.get("error"));
-    assert!(out.get("fatal").is_null(), "{what}: fatal client error {}\n{}", out.get("fatal"), node.logs(40));
+    assert!(out["error"].is_null(), "{what}: {}", out["error"]);
+    assert!(out["fatal"].is_null(), "{what}: fatal client error {}\n{}", out["fatal"], node.logs(40));
     assert_eq!(
-        (out.get("acked").i64(), out.get("errors").i64()),
+        (out["acked"].i64(), out["errors"].i64()),
         (count as i64, 0),
         "{what}: not every message acknowledged without error: {}\nclient errors: {}\n{}",
-        out.get("error_samples"),
-        out.get("client_errors"),
+        out["error_samples"],
+        out["client_errors"],
         node.logs(40)
     );
-    for (p, s) in out.get("partitions").obj() {
-        assert!(s.get("in_order").bool(), "{what}: acks of partition {p} out of order: {s}");
+    for (p, s) in out["partitions"].obj() {
+        assert!(s["in_order"].bool(), "{what}: acks of partition {p} out of order: {s}");
     }
-    out.get("acks")
+    out["acks"]
         .arr()
         .iter()
         .map(|a| {
@@ -500,7 +499,7 @@ fn produce(node: &Node, what: &str, args: &[String], count: usize) -> (Value, Ve
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_produce_script(node, &a);
     let acks = check_produced(what, &out, count, node);
-    figure(&format!("{what}: {count} messages in {} s ({})", out.get("elapsed_s"), out.get("client")));
+    figure(&format!("{what}: {count} messages in {} s ({})", out["elapsed_s"], out["client"]));
     (out, acks)
 }
 
@@ -510,8 +509,8 @@ fn run_produce_script(node: &Node, args: &[&str]) -> Value {
     if out.status.code() == Some(2) {
         let text = String::from_utf8_lossy(&out.stdout);
         if let Some(v) = text.lines().rev().find_map(|l| json::parse(l).ok()) {
-            if let Some(pkg) = v.get("missing_package").opt_str() {
-                panic!("{} (scripts/test-deps.sh must install it: .venv/bin/pip install {pkg})", v.get("error").str());
+            if let Some(pkg) = v["missing_package"].opt_str() {
+                panic!("{} (scripts/test-deps.sh must install it: .venv/bin/pip install {pkg})", v["error"].str());
             }
         }
     }
@@ -527,12 +526,12 @@ fn run_produce_script(node: &Node, args: &[&str]) -> Value {
 /// missing pip package.
 fn require_kafka_python_codec(node: &Node, codec: &str) {
     let v = py_json_timeout(node, "prod_kp_codec.py", &[codec], Duration::from_secs(60));
-    if !v.get("ok").bool() {
-        let pkg = v.get("missing_package").str();
+    if !v["ok"].bool() {
+        let pkg = v["missing_package"].str();
         panic!(
             "kafka-python {} cannot handle {codec}: pip package '{pkg}' is not installed in .venv \
              (scripts/test-deps.sh must install it: .venv/bin/pip install {pkg})",
-            v.get("kafka_python").str()
+            v["kafka_python"].str()
         );
     }
 }
@@ -547,13 +546,8 @@ fn consume(node: &Node, script: &str, topic: &str, count: usize, timeout_s: u64)
         &["--bootstrap", node.bootstrap(), "--topic", topic, "--count", &count_s, "--timeout", &timeout],
         Duration::from_secs(timeout_s + 60),
     );
-    figure(&format!("{script} {topic}: {} records in {} s ({})", v.get("count"), v.get("elapsed_s"), v.get("client")));
-    assert!(
-        v.get("errors").arr().is_empty(),
-        "{script} {topic}: consumer errors {}\n{}",
-        v.get("errors"),
-        node.logs(40)
-    );
+    figure(&format!("{script} {topic}: {} records in {} s ({})", v["count"], v["elapsed_s"], v["client"]));
+    assert!(v["errors"].arr().is_empty(), "{script} {topic}: consumer errors {}\n{}", v["errors"], node.logs(40));
     Consumed::from_json(&v)
 }
 
@@ -700,7 +694,7 @@ fn progress(bg: &Bg) -> Option<(i64, i64, i64)> {
     let lines = bg.lines();
     let line = lines.iter().rev().find(|l| l.starts_with("{\"progress\""))?;
     let v = json::parse(line).ok()?;
-    Some((v.get("produced").i64(), v.get("acked").i64(), v.get("errors").i64()))
+    Some((v["produced"].i64(), v["acked"].i64(), v["errors"].i64()))
 }
 
 /// Waits until the producer has `acked` messages acknowledged; panics when it exits first or
@@ -800,12 +794,12 @@ fn idempotent_producer_survives_sigkills(client: &str) {
     let line = line.unwrap_or_else(|| panic!("{} printed no result\n{}\n{}", prod.name, prod.logs(20), node.logs(40)));
     let out = json::parse(line).unwrap_or_else(|e| panic!("{}: bad JSON ({e})", prod.name));
     let acks = check_produced(&prod.name, &out, IDEM_MESSAGES, &node);
-    let errors = out.get("client_errors").arr();
+    let errors = out["client_errors"].arr();
     figure(&format!(
         "{topic}: {IDEM_MESSAGES} messages with 2 SIGKILLs in {} s ({}), client stats {}, {} client error reports{}",
-        out.get("elapsed_s"),
-        out.get("client"),
-        out.get("stats"),
+        out["elapsed_s"],
+        out["client"],
+        out["stats"],
         errors.len(),
         errors.first().map_or(String::new(), |e| format!(", e.g. {e}"))
     ));
@@ -897,7 +891,7 @@ fn idempotent_kafka_python_and_confluent_producers_share_a_topic() {
         let line = lines.iter().rev().find(|l| l.starts_with('{')).expect("a result line");
         let out = json::parse(line).unwrap_or_else(|e| panic!("{}: bad JSON ({e})", bg.name));
         let acks = check_produced(&bg.name, &out, n, &node);
-        figure(&format!("{topic}: {} sent {n} in {} s ({})", bg.name, out.get("elapsed_s"), out.get("client")));
+        figure(&format!("{topic}: {} sent {n} in {} s ({})", bg.name, out["elapsed_s"], out["client"]));
         runs.push(Produced { label: bg.name.clone(), start, count: n, value_size: 0, headers: Some(client), acks });
     }
     let pairs = assert_stored_sequences(&node, topic, 6);
@@ -923,7 +917,7 @@ fn a_topic_with_a_fixed_compression_type_stores_that_codec() {
         "prod_create_topic.py",
         &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", "3", "--config", "compression.type=zstd"],
     );
-    assert!(created.get("error").is_null(), "creating {topic}: {:?}", created.get("message").opt_str());
+    assert!(created["error"].is_null(), "creating {topic}: {:?}", created["message"].opt_str());
     let ck_args = codec_produce_args(&node, "ck", topic, "none");
     let (_, ck_acks) = produce(&node, "ck produce none into a zstd topic", &ck_args, CODEC_MESSAGES);
     require_kafka_python_codec(&node, "gzip");
@@ -955,11 +949,11 @@ fn a_topic_with_a_fixed_compression_type_stores_that_codec() {
         "prod_create_topic.py",
         &["--bootstrap", node.bootstrap(), "--topic", "compacted", "--config", "cleanup.policy=compact"],
     );
-    assert_eq!(refused.get("error").opt_str(), Some("INVALID_CONFIG"), "cleanup.policy=compact must be refused");
+    assert_eq!(refused["error"].opt_str(), Some("INVALID_CONFIG"), "cleanup.policy=compact must be refused");
     let refused = py_json(
         &node,
         "prod_create_topic.py",
         &["--bootstrap", node.bootstrap(), "--topic", "typo", "--config", "retention.msec=5"],
     );
-    assert_eq!(refused.get("error").opt_str(), Some("INVALID_CONFIG"), "an unknown config must be refused");
+    assert_eq!(refused["error"].opt_str(), Some("INVALID_CONFIG"), "an unknown config must be refused");
 }

@@ -33,7 +33,7 @@ use sluice::testing::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::json::{self, Value};
+use support::json::{self, Json, Value};
 use support::{py_json_timeout, Bg, Node};
 
 /// The node settings of every test: timed-out transactions are looked for every 500 ms (the
@@ -95,7 +95,7 @@ fn create_topic(node: &Node, topic: &str, partitions: u32) {
         &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", &n],
         Duration::from_secs(60),
     );
-    assert!(v.get("error").is_null(), "creating {topic}: {v}\n{}", node.logs(30));
+    assert!(v["error"].is_null(), "creating {topic}: {v}\n{}", node.logs(30));
 }
 
 /// Produces ck_produce.py's messages `start..start+count` (plain producer, acks=all), to
@@ -116,16 +116,16 @@ fn produce_plain(
     }
     let out = py_json_timeout(node, "ck_produce.py", &args, Duration::from_secs(60));
     assert_eq!(
-        (out.get("acked").i64(), out.get("errors").i64()),
+        (out["acked"].i64(), out["errors"].i64()),
         (count as i64, 0),
         "producing to {topic}: not every message acknowledged: {}\n{}",
-        out.get("error_samples"),
+        out["error_samples"],
         node.logs(30)
     );
-    out.get("partitions")
+    out["partitions"]
         .obj()
         .iter()
-        .map(|(p, s)| (p.parse().unwrap(), (s.get("count").i64(), s.get("first").i64(), s.get("last").i64())))
+        .map(|(p, s)| (p.parse().unwrap(), (s["count"].i64(), s["first"].i64(), s["last"].i64())))
         .collect()
 }
 
@@ -184,21 +184,21 @@ fn read_topic(node: &Node, client: &str, topic: &str, isolation: &str, count: us
         "40",
     ];
     let v = py_json_timeout(node, "txn_consume.py", &args, Duration::from_secs(70));
-    let recs = recs_of(v.get("records"));
+    let recs = recs_of(&v["records"]);
     assert!(
-        v.get("errors").arr().is_empty(),
+        v["errors"].arr().is_empty(),
         "{client} {isolation} reader of {topic}: errors {}\n{}",
-        v.get("errors"),
+        v["errors"],
         node.logs(40)
     );
     assert!(
-        !v.get("timed_out").bool(),
+        !v["timed_out"].bool(),
         "{client} {isolation} reader of {topic}: only {} of {count} records within 40 s; last ones: {:?}\n{}",
         recs.len(),
         &recs[recs.len().saturating_sub(5)..],
         node.logs(40)
     );
-    figure(&format!("{topic}: {} records {isolation} in {} s ({})", recs.len(), v.get("elapsed_s"), v.get("client")));
+    figure(&format!("{topic}: {} records {isolation} in {} s ({})", recs.len(), v["elapsed_s"], v["client"]));
     recs
 }
 
@@ -212,7 +212,7 @@ fn end_offsets(node: &Node, client: &str, topic: &str) -> (BTreeMap<i32, i64>, B
         Duration::from_secs(60),
     );
     let map = |x: &Value| x.obj().iter().map(|(p, o)| (p.parse::<i32>().unwrap(), o.i64())).collect();
-    (map(v.get("committed")), map(v.get("uncommitted")))
+    (map(&v["committed"]), map(&v["uncommitted"]))
 }
 
 /// A txn_consume.py --follow reader in the background.
@@ -247,9 +247,9 @@ impl Follower {
     fn records(&self) -> Vec<(f64, Rec)> {
         let mut out = Vec::new();
         for e in self.bg.events() {
-            if e.get("ev").opt_str() == Some("recs") {
-                let t = e.get("t").f64();
-                out.extend(recs_of(e.get("r")).into_iter().map(|r| (t, r)));
+            if e["ev"].opt_str() == Some("recs") {
+                let t = e["t"].f64();
+                out.extend(recs_of(&e["r"]).into_iter().map(|r| (t, r)));
             }
         }
         out
@@ -272,7 +272,7 @@ impl Follower {
         let last = lines.iter().rev().find(|l| l.starts_with("{\"client\""));
         let last = last.unwrap_or_else(|| panic!("{} printed no summary\n{}", self.bg.name, self.bg.logs(20)));
         let v = json::parse(last).unwrap_or_else(|e| panic!("{}: bad JSON ({e})", self.bg.name));
-        assert!(v.get("errors").arr().is_empty(), "{}: errors {}\n{}", self.bg.name, v.get("errors"), node.logs(30));
+        assert!(v["errors"].arr().is_empty(), "{}: errors {}\n{}", self.bg.name, v["errors"], node.logs(30));
         v
     }
 }
@@ -421,20 +421,16 @@ fn pairs(v: &Value) -> Vec<(i32, i64)> {
 }
 
 fn parse_txns(out: &Value) -> Vec<Txn> {
-    out.get("txns")
+    out["txns"]
         .arr()
         .iter()
         .map(|t| Txn {
-            n: t.get("n").i64(),
-            commit: t.get("action").str() == "commit",
-            ins: triples(t.get("in")),
-            outs: triples(t.get("out")),
-            sent: pairs(t.get("sent")),
-            committed_after: if t.get("committed_after").is_null() {
-                None
-            } else {
-                Some(pairs(t.get("committed_after")))
-            },
+            n: t["n"].i64(),
+            commit: t["action"].str() == "commit",
+            ins: triples(&t["in"]),
+            outs: triples(&t["out"]),
+            sent: pairs(&t["sent"]),
+            committed_after: if t["committed_after"].is_null() { None } else { Some(pairs(&t["committed_after"])) },
         })
         .collect()
 }
@@ -514,8 +510,8 @@ fn group_offsets(node: &Node, group: &str) -> BTreeMap<i32, i64> {
         &["offsets", "--client", "ck", "--bootstrap", node.bootstrap(), "--group", group],
         Duration::from_secs(60),
     );
-    assert!(v.get("error").is_null(), "offsets of {group}: {v}\n{}", node.logs(30));
-    v.get("offsets").arr().iter().map(|o| (o.arr()[1].i64() as i32, o.arr()[2].i64())).collect()
+    assert!(v["error"].is_null(), "offsets of {group}: {v}\n{}", node.logs(30));
+    v["offsets"].arr().iter().map(|o| (o.arr()[1].i64() as i32, o.arr()[2].i64())).collect()
 }
 
 /// The consume-transform-produce loop of `client` over a 3-partition input of CTP_MESSAGES,
@@ -564,10 +560,10 @@ fn consume_transform_produce(client: &str, cores: &str) {
         "{client}: {} committed + {} aborted transactions ({} + {} input records) in {} s ({})",
         committed.len(),
         aborted.len(),
-        out.get("committed_records"),
-        out.get("aborted_records"),
-        out.get("elapsed_s"),
-        out.get("client")
+        out["committed_records"],
+        out["aborted_records"],
+        out["elapsed_s"],
+        out["client"]
     ));
     assert!(
         committed.len() >= 3 && aborted.len() >= 2,
@@ -790,7 +786,7 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
             &timeout,
         ]),
     );
-    let event = |bg: &Bg, ev: &str| bg.events().into_iter().find(|e| e.get("ev").opt_str() == Some(ev));
+    let event = |bg: &Bg, ev: &str| bg.events().into_iter().find(|e| e["ev"].opt_str() == Some(ev));
     wait_for(
         "the transactional producer to flush its records",
         Duration::from_secs(30),
@@ -798,13 +794,9 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
         || event(&hung, "flushed").is_some(),
     );
     let flushed = event(&hung, "flushed").unwrap();
-    let began = event(&hung, "began").unwrap().get("t").f64();
+    let began = event(&hung, "began").unwrap()["t"].f64();
     hung.kill();
-    assert_eq!(
-        pairs(flushed.get("offsets")),
-        (10..15).map(|o| (0, o)).collect::<Vec<_>>(),
-        "the hung records' offsets"
-    );
+    assert_eq!(pairs(&flushed["offsets"]), (10..15).map(|o| (0, o)).collect::<Vec<_>>(), "the hung records' offsets");
     let killed = now_ms();
 
     // A plain producer writes 10 more records behind the open transaction.
@@ -908,8 +900,8 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
         ],
         Duration::from_secs(60),
     );
-    assert_eq!(pairs(v.get("offsets")), vec![(0, 26), (0, 27), (0, 28)], "the new producer's records: {v}");
-    figure(&format!("hung-txn: init_transactions of the next producer took {} ms", v.get("init_ms")));
+    assert_eq!(pairs(&v["offsets"]), vec![(0, 26), (0, 27), (0, 28)], "the new producer's records: {v}");
+    figure(&format!("hung-txn: init_transactions of the next producer took {} ms", v["init_ms"]));
     let recs = read_topic(&node, "ck", topic, "read_committed", 23, 1.0);
     let want_end: Vec<(i64, String)> = want.into_iter().chain((0..3).map(|j| (26 + j, format!("after-{j}")))).collect();
     assert_eq!(offsets_values(&recs), want_end, "read_committed at the end");
@@ -942,16 +934,14 @@ fn zombie_is_fenced(client: &str) {
         ],
         Duration::from_secs(90),
     );
-    let errors = out.get("a_errors").arr();
-    let shown: Vec<String> = errors
-        .iter()
-        .map(|e| format!("{} {} fatal={} ({})", e.get("stage"), e.get("name"), e.get("fatal"), e.get("msg")))
-        .collect();
-    figure(&format!("{client}: B's init_transactions took {} ms; A saw: {}", out.get("b_init_ms"), shown.join(" | ")));
-    assert_eq!(pairs(out.get("a_early")), (0..4).map(|o| (0, o)).collect::<Vec<_>>(), "A's records before B: {out}");
-    assert!(!out.get("a_commit_ok").bool(), "the zombie A committed its transaction: {out}\n{}", node.logs(40));
+    let errors = out["a_errors"].arr();
+    let shown: Vec<String> =
+        errors.iter().map(|e| format!("{} {} fatal={} ({})", e["stage"], e["name"], e["fatal"], e["msg"])).collect();
+    figure(&format!("{client}: B's init_transactions took {} ms; A saw: {}", out["b_init_ms"], shown.join(" | ")));
+    assert_eq!(pairs(&out["a_early"]), (0..4).map(|o| (0, o)).collect::<Vec<_>>(), "A's records before B: {out}");
+    assert!(!out["a_commit_ok"].bool(), "the zombie A committed its transaction: {out}\n{}", node.logs(40));
     assert!(
-        out.get("a_late_delivered").arr().is_empty(),
+        out["a_late_delivered"].arr().is_empty(),
         "the node accepted records of the zombie A after B's init_transactions: {out}\n{}",
         node.logs(40)
     );
@@ -960,9 +950,9 @@ fn zombie_is_fenced(client: &str) {
     } else {
         &["ProducerFencedError", "InvalidProducerEpochError"]
     };
-    let fenced = errors.iter().any(|e| fenced_names.contains(&e.get("name").str()));
-    let fatal = errors.iter().any(|e| e.get("fatal") == &Value::Bool(true));
-    let commit_failed = errors.iter().any(|e| e.get("stage").str() == "commit");
+    let fenced = errors.iter().any(|e| fenced_names.contains(&e["name"].str()));
+    let fatal = errors.iter().any(|e| e["fatal"] == Value::Bool(true));
+    let commit_failed = errors.iter().any(|e| e["stage"].str() == "commit");
     assert!(
         fenced && fatal && commit_failed,
         "the zombie A must fail its commit with a fatal fenced error ({fenced_names:?}); it saw:\n  {}\n{}",
@@ -970,13 +960,13 @@ fn zombie_is_fenced(client: &str) {
         node.logs(40)
     );
     assert!(
-        out.get("b_commit_ok").bool() && out.get("b_error").is_null(),
+        out["b_commit_ok"].bool() && out["b_error"].is_null(),
         "B's transaction did not commit: {}\n{}",
-        out.get("b_error"),
+        out["b_error"],
         node.logs(40)
     );
     // p0: A's 4 records, the abort marker, B's 2 records, the commit marker; p1: B's 2, marker.
-    let b_offsets = pairs(out.get("b_offsets"));
+    let b_offsets = pairs(&out["b_offsets"]);
     assert_eq!(b_offsets, vec![(0, 5), (0, 6), (1, 0), (1, 1)], "B's records: {out}");
 
     let b_values: BTreeSet<String> = (0..4).map(|j| format!("b-{j}")).collect();
@@ -1069,24 +1059,23 @@ fn open_transactions_are_listed_and_described() {
         &["--bootstrap", node.bootstrap(), "--topic", "admin-txn", "--id", "admin-tx"],
         Duration::from_secs(90),
     );
-    let d = out.get("described");
-    assert_eq!(d.get("state").str(), "Ongoing", "{}", node.logs(20));
-    assert_eq!(d.get("timeout_ms").i64(), 60_000);
-    assert_eq!(d.get("producer_epoch").i64(), 0);
+    let d = &out["described"];
+    assert_eq!(d["state"].str(), "Ongoing", "{}", node.logs(20));
+    assert_eq!(d["timeout_ms"].i64(), 60_000);
+    assert_eq!(d["producer_epoch"].i64(), 0);
     let parts: Vec<(String, i64)> =
-        d.get("partitions").arr().iter().map(|p| (p.arr()[0].str().to_string(), p.arr()[1].i64())).collect();
+        d["partitions"].arr().iter().map(|p| (p.arr()[0].str().to_string(), p.arr()[1].i64())).collect();
     assert_eq!(parts, vec![("admin-txn".to_string(), 1), ("admin-txn".to_string(), 2)]);
-    let listed: Vec<(String, i64, String)> = out
-        .get("listed")
+    let listed: Vec<(String, i64, String)> = out["listed"]
         .arr()
         .iter()
         .map(|t| (t.arr()[0].str().to_string(), t.arr()[1].i64(), t.arr()[2].str().to_string()))
         .collect();
     assert!(
-        listed.contains(&("admin-tx".to_string(), d.get("producer_id").i64(), "Ongoing".to_string())),
+        listed.contains(&("admin-tx".to_string(), d["producer_id"].i64(), "Ongoing".to_string())),
         "ListTransactions: {listed:?}"
     );
-    assert_eq!(out.get("unknown_error").opt_str(), Some("TransactionalIdNotFoundError"));
+    assert_eq!(out["unknown_error"].opt_str(), Some("TransactionalIdNotFoundError"));
 }
 
 /// `__transaction_state` stays small however many transactions run through it (its
@@ -1113,7 +1102,7 @@ fn transaction_state_is_compacted_and_survives_sigkill() {
         )
     };
     let first = run(&node, "300");
-    assert_eq!(first.get("state").str(), "CompleteCommit");
+    assert_eq!(first["state"].str(), "CompleteCommit");
     // 300 transactions write ~900 state records (~60 KiB): without compaction the
     // partition would hold them all.
     let dir = node.data_dir().join("__transaction_state-0");
@@ -1126,10 +1115,10 @@ fn transaction_state_is_compacted_and_survives_sigkill() {
     node.kill();
     node.restart();
     let second = run(&node, "3");
-    assert_eq!(second.get("producer_id").i64(), first.get("producer_id").i64(), "the id keeps its producer id");
+    assert_eq!(second["producer_id"].i64(), first["producer_id"].i64(), "the id keeps its producer id");
     assert_eq!(
-        second.get("producer_epoch").i64(),
-        first.get("producer_epoch").i64() + 1,
+        second["producer_epoch"].i64(),
+        first["producer_epoch"].i64() + 1,
         "init_transactions after the restart bumps the stored epoch"
     );
 }

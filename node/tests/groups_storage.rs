@@ -4,6 +4,7 @@
 
 mod support;
 
+use support::json::Json;
 use support::{py_json, Node};
 
 /// Bytes of all files in a directory.
@@ -45,14 +46,14 @@ fn commits_survive_sigkill_and_the_offsets_topic_is_compacted() {
     };
     let write_args = args(node.bootstrap(), "write");
     let written = py_json(&node, "grp_commit_loop.py", &write_args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(written.get("commits").i64(), rounds * groups);
+    assert_eq!(written["commits"].i64(), rounds * groups);
     let expected: Vec<i64> = (0..4).map(|p| (rounds - 1) * 10 + p).collect();
     let check = |v: &support::json::Value, when: &str| {
-        for (group, offsets) in v.get("committed").obj() {
+        for (group, offsets) in v["committed"].obj() {
             let got: Vec<i64> = offsets.arr().iter().map(|o| o.i64()).collect();
             assert_eq!(got, expected, "{when}: group {group} committed offsets");
         }
-        assert_eq!(v.get("committed").obj().len(), groups as usize, "{when}: every group is there");
+        assert_eq!(v["committed"].obj().len(), groups as usize, "{when}: every group is there");
     };
     check(&written, "before the kill");
 

@@ -4,6 +4,7 @@
 
 use super::{store, GroupView};
 use crate::shard::PartitionStat;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -59,92 +60,97 @@ pub fn ends(stats: &[PartitionStat]) -> HashMap<(String, i32), i64> {
     stats.iter().map(|s| ((s.tp.topic.clone(), s.tp.partition), s.log_end_offset)).collect()
 }
 
-/// A JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// The `/groups` document (field order as served).
+#[derive(Debug, Serialize)]
+struct GroupsDoc<'a> {
+    groups: Vec<GroupDoc<'a>>,
 }
 
-fn json_opt(s: Option<&str>) -> String {
-    s.map_or_else(|| "null".to_string(), json_str)
+#[derive(Debug, Serialize)]
+struct GroupDoc<'a> {
+    group: &'a str,
+    state: &'a str,
+    protocol_type: &'a str,
+    protocol: &'a str,
+    generation: i32,
+    leader: &'a str,
+    coordinator_shard: usize,
+    members: Vec<MemberDoc<'a>>,
+    offsets: Vec<OffsetDoc>,
+}
+
+#[derive(Debug, Serialize)]
+struct MemberDoc<'a> {
+    member_id: &'a str,
+    group_instance_id: Option<&'a str>,
+    client_id: &'a str,
+    client_host: &'a str,
+    /// Decoded from the consumer protocol's assignment (empty for other protocol types).
+    assignment: Vec<AssignedDoc>,
+}
+
+#[derive(Debug, Serialize)]
+struct AssignedDoc {
+    topic: String,
+    partitions: Vec<i32>,
+}
+
+#[derive(Debug, Serialize)]
+struct OffsetDoc {
+    topic: String,
+    partition: i32,
+    committed: i64,
+    log_end_offset: i64,
+    lag: i64,
+    member_id: Option<String>,
 }
 
 pub fn groups_json(groups: &[GroupView], stats: &[PartitionStat]) -> String {
     let ends = ends(stats);
-    let mut out = String::from("{\"groups\":[");
-    for (i, g) in groups.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(
-            out,
-            "{{\"group\":{},\"state\":{},\"protocol_type\":{},\"protocol\":{},\"generation\":{},\"leader\":{},\"coordinator_shard\":{},\"members\":[",
-            json_str(&g.group),
-            json_str(&g.state),
-            json_str(&g.protocol_type),
-            json_str(&g.protocol),
-            g.generation,
-            json_str(&g.leader),
-            g.shard
-        );
-        for (j, m) in g.members.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"member_id\":{},\"group_instance_id\":{},\"client_id\":{},\"client_host\":{},\"assignment\":[",
-                json_str(&m.member_id),
-                json_opt(m.instance_id.as_deref()),
-                json_str(&m.client_id),
-                json_str(&m.client_host)
-            );
-            let assigned = if g.protocol_type == "consumer" {
-                store::consumer_assignment(&m.assignment).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            for (k, (topic, partitions)) in assigned.iter().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
-                let _ = write!(out, "{{\"topic\":{},\"partitions\":[{}]}}", json_str(topic), list.join(","));
-            }
-            out.push_str("]}");
-        }
-        out.push_str("],\"offsets\":[");
-        for (j, r) in lag_rows(g, &ends).iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"topic\":{},\"partition\":{},\"committed\":{},\"log_end_offset\":{},\"lag\":{},\"member_id\":{}}}",
-                json_str(&r.topic),
-                r.partition,
-                r.committed,
-                r.log_end_offset,
-                r.lag,
-                json_opt(r.owner.as_ref().map(|o| o.0.as_str()))
-            );
-        }
-        out.push_str("]}");
-    }
-    out.push_str("]}\n");
-    out
+    let doc = GroupsDoc {
+        groups: groups
+            .iter()
+            .map(|g| GroupDoc {
+                group: &g.group,
+                state: &g.state,
+                protocol_type: &g.protocol_type,
+                protocol: &g.protocol,
+                generation: g.generation,
+                leader: &g.leader,
+                coordinator_shard: g.shard,
+                members: g
+                    .members
+                    .iter()
+                    .map(|m| MemberDoc {
+                        member_id: &m.member_id,
+                        group_instance_id: m.instance_id.as_deref(),
+                        client_id: &m.client_id,
+                        client_host: &m.client_host,
+                        assignment: if g.protocol_type == "consumer" {
+                            store::consumer_assignment(&m.assignment).unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        }
+                        .into_iter()
+                        .map(|(topic, partitions)| AssignedDoc { topic, partitions })
+                        .collect(),
+                    })
+                    .collect(),
+                offsets: lag_rows(g, &ends)
+                    .into_iter()
+                    .map(|r| OffsetDoc {
+                        topic: r.topic,
+                        partition: r.partition,
+                        committed: r.committed,
+                        log_end_offset: r.log_end_offset,
+                        lag: r.lag,
+                        member_id: r.owner.map(|o| o.0),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_string(&doc).expect("serialising plain data cannot fail") + "\n"
 }
 
 /// The `sluice groups` table.
