@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test dependencies for the end-to-end client tests (node/tests/e2e_clients.rs):
 #   kcat (Debian's package, linking Debian's librdkafka 2.0.x) and a Python venv at .venv
-#   with confluent-kafka (wheel with a recent librdkafka) and kafka-python (pure Python).
+#   with confluent-kafka (wheel with a recent librdkafka) and kafka-python (pure Python);
+#   and promtool for node/tests/admin_metrics.rs.
 # Idempotent: installs only what is missing. Unattended (CI: root, no stdin).
 # scripts/test.sh calls it; run it by hand before `cargo test` of node/tests/e2e_clients.rs.
 set -euo pipefail
@@ -32,6 +33,25 @@ if ! command -v kcat >/dev/null 2>&1; then
   apt_install kcat
 fi
 
+# promtool (node/tests/admin_metrics.rs checks /metrics with `promtool check metrics`): Debian's
+# `prometheus` package ships it as /usr/bin/promtool, but installing that package also
+# installs and may start a Prometheus server. Only the promtool binary (static, no
+# dependencies) is taken from the package, into /usr/local/bin.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "test-deps: installing promtool (from Debian's prometheus package)" >&2
+  if [ "$APT_UPDATED" = 0 ]; then
+    $SUDO apt-get update </dev/null
+    APT_UPDATED=1
+  fi
+  deb_dir="$(mktemp -d)"
+  # apt downloads as its sandbox user when run as root: let it write there.
+  if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$deb_dir"; fi
+  (cd "$deb_dir" && apt-get download prometheus </dev/null)
+  dpkg-deb --fsys-tarfile "$deb_dir"/prometheus_*.deb | tar -x -C "$deb_dir" ./usr/bin/promtool
+  $SUDO install -m 755 "$deb_dir/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$deb_dir"
+fi
+
 PY=${PYTHON:-python3}
 VENV=.venv
 if [ ! -x "$VENV/bin/python" ]; then
@@ -59,6 +79,7 @@ then
 fi
 
 echo "test-deps: kcat: $(kcat -V 2>&1 | grep -m1 '^Version' || kcat -V 2>&1 | head -n 1)"
+echo "test-deps: $(promtool --version 2>&1 | head -n 1)"
 "$VENV/bin/python" - <<'PY'
 import confluent_kafka, kafka, sys
 print("test-deps: python", sys.version.split()[0])

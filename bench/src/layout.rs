@@ -45,11 +45,15 @@ fn parse_layout(body: &str) -> Result<(i64, Vec<Row>)> {
     Ok((layout.shards, layout.partitions))
 }
 
-/// Per-shard counters from /metrics lines like `name{shard="0"} 123`.
+/// Per-shard counters from /metrics lines like `name{shard="0"} 123` (histograms' sums and
+/// counts left out: /layout's `cores` has them).
 fn shard_metrics(text: &str) -> BTreeMap<(String, i64), f64> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((name, rest)) = line.split_once("{shard=\"") else { continue };
+        if name.ends_with("_seconds_sum") || name.ends_with("_seconds_count") {
+            continue;
+        }
         let Some((shard, rest)) = rest.split_once("\"}") else { continue };
         let (Ok(shard), Ok(v)) = (shard.parse::<i64>(), rest.trim().parse::<f64>()) else { continue };
         out.insert((name.to_string(), shard), v);

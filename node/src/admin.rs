@@ -1,6 +1,6 @@
 //! The admin HTTP endpoint (on shard 0; `--admin`, by default 127.0.0.1:9644, Redpanda's
 //! admin port): `GET /metrics` (Prometheus text), `GET /layout` (JSON: which shard owns which
-//! partition, with sizes and offsets), `GET /groups` (JSON:
+//! partition, with sizes, offsets and each shard's measured load), `GET /groups` (JSON:
 //! consumer groups, members, assignments, committed offsets and lag) and `GET /groups.txt`
 //! (the same as the table `sluice groups` prints).
 //!
@@ -25,8 +25,8 @@ const REQUEST_HEADERS_MAX: usize = 64;
 
 /// The paths served, with what each returns (the 404 body lists them).
 pub const PATHS: [(&str, &str); 4] = [
-    ("/metrics", "Prometheus text: per-shard counters, per-partition offsets and sizes, groups"),
-    ("/layout", "JSON: partitions with their shard, sizes and offsets"),
+    ("/metrics", "Prometheus text: per-shard load and latency, per-partition offsets and bytes, groups"),
+    ("/layout", "JSON: partitions with their shard, sizes, offsets and bytes/s; each shard's load"),
     ("/groups", "JSON: consumer groups, members, assignments, committed offsets and lag"),
     ("/groups.txt", "the table `sluice groups` prints"),
 ];
@@ -147,8 +147,8 @@ async fn document(shard: &Rc<Shard>, path: &str) -> (&'static str, String) {
             ("text/plain", report::groups_table(&groups, &p))
         }
         _ => {
-            let (_, p) = shard.all_stats().await;
-            ("application/json", metrics::layout_json(shard.shards(), &p))
+            let (m, p) = shard.all_stats().await;
+            ("application/json", metrics::layout_json(&m, &p))
         }
     }
 }

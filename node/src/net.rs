@@ -131,10 +131,16 @@ async fn read_requests(
         }
         let mut request = protocol::parse_request(frame_pool::freeze(frame)).map_err(|e| Close(e.to_string()))?;
         request.peer = peer;
-        shard.metrics.borrow_mut().requests += 1;
+        {
+            let mut m = shard.metrics.borrow_mut();
+            m.requests += 1;
+            m.bytes_received += 4 + len as u64;
+        }
         let shard = shard.clone();
         let task = glommio::spawn_local(async move {
+            let (api, started) = (request.api_key, std::time::Instant::now());
             let response = shard.counted(api::dispatch(&shard, request)).await;
+            shard.metrics.borrow_mut().record_latency(api, started.elapsed());
             drop(permit);
             response
         })
@@ -221,6 +227,7 @@ async fn queue_response(
     method: SendMethod,
 ) -> std::io::Result<()> {
     out.extend_from_slice(&protocol::length_prefix(response.body_len()));
+    shard.metrics.borrow_mut().bytes_sent += 4 + response.body_len() as u64;
     for chunk in response.chunks {
         match chunk {
             // A large chunk goes out as it is rather than through one more copy.

@@ -141,6 +141,15 @@ async fn shard_main(
     startup.joined.wait();
     let peer_of_shard = startup.peer_of_shard.lock().expect("startup lock").clone();
     let shard = Shard::new(id, setup.clone(), senders, peer_of_shard);
+    shard.load.borrow_mut().shard.core = args.cores[id];
+    let sampler_queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(LOAD_SAMPLER_SHARES),
+        glommio::Latency::NotImportant,
+        "load-sampler",
+    );
+    glommio::spawn_local_into(sample_load(shard.clone()), sampler_queue)
+        .map_err(|e| format!("starting the load sampler: {e}"))?
+        .detach();
     for (_, rx) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -202,6 +211,21 @@ async fn shard_main(
             glommio::timer::sleep(STOP_CHECK_INTERVAL).await;
         }
         Ok(())
+    }
+}
+
+/// Shares of the load sampler's task queue against the default queue's 1000: it runs once a
+/// second for microseconds, and may run late under load (its rates use the real interval).
+const LOAD_SAMPLER_SHARES: usize = 10;
+
+/// Each shard's load sampler, on the shard's own thread: its CPU clock and counters, once
+/// per `LOAD_SAMPLE_INTERVAL` (see `metrics::Load::tick`).
+async fn sample_load(shard: Rc<Shard>) {
+    loop {
+        let counters = shard.metrics.borrow().clone();
+        let cpu = crate::metrics::thread_cpu_time();
+        shard.load.borrow_mut().tick(std::time::Instant::now(), cpu, &counters);
+        glommio::timer::sleep(crate::metrics::LOAD_SAMPLE_INTERVAL).await;
     }
 }
 

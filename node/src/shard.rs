@@ -117,6 +117,8 @@ pub struct PartitionStat {
     pub segments: usize,
     /// fdatasync rounds (group commits) since the node started.
     pub sync_rounds: u64,
+    /// Bytes produced to and fetched from it since the node started, and their rates.
+    pub load: crate::metrics::PartitionCounters,
 }
 
 /// Requests one shard makes of another. Closed: every cross-core interaction is here.
@@ -185,7 +187,7 @@ pub enum Reply {
     Fetch(Vec<FetchOutcome<SentRange>>),
     Offsets(Vec<(i16, i64, i64)>),
     Created(Result<TopicInfo, (i16, String)>),
-    Stats(Metrics, Vec<PartitionStat>),
+    Stats(Box<Metrics>, Vec<PartitionStat>),
     Done(Result<(), String>),
     Group(crate::group::GroupReply),
     ProducerId(Result<i64, String>),
@@ -223,6 +225,8 @@ pub struct Shard {
     pub logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     pub maintained: Rc<Maintained>,
     pub metrics: RefCell<Metrics>,
+    /// Bytes in and out of the partitions this shard owns, and its load sampler's readings.
+    pub load: RefCell<crate::metrics::Load>,
     /// Mesh senders, and the mesh peer id of each shard id.
     peers: Senders<Envelope>,
     peer_of_shard: Vec<usize>,
@@ -292,6 +296,7 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             maintained: Rc::new(Maintained::default()),
             metrics: RefCell::new(Metrics::default()),
+            load: RefCell::new(crate::metrics::Load::default()),
             peers,
             peer_of_shard,
             controller: Semaphore::new(1),
@@ -373,7 +378,7 @@ impl Shard {
             Op::DeleteTopic { name } => Reply::Created(self.delete_topic(&name).await),
             Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
             Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
-            Op::Stats => Reply::Stats(self.metrics_snapshot(), self.partition_stats()),
+            Op::Stats => Reply::Stats(Box::new(self.metrics_snapshot()), self.partition_stats()),
             Op::Group(call) => Reply::Group(crate::group::serve(self, call).await),
             Op::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id().await),
             Op::Txn(call) => Reply::Txn(crate::txn::serve(self, call).await),
@@ -391,6 +396,10 @@ impl Shard {
             .into_iter()
             .map(|part| {
                 let log = self.log(&part.tp);
+                if log.is_some() {
+                    self.metrics.borrow_mut().produce_bytes += part.records.len() as u64;
+                    self.load.borrow_mut().produced(&part.tp, part.records.len() as u64);
+                }
                 let target = match self.registry.borrow().get(&part.tp.topic) {
                     Some(t) => match crate::topic_config::compression(&t.configs) {
                         crate::topic_config::TopicCompression::Codec(c) => Some(c),
@@ -442,6 +451,9 @@ impl Shard {
             let outcome = match log.read_upto(part.offset, part.max_bytes, part.at_least_one, part.read_committed).await
             {
                 Ok(info) => {
+                    if let Some(range) = &info.range {
+                        self.load.borrow_mut().fetched(&part.tp, range.length);
+                    }
                     let lso = log.last_stable_offset();
                     let aborted = match (&info.range, part.read_committed) {
                         (Some(_), true) => log.aborted_between(info.first_offset, info.next_offset),
@@ -661,6 +673,7 @@ impl Shard {
         let owned: Vec<TopicPartition> = self.logs.borrow().keys().filter(|tp| tp.topic == name).cloned().collect();
         for tp in owned {
             self.logs.borrow_mut().remove(&tp);
+            self.load.borrow_mut().forget(&tp);
             let dir = self.setup.data_dir.join(tp.dir_name());
             std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))?;
         }
@@ -740,6 +753,7 @@ impl Shard {
                 size_bytes: log.size_bytes(),
                 segments: log.segment_count(),
                 sync_rounds: log.sync_rounds(),
+                load: self.load.borrow().partition(tp),
             })
             .collect();
         stats.sort_by(|a, b| a.tp.cmp(&b.tp));
@@ -750,6 +764,7 @@ impl Shard {
     fn metrics_snapshot(&self) -> Metrics {
         let mut m = self.metrics.borrow().clone();
         m.executor_kicks = crate::watchdog::kicks(self.id);
+        m.load = self.load.borrow().shard.clone();
         m
     }
 
@@ -760,7 +775,7 @@ impl Shard {
         let mut stats = self.partition_stats();
         for s in (0..self.shards()).filter(|s| *s != self.id) {
             if let Ok(Reply::Stats(m, p)) = self.call(s, Op::Stats).await {
-                metrics[s] = m;
+                metrics[s] = *m;
                 stats.extend(p);
             }
         }

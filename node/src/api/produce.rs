@@ -56,7 +56,6 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>
                 continue;
             };
             let tp = TopicPartition::new(name.clone(), part.index);
-            shard.metrics.borrow_mut().produce_bytes += records.len() as u64;
             per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, ProducePart { tp, records }));
         }
     }
