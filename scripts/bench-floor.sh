@@ -23,7 +23,10 @@
 # LOAD_CORE [1]; TOOLS ["floor sluice-bench rdkafka iggy consume"; also "latency": produce-ack
 # p99/p99.9 at LAT_SHARE [0.5] of the round's maximum rate, LAT_BATCH [16384], linger 1 ms,
 # into latency.txt; "acks-all": acks=all on disk against write+fdatasync at the node's own
-# bytes per group commit, AA_BATCH [262144], into acks-all.txt]; NODE_SET ["--set k=v ..."]
+# bytes per group commit, AA_BATCH [262144], into acks-all.txt; "small": SMALL_SIZE [100] B values
+# at BATCH, msg/s into small.txt; "partitions": PARTITIONS and then PART_MANY [1000] partitions
+# back to back, PART_BATCH [16384] batches over 2 connections, msg/s and their ratio into
+# partitions.txt]; NODE_SET ["--set k=v ..."]
 # extra node settings; IGGY_DIR (a built apache/iggy checkout: target/release/iggy-server and
 # iggy-bench; the iggy run is skipped without it); IGGY_MB [4000] data per iggy-bench run (more
 # than ~10 GB does not fit iggy-bench in the 4 GiB cgroup: it aborts on an allocation); BASE_BIN (another sluice binary, e.g. an
@@ -222,6 +225,41 @@ run_acks_all() {
         "$floor MB/s; node / floor $(python3 -c "print(f'{$node_mbs / $floor:.3f}')")" | tee -a "$out/acks-all.txt"
 }
 
+run_small() {
+    # Small records through one node core: msg/s at SMALL_SIZE bytes, 1 producer.
+    local d small="${SMALL_SIZE:-100}"
+    d="$(fresh small-$1)"
+    node_start "$d" ${NODE_SET:-}
+    "$bench" produce --bootstrap "$kafka" --topic small --partitions "$partitions" --size "$small" --acks "$acks" \
+        --batch-bytes "$batch" --in-flight 5 --cores "$load_core" --warmup 2 --duration "$secs" --node-pid "$node" \
+        --quiet 1 --out "$out/small-$1" >"$out/small-$1.txt"
+    node_stop
+    memcg_refill "$d"
+    local msgs cpu busy
+    msgs="$(awk '/^produce: .*msg\/s/ { print $2 }' "$out/small-$1.txt")"
+    cpu="$(awk '/^node CPU/ { print $3 }' "$out/small-$1.txt")"
+    busy="$(grep -o '[0-9.]* cores busy' "$out/small-$1.txt" | awk '{ print $1 }')"
+    echo "$1 small ${small} B: $msgs msg/s, node $cpu CPU-s/GiB, $busy cores busy" | tee -a "$out/small.txt"
+}
+
+run_partitions() {
+    # Per-partition costs: the same produce into PARTITIONS and into PART_MANY partitions.
+    local many="${PART_MANY:-1000}" n d
+    local -A rate
+    for n in "$partitions" "$many"; do
+        d="$(fresh parts-$n-$1)"
+        node_start "$d" ${NODE_SET:-}
+        "$bench" produce --bootstrap "$kafka" --topic parts --partitions "$n" --size "$size" --acks "$acks" \
+            --batch-bytes "${PART_BATCH:-16384}" --connections 2 --in-flight 5 --cores "$load_core" --warmup 2 \
+            --duration "$secs" --node-pid "$node" --quiet 1 --out "$out/parts-$n-$1" >"$out/parts-$n-$1.txt"
+        node_stop
+        memcg_refill "$d"
+        rate[$n]="$(awk '/^produce: .*msg\/s/ { print $2 }' "$out/parts-$n-$1.txt")"
+    done
+    echo "$1 partitions: $partitions: ${rate[$partitions]} msg/s, $many: ${rate[$many]} msg/s, ratio" \
+        "$(python3 -c "print(f'{${rate[$many]} / ${rate[$partitions]}:.3f}')")" | tee -a "$out/partitions.txt"
+}
+
 for r in $(seq "$rounds"); do
     for t in $tools; do
         case "$t" in
@@ -233,6 +271,8 @@ for r in $(seq "$rounds"); do
             consume) measured run_consume "$r" ;;
             latency) measured run_latency "$r" ;;
             acks-all) measured run_acks_all "$r" ;;
+            small) measured run_small "$r" ;;
+            partitions) measured run_partitions "$r" ;;
             *) echo "bench-floor: unknown tool $t" >&2; exit 1 ;;
         esac
     done
