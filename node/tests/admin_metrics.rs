@@ -454,6 +454,8 @@ fn busy_ratio_agrees_with_proc_thread_cpu_under_load() {
     let tids = [shard_thread(pid, 0), shard_thread(pid, 1)];
     // Per shard: (sampler's CPU counter, its busy ratio, /proc CPU of the thread, when seen).
     let mut seen: [Vec<(f64, f64, f64, Instant)>; 2] = [Vec::new(), Vec::new()];
+    // The counter at the first look: the first point recorded is its first change (a sample).
+    let mut before: [Option<f64>; 2] = [None, None];
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.iter().any(|s| s.len() <= INTERVALS) {
         assert!(Instant::now() < deadline, "the shards' CPU counters did not advance: {seen:?}");
@@ -461,7 +463,10 @@ fn busy_ratio_agrees_with_proc_thread_cpu_under_load() {
         for shard in 0..2 {
             let label = ("shard", if shard == 0 { "0" } else { "1" });
             let counter = sample(&text, "sluice_shard_cpu_seconds_total", label);
-            if seen[shard].last().is_none_or(|l| l.0 != counter) && seen[shard].len() <= INTERVALS {
+            let last = seen[shard].last().map(|l| l.0).or(before[shard]);
+            if last.is_none() {
+                before[shard] = Some(counter);
+            } else if last != Some(counter) && seen[shard].len() <= INTERVALS {
                 let ratio = sample(&text, "sluice_shard_busy_ratio", label);
                 seen[shard].push((counter, ratio, thread_cpu(pid, tids[shard]), Instant::now()));
             }
