@@ -4,13 +4,19 @@
 //! consumer groups, members, assignments, committed offsets and lag) and `GET /groups.txt`
 //! (the same as the table `sluice groups` prints).
 //!
+//! Partitions, in Redpanda's admin API shapes: `GET /v1/partitions/kafka/{topic}/{partition}`
+//! (`replicas: [{node_id, core}]`, `status`: `done` or `in_progress`) and
+//! `POST /v1/partitions/kafka/{topic}/{partition}/replicas` with `[{"node_id": N, "core": C}]`,
+//! which moves the partition to shard C and answers once the move is done (`shard::moves`).
+//!
 //! One request per connection, HTTP/1.x with `Connection: close`. The request head is parsed
-//! with `httparse` and capped at 8 KiB (431 past that); a malformed head gets 400, an unknown
-//! path 404 with the list of paths, another method than GET or HEAD 405.
+//! with `httparse` and capped at 8 KiB (431 past that), a body at 64 KiB (413); a malformed
+//! head gets 400, an unknown path 404 with the list of paths, a wrong method 405.
 
 use crate::group::{self, report, GroupCall};
+use crate::log::TopicPartition;
 use crate::metrics;
-use crate::shard::Shard;
+use crate::shard::{MoveError, Shard};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::rc::Rc;
@@ -20,15 +26,20 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9644";
 
 const REQUEST_HEAD_BYTES_MAX: usize = 8192;
 
+/// Largest request body taken (a move's body is a few dozen bytes).
+const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+
 /// Request header lines read at most (more is a 431, as a head past 8 KiB is).
 const REQUEST_HEADERS_MAX: usize = 64;
 
 /// The paths served, with what each returns (the 404 body lists them).
-pub const PATHS: [(&str, &str); 4] = [
+pub const PATHS: [(&str, &str); 6] = [
     ("/metrics", "Prometheus text: per-shard load and latency, per-partition offsets and bytes, groups"),
     ("/layout", "JSON: partitions with their shard, sizes, offsets and bytes/s; each shard's load"),
     ("/groups", "JSON: consumer groups, members, assignments, committed offsets and lag"),
     ("/groups.txt", "the table `sluice groups` prints"),
+    ("/v1/partitions/kafka/T/P", "JSON: partition P of topic T: its core (replicas) and move status"),
+    ("/v1/partitions/kafka/T/P/replicas", "POST [{\"node_id\": N, \"core\": C}]: move the partition to core C"),
 ];
 
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
@@ -47,8 +58,8 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
 pub enum Parsed {
     /// More bytes are needed.
     Partial,
-    /// (method, path without the query string).
-    Request(String, String),
+    /// (method, path without the query string, head length, Content-Length).
+    Request(String, String, usize, usize),
     /// (status line, message).
     Refused(&'static str, String),
 }
@@ -58,11 +69,24 @@ pub fn parse_head(head: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; REQUEST_HEADERS_MAX];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {
+        Ok(httparse::Status::Complete(head_len)) => {
             let method = request.method.unwrap_or_default().to_string();
             let target = request.path.unwrap_or_default();
             let path = target.split_once('?').map_or(target, |(p, _)| p).to_string();
-            Parsed::Request(method, path)
+            let length = request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok()));
+            match length {
+                None => Parsed::Request(method, path, head_len, 0),
+                Some(Some(n)) if n <= REQUEST_BODY_BYTES_MAX => Parsed::Request(method, path, head_len, n),
+                Some(Some(n)) => Parsed::Refused(
+                    "413 Payload Too Large",
+                    format!("a body of {n} bytes; at most {REQUEST_BODY_BYTES_MAX}\n"),
+                ),
+                Some(None) => Parsed::Refused("400 Bad Request", "unreadable Content-Length\n".into()),
+            }
         }
         Ok(httparse::Status::Partial) if head.len() >= REQUEST_HEAD_BYTES_MAX => Parsed::Refused(
             "431 Request Header Fields Too Large",
@@ -87,25 +111,43 @@ fn not_found(path: &str) -> String {
 }
 
 async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()> {
-    let mut head = Vec::new();
+    let mut data = Vec::new();
     let mut buf = [0u8; 1024];
     let parsed = loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Ok(()); // closed before a whole head arrived: nobody to answer
         }
-        let room = REQUEST_HEAD_BYTES_MAX - head.len();
-        head.extend_from_slice(&buf[..n.min(room)]);
-        match parse_head(&head) {
+        let room = REQUEST_HEAD_BYTES_MAX - data.len();
+        data.extend_from_slice(&buf[..n.min(room)]);
+        match parse_head(&data) {
             Parsed::Partial => continue,
             done => break done,
         }
     };
+    if let Parsed::Request(_, _, head_len, body_len) = &parsed {
+        // The body: what followed the head in the buffer, then the rest from the socket.
+        let (head_len, body_len) = (*head_len, *body_len);
+        while data.len() < head_len + body_len {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+    }
+    // The replicas path takes POST; every other path GET (and HEAD).
+    let post_only = matches!(&parsed, Parsed::Request(_, path, ..) if path.ends_with("/replicas"));
     let (status, kind, body, head_only) = match parsed {
         Parsed::Partial => unreachable!("the loop ends on a complete or refused head"),
         Parsed::Refused(status, message) => (status, "text/plain", message, false),
-        Parsed::Request(method, path) => {
-            let known = PATHS.iter().any(|(p, _)| *p == path);
+        Parsed::Request(method, path, head_len, body_len) if path.starts_with("/v1/partitions/") => {
+            let body = &data[head_len..head_len + body_len];
+            let (status, kind, text) = partitions(shard, &method, &path, body).await;
+            (status, kind, text, false)
+        }
+        Parsed::Request(method, path, _, _) => {
+            let known = PATHS.iter().take(4).any(|(p, _)| *p == path);
             match method.as_str() {
                 _ if !known => ("404 Not Found", "text/plain", not_found(&path), false),
                 "GET" | "HEAD" => {
@@ -116,7 +158,11 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()>
             }
         }
     };
-    let allow = if status.starts_with("405") { "Allow: GET, HEAD\r\n" } else { "" };
+    let allow = match (status.starts_with("405"), post_only) {
+        (true, true) => "Allow: POST\r\n",
+        (true, false) => "Allow: GET, HEAD\r\n",
+        (false, _) => "",
+    };
     let mut response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
         body.len()
@@ -126,6 +172,71 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()>
     }
     stream.write_all(response.as_bytes()).await?;
     stream.close().await
+}
+
+/// `/v1/partitions/kafka/{topic}/{partition}[/replicas]`: (status, content type, body).
+async fn partitions(shard: &Rc<Shard>, method: &str, path: &str, body: &[u8]) -> (&'static str, &'static str, String) {
+    let rest = path.strip_prefix("/v1/partitions/kafka/").unwrap_or("");
+    let words: Vec<&str> = rest.split('/').collect();
+    let (topic, partition, replicas) = match words.as_slice() {
+        [t, p] => (*t, *p, false),
+        [t, p, "replicas"] => (*t, *p, true),
+        _ => return ("404 Not Found", "text/plain", not_found(path)),
+    };
+    let Ok(partition) = partition.parse::<i32>() else {
+        return ("400 Bad Request", "text/plain", format!("partition {partition:?} is not a number\n"));
+    };
+    let tp = TopicPartition::new(topic.to_string(), partition);
+    let node_id = shard.config().node_id;
+    match (method, replicas) {
+        ("GET" | "HEAD", false) => match shard.placement_of(&tp) {
+            Some((core, moving)) => {
+                let doc = serde_json::json!({
+                    "ns": "kafka",
+                    "topic": topic,
+                    "partition_id": partition,
+                    "status": if moving { "in_progress" } else { "done" },
+                    "leader_id": node_id,
+                    "replicas": [{"node_id": node_id, "core": core}],
+                });
+                ("200 OK", "application/json", doc.to_string())
+            }
+            None => ("404 Not Found", "text/plain", format!("no partition {partition} of topic {topic:?}\n")),
+        },
+        ("POST", true) => {
+            let target = match move_target(body, node_id) {
+                Ok(core) => core,
+                Err(why) => return ("400 Bad Request", "text/plain", why + "\n"),
+            };
+            match shard.move_partition(&tp, target).await {
+                Ok(()) => ("200 OK", "application/json", "{}".into()),
+                Err(MoveError::BadRequest(m)) => ("400 Bad Request", "text/plain", m + "\n"),
+                Err(MoveError::NotFound(m)) => ("404 Not Found", "text/plain", m + "\n"),
+                Err(MoveError::Failed(m)) => ("500 Internal Server Error", "text/plain", m + "\n"),
+            }
+        }
+        (other, false) => ("405 Method Not Allowed", "text/plain", format!("{path} takes GET, not {other}\n")),
+        (other, true) => ("405 Method Not Allowed", "text/plain", format!("{path} takes POST, not {other}\n")),
+    }
+}
+
+/// The core a replicas body asks for: exactly one replica, on this node.
+pub fn move_target(body: &[u8], node_id: i32) -> Result<usize, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Replica {
+        node_id: i64,
+        core: i64,
+    }
+    let replicas: Vec<Replica> = serde_json::from_slice(body)
+        .map_err(|e| format!("the body must be [{{\"node_id\": {node_id}, \"core\": C}}]: {e}"))?;
+    let [replica] = replicas.as_slice() else {
+        return Err(format!("{} replicas given; a single node holds exactly one", replicas.len()));
+    };
+    if replica.node_id != node_id as i64 {
+        return Err(format!("node_id {} is not this node ({node_id})", replica.node_id));
+    }
+    usize::try_from(replica.core).map_err(|_| format!("core {} out of range", replica.core))
 }
 
 /// The document at a known path: (content type, body).
@@ -158,9 +269,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_move_body_names_one_replica_on_this_node() {
+        assert_eq!(move_target(br#"[{"node_id": 0, "core": 1}]"#, 0), Ok(1));
+        assert_eq!(move_target(br#"[{"node_id":3,"core":0}]"#, 3), Ok(0));
+        for (body, why) in [
+            (&br#"[{"node_id": 0, "core": 1}"#[..], "the body must be"),
+            (br#"{"node_id": 0, "core": 1}"#, "the body must be"),
+            (br#"[]"#, "0 replicas"),
+            (br#"[{"node_id": 0, "core": 1}, {"node_id": 0, "core": 0}]"#, "2 replicas"),
+            (br#"[{"node_id": 1, "core": 1}]"#, "node_id 1 is not this node"),
+            (br#"[{"node_id": 0, "core": -1}]"#, "core -1 out of range"),
+            (br#"[{"node_id": 0, "core": "1"}]"#, "the body must be"),
+            (br#"[{"node_id": 0, "core": 1, "x": 2}]"#, "the body must be"),
+        ] {
+            let err = move_target(body, 0).unwrap_err();
+            assert!(err.contains(why), "{:?}: {err}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
     fn heads_parse_into_method_and_path() {
         let get = b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(parse_head(get), Parsed::Request("GET".into(), "/metrics".into()));
+        assert_eq!(parse_head(get), Parsed::Request("GET".into(), "/metrics".into(), get.len(), 0));
+        let post = b"POST /v1/partitions/kafka/t/0/replicas HTTP/1.1\r\nContent-Length: 27\r\n\r\n";
+        assert!(matches!(parse_head(post), Parsed::Request(m, _, n, 27) if m == "POST" && n == post.len()));
         assert_eq!(parse_head(&get[..20]), Parsed::Partial);
         assert!(
             matches!(parse_head(b"GET /metrics HTTP/1.1\r\nHo st: a\r\n\r\n"), Parsed::Refused(s, _) if s.starts_with("400"))

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod placement;
 pub mod protocol;
 pub mod protocol_guard;
 pub mod runtime;

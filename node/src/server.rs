@@ -306,6 +306,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
         log_starts: read(checkpoint::LOG_START_OFFSET_FILE)?,
         clean_shutdown: dir.join(CLEAN_SHUTDOWN_FILE).exists(),
         producer_id_start: read_producer_id_block(&dir)?,
+        placement: crate::placement::Placement::load(&dir, args.cores.len())?,
         data_dir: dir,
         registry,
         cluster_id,

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
 use glommio::channels::oneshot::{self, SharedSender};
 use glommio::sync::Semaphore;
+pub use moves::MoveError;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,10 +28,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// Kafka error codes used across the node.
+mod moves;
+
 pub mod errors {
     pub const NONE: i16 = 0;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    /// Retriable: the partition is moving between shards (or just moved); ask again.
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
@@ -179,6 +184,18 @@ pub enum Op {
     },
     /// Flush and close every partition (clean shutdown).
     Close,
+    /// From the controller to a partition's owner: stop taking requests for it, let those in
+    /// flight finish, close it and hand back how to reopen it (`moves`).
+    MoveOut {
+        tp: TopicPartition,
+    },
+    /// From the controller to a partition's new owner: own it from now on and open it.
+    MoveIn {
+        tp: TopicPartition,
+        hint: OpenHint,
+    },
+    /// From the controller to every shard: these partitions are owned by these shards.
+    Place(Vec<(TopicPartition, usize)>),
 }
 
 #[derive(Debug)]
@@ -192,6 +209,7 @@ pub enum Reply {
     Group(crate::group::GroupReply),
     ProducerId(Result<i64, String>),
     Txn(crate::txn::TxnReply),
+    MovedOut(Result<OpenHint, String>),
 }
 
 /// A message on the mesh.
@@ -215,6 +233,8 @@ pub struct ShardSetup {
     pub cluster_id: String,
     /// The first producer id this run may hand out (the end of the last reserved block).
     pub producer_id_start: i64,
+    /// Which shard owns which partition (`partition-placement`).
+    pub placement: crate::placement::Placement,
 }
 
 #[derive(Debug)]
@@ -252,6 +272,13 @@ pub struct Shard {
     producer_ids: std::cell::Cell<(i64, i64)>,
     /// Shard 0: serialises reservations of producer id blocks.
     producer_id_block: Semaphore,
+    /// This shard's copy of the placement table, read by `owner`.
+    placement: RefCell<crate::placement::Placement>,
+    /// Partitions being moved away from this shard (owner) or by this shard (controller):
+    /// requests for them are answered NOT_LEADER_OR_FOLLOWER until the move is done.
+    moving: RefCell<std::collections::BTreeSet<TopicPartition>>,
+    /// Appends (produce, transaction markers) under way per partition; a move waits for 0.
+    appending: Rc<RefCell<HashMap<TopicPartition, usize>>>,
 }
 
 /// Producer ids reserved on disk at a time (a restart skips what was left of a block).
@@ -290,6 +317,9 @@ impl Shard {
             txns: crate::txn::TxnCoordinator::default(),
             producer_ids: std::cell::Cell::new((setup.producer_id_start, setup.producer_id_start)),
             producer_id_block: Semaphore::new(1),
+            placement: RefCell::new(setup.placement.clone()),
+            moving: RefCell::new(Default::default()),
+            appending: Rc::new(RefCell::new(HashMap::new())),
             id,
             registry: RefCell::new(setup.registry.clone()),
             setup,
@@ -314,11 +344,32 @@ impl Shard {
 
     /// The routing function's answer for a partition.
     pub fn owner(&self, tp: &TopicPartition) -> usize {
-        topics::shard_for(&tp.topic, tp.partition, self.shards())
+        self.placement.borrow().owner(tp, self.shards())
     }
 
     pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
         self.logs.borrow().get(tp).cloned()
+    }
+
+    /// The log a request may use, or the error code it gets: NOT_LEADER_OR_FOLLOWER
+    /// (retriable) while the partition moves or after it moved away from this shard,
+    /// UNKNOWN_TOPIC_OR_PARTITION when the topic does not exist.
+    pub fn serving_log(&self, tp: &TopicPartition) -> Result<Rc<PartitionLog>, i16> {
+        if self.moving.borrow().contains(tp) {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
+        }
+        match self.log(tp) {
+            Some(log) => Ok(log),
+            None if self.registry.borrow().get(&tp.topic).is_some_and(|t| tp.partition < t.partitions) => {
+                Err(errors::NOT_LEADER_OR_FOLLOWER)
+            }
+            None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+        }
+    }
+
+    /// Counts an append to `tp` under way until the guard is dropped (a move waits for 0).
+    fn appending(&self, tp: &TopicPartition) -> moves::Appending {
+        moves::Appending::new(&self.appending, tp)
     }
 
     /// Sends `op` to `shard` and waits for its reply. Local ops never come here.
@@ -386,6 +437,12 @@ impl Shard {
                 Reply::Done(self.write_markers_local(&parts, producer_id, epoch, commit).await)
             }
             Op::Close => Reply::Done(self.close_local().await),
+            Op::MoveOut { tp } => Reply::MovedOut(self.move_out(&tp).await),
+            Op::MoveIn { tp, hint } => Reply::Done(self.move_in(tp, hint).await),
+            Op::Place(entries) => {
+                self.place(entries);
+                Reply::Done(Ok(()))
+            }
         }
     }
 
@@ -395,8 +452,9 @@ impl Shard {
         let tasks: Vec<_> = parts
             .into_iter()
             .map(|part| {
-                let log = self.log(&part.tp);
-                if log.is_some() {
+                let log = self.serving_log(&part.tp);
+                let using = log.as_ref().ok().map(|_| self.appending(&part.tp));
+                if log.is_ok() {
                     self.metrics.borrow_mut().produce_bytes += part.records.len() as u64;
                     self.load.borrow_mut().produced(&part.tp, part.records.len() as u64);
                 }
@@ -408,13 +466,12 @@ impl Shard {
                     None => None,
                 };
                 glommio::spawn_local(async move {
-                    let Some(log) = log else {
-                        return ProduceOutcome {
-                            error: errors::UNKNOWN_TOPIC_OR_PARTITION,
-                            base_offset: -1,
-                            log_start_offset: -1,
-                            message: None,
-                        };
+                    let _using = using;
+                    let log = match log {
+                        Ok(log) => log,
+                        Err(error) => {
+                            return ProduceOutcome { error, base_offset: -1, log_start_offset: -1, message: None }
+                        }
                     };
                     // The topic's compression.type: batches in another codec are re-encoded.
                     let records = match target.map(|c| crate::log::records::recompress(&part.records, c)) {
@@ -444,9 +501,12 @@ impl Shard {
     pub async fn fetch_local(&self, parts: &[FetchPart]) -> Vec<FetchOutcome<crate::log::FileRange>> {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
-            let Some(log) = self.log(&part.tp) else {
-                out.push(FetchOutcome::failed(errors::UNKNOWN_TOPIC_OR_PARTITION));
-                continue;
+            let log = match self.serving_log(&part.tp) {
+                Ok(log) => log,
+                Err(error) => {
+                    out.push(FetchOutcome::failed(error));
+                    continue;
+                }
             };
             let outcome = match log.read_upto(part.offset, part.max_bytes, part.at_least_one, part.read_committed).await
             {
@@ -501,9 +561,12 @@ impl Shard {
     pub async fn list_offsets_local(&self, parts: &[(TopicPartition, i64, bool)]) -> Vec<(i16, i64, i64)> {
         let mut out = Vec::with_capacity(parts.len());
         for (tp, timestamp, committed) in parts {
-            let Some(log) = self.log(tp) else {
-                out.push((errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1));
-                continue;
+            let log = match self.serving_log(tp) {
+                Ok(log) => log,
+                Err(error) => {
+                    out.push((error, -1, -1));
+                    continue;
+                }
             };
             let found = match *timestamp {
                 -2 => Ok(Some((log.log_start_offset(), -1))),
@@ -539,10 +602,12 @@ impl Shard {
         let tasks: Vec<_> = parts
             .iter()
             .map(|tp| {
-                let log = self.log(tp);
+                let log = self.serving_log(tp);
+                let using = log.as_ref().ok().map(|_| self.appending(tp));
                 let tp = tp.clone();
                 glommio::spawn_local(async move {
-                    let log = log.ok_or_else(|| format!("{tp} is not open here"))?;
+                    let _using = using;
+                    let log = log.map_err(|e| format!("{tp} is not open here (error {e})"))?;
                     let info = log
                         .append_marker(producer_id, epoch, marker, 0, now)
                         .await
@@ -616,6 +681,7 @@ impl Shard {
         crate::topic_config::write(&self.setup.data_dir, name, &configs)
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs };
+        self.place_new_partitions(name, 0, partitions).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         Ok(info)
     }
@@ -636,6 +702,9 @@ impl Shard {
             let msg = format!("topic {name:?} has {} partitions; the count can only grow", info.partitions);
             return Err((errors::INVALID_PARTITIONS, msg));
         }
+        self.place_new_partitions(name, info.partitions, partitions - info.partitions)
+            .await
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         info.partitions = partitions;
         self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         Ok(info)
@@ -663,6 +732,7 @@ impl Shard {
                 Ok(other) => return Err((errors::KAFKA_STORAGE_ERROR, format!("unexpected reply {other:?}"))),
             }
         }
+        self.unplace_topic(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         Ok(info)
     }
 
@@ -670,6 +740,7 @@ impl Shard {
     /// Fetches in flight keep their descriptors and finish; the files go with the last one.
     pub async fn apply_delete(&self, name: &str) -> Result<(), String> {
         self.registry.borrow_mut().remove(name);
+        self.placement.borrow_mut().remove_topic(name);
         let owned: Vec<TopicPartition> = self.logs.borrow().keys().filter(|tp| tp.topic == name).cloned().collect();
         for tp in owned {
             self.logs.borrow_mut().remove(&tp);

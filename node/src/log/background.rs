@@ -31,6 +31,11 @@ impl Maintained {
         self.logs.borrow_mut().push(Rc::downgrade(log));
     }
 
+    /// Stops maintaining `log` (it moved to another shard; a fetch may still hold it).
+    pub fn remove(&self, log: &Rc<PartitionLog>) {
+        self.logs.borrow_mut().retain(|w| !std::ptr::eq(w.as_ptr(), Rc::as_ptr(log)));
+    }
+
     fn live(&self) -> Vec<Rc<PartitionLog>> {
         let mut logs = self.logs.borrow_mut();
         logs.retain(|w| w.strong_count() > 0);

@@ -1,0 +1,242 @@
+//! Placement changes: new partitions placed on the least-loaded shard, and live moves of a
+//! partition from one shard to another.
+//!
+//! A move runs on the controller (shard 0), one at a time:
+//! 1. the owner stops serving the partition (requests get NOT_LEADER_OR_FOLLOWER, which
+//!    Kafka clients retry), waits until the appends under way — acks=all syncs included —
+//!    have finished, closes the log (everything fsynced, indexes and the producer-state
+//!    snapshot written) and hands back how to reopen it without re-validating anything;
+//! 2. the new placement is written to `partition-placement` — the commit point: a crash
+//!    before it leaves the old owner, after it the new one, never both (one data directory,
+//!    the file names the single owner);
+//! 3. the new owner opens the log (files, indexes, producer and transaction state come from
+//!    the files the close wrote) and serves it;
+//! 4. every other shard learns the new owner and routes there.
+//!
+//! Fetched ranges already handed out stay valid (they hold their own descriptors). A fetch
+//! parked on the old log (long poll) is not woken by appends on the new owner: it answers when
+//! its wait ends (`fetch.max.wait.ms`). Internal topics are not moved yet: their coordinators'
+//! state would have to move with them.
+
+use super::{Op, Reply, Shard};
+use crate::log::{OpenHint, TopicPartition};
+use crate::placement::Placement;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How long a move waits for the appends under way on the partition.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// An append under way on a partition, counted until dropped.
+#[derive(Debug)]
+pub struct Appending {
+    counts: Rc<RefCell<HashMap<TopicPartition, usize>>>,
+    tp: TopicPartition,
+}
+
+impl Appending {
+    pub fn new(counts: &Rc<RefCell<HashMap<TopicPartition, usize>>>, tp: &TopicPartition) -> Appending {
+        *counts.borrow_mut().entry(tp.clone()).or_default() += 1;
+        Appending { counts: counts.clone(), tp: tp.clone() }
+    }
+}
+
+impl Drop for Appending {
+    fn drop(&mut self) {
+        let mut counts = self.counts.borrow_mut();
+        if let Some(n) = counts.get_mut(&self.tp) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.tp);
+            }
+        }
+    }
+}
+
+/// Why a move was refused or failed (the admin API's 400 / 404 / 500).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveError {
+    BadRequest(String),
+    NotFound(String),
+    Failed(String),
+}
+
+impl Shard {
+    /// (owner shard, move in progress) of a partition, or None if it does not exist.
+    pub fn placement_of(&self, tp: &TopicPartition) -> Option<(usize, bool)> {
+        let exists =
+            self.registry.borrow().get(&tp.topic).is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions);
+        exists.then(|| (self.owner(tp), self.moving.borrow().contains(tp)))
+    }
+
+    /// Moves `tp` to shard `target`; on the controller (shard 0). Returns once it is done.
+    pub async fn move_partition(self: &Rc<Self>, tp: &TopicPartition, target: usize) -> Result<(), MoveError> {
+        if self.id != 0 {
+            return Err(MoveError::Failed("moves run on shard 0".into()));
+        }
+        let _permit = self.controller.acquire_permit(1).await.map_err(|_| MoveError::Failed("closed".into()))?;
+        if tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC {
+            return Err(MoveError::BadRequest(format!(
+                "{tp}: partitions of internal topics do not move yet (their coordinators' state would have to move too)"
+            )));
+        }
+        let Some((from, _)) = self.placement_of(tp) else {
+            return Err(MoveError::NotFound(format!("no partition {} of topic {:?}", tp.partition, tp.topic)));
+        };
+        if target >= self.shards() {
+            let last = self.shards() - 1;
+            return Err(MoveError::BadRequest(format!("core {target} out of range: this node has cores 0..={last}")));
+        }
+        if from == target {
+            return Ok(());
+        }
+        self.moving.borrow_mut().insert(tp.clone());
+        let result = self.move_between(tp, from, target).await;
+        self.moving.borrow_mut().remove(tp);
+        result.map_err(MoveError::Failed)
+    }
+
+    async fn move_between(self: &Rc<Self>, tp: &TopicPartition, from: usize, target: usize) -> Result<(), String> {
+        // 1. The owner drains and closes.
+        let hint = if from == self.id {
+            self.move_out(tp).await?
+        } else {
+            match self.call(from, Op::MoveOut { tp: tp.clone() }).await? {
+                Reply::MovedOut(r) => r?,
+                other => return Err(format!("unexpected reply {other:?}")),
+            }
+        };
+        // 2. The commit point.
+        let mut next = self.placement.borrow().clone();
+        next.set(tp.clone(), target);
+        if let Err(e) = next.persist(&self.setup.data_dir).await {
+            // Not moved: the old owner opens it again.
+            let back = self.open_on(from, tp, hint).await;
+            return Err(format!("{e}; {}", back.err().unwrap_or_else(|| "the partition stays where it was".into())));
+        }
+        // 3. The new owner opens it; 4. everyone routes there.
+        self.open_on(target, tp, hint).await?;
+        let entries = vec![(tp.clone(), target)];
+        let others: Vec<_> = (0..self.shards())
+            .filter(|s| *s != self.id && *s != target)
+            .map(|s| self.call(s, Op::Place(entries.clone())))
+            .collect();
+        self.place(entries);
+        for call in others {
+            match call.await? {
+                Reply::Done(r) => r?,
+                other => return Err(format!("unexpected reply {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    async fn open_on(&self, shard: usize, tp: &TopicPartition, hint: OpenHint) -> Result<(), String> {
+        if shard == self.id {
+            return self.move_in(tp.clone(), hint).await;
+        }
+        match self.call(shard, Op::MoveIn { tp: tp.clone(), hint }).await? {
+            Reply::Done(r) => r,
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// The owner's part of a move: stop serving `tp`, wait for its appends, close it.
+    pub(super) async fn move_out(&self, tp: &TopicPartition) -> Result<OpenHint, String> {
+        self.moving.borrow_mut().insert(tp.clone());
+        let result = self.drain_and_close(tp).await;
+        if result.is_err() {
+            self.moving.borrow_mut().remove(tp); // not moved: serve it again
+        }
+        result
+    }
+
+    async fn drain_and_close(&self, tp: &TopicPartition) -> Result<OpenHint, String> {
+        let started = std::time::Instant::now();
+        while self.appending.borrow().contains_key(tp) {
+            if started.elapsed() > DRAIN_LIMIT {
+                return Err(format!("{tp}: appends still under way after {DRAIN_LIMIT:?}"));
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let log = self.log(tp).ok_or_else(|| format!("{tp} is not open on shard {}", self.id))?;
+        log.close().await.map_err(|e| format!("{tp}: closing: {e}"))?;
+        let hint = OpenHint {
+            recovery_point: log.next_offset(),
+            log_start_offset: log.log_start_offset(),
+            clean_shutdown: true,
+        };
+        self.logs.borrow_mut().remove(tp);
+        self.maintained.remove(&log);
+        self.load.borrow_mut().forget(tp);
+        Ok(hint)
+    }
+
+    /// The new owner's part of a move: own `tp` and open it as the old owner left it.
+    pub(super) async fn move_in(&self, tp: TopicPartition, hint: OpenHint) -> Result<(), String> {
+        let id =
+            self.registry.borrow().get(&tp.topic).map(|t| t.id).ok_or_else(|| format!("no topic {:?}", tp.topic))?;
+        self.placement.borrow_mut().set(tp.clone(), self.id);
+        self.hints.borrow_mut().insert(tp.clone(), hint);
+        self.open_partition(tp, id).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Records owners; a partition this shard no longer owns stops being "moving" here.
+    pub(super) fn place(&self, entries: Vec<(TopicPartition, usize)>) {
+        let mut placement = self.placement.borrow_mut();
+        for (tp, shard) in entries {
+            if shard != self.id && self.id != 0 {
+                self.moving.borrow_mut().remove(&tp);
+            }
+            placement.set(tp, shard);
+        }
+    }
+
+    /// On the controller: places `count` new partitions of `topic` from `first` on the
+    /// least-loaded shards, persists the table and tells every shard.
+    pub(super) async fn place_new_partitions(
+        self: &Rc<Self>,
+        topic: &str,
+        first: i32,
+        count: i32,
+    ) -> Result<(), String> {
+        let mut owned = vec![0usize; self.shards()];
+        let existing: Vec<TopicPartition> = self
+            .registry
+            .borrow()
+            .topics()
+            .filter(|t| t.name != topic)
+            .flat_map(|t| (0..t.partitions).map(move |p| TopicPartition::new(t.name.clone(), p)))
+            .collect();
+        let same: Vec<TopicPartition> = (0..first).map(|p| TopicPartition::new(topic.to_string(), p)).collect();
+        for tp in existing.iter().chain(&same) {
+            owned[self.owner(tp)] += 1;
+        }
+        let shards = Placement::place_new(topic, first, count, &mut owned);
+        let entries: Vec<(TopicPartition, usize)> =
+            (first..first + count).zip(shards).map(|(p, s)| (TopicPartition::new(topic.to_string(), p), s)).collect();
+        let mut next = self.placement.borrow().clone();
+        for (tp, s) in &entries {
+            next.set(tp.clone(), *s);
+        }
+        next.persist(&self.setup.data_dir).await?;
+        let others: Vec<_> = (1..self.shards()).map(|s| self.call(s, Op::Place(entries.clone()))).collect();
+        self.place(entries);
+        for call in others {
+            match call.await? {
+                Reply::Done(r) => r?,
+                other => return Err(format!("unexpected reply {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// On the controller, after every shard forgot `topic`: drops it from the table on disk.
+    pub(super) async fn unplace_topic(&self, topic: &str) -> Result<(), String> {
+        self.placement.borrow_mut().remove_topic(topic);
+        let table = self.placement.borrow().clone();
+        table.persist(&self.setup.data_dir).await
+    }
+}
