@@ -193,8 +193,8 @@ pub fn print_table(r: &RunResult) {
     let _ = writeln!(out, "\n{}", description(w));
     let _ = writeln!(
         out,
-        "accounting: produced {}  acknowledged {}  errors {}  consumed {}",
-        r.produced, r.acked, r.errors, r.consumed
+        "accounting: produced {}  acknowledged {}  errors {}  consumed {}  batches retried {}",
+        r.produced, r.acked, r.errors, r.consumed, r.retries
     );
     if w.mode != Mode::CatchUp && w.mode != Mode::Tail {
         let _ = writeln!(
@@ -311,6 +311,8 @@ struct AccountingDoc {
     acknowledged: u64,
     errors: u64,
     consumed: u64,
+    /// Batches sent again after NOT_LEADER_OR_FOLLOWER and the like (not appended).
+    retries: u64,
 }
 
 #[derive(Serialize)]
@@ -403,6 +405,7 @@ pub fn to_json(r: &RunResult) -> String {
             acknowledged: r.acked,
             errors: r.errors,
             consumed: r.consumed,
+            retries: r.retries,
         },
         produce: rate(r.acked_measured, r.acked_bytes_measured, r.produce_secs, r.produce_rate(), r.produce_mbs()),
         consume: rate(

@@ -140,6 +140,9 @@ pub struct Shared {
     pub produced: AtomicU64,
     pub acked: AtomicU64,
     pub errors: AtomicU64,
+    /// Batches sent again after an error that says they were not appended (a partition
+    /// moving between the broker's cores, a leader change).
+    pub retries: AtomicU64,
     pub consumed: AtomicU64,
     /// Records and payload bytes acknowledged / consumed after the warm-up.
     pub acked_measured: AtomicU64,
@@ -168,6 +171,7 @@ impl Shared {
             produced: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             consumed: AtomicU64::new(0),
             acked_measured: AtomicU64::new(0),
             acked_bytes_measured: AtomicU64::new(0),
@@ -262,13 +266,13 @@ struct Batch {
     /// Bytes of the encoded batch, header included (what `batch_bytes` limits).
     encoded: usize,
     first: Instant,
+    /// Sent before (counted as produced then).
+    resent: bool,
 }
 
 /// What a request in flight carried, per partition: creation times and payload bytes.
 struct SentPart {
-    partition: i32,
-    created: Vec<Instant>,
-    bytes: u64,
+    batch: Batch,
 }
 
 struct ProducerConn {
@@ -330,6 +334,7 @@ pub struct RunResult {
     pub produced: u64,
     pub acked: u64,
     pub errors: u64,
+    pub retries: u64,
     pub consumed: u64,
     pub produce_secs: f64,
     pub consume_secs: f64,
@@ -489,6 +494,7 @@ pub fn run(w: &Workload) -> Result<RunResult> {
         produced: sh.produced.load(Relaxed),
         acked: sh.acked.load(Relaxed),
         errors: sh.errors.load(Relaxed),
+        retries: sh.retries.load(Relaxed),
         consumed: sh.consumed.load(Relaxed),
         produce_secs: end_of(&sh.producers_end),
         consume_secs: end_of(&sh.consumers_end),
@@ -633,7 +639,8 @@ fn producer(id: usize, w: &Workload, sh: &Shared) -> Result<()> {
         }
         for (i, fd) in fds.iter().enumerate() {
             if fd.revents != 0 {
-                receive(w, sh, &mut conns[i], &mut local_hist)?;
+                let retry = if idem.is_none() { Some(&mut ready) } else { None };
+                receive(w, sh, &mut conns[i], &mut local_hist, retry)?;
             }
         }
     }
@@ -658,6 +665,7 @@ fn add(
         msgs: Vec::with_capacity(batch_bytes / largest.1.max(1) + 1),
         bytes: 0,
         encoded: BATCH_OVERHEAD,
+        resent: false,
         first: msg.created,
     });
     let key_len = msg.key.as_ref().map(Bytes::len);
@@ -778,61 +786,78 @@ fn send_batches(
     conn.conn.send_with(ApiKey::Produce, PRODUCE_VERSION, answered, bytes + 64 * parts.len() + 64, |buf| {
         produce_body(buf, &w.topic, w.acks, w.compression, &parts, pool, now_ms)
     })?;
-    let sent: Vec<SentPart> = batches
-        .iter()
-        .map(|b| SentPart {
-            partition: b.partition,
-            bytes: b.bytes as u64,
-            created: b.msgs.iter().map(|m| m.created).collect(),
-        })
-        .collect();
-    let count: u64 = sent.iter().map(|s| s.created.len() as u64).sum();
-    sh.produced.fetch_add(count, Relaxed);
+    drop(parts);
+    let fresh: u64 = batches.iter().filter(|b| !b.resent).map(|b| b.msgs.len() as u64).sum();
+    sh.produced.fetch_add(fresh, Relaxed);
+    let sent: Vec<SentPart> = batches.into_iter().map(|batch| SentPart { batch }).collect();
     if answered {
         conn.sent.push_back(sent);
     } else {
+        let count: u64 = sent.iter().map(|s| s.batch.msgs.len() as u64).sum();
         sh.acked.fetch_add(count, Relaxed);
         for s in &sent {
-            count_acked(sh, s);
+            count_acked(sh, &s.batch);
         }
     }
     Ok(())
 }
 
-fn count_acked(sh: &Shared, s: &SentPart) {
-    let measured = s.created.iter().filter(|&&c| c >= sh.measure_from).count() as u64;
+fn count_acked(sh: &Shared, b: &Batch) {
+    let measured = b.msgs.iter().filter(|m| m.created >= sh.measure_from).count() as u64;
     if measured > 0 {
         sh.acked_measured.fetch_add(measured, Relaxed);
-        let bytes = s.bytes * measured / s.created.len() as u64;
+        let bytes = b.bytes as u64 * measured / b.msgs.len() as u64;
         sh.acked_bytes_measured.fetch_add(bytes, Relaxed);
     }
 }
 
-fn receive(w: &Workload, sh: &Shared, pc: &mut ProducerConn, hist: &mut Histogram<u64>) -> Result<()> {
+/// Errors that say the partition is not served here right now — NOT_LEADER_OR_FOLLOWER,
+/// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE — so a produce was not appended (sending
+/// it again cannot duplicate it) and a fetch may simply ask again; Kafka's clients retry them.
+fn not_appended(error: i16) -> bool {
+    matches!(error, 6 | 3 | 5)
+}
+
+/// Takes one produce response off `pc`. A batch refused with an error that says it was not
+/// appended goes back to `retry` (the ready queue) when given — plain producers; idempotent
+/// ones pass None and count it as an error, since a resend would need its sequences kept.
+fn receive(
+    w: &Workload,
+    sh: &Shared,
+    pc: &mut ProducerConn,
+    hist: &mut Histogram<u64>,
+    mut retry: Option<&mut VecDeque<Batch>>,
+) -> Result<()> {
     let (resp, _): (ProduceResponse, _) = pc.conn.recv()?;
     let now = Instant::now();
     let sent = pc.sent.pop_front().context("a response without a request")?;
-    for s in &sent {
+    for SentPart { mut batch } in sent {
         let error = resp
             .responses
             .iter()
             .flat_map(|t| t.partition_responses.iter())
-            .find(|p| p.index == s.partition)
+            .find(|p| p.index == batch.partition)
             .map_or(-1, |p| p.error_code);
         if error != 0 {
-            sh.errors.fetch_add(s.created.len() as u64, Relaxed);
+            if let (true, Some(ready)) = (not_appended(error), retry.as_deref_mut()) {
+                sh.retries.fetch_add(1, Relaxed);
+                batch.resent = true;
+                ready.push_front(batch);
+                continue;
+            }
+            sh.errors.fetch_add(batch.msgs.len() as u64, Relaxed);
             sh.note_error(format!(
                 "produce to {}-{} failed with error {}",
                 w.topic,
-                s.partition,
+                batch.partition,
                 describe_error(error)
             ));
             continue;
         }
-        sh.acked.fetch_add(s.created.len() as u64, Relaxed);
-        count_acked(sh, s);
-        for &c in s.created.iter().filter(|&&c| c >= sh.measure_from) {
-            let us = now.saturating_duration_since(c).as_micros() as u64;
+        sh.acked.fetch_add(batch.msgs.len() as u64, Relaxed);
+        count_acked(sh, &batch);
+        for m in batch.msgs.iter().filter(|m| m.created >= sh.measure_from) {
+            let us = now.saturating_duration_since(m.created).as_micros() as u64;
             hist.saturating_record(us.clamp(1, LATENCY_US_MAX));
         }
     }
@@ -1043,6 +1068,9 @@ impl ConsumerState {
             let now = Instant::now();
             let now_unix = sh.unix_ns(now);
             for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
+                if not_appended(p.error_code) {
+                    continue; // moving between the broker's cores (or a leader change): ask again
+                }
                 if p.error_code != 0 {
                     bail!("fetch of partition {} failed with error {}", p.partition_index, p.error_code);
                 }

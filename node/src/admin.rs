@@ -33,13 +33,14 @@ const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 const REQUEST_HEADERS_MAX: usize = 64;
 
 /// The paths served, with what each returns (the 404 body lists them).
-pub const PATHS: [(&str, &str); 6] = [
+pub const PATHS: [(&str, &str); 7] = [
     ("/metrics", "Prometheus text: per-shard load and latency, per-partition offsets and bytes, groups"),
     ("/layout", "JSON: partitions with their shard, sizes, offsets and bytes/s; each shard's load"),
     ("/groups", "JSON: consumer groups, members, assignments, committed offsets and lag"),
     ("/groups.txt", "the table `sluice groups` prints"),
     ("/v1/partitions/kafka/T/P", "JSON: partition P of topic T: its core (replicas) and move status"),
     ("/v1/partitions/kafka/T/P/replicas", "POST [{\"node_id\": N, \"core\": C}]: move the partition to core C"),
+    ("/v1/partitions/rebalance_cores", "POST: move partitions so the cores' measured load evens out"),
 ];
 
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
@@ -137,7 +138,7 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()>
         }
     }
     // The replicas path takes POST; every other path GET (and HEAD).
-    let post_only = matches!(&parsed, Parsed::Request(_, path, ..) if path.ends_with("/replicas"));
+    let post_only = matches!(&parsed, Parsed::Request(_, path, ..) if path.ends_with("/replicas") || path.ends_with("/rebalance_cores"));
     let (status, kind, body, head_only) = match parsed {
         Parsed::Partial => unreachable!("the loop ends on a complete or refused head"),
         Parsed::Refused(status, message) => (status, "text/plain", message, false),
@@ -176,6 +177,24 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()>
 
 /// `/v1/partitions/kafka/{topic}/{partition}[/replicas]`: (status, content type, body).
 async fn partitions(shard: &Rc<Shard>, method: &str, path: &str, body: &[u8]) -> (&'static str, &'static str, String) {
+    if path == "/v1/partitions/rebalance_cores" {
+        if method != "POST" {
+            return ("405 Method Not Allowed", "text/plain", format!("{path} takes POST, not {method}\n"));
+        }
+        return match shard.rebalance_cores(|_| false).await {
+            Ok(done) => {
+                let moves: Vec<_> = done
+                    .moves
+                    .iter()
+                    .map(|m| serde_json::json!({"topic": m.topic, "partition": m.partition, "from_core": m.from, "to_core": m.to, "estimated_busy": m.load}))
+                    .collect();
+                let doc =
+                    serde_json::json!({"moves": moves, "busy_before": done.before, "busy_expected": done.expected});
+                ("200 OK", "application/json", doc.to_string())
+            }
+            Err(e) => refused(e),
+        };
+    }
     let rest = path.strip_prefix("/v1/partitions/kafka/").unwrap_or("");
     let words: Vec<&str> = rest.split('/').collect();
     let (topic, partition, replicas) = match words.as_slice() {
@@ -210,13 +229,20 @@ async fn partitions(shard: &Rc<Shard>, method: &str, path: &str, body: &[u8]) ->
             };
             match shard.move_partition(&tp, target).await {
                 Ok(()) => ("200 OK", "application/json", "{}".into()),
-                Err(MoveError::BadRequest(m)) => ("400 Bad Request", "text/plain", m + "\n"),
-                Err(MoveError::NotFound(m)) => ("404 Not Found", "text/plain", m + "\n"),
-                Err(MoveError::Failed(m)) => ("500 Internal Server Error", "text/plain", m + "\n"),
+                Err(e) => refused(e),
             }
         }
         (other, false) => ("405 Method Not Allowed", "text/plain", format!("{path} takes GET, not {other}\n")),
         (other, true) => ("405 Method Not Allowed", "text/plain", format!("{path} takes POST, not {other}\n")),
+    }
+}
+
+/// A refused or failed move as an HTTP answer.
+fn refused(e: MoveError) -> (&'static str, &'static str, String) {
+    match e {
+        MoveError::BadRequest(m) => ("400 Bad Request", "text/plain", m + "\n"),
+        MoveError::NotFound(m) => ("404 Not Found", "text/plain", m + "\n"),
+        MoveError::Failed(m) => ("500 Internal Server Error", "text/plain", m + "\n"),
     }
 }
 

@@ -161,6 +161,16 @@ const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "core_balancing_continuous",
+        "Redpanda's name: move partitions between cores by measured load, periodically (default false)",
+        |c, v| { c.core_balancing_continuous = boolean("core_balancing_continuous", v)? }
+    ),
+    setting!(
+        "core_balancing_debounce_timeout",
+        "Redpanda's name: ms between continuous balancing checks (default 10000)",
+        |c, v| { c.core_balancing_debounce_timeout_ms = int("core_balancing_debounce_timeout", v)? }
+    ),
+    setting!(
         "record.validation.enable",
         "Sluice's own: walk (and decompress) every produced record as Kafka does (default true)",
         |c, v| { c.log.validate_records = boolean("record.validation.enable", v)? }
@@ -216,6 +226,8 @@ pub struct BrokerConfig {
     pub transaction_state_segment_bytes: u64,
     pub transaction_max_timeout_ms: i64,
     pub transaction_abort_check_interval_ms: u64,
+    pub core_balancing_continuous: bool,
+    pub core_balancing_debounce_timeout_ms: u64,
     pub log: LogConfig,
 }
 
@@ -245,6 +257,8 @@ impl Default for BrokerConfig {
             transaction_state_segment_bytes: 104_857_600,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_check_interval_ms: 10_000,
+            core_balancing_continuous: false,
+            core_balancing_debounce_timeout_ms: 10_000,
             log: LogConfig::default(),
         }
     }

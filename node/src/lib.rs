@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod api;
+pub mod balance;
+pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod file_send;

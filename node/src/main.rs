@@ -14,6 +14,11 @@ USAGE:
     sluice check <PARTITION-DIR>                     open (and recover) a partition, print its offsets
     sluice groups [--admin HOST:PORT]                consumer groups of a running node: members,
                                                      assignments, committed offsets and lag
+    sluice layout [--admin HOST:PORT]                per core of a running node: busy fraction, requests/s,
+                                                     partitions, bytes/s, hottest partitions, imbalance
+    sluice layout move TOPIC PARTITION CORE [--admin HOST:PORT]
+                                                     move a partition to another core (live)
+    sluice layout rebalance [--admin HOST:PORT]      move partitions so the cores' measured load evens out
     sluice doctor [--data-dir DIR] [--cores LIST]    check this host (kernel, io_uring, limits, filesystem,
                                                      THP, CPU governor, NIC IRQs, NUMA): ok/warn/FAIL + advice
 
@@ -41,8 +46,9 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["dump-log", path] => run(sluice_tools::dump(PathBuf::from(path))),
         ["check", path] => run(sluice_tools::check(PathBuf::from(path))),
-        ["groups"] => run(groups(sluice::admin::DEFAULT_ADDR)),
-        ["groups", "--admin", addr] => run(groups(addr)),
+        ["groups"] => run(sluice::cli::groups(sluice::admin::DEFAULT_ADDR)),
+        ["groups", "--admin", addr] => run(sluice::cli::groups(addr)),
+        ["layout", rest @ ..] => run(sluice::cli::layout(rest)),
         ["doctor", rest @ ..] => sluice::doctor::main(rest),
         [first, ..] if *first == "--help" || *first == "-h" || *first == "help" => {
             println!("{USAGE}{}", BrokerConfig::help());
@@ -89,23 +95,6 @@ fn parse_server_args(args: &[String]) -> Result<ServerArgs, String> {
         None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
     };
     Ok(ServerArgs { listen, admin, data_dir, cores, config })
-}
-
-/// `sluice groups`: asks a running node's admin endpoint for its groups table.
-fn groups(addr: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connecting to {addr}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
-    write!(stream, "GET /groups.txt HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("writing to {addr}: {e}"))?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| format!("reading from {addr}: {e}"))?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("{addr} answered {}", head.lines().next().unwrap_or_default()));
-    }
-    print!("{body}");
-    Ok(())
 }
 
 fn run(result: Result<(), String>) -> ExitCode {

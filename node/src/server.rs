@@ -150,6 +150,11 @@ async fn shard_main(
     glommio::spawn_local_into(sample_load(shard.clone()), sampler_queue)
         .map_err(|e| format!("starting the load sampler: {e}"))?
         .detach();
+    if id == 0 && setup.config.core_balancing_continuous {
+        glommio::spawn_local_into(crate::shard::balance_continuously(shard.clone()), sampler_queue)
+            .map_err(|e| format!("starting core balancing: {e}"))?
+            .detach();
+    }
     for (_, rx) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {

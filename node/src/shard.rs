@@ -19,7 +19,7 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
 use glommio::channels::oneshot::{self, SharedSender};
 use glommio::sync::Semaphore;
-pub use moves::MoveError;
+pub use moves::{balance_continuously, MoveError, Rebalanced};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

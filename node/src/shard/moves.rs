@@ -19,6 +19,7 @@
 //! state would have to move with them.
 
 use super::{Op, Reply, Shard};
+use crate::balance;
 use crate::log::{OpenHint, TopicPartition};
 use crate::placement::Placement;
 use std::cell::RefCell;
@@ -55,6 +56,56 @@ impl Drop for Appending {
     }
 }
 
+/// What `rebalance_cores` did: the moves, and the shards' busy fractions measured before
+/// and expected after.
+#[derive(Debug, Clone)]
+pub struct Rebalanced {
+    pub moves: Vec<balance::Move>,
+    pub before: Vec<f64>,
+    pub expected: Vec<f64>,
+}
+
+/// Partitions of the coordinators' topics (not moved yet).
+fn is_internal(tp: &TopicPartition) -> bool {
+    tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC
+}
+
+/// `core_balancing_continuous`, on shard 0: every `core_balancing_debounce_timeout` it
+/// measures; when the shards' imbalance has been past `balance::TRIGGER_GAP` at two checks
+/// in a row it rebalances, leaving alone partitions it moved in the last ten intervals
+/// (hysteresis, so a partition does not flap between two shards).
+pub async fn balance_continuously(shard: Rc<Shard>) {
+    let every = Duration::from_millis(shard.config().core_balancing_debounce_timeout_ms.max(100));
+    let mut recently: HashMap<TopicPartition, std::time::Instant> = HashMap::new();
+    let mut over = 0;
+    loop {
+        glommio::timer::sleep(every).await;
+        if shard.stopping.get() {
+            return;
+        }
+        let (metrics, _) = shard.all_stats().await;
+        let busy: Vec<f64> = metrics.iter().map(|m| m.load.busy_ratio).collect();
+        over = if balance::imbalance(&busy) > balance::TRIGGER_GAP { over + 1 } else { 0 };
+        if over < 2 {
+            continue;
+        }
+        over = 0;
+        recently.retain(|_, at| at.elapsed() < every * 10);
+        match shard.rebalance_cores(|tp| recently.contains_key(tp)).await {
+            Ok(done) => {
+                for m in &done.moves {
+                    recently.insert(TopicPartition::new(m.topic.clone(), m.partition), std::time::Instant::now());
+                    eprintln!(
+                        "sluice: core balancing moved {}-{} from core {} to {} (busy {:?} -> expected {:?})",
+                        m.topic, m.partition, m.from, m.to, done.before, done.expected
+                    );
+                }
+            }
+            Err(e) => eprintln!("sluice: core balancing failed: {e:?}"),
+        }
+    }
+}
+
 /// Why a move was refused or failed (the admin API's 400 / 404 / 500).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoveError {
@@ -77,7 +128,7 @@ impl Shard {
             return Err(MoveError::Failed("moves run on shard 0".into()));
         }
         let _permit = self.controller.acquire_permit(1).await.map_err(|_| MoveError::Failed("closed".into()))?;
-        if tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC {
+        if is_internal(tp) {
             return Err(MoveError::BadRequest(format!(
                 "{tp}: partitions of internal topics do not move yet (their coordinators' state would have to move too)"
             )));
@@ -141,6 +192,34 @@ impl Shard {
             Reply::Done(r) => r,
             other => Err(format!("unexpected reply {other:?}")),
         }
+    }
+
+    /// `rebalance_cores`: measures every shard and partition, plans moves that even out the
+    /// shards' busy fractions (`balance::plan`) and carries them out. Partitions for which
+    /// `pinned` says so stay where they are (internal topics always do).
+    pub async fn rebalance_cores(
+        self: &Rc<Self>,
+        pinned: impl Fn(&TopicPartition) -> bool,
+    ) -> Result<Rebalanced, MoveError> {
+        let (metrics, stats) = self.all_stats().await;
+        let shards: Vec<balance::ShardLoad> =
+            metrics.iter().map(|m| balance::ShardLoad { busy: m.load.busy_ratio }).collect();
+        let parts: Vec<balance::PartitionLoad> = stats
+            .iter()
+            .map(|p| balance::PartitionLoad {
+                topic: p.tp.topic.clone(),
+                partition: p.tp.partition,
+                shard: p.shard,
+                bytes_per_s: p.load.produce_bytes_per_s + p.load.fetch_bytes_per_s,
+                pinned: is_internal(&p.tp) || pinned(&p.tp),
+            })
+            .collect();
+        let before: Vec<f64> = shards.iter().map(|s| s.busy).collect();
+        let (moves, expected) = balance::plan(&shards, &parts);
+        for m in &moves {
+            self.move_partition(&TopicPartition::new(m.topic.clone(), m.partition), m.to).await?;
+        }
+        Ok(Rebalanced { moves, before, expected })
     }
 
     /// The owner's part of a move: stop serving `tp`, wait for its appends, close it.
