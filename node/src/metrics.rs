@@ -9,7 +9,6 @@
 //! the shard on other threads (io_uring workers, softirqs) is not in the shard's figure.
 
 use crate::log::TopicPartition;
-use crate::shard::PartitionStat;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -125,6 +124,22 @@ pub struct ShardLoad {
     pub requests_per_s: f64,
     pub bytes_received_per_s: f64,
     pub bytes_sent_per_s: f64,
+}
+
+/// One partition's state, for the layout view, metrics and checkpoints.
+#[derive(Debug, Clone)]
+pub struct PartitionStat {
+    pub tp: TopicPartition,
+    pub shard: usize,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub recovery_point: i64,
+    pub size_bytes: u64,
+    pub segments: usize,
+    /// fdatasync rounds (group commits) since the node started.
+    pub sync_rounds: u64,
+    /// Bytes produced to and fetched from it since the node started, and their rates.
+    pub load: PartitionCounters,
 }
 
 /// Bytes in and out of one partition, counted on the shard that owns it.

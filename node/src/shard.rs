@@ -110,21 +110,7 @@ impl<D> FetchOutcome<D> {
     }
 }
 
-/// One partition's state, for the layout view, metrics and checkpoints.
-#[derive(Debug, Clone)]
-pub struct PartitionStat {
-    pub tp: TopicPartition,
-    pub shard: usize,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    pub recovery_point: i64,
-    pub size_bytes: u64,
-    pub segments: usize,
-    /// fdatasync rounds (group commits) since the node started.
-    pub sync_rounds: u64,
-    /// Bytes produced to and fetched from it since the node started, and their rates.
-    pub load: crate::metrics::PartitionCounters,
-}
+pub use crate::metrics::PartitionStat;
 
 /// Requests one shard makes of another. Closed: every cross-core interaction is here.
 #[derive(Debug)]
