@@ -352,21 +352,40 @@ where
 
             if Self::thread_id() != Some(raw.my_id()) {
                 dbg_context!(ptr, "foreign", {
-                    // In case the task complete before the last foreign waker
-                    // is dropped, schedule it once more to ensure the task
-                    // will be destroyed
-                    if Self::decrement_references(&*(raw.header as *mut Header)) == 0 {
-                        // As in `do_wake`: if the owning executor is already
-                        // gone there is nobody left to run the destruction, and
-                        // queueing onto a dead notifier would only strand it.
-                        if let Some(notifier) = raw.notifier() {
-                            notifier.queue_waker(
-                                Waker::from_raw(Self::clone_waker(ptr)),
-                                (*raw.header).latency_matters,
-                            );
+                    // Sluice patch: a foreign thread never takes the count to zero.
+                    // It used to decrement to zero and then clone the waker back
+                    // (zero to one) to queue it to the owner; in between, the owner
+                    // could drop the `JoinHandle`, see zero references and destroy
+                    // the task, and the queued waker then destroyed it a second time
+                    // (glibc: "double free detected in tcache 2", seen with
+                    // cross-shard request handlers). Now the last reference itself
+                    // is handed to the owner, which drops it on its own thread.
+                    let header = &*(raw.header as *mut Header);
+                    let mut refs = header.references.load(Ordering::Acquire);
+                    loop {
+                        assert_ne!(refs, 0, "Waker invariant broken: {header:?}");
+                        if refs == 1 {
+                            // As in `do_wake`: if the owning executor is already
+                            // gone there is nobody left to run the destruction, and
+                            // queueing onto a dead notifier would only strand it.
+                            if let Some(notifier) = raw.notifier() {
+                                notifier.queue_waker(
+                                    Waker::from_raw(RawWaker::new(ptr, &Self::RAW_WAKER_VTABLE)),
+                                    header.latency_matters,
+                                );
+                            }
+                            return;
+                        }
+                        match header.references.compare_exchange_weak(
+                            refs,
+                            refs - 1,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => return,
+                            Err(now) => refs = now,
                         }
                     }
-                    return;
                 });
             }
 
