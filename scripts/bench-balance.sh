@@ -8,7 +8,8 @@
 # cold (1 KiB, acks=1, 16 KiB batches, 2 connections each). After a 3 s warm-up /layout is
 # sampled every second for SECS seconds ("before": each shard's busy fraction, and the bytes/s
 # produced into both topics as the node counts them); then `sluice layout rebalance` runs
-# under that load; 2 s later the same sampling again ("after"). Printed per round: the mean
+# under that load (it samples for 5 s itself); 2 s later the same sampling again ("after"), the
+# producers still running. Printed per round: the mean
 # busy fractions and imbalance ((busiest - idlest) / busiest) in each window, the moves, and
 # the produce throughput in each window with after / before.
 #
@@ -84,7 +85,7 @@ for r in $(seq "$rounds"); do
     for t in hot cold; do
         p=$([ "$t" = hot ] && echo 1 || echo "$cold")
         "$bench" produce --bootstrap "$kafka" --topic "$t" --partitions "$p" --size 1024 --acks 1 \
-            --batch-bytes 16384 --connections 2 --in-flight 5 --warmup 1 --duration $((2 * secs + 7)) \
+            --batch-bytes 16384 --connections 2 --in-flight 5 --warmup 1 --duration $((2 * secs + 15)) \
             --quiet 1 --out "$out/$t-$r" >"$out/$t-$r.txt" &
         pids+=($!)
     done

@@ -12,11 +12,10 @@ mod support;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -26,58 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::json::{self, Json};
+use support::wire::Client;
 use support::{http_get, Node};
 
 // ---------------------------------------------------------------------------------------------
 // A small Kafka client (the `kafka-protocol` crate's codec) for a load the test controls.
-
-struct Client {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Client {
-    fn connect(addr: &str) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to the node");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client { stream, correlation: 0 }
-    }
-
-    fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("admin-metrics")));
-        let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
-        body.encode(&mut buf, version).unwrap();
-        self.stream.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
-        self.stream.write_all(&buf).unwrap();
-    }
-
-    fn recv<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).unwrap();
-        let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut frame).unwrap();
-        let mut buf = Bytes::from(frame);
-        ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
-        T::decode(&mut buf, version).unwrap()
-    }
-
-    fn create_topic(&mut self, topic: &str, partitions: i32) {
-        let create =
-            CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)]);
-        self.send(ApiKey::CreateTopics, 7, &create);
-        let created: CreateTopicsResponse = self.recv(ApiKey::CreateTopics, 7);
-        assert_eq!(created.topics[0].error_code, 0, "creating {topic}");
-    }
-}
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))

@@ -9,47 +9,11 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::*;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use support::wire::Client;
 use support::Node;
-
-struct Client {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Client {
-    fn connect(addr: &str) -> Client {
-        Client { stream: TcpStream::connect(addr).expect("connect"), correlation: 0 }
-    }
-
-    fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("rust-e2e")));
-        let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
-        body.encode(&mut buf, version).unwrap();
-        self.stream.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
-        self.stream.write_all(&buf).unwrap();
-    }
-
-    fn recv<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).unwrap();
-        let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut frame).unwrap();
-        let mut buf = Bytes::from(frame);
-        ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
-        T::decode(&mut buf, version).unwrap()
-    }
-}
 
 /// Kafka's murmur2, as the Java client's default partitioner uses for keyed records.
 fn murmur2(data: &[u8]) -> i32 {

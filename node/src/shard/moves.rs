@@ -172,9 +172,17 @@ impl Shard {
         }
         // 3. The new owner opens it; 4. everyone routes there.
         self.open_on(target, tp, hint).await?;
-        let entries = vec![(tp.clone(), target)];
+        self.place_everywhere(vec![(tp.clone(), target)], |s| s != target).await
+    }
+
+    /// Records owners here and on every other shard `also` accepts, waiting for all.
+    async fn place_everywhere(
+        &self,
+        entries: Vec<(TopicPartition, usize)>,
+        also: impl Fn(usize) -> bool,
+    ) -> Result<(), String> {
         let others: Vec<_> = (0..self.shards())
-            .filter(|s| *s != self.id && *s != target)
+            .filter(|&s| s != self.id && also(s))
             .map(|s| self.call(s, Op::Place(entries.clone())))
             .collect();
         self.place(entries);
@@ -322,15 +330,7 @@ impl Shard {
             next.set(tp.clone(), *s);
         }
         next.persist(&self.setup.data_dir).await?;
-        let others: Vec<_> = (1..self.shards()).map(|s| self.call(s, Op::Place(entries.clone()))).collect();
-        self.place(entries);
-        for call in others {
-            match call.await? {
-                Reply::Done(r) => r?,
-                other => return Err(format!("unexpected reply {other:?}")),
-            }
-        }
-        Ok(())
+        self.place_everywhere(entries, |_| true).await
     }
 
     /// On the controller, after every shard forgot `topic`: drops it from the table on disk.

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod json;
+pub mod wire;
 
 use sluice::testing::TempDir;
 use std::io::{BufRead, BufReader, Read};

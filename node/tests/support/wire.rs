@@ -1,0 +1,61 @@
+//! A small Kafka client on the `kafka-protocol` crate's codec, for tests that need a load or
+//! a request shape they control byte for byte.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub struct Client {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl Client {
+    pub fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to the node");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { stream, correlation: 0 }
+    }
+
+    pub fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-tests")));
+        let mut buf = BytesMut::new();
+        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        body.encode(&mut buf, version).unwrap();
+        self.stream.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
+        self.stream.write_all(&buf).unwrap();
+    }
+
+    pub fn recv<T: Decodable>(&mut self, key: ApiKey, version: i16) -> T {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).unwrap();
+        let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut frame).unwrap();
+        let mut buf = Bytes::from(frame);
+        ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
+        T::decode(&mut buf, version).unwrap()
+    }
+
+    /// CreateTopics v7 of one topic; asserts it was created.
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) {
+        let create =
+            CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)]);
+        self.send(ApiKey::CreateTopics, 7, &create);
+        let created: CreateTopicsResponse = self.recv(ApiKey::CreateTopics, 7);
+        assert_eq!(created.topics[0].error_code, 0, "creating {topic}");
+    }
+}
