@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::json::{self, Json, Value};
-use support::{check, free_port, http_get, proc_status_kb, py_json_timeout, run, sluice_command, Bg, Node};
+use support::{check, free_port, http_get, proc_status_kb, py_json_timeout, run, sluice_command, wait_for, Bg, Node};
 
 /// (topic, partition)
 type Tp = (String, i32);
@@ -230,17 +230,6 @@ fn diag(node: &Node, members: &[&Member]) -> String {
     }
     s.push_str(&node.logs(60));
     s
-}
-
-/// Polls `ok` every 100 ms until it holds; panics after `timeout` with `what` and `diag()`.
-fn wait_for(what: &str, timeout: Duration, diag: impl Fn() -> String, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", diag());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Every member has an assignment, together they hold `all` exactly once, and the split is

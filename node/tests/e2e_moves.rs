@@ -24,7 +24,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::json::{self, Json, Value};
-use support::{http_get, py_json_timeout, Bg, Node};
+use support::{http_get, py_json_timeout, wait_for, Bg, Node};
 
 /// The node's `node.id` (the default): the only valid `node_id` in a replica list.
 const NODE_ID: i64 = 0;
@@ -326,16 +326,6 @@ fn diag(node: &Node, bgs: &[&Bg]) -> String {
     let mut s: String = bgs.iter().map(|b| b.logs(20) + "\n").collect();
     s.push_str(&node.logs(60));
     s
-}
-
-fn wait_for(what: &str, timeout: Duration, diag: impl Fn() -> String, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", diag());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// How many Produce requests the node answered, and how many took longer than 100 ms and

@@ -602,3 +602,14 @@ pub fn be_i32(b: &[u8], at: usize) -> i32 {
 pub fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes(b[at..at + 2].try_into().unwrap())
 }
+
+/// Polls `ok` every 100 ms until it holds; panics after `timeout` with `what` and `diag()`.
+pub fn wait_for(what: &str, timeout: Duration, diag: impl Fn() -> String, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", diag());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
