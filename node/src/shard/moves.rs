@@ -287,6 +287,11 @@ impl Shard {
         let id =
             self.registry.borrow().get(&tp.topic).map(|t| t.id).ok_or_else(|| format!("no topic {:?}", tp.topic))?;
         self.placement.borrow_mut().set(tp.clone(), self.id);
+        if self.id != 0 {
+            // Reopened where it was after a failed commit: serve it again. (On shard 0 the
+            // controller's own mark ends with the move.)
+            self.moving.borrow_mut().remove(&tp);
+        }
         self.hints.borrow_mut().insert(tp.clone(), hint);
         self.open_partition(tp, id).await.map(|_| ()).map_err(|e| e.to_string())
     }
