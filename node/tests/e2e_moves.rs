@@ -886,3 +886,30 @@ fn sigkill_mid_move() {
     check_readable(&node, topic, &acked, SIZE, "after the last round");
     figure(&format!("SIGKILL mid-move (partition 0 after restart): {}", outcomes.join(", ")));
 }
+
+/// A consumer's long poll parked on a partition that moves away is answered at once with the
+/// retriable NOT_LEADER_OR_FOLLOWER (so the client asks again, now of the new owner), not left
+/// to wait out its `max_wait_ms` on a log nobody appends to any more.
+#[test]
+fn a_long_poll_on_a_moving_partition_is_answered_not_leader() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let node = Node::start(&["--cores", "0-1", "--set", "num.partitions=2"]);
+    create_topic(&node, "poll", 2);
+    let from = placement(&node, "poll", 0);
+    let mut c = support::wire::Client::connect(node.bootstrap());
+    // Offset 0 of an empty partition: nothing to return, so the fetch parks for up to 20 s.
+    let fetch =
+        FetchRequest::default().with_max_wait_ms(20_000).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("poll"))).with_partitions(vec![
+                FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20),
+            ]),
+        ]);
+    c.send(ApiKey::Fetch, 12, &fetch);
+    std::thread::sleep(Duration::from_millis(300)); // parked by now
+    move_to(&node, "poll", 0, 1 - from);
+    let r: FetchResponse = c.recv(ApiKey::Fetch, 12);
+    let error = r.responses[0].partitions[0].error_code;
+    assert_eq!(error, 6, "the parked fetch's answer after the move (6 = NOT_LEADER_OR_FOLLOWER)");
+}

@@ -13,10 +13,11 @@
 //!    the files the close wrote) and serves it;
 //! 4. every other shard learns the new owner and routes there.
 //!
-//! Fetched ranges already handed out stay valid (they hold their own descriptors). A fetch
-//! parked on the old log (long poll) is not woken by appends on the new owner: it answers when
-//! its wait ends (`fetch.max.wait.ms`). Internal topics are not moved yet: their coordinators'
-//! state would have to move with them.
+//! Fetched ranges already handed out stay valid (they hold their own descriptors). Fetches
+//! parked on the old log (long poll) are woken when it closes; they read again and get
+//! NOT_LEADER_OR_FOLLOWER, so consumers retry at once instead of waiting out
+//! `fetch.max.wait.ms`. Internal topics are not moved yet: their coordinators' state would
+//! have to move with them.
 
 use super::{Op, Reply, Shard};
 use crate::balance;
@@ -277,6 +278,9 @@ impl Shard {
             clean_shutdown: true,
         };
         self.logs.borrow_mut().remove(tp);
+        // Long-poll fetches parked on this log would not see appends on the new owner:
+        // wake them now; they read again and get NOT_LEADER_OR_FOLLOWER, which clients retry.
+        log.end_watch().fail();
         self.maintained.remove(&log);
         self.load.borrow_mut().forget(tp);
         Ok(hint)
