@@ -11,11 +11,9 @@
 mod support;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -25,33 +23,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::json::{self, Json};
-use support::wire::Client;
+use support::wire::{name, record, Client};
 use support::{http_get, Node};
 
 // ---------------------------------------------------------------------------------------------
 // A small Kafka client (the `kafka-protocol` crate's codec) for a load the test controls.
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
 /// One uncompressed batch of `count` records of `size` bytes each.
 fn batch(count: usize, size: usize) -> Bytes {
     let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; size])),
-            headers: IndexMap::new(),
+        .map(|i| {
+            let value = Bytes::from(vec![b'a' + (i % 26) as u8; size]);
+            record(i as i64, 1_700_000_000_000 + i as i64, None, value)
         })
         .collect();
     let mut out = BytesMut::new();

@@ -4,15 +4,13 @@
 mod support;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::*;
 use std::collections::BTreeMap;
-use support::wire::Client;
+use support::wire::{name, record, Client};
 use support::Node;
 
 /// Kafka's murmur2, as the Java client's default partitioner uses for keyed records.
@@ -48,29 +46,6 @@ fn partition_for(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
-/// A plain (non-idempotent, non-transactional) record with CreateTime `timestamp`.
-fn record(offset: i64, timestamp: i64, key: Bytes, value: Bytes) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset,
-        sequence: -1,
-        timestamp,
-        key: Some(key),
-        value: Some(value),
-        headers: IndexMap::new(),
-    }
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
 /// 100k keyed messages to a 6-partition topic with acks=all, produced and consumed back by
 /// the kafka-protocol-based client: complete, order kept per partition, same key → same
 /// partition (murmur2, like Java's default partitioner).
@@ -102,7 +77,7 @@ fn a_rust_client_round_trips_100k_keyed_messages() {
                 .enumerate()
                 .map(|(i, (k, v))| {
                     let ts = 1_700_000_000_000 + (chunk_no * 500 + i) as i64;
-                    record(i as i64, ts, Bytes::from(k.clone()), Bytes::from(v.clone()))
+                    record(i as i64, ts, Some(Bytes::from(k.clone())), Bytes::from(v.clone()))
                 })
                 .collect();
             let mut batch = BytesMut::new();
@@ -190,7 +165,7 @@ fn produce_and_fetch_by_topic_id() {
     let created: CreateTopicsResponse = c.recv(ApiKey::CreateTopics, 7);
     let id = created.topics[0].topic_id;
     assert!(!id.is_nil(), "CreateTopics v7 returns the topic id");
-    let record = record(0, 1_700_000_000_000, Bytes::from_static(b"k"), Bytes::from_static(b"by id"));
+    let record = record(0, 1_700_000_000_000, Some(Bytes::from_static(b"k")), Bytes::from_static(b"by id"));
     let mut batch = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut batch, [record].iter(), &options).unwrap();
@@ -246,7 +221,7 @@ fn one_batch(value_bytes: usize) -> Bytes {
     let value = Bytes::from(vec![b'v'; value_bytes]);
     let mut batch = BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    let records = [record(0, 1_700_000_000_000, Bytes::from_static(b"k"), value)];
+    let records = [record(0, 1_700_000_000_000, Some(Bytes::from_static(b"k")), value)];
     RecordBatchEncoder::encode(&mut batch, records.iter(), &options).unwrap();
     batch.freeze()
 }
@@ -329,7 +304,7 @@ fn a_slow_reader_gets_a_large_sendfile_fetch_whole() {
     for v in &values {
         let mut batch = BytesMut::new();
         let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-        let records = [record(0, 1_700_000_000_000, Bytes::from_static(b"k"), v.clone())];
+        let records = [record(0, 1_700_000_000_000, Some(Bytes::from_static(b"k")), v.clone())];
         RecordBatchEncoder::encode(&mut batch, records.iter(), &options).unwrap();
         assert_eq!(produce_code(&mut c, "slow", 0, 1, batch.freeze()), 0);
     }

@@ -2,11 +2,13 @@
 //! a request shape they control byte for byte.
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{Record, TimestampType};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -51,11 +53,34 @@ impl Client {
     pub fn create_topic(&mut self, topic: &str, partitions: i32) {
         let create =
             CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_name(name(topic))
                 .with_num_partitions(partitions)
                 .with_replication_factor(1)]);
         self.send(ApiKey::CreateTopics, 7, &create);
         let created: CreateTopicsResponse = self.recv(ApiKey::CreateTopics, 7);
         assert_eq!(created.topics[0].error_code, 0, "creating {topic}");
+    }
+}
+
+pub fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// A plain (non-idempotent, non-transactional) record with CreateTime `timestamp`.
+pub fn record(offset: i64, timestamp: i64, key: Option<Bytes>, value: Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp,
+        key,
+        value: Some(value),
+        headers: IndexMap::new(),
     }
 }
