@@ -13,7 +13,7 @@
 //! with `httparse` and capped at 8 KiB (431 past that), a body at 64 KiB (413); a malformed
 //! head gets 400, an unknown path 404 with the list of paths, a wrong method 405.
 
-use crate::group::{self, report, GroupCall};
+use crate::group::{report, Views};
 use crate::log::TopicPartition;
 use crate::metrics;
 use crate::shard::{MoveError, Shard};
@@ -270,17 +270,17 @@ async fn document(shard: &Rc<Shard>, path: &str) -> (&'static str, String) {
     match path {
         "/metrics" => {
             let (m, p) = shard.all_stats().await;
-            let groups = group::all(shard, || GroupCall::Views).await;
+            let groups = shard.groups_everywhere(|| Views).await;
             ("text/plain; version=0.0.4", metrics::render(&m, &p) + &report::metrics(&groups, &p))
         }
         "/groups" => {
             let (_, p) = shard.all_stats().await;
-            let groups = group::all(shard, || GroupCall::Views).await;
+            let groups = shard.groups_everywhere(|| Views).await;
             ("application/json", report::groups_json(&groups, &p))
         }
         "/groups.txt" => {
             let (_, p) = shard.all_stats().await;
-            let groups = group::all(shard, || GroupCall::Views).await;
+            let groups = shard.groups_everywhere(|| Views).await;
             ("text/plain", report::groups_table(&groups, &p))
         }
         _ => {

@@ -13,13 +13,44 @@
 //! until the log start moves the old records are all there, and replaying old then new
 //! gives the same state.
 
+//!
+//! It is also the coordinators' whole view of the shard they run on ([`Host`]): they look
+//! up their partitions' logs, read the broker config, ask for producer ids and have
+//! transaction markers written, and nothing else — so `group` and `txn` never import the
+//! router (`shard`), which implements `Host` and carries their requests.
+
+use crate::config::BrokerConfig;
 use crate::log::{PartitionLog, TopicPartition};
-use crate::shard::Shard;
 use bytes::Bytes;
 use glommio::sync::{Semaphore, StaticPermit};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
+
+/// What a coordinator may ask of the shard it runs on.
+pub trait Host: 'static {
+    /// This shard's index.
+    fn shard_id(&self) -> usize;
+    fn config(&self) -> &BrokerConfig;
+    /// A partition's log, if this shard has it open.
+    fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>>;
+    /// This shard's open partitions of `topic`.
+    fn logs_of(&self, topic: &str) -> Vec<(TopicPartition, Rc<PartitionLog>)>;
+    /// How many partitions `topic` has (0: no such topic).
+    fn partition_count(&self, topic: &str) -> i32;
+    /// A new producer id (allocated by the controller shard).
+    fn new_producer_id(self: &Rc<Self>) -> impl Future<Output = Result<i64, String>>;
+    /// Writes a COMMIT or ABORT marker for the producer into each partition (wherever it is
+    /// owned) and waits until every one is fdatasynced.
+    fn write_markers(
+        self: &Rc<Self>,
+        parts: Vec<TopicPartition>,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> impl Future<Output = Result<(), String>>;
+}
 
 /// Permits of a partition's gate (more writers than can ever be in flight).
 const GATE_PERMITS: u64 = 1 << 20;
@@ -51,25 +82,21 @@ impl WriteGates {
 
     /// This shard's partitions of `topic` grown past `limit` and past twice their size
     /// after their last compaction.
-    pub fn due(&self, shard: &Shard, topic: &str, limit: u64) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
+    pub fn due(&self, host: &Rc<impl Host>, topic: &str, limit: u64) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
         let compacted = self.compacted_bytes.borrow();
-        shard
-            .logs
-            .borrow()
-            .iter()
-            .filter(|(tp, _)| tp.topic == topic)
+        host.logs_of(topic)
+            .into_iter()
             .filter(|(tp, log)| {
                 let floor = compacted.get(&tp.partition).copied().unwrap_or(0).saturating_mul(2);
                 log.size_bytes() >= limit.max(floor)
             })
-            .map(|(tp, log)| (tp.clone(), log.clone()))
             .collect()
     }
 
     /// Compacts one partition down to `live()` (called once every writer is held off).
     pub async fn rewrite(
         &self,
-        shard: &Rc<Shard>,
+        host: &Rc<impl Host>,
         tp: &TopicPartition,
         log: &Rc<PartitionLog>,
         live: impl FnOnce() -> Vec<KeyValue>,
@@ -78,10 +105,85 @@ impl WriteGates {
         log.roll_now().await.map_err(|e| e.to_string())?;
         let start = log.log_end_offset();
         for chunk in live().chunks(COMPACTION_BATCH_RECORDS) {
-            crate::group::write_to(shard, tp, chunk.to_vec(), None).await?;
+            write(host, tp, chunk.to_vec(), None).await?;
         }
         log.advance_log_start(start).await.map_err(|e| e.to_string())?;
         self.compacted_bytes.borrow_mut().insert(tp.partition, log.size_bytes());
         Ok(())
     }
+}
+
+/// Appends key/value records to an internal topic's partition owned by this shard, as one
+/// uncompressed batch, and fdatasyncs it (`acks=all`). With `producer`, the batch is
+/// transactional for that producer id and epoch (unsequenced: written by a coordinator).
+pub async fn write(
+    host: &Rc<impl Host>,
+    tp: &TopicPartition,
+    records: Vec<(Bytes, Option<Bytes>)>,
+    producer: Option<(i64, i16)>,
+) -> Result<(), String> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let log = host.log(tp).ok_or_else(|| format!("{tp} is not open on shard {}", host.shard_id()))?;
+    let now = crate::runtime::now_ms();
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: producer.is_some(),
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records with equal offset − sequence in one batch, whose base
+            // sequence is then -1 (unsequenced).
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    let info = log.append(&buf, 0, now).await.map_err(|e| e.to_string())?;
+    log.sync_to(info.last_offset + 1).await.map_err(|e| e.to_string())
+}
+
+/// Calls `f` with every record of an internal topic's partition, from its log start to its
+/// end, in order (batches of any codec, control records included).
+pub async fn for_each_record(
+    log: &Rc<PartitionLog>,
+    tp: &TopicPartition,
+    mut f: impl FnMut(&kafka_protocol::records::Record),
+) -> Result<(), String> {
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    while offset < end {
+        let (bytes, _) = log.read_copy(offset, 1 << 20, true).await.map_err(|e| format!("reading {tp}: {e}"))?;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut buf = Bytes::from(bytes);
+        let mut next = offset;
+        while !buf.is_empty() {
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+                .map_err(|e| format!("decoding {tp} near offset {next}: {e}"))?;
+            for r in &set.records {
+                next = next.max(r.offset + 1);
+                if r.offset >= offset {
+                    f(r);
+                }
+            }
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    Ok(())
 }

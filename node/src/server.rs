@@ -11,7 +11,7 @@ use crate::config::BrokerConfig;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::log::{checkpoint, TopicPartition, CLEAN_SHUTDOWN_FILE};
 use crate::runtime::{executor_builder, raise_memlock_limit};
-use crate::shard::{Envelope, Shard, ShardSetup};
+use crate::shard::{Op, Shard, ShardSetup};
 use crate::topics::{Registry, TopicId, TopicInfo};
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::net::TcpListener;
@@ -70,7 +70,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         done: AtomicBool::new(false),
         closed: AtomicBool::new(false),
     });
-    let mesh: MeshBuilder<Envelope, _> = MeshBuilder::full(n, MESH_CHANNEL_CAPACITY);
+    let mesh: MeshBuilder<Op, _> = MeshBuilder::full(n, MESH_CHANNEL_CAPACITY);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(SocketAddr, Option<SocketAddr>), String>>();
     let mut handles = Vec::new();
     for (id, &core) in args.cores.iter().enumerate() {
@@ -130,7 +130,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
 
 async fn shard_main(
     id: usize,
-    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<Op, glommio::channels::channel_mesh::Full>,
     startup: Arc<Startup>,
     setup: ShardSetup,
     args: ServerArgs,
@@ -158,9 +158,9 @@ async fn shard_main(
     for (_, rx) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
-            while let Some(envelope) = rx.recv().await {
+            while let Some(op) = rx.recv().await {
                 let shard = shard.clone();
-                glommio::spawn_local(async move { shard.serve(envelope).await }).detach();
+                glommio::spawn_local(async move { shard.serve(op).await }).detach();
             }
         })
         .detach();
@@ -169,13 +169,7 @@ async fn shard_main(
     for info in topics {
         shard.apply_topic(info).await?;
     }
-    let replayed = shard.groups.load(&shard).await?;
-    if replayed > 0 {
-        eprintln!("sluice: shard {id}: {} groups from {replayed} offsets records", shard.groups.group_count());
-    }
-    glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
-    shard.txns.load(&shard).await?;
-    glommio::spawn_local(crate::txn::run_timers(shard.clone())).detach();
+    shard.start_coordinators().await?;
     let listener = bind_listener(id, &args.listen, &startup)?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);

@@ -2,9 +2,12 @@
 //! connections. Shared-nothing: what a shard knows of other shards' partitions comes
 //! through messages, never through shared memory.
 //!
-//! Cross-shard traffic is one closed enum ([`Op`]) over a glommio channel mesh; each
-//! message carries a cross-thread oneshot for its [`Reply`]. A request touching partitions
-//! on N shards sends at most one message per shard (see `api::produce`, `api::fetch`).
+//! This module is the router: `owner` is the one routing decision (the placement table),
+//! and `invoke(owner, op)` the one way to reach the owner — inline when it is this shard,
+//! otherwise one message over a glommio channel mesh carrying a cross-thread oneshot for
+//! the operation's typed reply (`ops`). A request touching partitions on N shards sends at
+//! most one message per shard (see `api::produce`, `api::fetch`). The coordinators see the
+//! shard only through `internal::Host` (`coordinators`).
 //! Fetch ranges cross shards as duplicated file descriptors: the owning shard `dup`s the
 //! segment's descriptor, the connection's shard sends from it and closes it, which is the
 //! lease release — no counter is shared between cores.
@@ -17,9 +20,9 @@ use crate::metrics::Metrics;
 use crate::topics::{self, Registry, TopicId, TopicInfo};
 use bytes::Bytes;
 use glommio::channels::channel_mesh::Senders;
-use glommio::channels::oneshot::{self, SharedSender};
 use glommio::sync::Semaphore;
 pub use moves::{balance_continuously, MoveError, Rebalanced};
+pub use ops::{Op, ShardOp};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,9 +30,11 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Kafka error codes used across the node.
+mod coordinators;
 mod moves;
+pub mod ops;
 
+/// Kafka error codes used across the node.
 pub mod errors {
     pub const NONE: i16 = 0;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -112,99 +117,6 @@ impl<D> FetchOutcome<D> {
 
 pub use crate::metrics::PartitionStat;
 
-/// Requests one shard makes of another. Closed: every cross-core interaction is here.
-#[derive(Debug)]
-pub enum Op {
-    Produce {
-        parts: Vec<ProducePart>,
-        acks: i16,
-        timeout_ms: i32,
-    },
-    Fetch {
-        parts: Vec<FetchPart>,
-    },
-    /// Park until any partition's log end passes its offset, or `wait` elapses.
-    Wait {
-        parts: Vec<(TopicPartition, i64)>,
-        wait: Duration,
-    },
-    /// (partition, timestamp or -1/-2/-3, read_committed).
-    ListOffsets {
-        parts: Vec<(TopicPartition, i64, bool)>,
-    },
-    /// To shard 0, the controller: create a topic.
-    CreateTopic {
-        name: String,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-    },
-    /// To shard 0: grow a topic to `partitions` (never shrinks).
-    GrowTopic {
-        name: String,
-        partitions: i32,
-    },
-    /// To shard 0: delete a topic.
-    DeleteTopic {
-        name: String,
-    },
-    /// From the controller to every shard: the topic exists (with this many partitions);
-    /// open the partitions you own.
-    ApplyTopic(TopicInfo),
-    /// From the controller to every shard: forget the topic and delete your partitions.
-    ApplyDelete {
-        name: String,
-    },
-    Stats,
-    /// To a group's coordinator shard.
-    Group(crate::group::GroupCall),
-    /// To shard 0: a new producer id.
-    AllocateProducerId,
-    /// To a transactional id's coordinator shard.
-    Txn(crate::txn::TxnCall),
-    /// Append a transaction marker to these partitions (owned by the receiver) and fsync.
-    WriteMarkers {
-        parts: Vec<TopicPartition>,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-    },
-    /// Flush and close every partition (clean shutdown).
-    Close,
-    /// From the controller to a partition's owner: stop taking requests for it, let those in
-    /// flight finish, close it and hand back how to reopen it (`moves`).
-    MoveOut {
-        tp: TopicPartition,
-    },
-    /// From the controller to a partition's new owner: own it from now on and open it.
-    MoveIn {
-        tp: TopicPartition,
-        hint: OpenHint,
-    },
-    /// From the controller to every shard: these partitions are owned by these shards.
-    Place(Vec<(TopicPartition, usize)>),
-}
-
-#[derive(Debug)]
-pub enum Reply {
-    Produce(Vec<ProduceOutcome>),
-    Fetch(Vec<FetchOutcome<SentRange>>),
-    Offsets(Vec<(i16, i64, i64)>),
-    Created(Result<TopicInfo, (i16, String)>),
-    Stats(Box<Metrics>, Vec<PartitionStat>),
-    Done(Result<(), String>),
-    Group(crate::group::GroupReply),
-    ProducerId(Result<i64, String>),
-    Txn(crate::txn::TxnReply),
-    MovedOut(Result<OpenHint, String>),
-}
-
-/// A message on the mesh.
-#[derive(Debug)]
-pub struct Envelope {
-    pub op: Op,
-    pub reply: SharedSender<Reply>,
-}
-
 /// What every shard is given at start.
 #[derive(Debug, Clone)]
 pub struct ShardSetup {
@@ -234,7 +146,7 @@ pub struct Shard {
     /// Bytes in and out of the partitions this shard owns, and its load sampler's readings.
     pub load: RefCell<crate::metrics::Load>,
     /// Mesh senders, and the mesh peer id of each shard id.
-    peers: Senders<Envelope>,
+    peers: Senders<Op>,
     peer_of_shard: Vec<usize>,
     /// Serialises topic creation on the controller.
     controller: Semaphore,
@@ -280,7 +192,7 @@ fn storage_error(e: &LogError) -> i16 {
 }
 
 impl Shard {
-    pub fn new(id: usize, setup: ShardSetup, peers: Senders<Envelope>, peer_of_shard: Vec<usize>) -> Rc<Shard> {
+    pub fn new(id: usize, setup: ShardSetup, peers: Senders<Op>, peer_of_shard: Vec<usize>) -> Rc<Shard> {
         let hints = setup
             .registry
             .topics()
@@ -358,15 +270,6 @@ impl Shard {
         moves::Appending::new(&self.appending, tp)
     }
 
-    /// Sends `op` to `shard` and waits for its reply. Local ops never come here.
-    pub async fn call(&self, shard: usize, op: Op) -> Result<Reply, String> {
-        debug_assert_ne!(shard, self.id, "local work is handled inline");
-        let (reply, receiver) = oneshot::shared();
-        let peer = self.peer_of_shard[shard];
-        self.peers.send_to(peer, Envelope { op, reply }).await.map_err(|_| format!("shard {shard} is gone"))?;
-        receiver.await.map_err(|_| format!("shard {shard} dropped the request"))
-    }
-
     /// Runs `work` counted as in flight, so a clean stop waits for it.
     pub async fn counted<T>(&self, work: impl std::future::Future<Output = T>) -> T {
         self.in_flight.set(self.in_flight.get() + 1);
@@ -380,55 +283,6 @@ impl Shard {
         let deadline = std::time::Instant::now() + limit;
         while self.in_flight.get() > 0 && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Handles a message from another shard.
-    pub async fn serve(self: &Rc<Self>, envelope: Envelope) {
-        if matches!(envelope.op, Op::Close) {
-            let _ = envelope.reply.send(Reply::Done(self.close_local().await));
-            return;
-        }
-        let reply = self.counted(self.serve_op(envelope.op)).await;
-        // The requester may have given up (a timed-out fetch wait): nothing to do then.
-        let _ = envelope.reply.send(reply);
-    }
-
-    async fn serve_op(self: &Rc<Self>, op: Op) -> Reply {
-        match op {
-            Op::Produce { parts, acks, timeout_ms } => {
-                Reply::Produce(self.produce_local(parts, acks, timeout_ms).await)
-            }
-            Op::Fetch { parts } => {
-                let local = self.fetch_local(&parts).await;
-                Reply::Fetch(local.into_iter().map(send_outcome).collect())
-            }
-            Op::Wait { parts, wait } => {
-                self.wait_local(&parts, wait).await;
-                Reply::Done(Ok(()))
-            }
-            Op::ListOffsets { parts } => Reply::Offsets(self.list_offsets_local(&parts).await),
-            Op::CreateTopic { name, partitions, configs } => {
-                Reply::Created(self.create_topic(&name, partitions, configs).await)
-            }
-            Op::GrowTopic { name, partitions } => Reply::Created(self.grow_topic(&name, partitions).await),
-            Op::DeleteTopic { name } => Reply::Created(self.delete_topic(&name).await),
-            Op::ApplyTopic(info) => Reply::Done(self.apply_topic(info).await),
-            Op::ApplyDelete { name } => Reply::Done(self.apply_delete(&name).await),
-            Op::Stats => Reply::Stats(Box::new(self.metrics_snapshot()), self.partition_stats()),
-            Op::Group(call) => Reply::Group(crate::group::serve(self, call).await),
-            Op::AllocateProducerId => Reply::ProducerId(self.allocate_producer_id().await),
-            Op::Txn(call) => Reply::Txn(crate::txn::serve(self, call).await),
-            Op::WriteMarkers { parts, producer_id, epoch, commit } => {
-                Reply::Done(self.write_markers_local(&parts, producer_id, epoch, commit).await)
-            }
-            Op::Close => Reply::Done(self.close_local().await),
-            Op::MoveOut { tp } => Reply::MovedOut(self.move_out(&tp).await),
-            Op::MoveIn { tp, hint } => Reply::Done(self.move_in(tp, hint).await),
-            Op::Place(entries) => {
-                self.place(entries);
-                Reply::Done(Ok(()))
-            }
         }
     }
 
@@ -606,19 +460,18 @@ impl Shard {
             t.await?;
         }
         for tp in parts.iter().filter(|tp| tp.topic == crate::group::store::OFFSETS_TOPIC) {
-            self.groups.complete_txn(self, tp.partition, producer_id, commit);
+            self.groups.complete_txn(self.config().offsets_topic_num_partitions, tp.partition, producer_id, commit);
         }
         Ok(())
     }
 
     /// A producer id never handed out before (any shard may call; shard 0 allocates).
-    pub async fn allocate_producer_id(&self) -> Result<i64, String> {
-        if self.id != 0 {
-            return match self.call(0, Op::AllocateProducerId).await? {
-                Reply::ProducerId(r) => r,
-                other => Err(format!("unexpected reply {other:?}")),
-            };
-        }
+    pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, String> {
+        self.invoke(0, ops::AllocateProducerId).await?
+    }
+
+    /// Shard 0: the next producer id, reserving a new block on disk when one is used up.
+    async fn allocate_producer_id_local(&self) -> Result<i64, String> {
         let _one = self.producer_id_block.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
         let (next, end) = self.producer_ids.get();
         if next >= end {
@@ -634,25 +487,21 @@ impl Shard {
         Ok(next)
     }
 
-    /// Sends a controller operation to shard 0 and returns its outcome.
-    async fn ask_controller(&self, op: Op) -> Result<TopicInfo, (i16, String)> {
-        match self.call(0, op).await {
-            Ok(Reply::Created(result)) => result,
-            Ok(other) => Err((errors::INVALID_REQUEST, format!("unexpected reply {other:?}"))),
-            Err(e) => Err((errors::KAFKA_STORAGE_ERROR, e)),
-        }
+    /// Runs a topic operation on shard 0, the controller (any shard may call).
+    pub async fn controller<T: ShardOp<Reply = ops::TopicResult>>(self: &Rc<Self>, op: T) -> ops::TopicResult
+    where
+        Op: From<(T, glommio::channels::oneshot::SharedSender<ops::TopicResult>)>,
+    {
+        self.invoke(0, op).await.unwrap_or_else(|e| Err((errors::KAFKA_STORAGE_ERROR, e)))
     }
 
-    /// Creates a topic (any shard may call; the work happens on shard 0).
-    pub async fn create_topic(
+    /// Creates a topic; on shard 0 (see [`Shard::controller`]).
+    async fn create_topic(
         self: &Rc<Self>,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicInfo, (i16, String)> {
-        if self.id != 0 {
-            return self.ask_controller(Op::CreateTopic { name: name.to_string(), partitions, configs }).await;
-        }
         topics::validate_topic_name(name).map_err(|e| (errors::INVALID_TOPIC_EXCEPTION, e))?;
         crate::topic_config::validate(&self.config().log, &configs)
             .map_err(|e| (crate::topic_config::INVALID_CONFIG, e))?;
@@ -674,10 +523,7 @@ impl Shard {
 
     /// CreatePartitions: grows a topic; a count at or below the current one is refused, as
     /// Kafka does (partitions are never removed: keys would move).
-    pub async fn grow_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
-        if self.id != 0 {
-            return self.ask_controller(Op::GrowTopic { name: name.to_string(), partitions }).await;
-        }
+    async fn grow_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         let current = self.registry.borrow().get(name).cloned();
@@ -697,26 +543,18 @@ impl Shard {
     }
 
     /// DeleteTopics: every shard forgets the topic and deletes its partition directories.
-    pub async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<TopicInfo, (i16, String)> {
-        if self.id != 0 {
-            return self.ask_controller(Op::DeleteTopic { name: name.to_string() }).await;
-        }
+    async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<TopicInfo, (i16, String)> {
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         let Some(info) = self.registry.borrow().get(name).cloned() else {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
         };
-        let others: Vec<_> =
-            (1..self.shards()).map(|s| self.call(s, Op::ApplyDelete { name: name.to_string() })).collect();
         self.apply_delete(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new())
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        for call in others {
-            match call.await {
-                Ok(Reply::Done(Ok(()))) => {}
-                Ok(Reply::Done(Err(e))) | Err(e) => return Err((errors::KAFKA_STORAGE_ERROR, e)),
-                Ok(other) => return Err((errors::KAFKA_STORAGE_ERROR, format!("unexpected reply {other:?}"))),
-            }
+        let others = self.invoke_each(|s| s != self.id, || ops::ApplyDelete { name: name.to_string() }).await;
+        for result in others.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))? {
+            result.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         }
         self.unplace_topic(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         Ok(info)
@@ -737,16 +575,9 @@ impl Shard {
         Ok(())
     }
 
+    /// Every shard (this one first) records the topic and opens its partitions.
     async fn broadcast_topic(self: &Rc<Self>, info: &TopicInfo) -> Result<(), String> {
-        let others: Vec<_> = (1..self.shards()).map(|s| self.call(s, Op::ApplyTopic(info.clone()))).collect();
-        self.apply_topic(info.clone()).await?;
-        for call in others {
-            match call.await? {
-                Reply::Done(r) => r?,
-                other => return Err(format!("unexpected reply {other:?}")),
-            }
-        }
-        Ok(())
+        self.invoke_each(|_| true, || ops::ApplyTopic(info.clone())).await?.into_iter().collect()
     }
 
     /// Records a topic in this shard's registry and opens the partitions this shard owns.
@@ -818,7 +649,7 @@ impl Shard {
     }
 
     /// This shard's counters, with the watchdog's kicks (kept outside the shard).
-    fn metrics_snapshot(&self) -> Metrics {
+    pub(crate) fn metrics_snapshot(&self) -> Metrics {
         let mut m = self.metrics.borrow().clone();
         m.executor_kicks = crate::watchdog::kicks(self.id);
         m.load = self.load.borrow().shard.clone();
@@ -826,13 +657,12 @@ impl Shard {
     }
 
     /// Stats of every shard (this one inline, the others by message).
-    pub async fn all_stats(&self) -> (Vec<Metrics>, Vec<PartitionStat>) {
+    pub async fn all_stats(self: &Rc<Self>) -> (Vec<Metrics>, Vec<PartitionStat>) {
         let mut metrics = vec![Metrics::default(); self.shards()];
-        metrics[self.id] = self.metrics_snapshot();
-        let mut stats = self.partition_stats();
-        for s in (0..self.shards()).filter(|s| *s != self.id) {
-            if let Ok(Reply::Stats(m, p)) = self.call(s, Op::Stats).await {
-                metrics[s] = *m;
+        let mut stats = Vec::new();
+        for (s, slot) in metrics.iter_mut().enumerate() {
+            if let Ok((m, p)) = self.invoke(s, ops::Stats).await {
+                *slot = *m;
                 stats.extend(p);
             }
         }
@@ -842,7 +672,7 @@ impl Shard {
 
     /// Stops taking requests, lets those in flight finish (bounded), then flushes and closes
     /// every partition of this shard.
-    async fn close_local(&self) -> Result<(), String> {
+    pub(crate) async fn close_local(&self) -> Result<(), String> {
         self.stopping.set(true);
         self.drain(SHUTDOWN_DRAIN).await;
         let logs: Vec<_> = self.logs.borrow().values().cloned().collect();
@@ -854,15 +684,12 @@ impl Shard {
 
     /// Clean shutdown, run on shard 0: every shard closes its logs, then the checkpoints
     /// and the clean-shutdown marker are written.
-    pub async fn shutdown_all(&self) -> Result<(), String> {
+    pub async fn shutdown_all(self: &Rc<Self>) -> Result<(), String> {
         // Our own requests first: they may still append to other shards' partitions.
         self.stopping.set(true);
         self.drain(SHUTDOWN_DRAIN).await;
-        for s in 1..self.shards() {
-            match self.call(s, Op::Close).await? {
-                Reply::Done(r) => r?,
-                other => return Err(format!("unexpected reply {other:?}")),
-            }
+        for result in self.invoke_each(|s| s != self.id, || ops::Close).await? {
+            result?;
         }
         self.close_local().await?;
         let (_, stats) = self.all_stats().await;

@@ -4,7 +4,7 @@
 use super::{decode, string, Close};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{self, errors, TxnCall, TxnReply};
+use crate::txn::{errors, AddPartitions};
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use std::rc::Rc;
 
@@ -13,17 +13,16 @@ pub const VERSIONS: (i16, i16) = (0, 3);
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: AddOffsetsToTxnRequest = decode(req)?;
     let id = string(&request.transactional_id.0);
-    let (offsets_partition, _) = crate::group::coordinator_of(shard, &request.group_id.0);
-    let call = TxnCall::AddPartitions {
+    let offsets_partition = crate::group::offsets_partition(shard.config(), &request.group_id.0);
+    let call = AddPartitions {
         id: id.clone(),
         producer_id: request.producer_id.0,
         epoch: request.producer_epoch,
         parts: vec![offsets_partition],
     };
-    let error = match txn::call(shard, &id, call).await {
-        TxnReply::AddPartitions(codes) => codes.first().copied().unwrap_or(errors::NONE),
-        TxnReply::Error(e) => e,
-        _ => errors::COORDINATOR_NOT_AVAILABLE,
+    let error = match shard.invoke(shard.txn_coordinator(&id), call).await {
+        Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
+        Err(_) => errors::COORDINATOR_NOT_AVAILABLE,
     };
     let body = AddOffsetsToTxnResponse::default().with_error_code(error);
     Ok(encode_response(req.api_key, req.api_version, req.header.correlation_id, &body))

@@ -5,7 +5,7 @@ use super::{decode, string, topic_name, Close};
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{self, errors, TxnCall, TxnReply};
+use crate::txn::{errors, AddPartitions};
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
@@ -23,15 +23,14 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         .flat_map(|t| t.partitions.iter().map(move |p| TopicPartition::new(string(&t.name.0), *p)))
         .collect();
     let n = parts.len();
-    let call = TxnCall::AddPartitions {
+    let call = AddPartitions {
         id: id.clone(),
         producer_id: request.v3_and_below_producer_id.0,
         epoch: request.v3_and_below_producer_epoch,
         parts,
     };
-    let codes = match txn::call(shard, &id, call).await {
-        TxnReply::AddPartitions(codes) if codes.len() == n => codes,
-        TxnReply::Error(e) => vec![e; n],
+    let codes = match shard.invoke(shard.txn_coordinator(&id), call).await {
+        Ok(codes) if codes.len() == n => codes,
         _ => vec![errors::COORDINATOR_NOT_AVAILABLE; n],
     };
     let mut codes = codes.into_iter();

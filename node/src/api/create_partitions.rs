@@ -3,7 +3,7 @@
 
 use super::{decode, topic_name, Close};
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, Shard};
+use crate::shard::{errors, ops, Shard};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -26,7 +26,9 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 Err((errors::INVALID_PARTITIONS, format!("topic {name:?} has {n} partitions; the count can only grow")))
             }
             Some(_) if request.validate_only => Ok(()),
-            Some(_) => shard.grow_topic(&name, topic.count).await.map(|_| ()),
+            Some(_) => {
+                shard.controller(ops::GrowTopic { name: name.clone(), partitions: topic.count }).await.map(|_| ())
+            }
         };
         let r = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
         results.push(match outcome {

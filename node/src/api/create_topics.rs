@@ -4,7 +4,7 @@
 
 use super::{decode, topic_name, uuid, Close};
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, Shard};
+use crate::shard::{errors, ops, Shard};
 use crate::topics::validate_topic_name;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -42,7 +42,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 None => Ok(None),
             }
         } else {
-            shard.create_topic(&name, partitions, configs).await.map(Some)
+            shard.controller(ops::CreateTopic { name: name.clone(), partitions, configs }).await.map(Some)
         };
         let mut r = CreatableTopicResult::default().with_name(topic_name(&name));
         match outcome {

@@ -2,7 +2,7 @@
 //! (tombstones in `__consumer_offsets`); a group with members answers NON_EMPTY_GROUP.
 
 use super::{decode, string, Close};
-use crate::group::{self, errors, GroupCall, GroupReply};
+use crate::group::{errors, Delete};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -16,10 +16,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in &request.groups_names {
         let name = string(&id.0);
-        let error = match group::call(shard, &name, GroupCall::Delete { group: name.clone() }).await {
-            GroupReply::Error(e) => e,
-            _ => errors::COORDINATOR_NOT_AVAILABLE,
-        };
+        let error = shard
+            .invoke(shard.group_coordinator(&name), Delete { group: name.clone() })
+            .await
+            .unwrap_or(errors::COORDINATOR_NOT_AVAILABLE);
         results.push(DeletableGroupResult::default().with_group_id(GroupId(id.0.clone())).with_error_code(error));
     }
     let body = DeleteGroupsResponse::default().with_results(results);

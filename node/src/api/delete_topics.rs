@@ -3,7 +3,7 @@
 
 use super::{decode, topic_name, uuid, Close};
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, Shard};
+use crate::shard::{errors, ops, Shard};
 use crate::topics::TopicId;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
@@ -31,7 +31,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             }
             Some(name) => {
                 r = r.with_name(Some(topic_name(&name)));
-                match shard.delete_topic(&name).await {
+                match shard.controller(ops::DeleteTopic { name: name.clone() }).await {
                     Ok(info) if version >= 6 => r = r.with_topic_id(uuid(info.id)),
                     Ok(_) => {}
                     Err((code, message)) => {

@@ -3,7 +3,7 @@
 //! before v6.
 
 use super::{decode, str_bytes, string, Close};
-use crate::group::{self, errors, GroupCall, GroupReply, GroupView};
+use crate::group::{errors, Describe, GroupView};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -21,11 +21,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in &request.groups {
         let name = string(&id.0);
-        let view = match group::call(shard, &name, GroupCall::Describe { group: name.clone() }).await {
-            GroupReply::Groups(mut views) if !views.is_empty() => views.swap_remove(0),
-            GroupReply::Error(error) => GroupView { error, group: name.clone(), ..Default::default() },
-            _ => GroupView { error: errors::COORDINATOR_NOT_AVAILABLE, group: name.clone(), ..Default::default() },
-        };
+        let view =
+            shard.invoke(shard.group_coordinator(&name), Describe { group: name.clone() }).await.unwrap_or_else(|_| {
+                GroupView { error: errors::COORDINATOR_NOT_AVAILABLE, group: name.clone(), ..Default::default() }
+            });
         let error = if view.error == errors::GROUP_ID_NOT_FOUND { errors::NONE } else { view.error };
         let members = view
             .members

@@ -4,7 +4,7 @@
 use super::{decode, str_bytes, string, topic_name, Close};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{self, errors, TxnCall, TxnReply};
+use crate::txn::{errors, Describe};
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TransactionalId,
@@ -20,11 +20,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     for id in &request.transactional_ids {
         let name = string(&id.0);
         let state = TransactionState::default().with_transactional_id(TransactionalId(id.0.clone()));
-        let found = match txn::call(shard, &name, TxnCall::Describe { id: name.clone() }).await {
-            TxnReply::Txns(mut t) if !t.is_empty() => Ok(t.swap_remove(0)),
-            TxnReply::Txns(_) => Err(errors::TRANSACTIONAL_ID_NOT_FOUND),
-            TxnReply::Error(e) => Err(e),
-            _ => Err(errors::COORDINATOR_NOT_AVAILABLE),
+        let found = match shard.invoke(shard.txn_coordinator(&name), Describe { id: name.clone() }).await {
+            Ok(Some(meta)) => Ok(meta),
+            Ok(None) => Err(errors::TRANSACTIONAL_ID_NOT_FOUND),
+            Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),
         };
         states.push(match found {
             Ok(meta) => {

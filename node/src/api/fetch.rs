@@ -16,7 +16,7 @@
 use super::{decode, topic_name, uuid, Close};
 use crate::log::{FileRange, TopicPartition};
 use crate::protocol::{encode_response, Chunk, Request, Response};
-use crate::shard::{errors, FetchOutcome, FetchPart, Op, Reply, SentRange, Shard};
+use crate::shard::{errors, ops, FetchOutcome, FetchPart, SentRange, Shard};
 use crate::topics::TopicId;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
@@ -113,26 +113,23 @@ async fn read_all(shard: &Rc<Shard>, slots: &[Slot]) -> Vec<FetchOutcome<Data>> 
     for (i, s) in slots.iter().enumerate().filter(|(_, s)| s.error == errors::NONE) {
         per_shard.entry(shard.owner(&s.part.tp)).or_default().push(i);
     }
-    let mut remote = Vec::new();
-    for (owner, idx) in &per_shard {
+    for (owner, idx) in per_shard {
         let parts: Vec<FetchPart> = idx.iter().map(|&i| slots[i].part.clone()).collect();
-        if *owner == shard.id {
+        // A local fetch keeps the segment's own file (no dup); see `ops::Fetch`.
+        if owner == shard.id {
             for (&i, o) in idx.iter().zip(shard.fetch_local(&parts).await) {
                 out[i] = Some(map_data(o, Data::Local));
             }
-        } else {
-            remote.push((idx, shard.call(*owner, Op::Fetch { parts })));
+            continue;
         }
-    }
-    for (idx, call) in remote {
-        match call.await {
-            Ok(Reply::Fetch(results)) => {
+        match shard.invoke(owner, ops::Fetch { parts }).await {
+            Ok(results) => {
                 for (&i, o) in idx.iter().zip(results) {
                     out[i] = Some(map_data(o, Data::Sent));
                 }
             }
-            _ => {
-                for &i in idx {
+            Err(_) => {
+                for &i in &idx {
                     out[i] = Some(FetchOutcome::failed(errors::KAFKA_STORAGE_ERROR));
                 }
             }
@@ -165,11 +162,7 @@ async fn wait_any(shard: &Rc<Shard>, ends: Vec<(TopicPartition, i64)>, wait: Dur
         .into_iter()
         .map(|(owner, parts)| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
             Box::pin(async move {
-                if owner == shard.id {
-                    shard.wait_local(&parts, wait).await;
-                } else {
-                    let _ = shard.call(owner, Op::Wait { parts, wait }).await;
-                }
+                let _ = shard.invoke(owner, ops::Wait { parts, wait }).await;
             })
         })
         .collect();

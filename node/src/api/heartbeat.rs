@@ -2,7 +2,7 @@
 //! join again.
 
 use super::{decode, opt_string, string, Close};
-use crate::group::{self, errors, GroupCall, GroupReply, MemberRef};
+use crate::group::{errors, Heartbeat, MemberRef};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
@@ -19,10 +19,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         instance_id: if req.api_version >= 3 { opt_string(&request.group_instance_id) } else { None },
     };
     let group_id = member.group.clone();
-    let error = match group::call(shard, &group_id, GroupCall::Heartbeat(member)).await {
-        GroupReply::Error(e) => e,
-        _ => errors::COORDINATOR_NOT_AVAILABLE,
-    };
+    let error = shard
+        .invoke(shard.group_coordinator(&group_id), Heartbeat(member))
+        .await
+        .unwrap_or(errors::COORDINATOR_NOT_AVAILABLE);
     let body = HeartbeatResponse::default().with_error_code(error);
     Ok(encode_response(req.api_key, req.api_version, req.header.correlation_id, &body))
 }

@@ -8,7 +8,7 @@
 use super::{decode, Close};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{self, TxnCall, TxnReply};
+use crate::txn;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::rc::Rc;
 
@@ -27,17 +27,15 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let body = if let Some(id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) {
         let (hint_id, hint_epoch) =
             if req.api_version >= 3 { (request.producer_id.0, request.producer_epoch) } else { (-1, -1) };
-        let call = TxnCall::Init {
+        let call = txn::Init {
             id: id.clone(),
             timeout_ms: request.transaction_timeout_ms,
             producer_id: hint_id,
             epoch: hint_epoch,
         };
-        match txn::call(shard, &id, call).await {
-            TxnReply::Init(error, pid, epoch) => response(error, pid, epoch),
-            TxnReply::Error(e) => response(e, -1, -1),
-            _ => response(COORDINATOR_NOT_AVAILABLE, -1, -1),
-        }
+        let (error, pid, epoch) =
+            shard.invoke(shard.txn_coordinator(&id), call).await.unwrap_or((COORDINATOR_NOT_AVAILABLE, -1, -1));
+        response(error, pid, epoch)
     } else if req.api_version >= 3 && request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
         if request.producer_epoch < i16::MAX - 1 {
             response(0, request.producer_id.0, request.producer_epoch + 1)

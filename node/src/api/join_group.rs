@@ -2,7 +2,7 @@
 //! parked until the join phase of the rebalance ends (see `group`).
 
 use super::{decode, opt_string, str_bytes, string, Close};
-use crate::group::{self, GroupCall, GroupReply, JoinArgs, JoinResult};
+use crate::group::{errors, JoinArgs, JoinResult};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -28,11 +28,11 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         require_known_member_id: v >= 4,
     };
     let group_id = args.group.clone();
-    let result = match group::call(shard, &group_id, GroupCall::Join(args)).await {
-        GroupReply::Join(r) => r,
-        GroupReply::Error(error) => JoinResult { error, generation: -1, ..Default::default() },
-        other => return Err(Close(format!("unexpected group reply {other:?}"))),
-    };
+    let result = shard.invoke(shard.group_coordinator(&group_id), args).await.unwrap_or_else(|_| JoinResult {
+        error: errors::COORDINATOR_NOT_AVAILABLE,
+        generation: -1,
+        ..Default::default()
+    });
     let members = result
         .members
         .iter()

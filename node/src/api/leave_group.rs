@@ -2,7 +2,7 @@
 //! partitions are reassigned at once instead of after their session timeout.
 
 use super::{decode, opt_string, str_bytes, string, Close};
-use crate::group::{self, errors, GroupCall, GroupReply};
+use crate::group::{errors, Leave};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -20,12 +20,11 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         vec![(string(&request.member_id), None)]
     };
     let group_id = string(&request.group_id.0);
-    let call = GroupCall::Leave { group: group_id.clone(), members: members.clone() };
-    let (top, each) = match group::call(shard, &group_id, call).await {
-        GroupReply::Leave(top, each) => (top, each),
-        GroupReply::Error(e) => (e, vec![e; members.len()]),
-        other => return Err(Close(format!("unexpected group reply {other:?}"))),
-    };
+    let call = Leave { group: group_id.clone(), members: members.clone() };
+    let (top, each) = shard.invoke(shard.group_coordinator(&group_id), call).await.unwrap_or_else(|_| {
+        let e = errors::COORDINATOR_NOT_AVAILABLE;
+        (e, vec![e; members.len()])
+    });
     let body = if v >= 3 {
         let members = members
             .iter()

@@ -2,7 +2,7 @@
 //! all groups here are "classic").
 
 use super::{decode, str_bytes, string, Close};
-use crate::group::{self, errors, GroupCall};
+use crate::group::{errors, GroupView, List};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -18,8 +18,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let types: Vec<String> = if v >= 5 { request.types_filter.iter().map(string).collect() } else { Vec::new() };
     // Only classic groups exist: a types filter without "classic" matches none of them.
     let classic = types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic"));
-    let views = if classic {
-        group::all(shard, || GroupCall::List { states: states.clone(), types: Vec::new() }).await
+    let views: Vec<GroupView> = if classic {
+        shard.groups_everywhere(|| List { states: states.clone(), types: Vec::new() }).await
     } else {
         Vec::new()
     };

@@ -5,7 +5,7 @@
 use super::{decode, topic_name, Close};
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, Op, Reply, Shard};
+use crate::shard::{errors, ops, Shard};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::collections::BTreeMap;
@@ -34,14 +34,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     for (owner, entries) in per_shard {
         let parts: Vec<(TopicPartition, i64, bool)> =
             entries.iter().map(|(_, _, tp, ts)| (tp.clone(), *ts, committed)).collect();
-        let found = if owner == shard.id {
-            shard.list_offsets_local(&parts).await
-        } else {
-            match shard.call(owner, Op::ListOffsets { parts }).await {
-                Ok(Reply::Offsets(found)) => found,
-                _ => vec![(errors::KAFKA_STORAGE_ERROR, -1, -1); entries.len()],
-            }
-        };
+        let found = shard
+            .invoke(owner, ops::ListOffsets { parts })
+            .await
+            .unwrap_or_else(|_| vec![(errors::KAFKA_STORAGE_ERROR, -1, -1); entries.len()]);
         for ((ti, pi, _, _), f) in entries.into_iter().zip(found) {
             results[ti][pi] = f;
         }

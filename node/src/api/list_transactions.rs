@@ -5,7 +5,7 @@
 use super::{decode, str_bytes, string, Close};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{self, TxnCall, TxnReply, TxnState};
+use crate::txn::{List, TxnState};
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
 use std::rc::Rc;
@@ -33,7 +33,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let now = crate::runtime::now_ms();
     let mut states = Vec::new();
     for s in 0..shard.shards() {
-        let TxnReply::Txns(txns) = txn::call_on(shard, s, TxnCall::List).await else { continue };
+        let Ok(txns) = shard.invoke(s, List).await else { continue };
         for meta in txns {
             if !wanted_states.is_empty() && !wanted_states.iter().any(|w| w == meta.state.name()) {
                 continue;

@@ -6,7 +6,7 @@
 
 use super::{decode, topic_name, uuid, Close};
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, Shard};
+use crate::shard::{errors, ops, Shard};
 use crate::topics::{validate_topic_name, TopicId, TopicInfo};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -76,7 +76,13 @@ async fn lookup(
     let existing = shard.registry.borrow().get(&name).cloned();
     let info = match existing {
         Some(info) => info,
-        None if auto_create => match shard.create_topic(&name, shard.config().num_partitions, Default::default()).await
+        None if auto_create => match shard
+            .controller(ops::CreateTopic {
+                name: name.clone(),
+                partitions: shard.config().num_partitions,
+                configs: Default::default(),
+            })
+            .await
         {
             Ok(info) => info,
             Err((errors::TOPIC_ALREADY_EXISTS, _)) => match shard.registry.borrow().get(&name).cloned() {

@@ -3,7 +3,7 @@
 //! `__consumer_offsets` and fdatasynced before the answer.
 
 use super::{decode, opt_string, string, topic_name, Close};
-use crate::group::{self, errors, CommitPart, GroupCall, GroupReply, MemberRef};
+use crate::group::{errors, Commit, CommitPart, MemberRef};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
@@ -38,9 +38,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let retention_ms = if v <= 4 { request.retention_time_ms } else { -1 };
     let group_id = member.group.clone();
     let n = parts.len();
-    let codes = match group::call(shard, &group_id, GroupCall::Commit { member, retention_ms, parts }).await {
-        GroupReply::Commit(codes) if codes.len() == n => codes,
-        GroupReply::Error(e) => vec![e; n],
+    let codes = match shard.invoke(shard.group_coordinator(&group_id), Commit { member, retention_ms, parts }).await {
+        Ok(codes) if codes.len() == n => codes,
         _ => vec![errors::COORDINATOR_NOT_AVAILABLE; n],
     };
     let mut codes = codes.into_iter();

@@ -2,7 +2,7 @@
 //! subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise), as Kafka does.
 
 use super::{decode, string, topic_name, Close};
-use crate::group::{self, errors, GroupCall, GroupReply};
+use crate::group::{errors, DeleteOffsets};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
@@ -20,12 +20,13 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         .flat_map(|t| t.partitions.iter().map(move |p| (string(&t.name.0), p.partition_index)))
         .collect();
     let n = parts.len();
-    let (top, codes) =
-        match group::call(shard, &group_id, GroupCall::DeleteOffsets { group: group_id.clone(), parts }).await {
-            GroupReply::DeleteOffsets(top, codes) if codes.len() == n => (top, codes),
-            GroupReply::Error(e) => (e, vec![errors::NONE; n]),
-            _ => (errors::COORDINATOR_NOT_AVAILABLE, vec![errors::NONE; n]),
-        };
+    let (top, codes) = match shard
+        .invoke(shard.group_coordinator(&group_id), DeleteOffsets { group: group_id.clone(), parts })
+        .await
+    {
+        Ok((top, codes)) if codes.len() == n => (top, codes),
+        _ => (errors::COORDINATOR_NOT_AVAILABLE, vec![errors::NONE; n]),
+    };
     let mut codes = codes.into_iter();
     let topics = request
         .topics

@@ -2,7 +2,7 @@
 //! for everything the group committed). A partition with no commit answers offset -1.
 
 use super::{decode, str_bytes, string, topic_name, Close};
-use crate::group::{self, errors, FetchedOffset, GroupCall, GroupReply};
+use crate::group::{errors, FetchOffsets, FetchedOffset};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -18,11 +18,10 @@ pub const VERSIONS: (i16, i16) = (1, 9);
 type Wanted = Option<Vec<(String, i32)>>;
 
 async fn fetch(shard: &Rc<Shard>, group: &str, parts: Wanted, require_stable: bool) -> (i16, Vec<FetchedOffset>) {
-    let call = GroupCall::FetchOffsets { group: group.to_string(), parts, require_stable };
-    match group::call(shard, group, call).await {
-        GroupReply::Offsets(e, found) => (e, found),
-        GroupReply::Error(e) => (e, Vec::new()),
-        _ => (errors::COORDINATOR_NOT_AVAILABLE, Vec::new()),
+    let call = FetchOffsets { group: group.to_string(), parts, require_stable };
+    match shard.invoke(shard.group_coordinator(group), call).await {
+        Ok(found) => (errors::NONE, found),
+        Err(_) => (errors::COORDINATOR_NOT_AVAILABLE, Vec::new()),
     }
 }
 

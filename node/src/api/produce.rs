@@ -8,7 +8,7 @@
 use super::{decode, topic_name, Close};
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, Op, ProduceOutcome, ProducePart, Reply, Shard};
+use crate::shard::{errors, ops, ProduceOutcome, ProducePart, Shard};
 use crate::topics::{validate_topic_name, TopicId};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -60,27 +60,13 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>
         }
     }
     let timeout_ms = request.timeout_ms;
-    let mut remote = Vec::new();
-    let mut local = None;
     for (owner, parts) in per_shard {
         let slots: Vec<(usize, usize)> = parts.iter().map(|(t, p, _)| (*t, *p)).collect();
         let parts: Vec<ProducePart> = parts.into_iter().map(|(_, _, part)| part).collect();
-        if owner == shard.id {
-            local = Some((slots, parts));
-        } else {
-            remote.push((slots, shard.call(owner, Op::Produce { parts, acks, timeout_ms })));
-        }
-    }
-    if let Some((slots, parts)) = local {
-        for ((t, p), o) in slots.into_iter().zip(shard.produce_local(parts, acks, timeout_ms).await) {
-            outcomes[t][p] = Some(o);
-        }
-    }
-    for (slots, call) in remote {
-        let results = match call.await {
-            Ok(Reply::Produce(r)) => r,
-            _ => vec![failed(errors::KAFKA_STORAGE_ERROR); slots.len()],
-        };
+        let results = shard
+            .invoke(owner, ops::Produce { parts, acks, timeout_ms })
+            .await
+            .unwrap_or_else(|_| vec![failed(errors::KAFKA_STORAGE_ERROR); slots.len()]);
         for ((t, p), o) in slots.into_iter().zip(results) {
             outcomes[t][p] = Some(o);
         }
@@ -138,7 +124,14 @@ async fn resolve_topic(shard: &Rc<Shard>, name: &str) -> Result<i32, i16> {
     if !shard.config().auto_create_topics {
         return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match shard.create_topic(name, shard.config().num_partitions, Default::default()).await {
+    match shard
+        .controller(ops::CreateTopic {
+            name: name.to_string(),
+            partitions: shard.config().num_partitions,
+            configs: Default::default(),
+        })
+        .await
+    {
         Ok(info) => Ok(info.partitions),
         Err((errors::TOPIC_ALREADY_EXISTS, _)) => {
             shard.registry.borrow().get(name).map(|i| i.partitions).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)

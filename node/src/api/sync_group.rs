@@ -1,7 +1,7 @@
 //! SyncGroup, versions 0–5: the leader's assignment in, each member's share out.
 
 use super::{decode, opt_string, str_bytes, string, Close};
-use crate::group::{self, GroupCall, GroupReply, SyncArgs, SyncResult};
+use crate::group::{errors, SyncArgs, SyncResult};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
@@ -22,11 +22,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         assignments: request.assignments.iter().map(|a| (string(&a.member_id), a.assignment.clone())).collect(),
     };
     let group_id = args.group.clone();
-    let result = match group::call(shard, &group_id, GroupCall::Sync(args)).await {
-        GroupReply::Sync(r) => r,
-        GroupReply::Error(error) => SyncResult { error, ..Default::default() },
-        other => return Err(Close(format!("unexpected group reply {other:?}"))),
-    };
+    let result = shard
+        .invoke(shard.group_coordinator(&group_id), args)
+        .await
+        .unwrap_or_else(|_| SyncResult { error: errors::COORDINATOR_NOT_AVAILABLE, ..Default::default() });
     let mut body = SyncGroupResponse::default().with_error_code(result.error).with_assignment(result.assignment);
     if v >= 5 {
         body = body

@@ -3,7 +3,7 @@
 //! generation, checked like OffsetCommit's.
 
 use super::{decode, opt_string, string, topic_name, Close};
-use crate::group::{self, errors, CommitPart, GroupCall, GroupReply, MemberRef};
+use crate::group::{errors, CommitPart, MemberRef, TxnCommit};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -39,9 +39,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let n = parts.len();
     let group_id = member.group.clone();
     let producer = (request.producer_id.0, request.producer_epoch);
-    let codes = match group::call(shard, &group_id, GroupCall::TxnCommit { member, producer, parts }).await {
-        GroupReply::Commit(codes) if codes.len() == n => codes,
-        GroupReply::Error(e) => vec![e; n],
+    let codes = match shard.invoke(shard.group_coordinator(&group_id), TxnCommit { member, producer, parts }).await {
+        Ok(codes) if codes.len() == n => codes,
         _ => vec![errors::COORDINATOR_NOT_AVAILABLE; n],
     };
     let mut codes = codes.into_iter();

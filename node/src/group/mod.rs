@@ -4,7 +4,8 @@
 //! Each group belongs to one partition of `__consumer_offsets` (Kafka's hash of the group
 //! id), and so to the shard that owns that partition: that shard is the group's
 //! coordinator and holds the group's whole state in memory (nothing is shared between
-//! cores). Requests arriving on another shard travel to it as [`GroupCall`]s.
+//! cores). Requests arriving on another shard travel to it as one typed
+//! operation each ([`Heartbeat`], [`Commit`], … run by the router, `shard::ops`).
 //!
 //! Durability: every commit and every completed rebalance is appended to the group's
 //! offsets partition and fdatasynced before the client hears "done"
@@ -18,8 +19,8 @@
 pub mod report;
 pub mod store;
 
+use crate::internal::{self, Host};
 use crate::log::TopicPartition;
-use crate::shard::Shard;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::StaticPermit;
@@ -55,7 +56,7 @@ pub mod errors {
 }
 
 /// How often each shard looks for offsets partitions due for compaction.
-const COMPACTION_CHECK: Duration = Duration::from_secs(1);
+pub const COMPACTION_CHECK: Duration = Duration::from_secs(1);
 
 /// How often each shard checks its groups' timers.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -185,65 +186,75 @@ pub struct GroupView {
     pub offsets: Vec<(String, i32, i64)>,
 }
 
-/// A group operation, sent to the group's coordinator shard.
+// The group operations a connection's shard sends to the group's coordinator shard, one
+// type each; the router (`shard::ops`) gives each its reply type and runs it here.
+
+/// Heartbeat: an error code.
 #[derive(Debug)]
-pub enum GroupCall {
-    Join(JoinArgs),
-    Sync(SyncArgs),
-    Heartbeat(MemberRef),
-    /// (member id, instance id) per leaving member.
-    Leave {
-        group: String,
-        members: Vec<(String, Option<String>)>,
-    },
-    Commit {
-        member: MemberRef,
-        retention_ms: i64,
-        parts: Vec<CommitPart>,
-    },
-    /// TxnOffsetCommit: (producer id, epoch).
-    TxnCommit {
-        member: MemberRef,
-        producer: (i64, i16),
-        parts: Vec<CommitPart>,
-    },
-    /// `None`: every committed offset of the group. `require_stable` (v7+): a partition
-    /// with offsets in an open transaction answers UNSTABLE_OFFSET_COMMIT.
-    FetchOffsets {
-        group: String,
-        parts: Option<Vec<(String, i32)>>,
-        require_stable: bool,
-    },
-    Describe {
-        group: String,
-    },
-    /// Every group of the shard (states filter, types filter; empty = all).
-    List {
-        states: Vec<String>,
-        types: Vec<String>,
-    },
-    Delete {
-        group: String,
-    },
-    DeleteOffsets {
-        group: String,
-        parts: Vec<(String, i32)>,
-    },
-    /// Every group with members and offsets, for the admin endpoint.
-    Views,
+pub struct Heartbeat(pub MemberRef);
+
+/// LeaveGroup: (member id, instance id) per leaving member; answers (top-level error, one
+/// error per member).
+#[derive(Debug)]
+pub struct Leave {
+    pub group: String,
+    pub members: Vec<(String, Option<String>)>,
 }
 
+/// OffsetCommit: one error per part.
 #[derive(Debug)]
-pub enum GroupReply {
-    Join(JoinResult),
-    Sync(SyncResult),
-    Error(i16),
-    Leave(i16, Vec<i16>),
-    Commit(Vec<i16>),
-    Offsets(i16, Vec<FetchedOffset>),
-    Groups(Vec<GroupView>),
-    DeleteOffsets(i16, Vec<i16>),
+pub struct Commit {
+    pub member: MemberRef,
+    pub retention_ms: i64,
+    pub parts: Vec<CommitPart>,
 }
+
+/// TxnOffsetCommit, for (producer id, epoch): one error per part.
+#[derive(Debug)]
+pub struct TxnCommit {
+    pub member: MemberRef,
+    pub producer: (i64, i16),
+    pub parts: Vec<CommitPart>,
+}
+
+/// OffsetFetch. `parts: None`: every committed offset of the group. `require_stable` (v7+):
+/// a partition with offsets in an open transaction answers UNSTABLE_OFFSET_COMMIT.
+#[derive(Debug)]
+pub struct FetchOffsets {
+    pub group: String,
+    pub parts: Option<Vec<(String, i32)>>,
+    pub require_stable: bool,
+}
+
+/// DescribeGroups, one group.
+#[derive(Debug)]
+pub struct Describe {
+    pub group: String,
+}
+
+/// ListGroups on one shard: its groups (states filter, types filter; empty = all).
+#[derive(Debug)]
+pub struct List {
+    pub states: Vec<String>,
+    pub types: Vec<String>,
+}
+
+/// DeleteGroups, one group: an error code.
+#[derive(Debug)]
+pub struct Delete {
+    pub group: String,
+}
+
+/// OffsetDelete: (top-level error, one error per part).
+#[derive(Debug)]
+pub struct DeleteOffsets {
+    pub group: String,
+    pub parts: Vec<(String, i32)>,
+}
+
+/// Every group of one shard with members and offsets, for the admin endpoint.
+#[derive(Debug)]
+pub struct Views;
 
 // ---------------------------------------------------------------------------------------------
 // State.
@@ -496,8 +507,8 @@ struct Timing {
     max_size: usize,
 }
 
-fn timing(shard: &Shard) -> Timing {
-    let c = shard.config();
+fn timing(host: &Rc<impl Host>) -> Timing {
+    let c = host.config();
     Timing { initial_delay: Duration::from_millis(c.group_initial_rebalance_delay_ms), max_size: c.group_max_size }
 }
 
@@ -507,16 +518,16 @@ impl Coordinator {
     }
 
     /// A writer's permit of the write gate of `group`'s offsets partition.
-    async fn gate(&self, shard: &Shard, group: &str) -> Option<StaticPermit> {
-        let partition = store::partition_for(group, shard.config().offsets_topic_num_partitions);
+    async fn gate(&self, host: &Rc<impl Host>, group: &str) -> Option<StaticPermit> {
+        let partition = store::partition_for(group, host.config().offsets_topic_num_partitions);
         self.gates.shared(partition).await
     }
 
     // -----------------------------------------------------------------------------------------
     // Membership.
 
-    pub async fn join(&self, shard: &Rc<Shard>, args: JoinArgs) -> JoinResult {
-        let cfg = shard.config();
+    pub async fn join(&self, host: &Rc<impl Host>, args: JoinArgs) -> JoinResult {
+        let cfg = host.config();
         if args.group.is_empty() {
             return error_join(errors::INVALID_GROUP_ID, &args.member_id);
         }
@@ -535,10 +546,10 @@ impl Coordinator {
                 groups.insert(group_id.clone(), Group::new(&group_id, crate::runtime::now_ms()));
             }
             let group = groups.get_mut(&group_id).expect("inserted above");
-            join_locked(group, args, timing(shard))
+            join_locked(group, args, timing(host))
         };
         if persist {
-            let _ = self.persist_group(shard, &group_id).await;
+            let _ = self.persist_group(host, &group_id).await;
         }
         match outcome {
             JoinOutcome::Now(result) => result,
@@ -549,7 +560,7 @@ impl Coordinator {
         }
     }
 
-    pub async fn sync(&self, shard: &Rc<Shard>, args: SyncArgs) -> SyncResult {
+    pub async fn sync(&self, host: &Rc<impl Host>, args: SyncArgs) -> SyncResult {
         let error = |error| SyncResult { error, ..Default::default() };
         let outcome = {
             let mut groups = self.groups.borrow_mut();
@@ -565,7 +576,7 @@ impl Coordinator {
             SyncOutcome::Now(result) => return result,
             SyncOutcome::Wait(receiver) => receiver,
             SyncOutcome::Assigned(receiver, generation) => {
-                let persisted = self.persist_group(shard, &args.group).await;
+                let persisted = self.persist_group(host, &args.group).await;
                 let mut groups = self.groups.borrow_mut();
                 if let Some(group) = groups.get_mut(&args.group) {
                     if group.state == State::CompletingRebalance && group.generation == generation {
@@ -633,7 +644,7 @@ impl Coordinator {
     /// LeaveGroup: (top-level error, one error per member).
     pub async fn leave(
         &self,
-        shard: &Rc<Shard>,
+        host: &Rc<impl Host>,
         group_id: &str,
         leaving: &[(String, Option<String>)],
     ) -> (i16, Vec<i16>) {
@@ -673,7 +684,7 @@ impl Coordinator {
             ((errors::NONE, codes), emptied)
         };
         if emptied {
-            let _ = self.persist_group(shard, group_id).await;
+            let _ = self.persist_group(host, group_id).await;
         }
         result
     }
@@ -681,7 +692,13 @@ impl Coordinator {
     // -----------------------------------------------------------------------------------------
     // Offsets.
 
-    pub async fn commit(&self, shard: &Rc<Shard>, m: &MemberRef, retention_ms: i64, parts: &[CommitPart]) -> Vec<i16> {
+    pub async fn commit(
+        &self,
+        host: &Rc<impl Host>,
+        m: &MemberRef,
+        retention_ms: i64,
+        parts: &[CommitPart],
+    ) -> Vec<i16> {
         let checked = {
             let mut groups = self.groups.borrow_mut();
             match groups.get_mut(&m.group) {
@@ -699,12 +716,12 @@ impl Coordinator {
         }
         let now = crate::runtime::now_ms();
         let expire = (retention_ms > 0).then(|| now.saturating_add(retention_ms));
-        let (codes, records, values) = offset_records(shard, &m.group, parts, now, expire);
+        let (codes, records, values) = offset_records(host, &m.group, parts, now, expire);
         if records.is_empty() {
             return codes;
         }
-        let _gate = self.gate(shard, &m.group).await;
-        if let Err(e) = write(shard, &m.group, records).await {
+        let _gate = self.gate(host, &m.group).await;
+        if let Err(e) = write(host, &m.group, records).await {
             eprintln!("sluice: group {:?}: writing offsets failed: {e}", m.group);
             return codes
                 .into_iter()
@@ -719,18 +736,26 @@ impl Coordinator {
         codes
     }
 
-    pub fn fetch_offsets(&self, group_id: &str, parts: Option<&[(String, i32)]>) -> Vec<FetchedOffset> {
+    /// OffsetFetch (see [`FetchOffsets`]).
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        parts: Option<&[(String, i32)]>,
+        require_stable: bool,
+    ) -> Vec<FetchedOffset> {
         let groups = self.groups.borrow();
         let group = groups.get(group_id);
         let found = |topic: &str, partition: i32| -> FetchedOffset {
             let c = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            let pending =
+                group.is_some_and(|g| g.pending_txn.values().any(|p| p.contains_key(&(topic.to_string(), partition))));
             FetchedOffset {
                 topic: topic.to_string(),
                 partition,
                 offset: c.map_or(-1, |c| c.value.offset),
                 leader_epoch: c.map_or(-1, |c| c.value.leader_epoch),
                 metadata: c.map(|c| c.value.metadata.clone()).unwrap_or_default(),
-                error: errors::NONE,
+                error: if require_stable && pending { errors::UNSTABLE_OFFSET_COMMIT } else { errors::NONE },
             }
         };
         match parts {
@@ -774,7 +799,7 @@ impl Coordinator {
     }
 
     /// DeleteGroups for one group: only an empty group may go; its offsets go with it.
-    pub async fn delete(&self, shard: &Rc<Shard>, group_id: &str) -> i16 {
+    pub async fn delete(&self, host: &Rc<impl Host>, group_id: &str) -> i16 {
         let keys = {
             let groups = self.groups.borrow();
             let Some(group) = groups.get(group_id) else {
@@ -795,8 +820,8 @@ impl Coordinator {
             })
             .collect();
         records.push((store::encode_key(&Key::Group { group: group_id.to_string() }), None));
-        let _gate = self.gate(shard, group_id).await;
-        if let Err(e) = write(shard, group_id, records).await {
+        let _gate = self.gate(host, group_id).await;
+        if let Err(e) = write(host, group_id, records).await {
             eprintln!("sluice: group {group_id:?}: writing the deletion failed: {e}");
             return errors::COORDINATOR_NOT_AVAILABLE;
         }
@@ -808,7 +833,12 @@ impl Coordinator {
     }
 
     /// OffsetDelete: (top-level error, one error per partition).
-    pub async fn delete_offsets(&self, shard: &Rc<Shard>, group_id: &str, parts: &[(String, i32)]) -> (i16, Vec<i16>) {
+    pub async fn delete_offsets(
+        &self,
+        host: &Rc<impl Host>,
+        group_id: &str,
+        parts: &[(String, i32)],
+    ) -> (i16, Vec<i16>) {
         let codes = {
             let groups = self.groups.borrow();
             let Some(group) = groups.get(group_id).filter(|g| g.state != State::Dead) else {
@@ -829,7 +859,7 @@ impl Coordinator {
             parts
                 .iter()
                 .map(|(t, p)| {
-                    let partitions = shard.registry.borrow().get(t).map_or(0, |i| i.partitions);
+                    let partitions = host.partition_count(t);
                     if *p < 0 || *p >= partitions {
                         errors::UNKNOWN_TOPIC_OR_PARTITION
                     } else if subscribed.contains(t) {
@@ -855,8 +885,8 @@ impl Coordinator {
                     (store::encode_key(&key), None)
                 })
                 .collect();
-            let _gate = self.gate(shard, group_id).await;
-            if let Err(e) = write(shard, group_id, records).await {
+            let _gate = self.gate(host, group_id).await;
+            if let Err(e) = write(host, group_id, records).await {
                 eprintln!("sluice: group {group_id:?}: writing offset deletions failed: {e}");
                 return (errors::COORDINATOR_NOT_AVAILABLE, codes);
             }
@@ -911,9 +941,9 @@ impl Coordinator {
     /// a consumer group's offsets expire `offsets.retention.minutes` after it became empty;
     /// a standalone commit's, that long after it was made; a commit with its own retention,
     /// at its expire timestamp.
-    pub async fn expire(&self, shard: &Rc<Shard>) {
+    pub async fn expire(&self, host: &Rc<impl Host>) {
         let now = crate::runtime::now_ms();
-        let retention = shard.config().offsets_retention_minutes.saturating_mul(60_000);
+        let retention = host.config().offsets_retention_minutes.saturating_mul(60_000);
         let mut work: Vec<(String, Vec<(String, i32)>, bool)> = Vec::new();
         for group in self.groups.borrow().values() {
             if group.state != State::Empty {
@@ -944,8 +974,8 @@ impl Coordinator {
             if drop_group {
                 records.push((store::encode_key(&Key::Group { group: group_id.clone() }), None));
             }
-            let _gate = self.gate(shard, &group_id).await;
-            if write(shard, &group_id, records).await.is_err() {
+            let _gate = self.gate(host, &group_id).await;
+            if write(host, &group_id, records).await.is_err() {
                 continue;
             }
             let mut groups = self.groups.borrow_mut();
@@ -961,17 +991,16 @@ impl Coordinator {
     }
 
     /// Stores the group's metadata as it is now (a tombstone if it is gone).
-    pub async fn persist_group(&self, shard: &Rc<Shard>, group_id: &str) -> Result<(), String> {
-        let _gate = self.gate(shard, group_id).await;
+    pub async fn persist_group(&self, host: &Rc<impl Host>, group_id: &str) -> Result<(), String> {
+        let _gate = self.gate(host, group_id).await;
         let value = self.groups.borrow().get(group_id).map(|g| store::encode_group(&g.to_value()));
         let key = store::encode_key(&Key::Group { group: group_id.to_string() });
-        write(shard, group_id, vec![(key, value)]).await
+        write(host, group_id, vec![(key, value)]).await
     }
 
     /// A transaction marker reached offsets partition `partition`: the producer's pending
     /// offsets in its groups become committed (or are dropped).
-    pub fn complete_txn(&self, shard: &Shard, partition: i32, producer_id: i64, commit: bool) {
-        let partitions = shard.config().offsets_topic_num_partitions;
+    pub fn complete_txn(&self, partitions: i32, partition: i32, producer_id: i64, commit: bool) {
         for g in self.groups.borrow_mut().values_mut() {
             if store::partition_for(&g.id, partitions) != partition {
                 continue;
@@ -990,7 +1019,7 @@ impl Coordinator {
     /// batch in the offsets partition), visible once the transaction commits.
     pub async fn txn_commit(
         &self,
-        shard: &Rc<Shard>,
+        host: &Rc<impl Host>,
         m: &MemberRef,
         producer: (i64, i16),
         parts: &[CommitPart],
@@ -1012,13 +1041,13 @@ impl Coordinator {
             return vec![code; parts.len()];
         }
         let now = crate::runtime::now_ms();
-        let (codes, records, values) = offset_records(shard, &m.group, parts, now, None);
+        let (codes, records, values) = offset_records(host, &m.group, parts, now, None);
         if records.is_empty() {
             return codes;
         }
-        let (tp, _) = coordinator_of(shard, &m.group);
-        let _gate = self.gate(shard, &m.group).await;
-        if let Err(e) = write_to(shard, &tp, records, Some(producer)).await {
+        let tp = offsets_partition(host.config(), &m.group);
+        let _gate = self.gate(host, &m.group).await;
+        if let Err(e) = internal::write(host, &tp, records, Some(producer)).await {
             eprintln!("sluice: group {:?}: writing transactional offsets failed: {e}", m.group);
             let refused = if e.contains("epoch") { errors::PRODUCER_FENCED } else { errors::COORDINATOR_NOT_AVAILABLE };
             return codes.into_iter().map(|c| if c == errors::NONE { refused } else { c }).collect();
@@ -1032,18 +1061,12 @@ impl Coordinator {
         codes
     }
 
-    /// Offsets of `group` committed inside a still-open transaction.
-    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
-        let key = (topic.to_string(), partition);
-        self.groups.borrow().get(group).is_some_and(|g| g.pending_txn.values().any(|p| p.contains_key(&key)))
-    }
-
     /// Compacts this shard's offsets partitions that have grown past
     /// `offsets.topic.segment.bytes` (and past twice their size after the last compaction),
     /// down to each group's metadata and committed offsets (see `internal`).
-    pub async fn compact_if_due(&self, shard: &Rc<Shard>) {
-        let partitions = shard.config().offsets_topic_num_partitions;
-        for (tp, log) in self.gates.due(shard, store::OFFSETS_TOPIC, shard.config().offsets_topic_segment_bytes) {
+    pub async fn compact_if_due(&self, host: &Rc<impl Host>) {
+        let partitions = host.config().offsets_topic_num_partitions;
+        for (tp, log) in self.gates.due(host, store::OFFSETS_TOPIC, host.config().offsets_topic_segment_bytes) {
             // Offsets of open transactions live only in the log until their marker: wait.
             let open = self
                 .groups
@@ -1070,28 +1093,22 @@ impl Coordinator {
                 }
                 records
             };
-            if let Err(e) = self.gates.rewrite(shard, &tp, &log, live).await {
+            if let Err(e) = self.gates.rewrite(host, &tp, &log, live).await {
                 eprintln!("sluice: compacting {tp} failed: {e}");
             }
         }
     }
 
     /// Replays this shard's partitions of `__consumer_offsets`.
-    pub async fn load(&self, shard: &Rc<Shard>) -> Result<usize, String> {
-        let logs: Vec<(TopicPartition, Rc<crate::log::PartitionLog>)> = shard
-            .logs
-            .borrow()
-            .iter()
-            .filter(|(tp, _)| tp.topic == store::OFFSETS_TOPIC)
-            .map(|(tp, l)| (tp.clone(), l.clone()))
-            .collect();
+    pub async fn load(&self, host: &Rc<impl Host>) -> Result<usize, String> {
+        let logs = host.logs_of(store::OFFSETS_TOPIC);
         let mut records = 0usize;
         for (tp, log) in logs {
-            for_each_record(&log, &tp, |r| {
+            internal::for_each_record(&log, &tp, |r| {
                 if r.control {
                     // A transaction marker: key = version i16, type i16 (1 = commit).
                     let commit = r.key.as_deref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
-                    self.complete_txn(shard, tp.partition, r.producer_id, commit);
+                    self.complete_txn(host.config().offsets_topic_num_partitions, tp.partition, r.producer_id, commit);
                     return;
                 }
                 records += 1;
@@ -1149,18 +1166,18 @@ impl Coordinator {
 /// `offset.metadata.max.bytes`) and builds the records and values of those that pass:
 /// (one error per part, records to write, values to apply once written).
 fn offset_records(
-    shard: &Shard,
+    host: &Rc<impl Host>,
     group: &str,
     parts: &[CommitPart],
     now: i64,
     expire_timestamp: Option<i64>,
 ) -> (Vec<i16>, Vec<crate::internal::KeyValue>, Vec<((String, i32), OffsetValue)>) {
-    let max_metadata = shard.config().offset_metadata_max_bytes;
+    let max_metadata = host.config().offset_metadata_max_bytes;
     let mut codes = Vec::with_capacity(parts.len());
     let mut records = Vec::new();
     let mut values = Vec::new();
     for p in parts {
-        let partitions = shard.registry.borrow().get(&p.topic).map_or(0, |t| t.partitions);
+        let partitions = host.partition_count(&p.topic);
         let code = if p.partition < 0 || p.partition >= partitions {
             errors::UNKNOWN_TOPIC_OR_PARTITION
         } else if p.metadata.as_ref().is_some_and(|md| md.len() > max_metadata) {
@@ -1181,40 +1198,6 @@ fn offset_records(
         codes.push(code);
     }
     (codes, records, values)
-}
-
-/// Calls `f` with every record of an internal topic's partition, from its log start to its
-/// end, in order (batches of any codec, control records included).
-pub async fn for_each_record(
-    log: &Rc<crate::log::PartitionLog>,
-    tp: &TopicPartition,
-    mut f: impl FnMut(&kafka_protocol::records::Record),
-) -> Result<(), String> {
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let (bytes, _) = log.read_copy(offset, 1 << 20, true).await.map_err(|e| format!("reading {tp}: {e}"))?;
-        if bytes.is_empty() {
-            break;
-        }
-        let mut buf = Bytes::from(bytes);
-        let mut next = offset;
-        while !buf.is_empty() {
-            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-                .map_err(|e| format!("decoding {tp} near offset {next}: {e}"))?;
-            for r in &set.records {
-                next = next.max(r.offset + 1);
-                if r.offset >= offset {
-                    f(r);
-                }
-            }
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
-    Ok(())
 }
 
 /// Restores a group from its last stored metadata: the members come back with a fresh
@@ -1256,53 +1239,6 @@ fn apply_stored(g: &mut Group, v: GroupValue) {
     }
     g.next_seq = g.members.len() as u64;
     g.state = if g.members.is_empty() { State::Empty } else { State::Stable };
-}
-
-/// Appends records to the group's offsets partition (on this shard) and fdatasyncs them.
-async fn write(shard: &Rc<Shard>, group: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
-    let (tp, _) = coordinator_of(shard, group);
-    write_to(shard, &tp, records, None).await
-}
-
-/// Appends key/value records to an internal topic's partition owned by this shard, as one
-/// uncompressed batch, and fdatasyncs it (`acks=all`). With `producer`, the batch is
-/// transactional for that producer id and epoch (unsequenced: written by a coordinator).
-pub async fn write_to(
-    shard: &Rc<Shard>,
-    tp: &TopicPartition,
-    records: Vec<(Bytes, Option<Bytes>)>,
-    producer: Option<(i64, i16)>,
-) -> Result<(), String> {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let log = shard.log(tp).ok_or_else(|| format!("{tp} is not open on shard {}", shard.id))?;
-    let now = crate::runtime::now_ms();
-    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
-    let records: Vec<Record> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: producer.is_some(),
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records with equal offset − sequence in one batch, whose base
-            // sequence is then -1 (unsequenced).
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(key),
-            value,
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
-    let info = log.append(&buf, 0, now).await.map_err(|e| e.to_string())?;
-    log.sync_to(info.last_offset + 1).await.map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1646,103 +1582,14 @@ fn commit_allowed(group: &mut Group, m: &MemberRef) -> Result<(), i16> {
     Ok(())
 }
 
-/// Where a group lives: its offsets partition and the shard that owns it.
-pub fn coordinator_of(shard: &Shard, group: &str) -> (TopicPartition, usize) {
-    let partitions = shard.config().offsets_topic_num_partitions;
-    let tp = TopicPartition::new(store::OFFSETS_TOPIC.to_string(), store::partition_for(group, partitions));
-    let owner = shard.owner(&tp);
-    (tp, owner)
+/// Appends records to the group's offsets partition (on this shard) and fdatasyncs them.
+async fn write(host: &Rc<impl Host>, group: &str, records: Vec<internal::KeyValue>) -> Result<(), String> {
+    internal::write(host, &offsets_partition(host.config(), group), records, None).await
 }
 
-/// Runs a group call on this shard (the coordinator).
-pub async fn serve(shard: &Rc<Shard>, call: GroupCall) -> GroupReply {
-    let c = &shard.groups;
-    match call {
-        GroupCall::Join(args) => GroupReply::Join(c.join(shard, args).await),
-        GroupCall::Sync(args) => GroupReply::Sync(c.sync(shard, args).await),
-        GroupCall::Heartbeat(m) => GroupReply::Error(c.heartbeat(&m)),
-        GroupCall::Leave { group, members } => {
-            let (top, each) = c.leave(shard, &group, &members).await;
-            GroupReply::Leave(top, each)
-        }
-        GroupCall::Commit { member, retention_ms, parts } => {
-            GroupReply::Commit(c.commit(shard, &member, retention_ms, &parts).await)
-        }
-        GroupCall::TxnCommit { member, producer, parts } => {
-            GroupReply::Commit(c.txn_commit(shard, &member, producer, &parts).await)
-        }
-        GroupCall::FetchOffsets { group, parts, require_stable } => {
-            let mut found = c.fetch_offsets(&group, parts.as_deref());
-            if require_stable {
-                for f in &mut found {
-                    if c.has_pending(&group, &f.topic, f.partition) {
-                        f.error = errors::UNSTABLE_OFFSET_COMMIT;
-                    }
-                }
-            }
-            GroupReply::Offsets(errors::NONE, found)
-        }
-        GroupCall::Describe { group } => GroupReply::Groups(vec![c.describe(shard.id, &group)]),
-        GroupCall::List { states, types } => GroupReply::Groups(c.list(shard.id, &states, &types)),
-        GroupCall::Delete { group } => GroupReply::Error(c.delete(shard, &group).await),
-        GroupCall::DeleteOffsets { group, parts } => {
-            let (top, each) = c.delete_offsets(shard, &group, &parts).await;
-            GroupReply::DeleteOffsets(top, each)
-        }
-        GroupCall::Views => GroupReply::Groups(c.views(shard.id)),
-    }
-}
-
-/// Runs `call` on the group's coordinator shard: inline if that is this shard.
-pub async fn call(shard: &Rc<Shard>, group: &str, call: GroupCall) -> GroupReply {
-    let (_, owner) = coordinator_of(shard, group);
-    call_on(shard, owner, call).await
-}
-
-/// Runs `call` on shard `owner`.
-pub async fn call_on(shard: &Rc<Shard>, owner: usize, call: GroupCall) -> GroupReply {
-    if owner == shard.id {
-        return serve(shard, call).await;
-    }
-    match shard.call(owner, crate::shard::Op::Group(call)).await {
-        Ok(crate::shard::Reply::Group(reply)) => reply,
-        _ => GroupReply::Error(errors::COORDINATOR_NOT_AVAILABLE),
-    }
-}
-
-/// Every group on every shard (for ListGroups and the admin endpoint).
-pub async fn all(shard: &Rc<Shard>, make: impl Fn() -> GroupCall) -> Vec<GroupView> {
-    let mut out = Vec::new();
-    for s in 0..shard.shards() {
-        if let GroupReply::Groups(views) = call_on(shard, s, make()).await {
-            out.extend(views);
-        }
-    }
-    out.sort_by(|a, b| a.group.cmp(&b.group));
-    out
-}
-
-/// The per-shard timer loop: ticks, stores what changed, and expires offsets now and then.
-pub async fn run_timers(shard: Rc<Shard>) {
-    let retention_every = Duration::from_millis(shard.config().offsets_retention_check_interval_ms.max(10));
-    let mut last_expiry = Instant::now();
-    let mut last_compaction = Instant::now();
-    while !shard.stopping.get() {
-        glommio::timer::sleep(TICK).await;
-        for group in shard.groups.tick() {
-            let shard = shard.clone();
-            glommio::spawn_local(async move {
-                let _ = shard.groups.persist_group(&shard, &group).await;
-            })
-            .detach();
-        }
-        if last_expiry.elapsed() >= retention_every {
-            last_expiry = Instant::now();
-            shard.groups.expire(&shard).await;
-        }
-        if last_compaction.elapsed() >= COMPACTION_CHECK {
-            last_compaction = Instant::now();
-            shard.groups.compact_if_due(&shard).await;
-        }
-    }
+/// The partition of `__consumer_offsets` a group belongs to (its coordinator is the shard
+/// that owns it).
+pub fn offsets_partition(config: &crate::config::BrokerConfig, group: &str) -> TopicPartition {
+    let partitions = config.offsets_topic_num_partitions;
+    TopicPartition::new(store::OFFSETS_TOPIC.to_string(), store::partition_for(group, partitions))
 }

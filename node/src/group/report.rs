@@ -3,7 +3,7 @@
 //! `sluice groups` prints (`/groups.txt`, laid out like `kafka-consumer-groups --describe`).
 
 use super::{store, GroupView};
-use crate::shard::PartitionStat;
+use crate::metrics::PartitionStat;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;

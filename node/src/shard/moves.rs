@@ -19,7 +19,8 @@
 //! `fetch.max.wait.ms`. Internal topics are not moved yet: their coordinators' state would
 //! have to move with them.
 
-use super::{Op, Reply, Shard};
+use super::ops::{MoveIn, MoveOut, Place};
+use super::Shard;
 use crate::balance;
 use crate::log::{OpenHint, TopicPartition};
 use crate::placement::Placement;
@@ -155,14 +156,7 @@ impl Shard {
 
     async fn move_between(self: &Rc<Self>, tp: &TopicPartition, from: usize, target: usize) -> Result<(), String> {
         // 1. The owner drains and closes.
-        let hint = if from == self.id {
-            self.move_out(tp).await?
-        } else {
-            match self.call(from, Op::MoveOut { tp: tp.clone() }).await? {
-                Reply::MovedOut(r) => r?,
-                other => return Err(format!("unexpected reply {other:?}")),
-            }
-        };
+        let hint = self.invoke(from, MoveOut { tp: tp.clone() }).await??;
         // 2. The commit point.
         let mut next = self.placement.borrow().clone();
         next.set(tp.clone(), target);
@@ -178,32 +172,16 @@ impl Shard {
 
     /// Records owners here and on every other shard `also` accepts, waiting for all.
     async fn place_everywhere(
-        &self,
+        self: &Rc<Self>,
         entries: Vec<(TopicPartition, usize)>,
         also: impl Fn(usize) -> bool,
     ) -> Result<(), String> {
-        let others: Vec<_> = (0..self.shards())
-            .filter(|&s| s != self.id && also(s))
-            .map(|s| self.call(s, Op::Place(entries.clone())))
-            .collect();
-        self.place(entries);
-        for call in others {
-            match call.await? {
-                Reply::Done(r) => r?,
-                other => return Err(format!("unexpected reply {other:?}")),
-            }
-        }
+        self.invoke_each(|s| s == self.id || also(s), || Place(entries.clone())).await?;
         Ok(())
     }
 
-    async fn open_on(&self, shard: usize, tp: &TopicPartition, hint: OpenHint) -> Result<(), String> {
-        if shard == self.id {
-            return self.move_in(tp.clone(), hint).await;
-        }
-        match self.call(shard, Op::MoveIn { tp: tp.clone(), hint }).await? {
-            Reply::Done(r) => r,
-            other => Err(format!("unexpected reply {other:?}")),
-        }
+    async fn open_on(self: &Rc<Self>, shard: usize, tp: &TopicPartition, hint: OpenHint) -> Result<(), String> {
+        self.invoke(shard, MoveIn { tp: tp.clone(), hint }).await?
     }
 
     /// `rebalance_cores`: measures every shard and partition (five one-second samples,

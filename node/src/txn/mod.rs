@@ -14,12 +14,11 @@
 pub mod store;
 
 use crate::group::store::Reader;
+use crate::internal::{self, Host};
 use crate::log::TopicPartition;
-use crate::shard::{Op, Reply, Shard};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
-use std::time::Duration;
 pub use store::{TxnMeta, TxnState, TXN_TOPIC};
 
 pub mod errors {
@@ -35,44 +34,46 @@ pub mod errors {
     pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 }
 
-/// A transaction operation, sent to the transactional id's coordinator shard.
+// The transaction operations a connection's shard sends to the transactional id's
+// coordinator shard, one type each; the router (`shard::ops`) gives each its reply type.
+
+/// InitProducerId with a transactional id: (transactional id, timeout, the producer id and
+/// epoch the client already has, or -1). Answers (error, producer id, epoch).
 #[derive(Debug)]
-pub enum TxnCall {
-    /// InitProducerId: (transactional id, timeout, the producer id and epoch the client
-    /// already has, or -1).
-    Init {
-        id: String,
-        timeout_ms: i32,
-        producer_id: i64,
-        epoch: i16,
-    },
-    AddPartitions {
-        id: String,
-        producer_id: i64,
-        epoch: i16,
-        parts: Vec<TopicPartition>,
-    },
-    End {
-        id: String,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-    },
-    Describe {
-        id: String,
-    },
-    /// Every transaction of the shard.
-    List,
+pub struct Init {
+    pub id: String,
+    pub timeout_ms: i32,
+    pub producer_id: i64,
+    pub epoch: i16,
 }
 
+/// AddPartitionsToTxn (and AddOffsetsToTxn's offsets partition): one error per partition.
 #[derive(Debug)]
-pub enum TxnReply {
-    Init(i16, i64, i16),
-    /// One error per partition.
-    AddPartitions(Vec<i16>),
-    Error(i16),
-    Txns(Vec<TxnMeta>),
+pub struct AddPartitions {
+    pub id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub parts: Vec<TopicPartition>,
 }
+
+/// EndTxn: an error code.
+#[derive(Debug)]
+pub struct End {
+    pub id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+}
+
+/// DescribeTransactions, one transactional id.
+#[derive(Debug)]
+pub struct Describe {
+    pub id: String,
+}
+
+/// ListTransactions on one shard: every transaction it coordinates.
+#[derive(Debug)]
+pub struct List;
 
 /// One shard's transaction coordinator.
 #[derive(Debug, Default)]
@@ -96,12 +97,11 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Where a transactional id lives: its state partition and the shard that owns it.
-pub fn coordinator_of(shard: &Shard, id: &str) -> (TopicPartition, usize) {
-    let partitions = shard.config().transaction_state_num_partitions;
-    let tp = TopicPartition::new(TXN_TOPIC.to_string(), crate::group::store::partition_for(id, partitions));
-    let owner = shard.owner(&tp);
-    (tp, owner)
+/// The partition of `__transaction_state` a transactional id belongs to (its coordinator is
+/// the shard that owns it).
+pub fn state_partition(config: &crate::config::BrokerConfig, id: &str) -> TopicPartition {
+    let partitions = config.transaction_state_num_partitions;
+    TopicPartition::new(TXN_TOPIC.to_string(), crate::group::store::partition_for(id, partitions))
 }
 
 impl TxnCoordinator {
@@ -117,17 +117,17 @@ impl TxnCoordinator {
     }
 
     /// Stores `meta` durably, then makes it the state in memory.
-    async fn store(&self, shard: &Rc<Shard>, meta: TxnMeta) -> Result<(), String> {
-        let (tp, _) = coordinator_of(shard, &meta.id);
+    async fn store(&self, host: &Rc<impl Host>, meta: TxnMeta) -> Result<(), String> {
+        let tp = state_partition(host.config(), &meta.id);
         let _gate = self.gates.shared(tp.partition).await;
         let record = (store::encode_key(&meta.id), Some(store::encode_value(&meta)));
-        crate::group::write_to(shard, &tp, vec![record], None).await?;
+        internal::write(host, &tp, vec![record], None).await?;
         self.txns.borrow_mut().insert(meta.id.clone(), meta);
         Ok(())
     }
 
-    pub async fn init(&self, shard: &Rc<Shard>, id: &str, timeout_ms: i32, hint: (i64, i16)) -> (i16, i64, i16) {
-        if timeout_ms <= 0 || timeout_ms as i64 > shard.config().transaction_max_timeout_ms {
+    pub async fn init(&self, host: &Rc<impl Host>, id: &str, timeout_ms: i32, hint: (i64, i16)) -> (i16, i64, i16) {
+        if timeout_ms <= 0 || timeout_ms as i64 > host.config().transaction_max_timeout_ms {
             return (errors::INVALID_TRANSACTION_TIMEOUT, -1, -1);
         }
         let Some(_busy) = self.lock(id) else {
@@ -135,7 +135,7 @@ impl TxnCoordinator {
         };
         let now = crate::runtime::now_ms();
         let mut meta = match self.get(id) {
-            None => match shard.allocate_producer_id().await {
+            None => match host.new_producer_id().await {
                 Ok(pid) => TxnMeta::new(id, pid, -1, timeout_ms, now),
                 Err(e) => {
                     eprintln!("sluice: transactional id {id:?}: no producer id: {e}");
@@ -151,18 +151,18 @@ impl TxnCoordinator {
         // fencing that producer with a new epoch.
         if matches!(meta.state, TxnState::Ongoing | TxnState::PrepareAbort | TxnState::PrepareEpochFence) {
             meta.epoch = meta.epoch.saturating_add(1);
-            if let Err(code) = self.finish(shard, meta.clone(), false).await {
+            if let Err(code) = self.finish(host, meta.clone(), false).await {
                 return (code, -1, -1);
             }
             meta = self.get(id).expect("just stored");
         } else if meta.state == TxnState::PrepareCommit {
-            if let Err(code) = self.finish(shard, meta.clone(), true).await {
+            if let Err(code) = self.finish(host, meta.clone(), true).await {
                 return (code, -1, -1);
             }
             meta = self.get(id).expect("just stored");
         }
         if meta.epoch >= i16::MAX - 1 {
-            match shard.allocate_producer_id().await {
+            match host.new_producer_id().await {
                 Ok(pid) => {
                     meta.producer_id = pid;
                     meta.epoch = -1;
@@ -176,7 +176,7 @@ impl TxnCoordinator {
         meta.partitions.clear();
         meta.update_ms = now;
         let (pid, epoch) = (meta.producer_id, meta.epoch);
-        match self.store(shard, meta).await {
+        match self.store(host, meta).await {
             Ok(()) => (errors::NONE, pid, epoch),
             Err(e) => {
                 eprintln!("sluice: transactional id {id:?}: storing its state failed: {e}");
@@ -198,7 +198,7 @@ impl TxnCoordinator {
 
     pub async fn add_partitions(
         &self,
-        shard: &Rc<Shard>,
+        host: &Rc<impl Host>,
         id: &str,
         producer: (i64, i16),
         parts: &[TopicPartition],
@@ -218,7 +218,7 @@ impl TxnCoordinator {
         let unknown: Vec<bool> = parts
             .iter()
             .map(|tp| {
-                let n = shard.registry.borrow().get(&tp.topic).map_or(0, |t| t.partitions);
+                let n = host.partition_count(&tp.topic);
                 tp.partition < 0 || tp.partition >= n
             })
             .collect();
@@ -240,7 +240,7 @@ impl TxnCoordinator {
         }
         meta.partitions.extend(parts.iter().map(|tp| (tp.topic.clone(), tp.partition)));
         meta.update_ms = now;
-        match self.store(shard, meta).await {
+        match self.store(host, meta).await {
             Ok(()) => all(errors::NONE),
             Err(e) => {
                 eprintln!("sluice: transactional id {id:?}: storing its state failed: {e}");
@@ -249,7 +249,7 @@ impl TxnCoordinator {
         }
     }
 
-    pub async fn end(&self, shard: &Rc<Shard>, id: &str, producer: (i64, i16), commit: bool) -> i16 {
+    pub async fn end(&self, host: &Rc<impl Host>, id: &str, producer: (i64, i16), commit: bool) -> i16 {
         let Some(_busy) = self.lock(id) else {
             return errors::CONCURRENT_TRANSACTIONS;
         };
@@ -265,7 +265,7 @@ impl TxnCoordinator {
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => return errors::NONE,
             _ => return errors::INVALID_TXN_STATE,
         }
-        match self.finish(shard, meta, commit).await {
+        match self.finish(host, meta, commit).await {
             Ok(()) => errors::NONE,
             Err(code) => code,
         }
@@ -273,17 +273,17 @@ impl TxnCoordinator {
 
     /// Prepare, markers, complete: the end of a transaction (commit or abort), each step
     /// durable before the next.
-    async fn finish(&self, shard: &Rc<Shard>, mut meta: TxnMeta, commit: bool) -> Result<(), i16> {
+    async fn finish(&self, host: &Rc<impl Host>, mut meta: TxnMeta, commit: bool) -> Result<(), i16> {
         let store_failed = |e: String| {
             eprintln!("sluice: transactional id {:?}: storing its state failed: {e}", meta.id);
             errors::COORDINATOR_NOT_AVAILABLE
         };
         meta.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
         meta.update_ms = crate::runtime::now_ms();
-        self.store(shard, meta.clone()).await.map_err(store_failed)?;
+        self.store(host, meta.clone()).await.map_err(store_failed)?;
         let parts: Vec<TopicPartition> =
             meta.partitions.iter().map(|(t, p)| TopicPartition::new(t.clone(), *p)).collect();
-        if let Err(e) = write_markers(shard, meta.producer_id, meta.epoch, commit, parts).await {
+        if let Err(e) = host.write_markers(parts, meta.producer_id, meta.epoch, commit).await {
             eprintln!("sluice: transactional id {:?}: writing markers failed: {e}", meta.id);
             return Err(errors::COORDINATOR_NOT_AVAILABLE);
         }
@@ -291,14 +291,14 @@ impl TxnCoordinator {
         meta.partitions.clear();
         meta.update_ms = crate::runtime::now_ms();
         let id = meta.id.clone();
-        self.store(shard, meta).await.map_err(|e| {
+        self.store(host, meta).await.map_err(|e| {
             eprintln!("sluice: transactional id {id:?}: storing its state failed: {e}");
             errors::COORDINATOR_NOT_AVAILABLE
         })
     }
 
     /// Aborts open transactions past their timeout, fencing their producers (epoch + 1).
-    pub async fn abort_timed_out(&self, shard: &Rc<Shard>) {
+    pub async fn abort_timed_out(&self, host: &Rc<impl Host>) {
         let now = crate::runtime::now_ms();
         let due: Vec<String> = self
             .txns
@@ -315,16 +315,16 @@ impl TxnCoordinator {
                 meta.timeout_ms
             );
             meta.epoch = meta.epoch.saturating_add(1);
-            let _ = self.finish(shard, meta, false).await;
+            let _ = self.finish(host, meta, false).await;
         }
     }
 
     /// Compacts this shard's state partitions grown past `transaction.state.log.segment.bytes`
     /// down to each transactional id's current state (see `internal`).
-    pub async fn compact_if_due(&self, shard: &Rc<Shard>) {
-        let limit = shard.config().transaction_state_segment_bytes;
-        let partitions = shard.config().transaction_state_num_partitions;
-        for (tp, log) in self.gates.due(shard, TXN_TOPIC, limit) {
+    pub async fn compact_if_due(&self, host: &Rc<impl Host>) {
+        let limit = host.config().transaction_state_segment_bytes;
+        let partitions = host.config().transaction_state_num_partitions;
+        for (tp, log) in self.gates.due(host, TXN_TOPIC, limit) {
             let live = || {
                 self.txns
                     .borrow()
@@ -333,7 +333,7 @@ impl TxnCoordinator {
                     .map(|m| (store::encode_key(&m.id), Some(store::encode_value(m))))
                     .collect()
             };
-            if let Err(e) = self.gates.rewrite(shard, &tp, &log, live).await {
+            if let Err(e) = self.gates.rewrite(host, &tp, &log, live).await {
                 eprintln!("sluice: compacting {tp} failed: {e}");
             }
         }
@@ -349,19 +349,14 @@ impl TxnCoordinator {
         out
     }
 
-    /// Replays this shard's partitions of `__transaction_state`, then finishes transactions
-    /// a stop interrupted between prepare and complete.
-    pub async fn load(&self, shard: &Rc<Shard>) -> Result<usize, String> {
-        let logs: Vec<(TopicPartition, Rc<crate::log::PartitionLog>)> = shard
-            .logs
-            .borrow()
-            .iter()
-            .filter(|(tp, _)| tp.topic == TXN_TOPIC)
-            .map(|(tp, l)| (tp.clone(), l.clone()))
-            .collect();
+    /// Replays this shard's partitions of `__transaction_state`; returns how many records it
+    /// read and the transactions a stop interrupted between prepare and complete (for
+    /// [`TxnCoordinator::resume`]).
+    pub async fn load(&self, host: &Rc<impl Host>) -> Result<(usize, Vec<TxnMeta>), String> {
+        let logs = host.logs_of(TXN_TOPIC);
         let mut records = 0;
         for (tp, log) in logs {
-            crate::group::for_each_record(&log, &tp, |r| {
+            internal::for_each_record(&log, &tp, |r| {
                 if r.control {
                     return;
                 }
@@ -388,96 +383,15 @@ impl TxnCoordinator {
             })
             .cloned()
             .collect();
-        for meta in interrupted {
-            let commit = meta.state == TxnState::PrepareCommit;
-            let shard = shard.clone();
-            glommio::spawn_local(async move {
-                let _busy = shard.txns.lock(&meta.id);
-                let _ = shard.txns.finish(&shard, meta, commit).await;
-            })
-            .detach();
-        }
-        Ok(records)
+        Ok((records, interrupted))
     }
-}
 
-/// Writes a COMMIT or ABORT marker for `producer_id` into each partition (through its
-/// owning shard) and waits until all are fdatasynced.
-pub async fn write_markers(
-    shard: &Rc<Shard>,
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    parts: Vec<TopicPartition>,
-) -> Result<(), String> {
-    let mut per_shard: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
-    for tp in parts {
-        per_shard.entry(shard.owner(&tp)).or_default().push(tp);
-    }
-    let mut remote = Vec::new();
-    let mut local = None;
-    for (owner, parts) in per_shard {
-        if owner == shard.id {
-            local = Some(parts);
-        } else {
-            remote.push(shard.call(owner, Op::WriteMarkers { parts, producer_id, epoch, commit }));
-        }
-    }
-    if let Some(parts) = local {
-        shard.write_markers_local(&parts, producer_id, epoch, commit).await?;
-    }
-    for call in remote {
-        match call.await? {
-            Reply::Done(r) => r?,
-            other => return Err(format!("unexpected reply {other:?}")),
-        }
-    }
-    Ok(())
-}
-
-/// Runs a transaction call on this shard (the coordinator).
-pub async fn serve(shard: &Rc<Shard>, call: TxnCall) -> TxnReply {
-    let c = &shard.txns;
-    match call {
-        TxnCall::Init { id, timeout_ms, producer_id, epoch } => {
-            let (e, pid, ep) = c.init(shard, &id, timeout_ms, (producer_id, epoch)).await;
-            TxnReply::Init(e, pid, ep)
-        }
-        TxnCall::AddPartitions { id, producer_id, epoch, parts } => {
-            TxnReply::AddPartitions(c.add_partitions(shard, &id, (producer_id, epoch), &parts).await)
-        }
-        TxnCall::End { id, producer_id, epoch, commit } => {
-            TxnReply::Error(c.end(shard, &id, (producer_id, epoch), commit).await)
-        }
-        TxnCall::Describe { id } => TxnReply::Txns(c.describe(&id).into_iter().collect()),
-        TxnCall::List => TxnReply::Txns(c.list()),
-    }
-}
-
-/// Runs `call` on the transactional id's coordinator shard.
-pub async fn call(shard: &Rc<Shard>, id: &str, call: TxnCall) -> TxnReply {
-    let (_, owner) = coordinator_of(shard, id);
-    call_on(shard, owner, call).await
-}
-
-pub async fn call_on(shard: &Rc<Shard>, owner: usize, call: TxnCall) -> TxnReply {
-    if owner == shard.id {
-        return serve(shard, call).await;
-    }
-    match shard.call(owner, Op::Txn(call)).await {
-        Ok(Reply::Txn(reply)) => reply,
-        _ => TxnReply::Error(errors::COORDINATOR_NOT_AVAILABLE),
-    }
-}
-
-/// The per-shard timer: aborts timed-out transactions every
-/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
-pub async fn run_timers(shard: Rc<Shard>) {
-    let every = Duration::from_millis(shard.config().transaction_abort_check_interval_ms.max(10));
-    while !shard.stopping.get() {
-        glommio::timer::sleep(every).await;
-        shard.txns.abort_timed_out(&shard).await;
-        shard.txns.compact_if_due(&shard).await;
+    /// Finishes a transaction a stop interrupted (commits what was prepared to commit,
+    /// aborts the rest).
+    pub async fn resume(&self, host: &Rc<impl Host>, meta: TxnMeta) {
+        let commit = meta.state == TxnState::PrepareCommit;
+        let _busy = self.lock(&meta.id);
+        let _ = self.finish(host, meta, commit).await;
     }
 }
 

@@ -1,0 +1,478 @@
+//! Every operation one shard may ask of another, each a type with its own reply type
+//! ([`ShardOp`]), and the one way to run one: [`Shard::invoke`] runs it inline when the
+//! target is this shard and sends it over the mesh otherwise. [`Op`], what the mesh carries,
+//! is an operation with the sender of its typed reply; nothing on either side matches on a
+//! catch-all reply.
+
+use super::{FetchOutcome, FetchPart, ProduceOutcome, ProducePart, SentRange, Shard};
+use crate::group::{self, FetchedOffset, GroupView, JoinArgs, JoinResult, SyncArgs, SyncResult};
+use crate::log::{OpenHint, TopicPartition};
+use crate::metrics::{Metrics, PartitionStat};
+use crate::topics::TopicInfo;
+use crate::txn::{self, TxnMeta};
+use glommio::channels::oneshot::{self, SharedSender};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// An operation a shard runs for another (or for itself, inline).
+pub trait ShardOp: Send + Sized + 'static {
+    type Reply: Send + 'static;
+    /// Runs the operation on `shard`, the shard it was sent to.
+    fn run(self, shard: &Rc<Shard>) -> impl Future<Output = Self::Reply>;
+}
+
+/// What the controller (shard 0) answers topic operations with: the topic as it now is,
+/// or a Kafka error code and message.
+pub type TopicResult = Result<TopicInfo, (i16, String)>;
+
+/// Declares the mesh's message enum from `Variant(OpType)` pairs, with the conversions
+/// `invoke` uses and the dispatch `serve` uses.
+macro_rules! ops {
+    ($($(#[$doc:meta])* $name:ident($ty:ty);)*) => {
+        /// An operation and the sender of its reply, as it crosses the mesh.
+        pub enum Op {
+            $($(#[$doc])* $name($ty, SharedSender<<$ty as ShardOp>::Reply>),)*
+        }
+
+        $(impl From<($ty, SharedSender<<$ty as ShardOp>::Reply>)> for Op {
+            fn from((op, reply): ($ty, SharedSender<<$ty as ShardOp>::Reply>)) -> Op {
+                Op::$name(op, reply)
+            }
+        })*
+
+        impl std::fmt::Debug for Op {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $(Op::$name(op, _) => f.debug_tuple(stringify!($name)).field(op).finish(),)*
+                }
+            }
+        }
+
+        impl Op {
+            /// Runs the operation and sends its reply (the requester may have given up,
+            /// e.g. a timed-out fetch wait: nothing to do then).
+            async fn run_and_reply(self, shard: &Rc<Shard>) {
+                match self {
+                    $(Op::$name(op, reply) => {
+                        let _ = reply.send(op.run(shard).await);
+                    })*
+                }
+            }
+        }
+    };
+}
+
+ops! {
+    Produce(Produce);
+    Fetch(Fetch);
+    /// Park until any partition's log end passes its offset, or the wait elapses.
+    Wait(Wait);
+    ListOffsets(ListOffsets);
+    CreateTopic(CreateTopic);
+    GrowTopic(GrowTopic);
+    DeleteTopic(DeleteTopic);
+    ApplyTopic(ApplyTopic);
+    ApplyDelete(ApplyDelete);
+    Stats(Stats);
+    AllocateProducerId(AllocateProducerId);
+    WriteMarkers(WriteMarkers);
+    Close(Close);
+    MoveOut(MoveOut);
+    MoveIn(MoveIn);
+    Place(Place);
+    Join(JoinArgs);
+    Sync(SyncArgs);
+    Heartbeat(group::Heartbeat);
+    Leave(group::Leave);
+    Commit(group::Commit);
+    TxnCommit(group::TxnCommit);
+    FetchOffsets(group::FetchOffsets);
+    DescribeGroup(group::Describe);
+    ListGroups(group::List);
+    DeleteGroup(group::Delete);
+    DeleteOffsets(group::DeleteOffsets);
+    GroupViews(group::Views);
+    InitTxn(txn::Init);
+    AddPartitionsToTxn(txn::AddPartitions);
+    EndTxn(txn::End);
+    DescribeTxn(txn::Describe);
+    ListTxns(txn::List);
+}
+
+impl Shard {
+    /// Runs `op` on shard `target`: inline if that is this shard, else over the mesh. An
+    /// `Err` says the other shard could not be reached or dropped the request.
+    pub async fn invoke<T: ShardOp>(self: &Rc<Self>, target: usize, op: T) -> Result<T::Reply, String>
+    where
+        Op: From<(T, SharedSender<T::Reply>)>,
+    {
+        if target == self.id {
+            return Ok(op.run(self).await);
+        }
+        let (reply, receiver) = oneshot::shared();
+        let peer = self.peer_of_shard[target];
+        self.peers.send_to(peer, Op::from((op, reply))).await.map_err(|_| format!("shard {target} is gone"))?;
+        receiver.await.map_err(|_| format!("shard {target} dropped the request"))
+    }
+
+    /// Runs `make()` on every shard `on` accepts (this one inline) and collects the replies
+    /// in shard order; the first shard that cannot be reached makes it an `Err`.
+    pub async fn invoke_each<T: ShardOp>(
+        self: &Rc<Self>,
+        on: impl Fn(usize) -> bool,
+        make: impl Fn() -> T,
+    ) -> Result<Vec<T::Reply>, String>
+    where
+        Op: From<(T, SharedSender<T::Reply>)>,
+    {
+        let mut out = Vec::with_capacity(self.shards());
+        for s in (0..self.shards()).filter(|s| on(*s)) {
+            out.push(self.invoke(s, make()).await?);
+        }
+        Ok(out)
+    }
+
+    /// Handles a message from another shard; counted as in flight (a clean stop waits for
+    /// it), except `Close`, which is the clean stop.
+    pub async fn serve(self: &Rc<Self>, op: Op) {
+        if matches!(op, Op::Close(..)) {
+            op.run_and_reply(self).await;
+        } else {
+            self.counted(op.run_and_reply(self)).await;
+        }
+    }
+}
+
+/// Appends each part to its (local) partition; with acks=-1 waits for the group commit.
+#[derive(Debug)]
+pub struct Produce {
+    pub parts: Vec<ProducePart>,
+    pub acks: i16,
+    pub timeout_ms: i32,
+}
+
+impl ShardOp for Produce {
+    type Reply = Vec<ProduceOutcome>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.produce_local(self.parts, self.acks, self.timeout_ms).await
+    }
+}
+
+/// Reads each part from its partition on another shard; the ranges come back as
+/// duplicated descriptors (a local fetch uses `Shard::fetch_local` and keeps the segment's
+/// own file instead).
+#[derive(Debug)]
+pub struct Fetch {
+    pub parts: Vec<FetchPart>,
+}
+
+impl ShardOp for Fetch {
+    type Reply = Vec<FetchOutcome<SentRange>>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.fetch_local(&self.parts).await.into_iter().map(super::send_outcome).collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Wait {
+    pub parts: Vec<(TopicPartition, i64)>,
+    pub wait: Duration,
+}
+
+impl ShardOp for Wait {
+    type Reply = ();
+    async fn run(self, shard: &Rc<Shard>) {
+        shard.wait_local(&self.parts, self.wait).await
+    }
+}
+
+/// (partition, timestamp or -1/-2/-3, read_committed) → (error, timestamp, offset) each.
+#[derive(Debug)]
+pub struct ListOffsets {
+    pub parts: Vec<(TopicPartition, i64, bool)>,
+}
+
+impl ShardOp for ListOffsets {
+    type Reply = Vec<(i16, i64, i64)>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.list_offsets_local(&self.parts).await
+    }
+}
+
+/// To shard 0, the controller: create a topic.
+#[derive(Debug)]
+pub struct CreateTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl ShardOp for CreateTopic {
+    type Reply = TopicResult;
+    async fn run(self, shard: &Rc<Shard>) -> TopicResult {
+        shard.create_topic(&self.name, self.partitions, self.configs).await
+    }
+}
+
+/// To shard 0: grow a topic to `partitions` (never shrinks).
+#[derive(Debug)]
+pub struct GrowTopic {
+    pub name: String,
+    pub partitions: i32,
+}
+
+impl ShardOp for GrowTopic {
+    type Reply = TopicResult;
+    async fn run(self, shard: &Rc<Shard>) -> TopicResult {
+        shard.grow_topic(&self.name, self.partitions).await
+    }
+}
+
+/// To shard 0: delete a topic.
+#[derive(Debug)]
+pub struct DeleteTopic {
+    pub name: String,
+}
+
+impl ShardOp for DeleteTopic {
+    type Reply = TopicResult;
+    async fn run(self, shard: &Rc<Shard>) -> TopicResult {
+        shard.delete_topic(&self.name).await
+    }
+}
+
+/// From the controller to every shard: the topic exists (with this many partitions); open
+/// the partitions you own.
+#[derive(Debug)]
+pub struct ApplyTopic(pub TopicInfo);
+
+impl ShardOp for ApplyTopic {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.apply_topic(self.0).await
+    }
+}
+
+/// From the controller to every shard: forget the topic and delete your partitions.
+#[derive(Debug)]
+pub struct ApplyDelete {
+    pub name: String,
+}
+
+impl ShardOp for ApplyDelete {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.apply_delete(&self.name).await
+    }
+}
+
+/// A shard's counters and its partitions' figures.
+#[derive(Debug)]
+pub struct Stats;
+
+impl ShardOp for Stats {
+    type Reply = (Box<Metrics>, Vec<PartitionStat>);
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        (Box::new(shard.metrics_snapshot()), shard.partition_stats())
+    }
+}
+
+/// To shard 0: a new producer id.
+#[derive(Debug)]
+pub struct AllocateProducerId;
+
+impl ShardOp for AllocateProducerId {
+    type Reply = Result<i64, String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.allocate_producer_id_local().await
+    }
+}
+
+/// Append a transaction marker to these partitions (owned by the receiver) and fsync.
+#[derive(Debug)]
+pub struct WriteMarkers {
+    pub parts: Vec<TopicPartition>,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+}
+
+impl ShardOp for WriteMarkers {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.write_markers_local(&self.parts, self.producer_id, self.epoch, self.commit).await
+    }
+}
+
+/// Flush and close every partition (clean shutdown).
+#[derive(Debug)]
+pub struct Close;
+
+impl ShardOp for Close {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.close_local().await
+    }
+}
+
+/// From the controller to a partition's owner: stop taking requests for it, let those in
+/// flight finish, close it and hand back how to reopen it (`moves`).
+#[derive(Debug)]
+pub struct MoveOut {
+    pub tp: TopicPartition,
+}
+
+impl ShardOp for MoveOut {
+    type Reply = Result<OpenHint, String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.move_out(&self.tp).await
+    }
+}
+
+/// From the controller to a partition's new owner: own it from now on and open it.
+#[derive(Debug)]
+pub struct MoveIn {
+    pub tp: TopicPartition,
+    pub hint: OpenHint,
+}
+
+impl ShardOp for MoveIn {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.move_in(self.tp, self.hint).await
+    }
+}
+
+/// From the controller to every shard: these partitions are owned by these shards.
+#[derive(Debug, Clone)]
+pub struct Place(pub Vec<(TopicPartition, usize)>);
+
+impl ShardOp for Place {
+    type Reply = ();
+    async fn run(self, shard: &Rc<Shard>) {
+        shard.place(self.0)
+    }
+}
+
+// The coordinators' operations, run by the coordinator on its shard.
+
+impl ShardOp for JoinArgs {
+    type Reply = JoinResult;
+    async fn run(self, shard: &Rc<Shard>) -> JoinResult {
+        shard.groups.join(shard, self).await
+    }
+}
+
+impl ShardOp for SyncArgs {
+    type Reply = SyncResult;
+    async fn run(self, shard: &Rc<Shard>) -> SyncResult {
+        shard.groups.sync(shard, self).await
+    }
+}
+
+impl ShardOp for group::Heartbeat {
+    type Reply = i16;
+    async fn run(self, shard: &Rc<Shard>) -> i16 {
+        shard.groups.heartbeat(&self.0)
+    }
+}
+
+impl ShardOp for group::Leave {
+    type Reply = (i16, Vec<i16>);
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.leave(shard, &self.group, &self.members).await
+    }
+}
+
+impl ShardOp for group::Commit {
+    type Reply = Vec<i16>;
+    async fn run(self, shard: &Rc<Shard>) -> Vec<i16> {
+        shard.groups.commit(shard, &self.member, self.retention_ms, &self.parts).await
+    }
+}
+
+impl ShardOp for group::TxnCommit {
+    type Reply = Vec<i16>;
+    async fn run(self, shard: &Rc<Shard>) -> Vec<i16> {
+        shard.groups.txn_commit(shard, &self.member, self.producer, &self.parts).await
+    }
+}
+
+impl ShardOp for group::FetchOffsets {
+    type Reply = Vec<FetchedOffset>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.fetch_offsets(&self.group, self.parts.as_deref(), self.require_stable)
+    }
+}
+
+impl ShardOp for group::Describe {
+    type Reply = GroupView;
+    async fn run(self, shard: &Rc<Shard>) -> GroupView {
+        shard.groups.describe(shard.id, &self.group)
+    }
+}
+
+impl ShardOp for group::List {
+    type Reply = Vec<GroupView>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.list(shard.id, &self.states, &self.types)
+    }
+}
+
+impl ShardOp for group::Delete {
+    type Reply = i16;
+    async fn run(self, shard: &Rc<Shard>) -> i16 {
+        shard.groups.delete(shard, &self.group).await
+    }
+}
+
+impl ShardOp for group::DeleteOffsets {
+    type Reply = (i16, Vec<i16>);
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.delete_offsets(shard, &self.group, &self.parts).await
+    }
+}
+
+impl ShardOp for group::Views {
+    type Reply = Vec<GroupView>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.views(shard.id)
+    }
+}
+
+impl ShardOp for txn::Init {
+    type Reply = (i16, i64, i16);
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.txns.init(shard, &self.id, self.timeout_ms, (self.producer_id, self.epoch)).await
+    }
+}
+
+impl ShardOp for txn::AddPartitions {
+    type Reply = Vec<i16>;
+    async fn run(self, shard: &Rc<Shard>) -> Vec<i16> {
+        shard.txns.add_partitions(shard, &self.id, (self.producer_id, self.epoch), &self.parts).await
+    }
+}
+
+impl ShardOp for txn::End {
+    type Reply = i16;
+    async fn run(self, shard: &Rc<Shard>) -> i16 {
+        shard.txns.end(shard, &self.id, (self.producer_id, self.epoch), self.commit).await
+    }
+}
+
+impl ShardOp for txn::Describe {
+    type Reply = Option<TxnMeta>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.txns.describe(&self.id)
+    }
+}
+
+impl ShardOp for txn::List {
+    type Reply = Vec<TxnMeta>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.txns.list()
+    }
+}
