@@ -2,9 +2,10 @@
 //!
 //! Subcommands: `produce`, `consume`, `e2e` (workloads), `preset NAME` (the seed
 //! scenarios), `sink` (the produce path against an in-process broker that discards, to show
-//! the harness is not the bottleneck), `compare` (two targets in alternation), `baseline`
-//! (page-cache write and loopback TCP bandwidth) and `layout` (a Sluice node's partition →
-//! shard map and per-shard load). See the README section "Load testing with sluice-bench".
+//! the harness is not the bottleneck), `compare` (two targets, or two layouts of one Sluice
+//! node, in alternation), `baseline` (page-cache write and loopback TCP bandwidth) and
+//! `layout` (a Sluice node's partition → shard map, per-shard load and imbalance; `--save`
+//! writes a layout file). See the README section "Load testing with sluice-bench".
 
 mod baseline;
 mod chart;
@@ -33,11 +34,19 @@ USAGE:
                           discarding broker (its threads pinned to --sink-cores)
     sluice-bench sink     --listen ADDR [--cores 0]  serve the discarding broker until killed
     sluice-bench compare  --a ADDR --b ADDR [--rounds N] [--preset P] [WORKLOAD FLAGS]
+    sluice-bench compare  --layout-a FILE --layout-b FILE --admin ADDR [--rounds N] [--preset P]
+                          [WORKLOAD FLAGS]  two layouts of one node (--bootstrap, or --broker):
+                          each put in force through the admin API before each of its runs;
+                          also each layout's mean imbalance sampled during its runs
     sluice-bench baseline [--dir DIR] [--mib M] [--passes 3] [--core C --peer-core P]
                           [--sync-bytes B [--sync-secs 3]] [--keep 0|1]
                           floors: page-cache write, loopback receive and send, and
                           write+fdatasync at B bytes, in MB/s and CPU-s per GiB
-    sluice-bench layout   --admin ADDR [--internal 1]  (internal topics partition by partition)
+    sluice-bench layout   --admin ADDR [--internal 1]  partition → shard, per-shard load (busy
+                          fraction, requests/s, MB/s) and the imbalance (busiest - idlest) / busiest;
+                          --internal 1 lists internal topics partition by partition
+    sluice-bench layout   --admin ADDR --save FILE  the user topics' placement as a layout file:
+                          one `topic partition core` line each (# comments)
 
 WORKLOAD FLAGS (defaults in brackets):
     --bootstrap ADDR      broker [127.0.0.1:9092] (one broker: all partitions are sent to it)
@@ -304,14 +313,87 @@ fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     (median, v.first().copied().unwrap_or(f64::NAN), v.last().copied().unwrap_or(f64::NAN))
 }
 
-/// The same workload against two targets in alternation; each figure as the ratio B / A.
+/// A figure of a run that compare reports.
+type Figure = (&'static str, fn(&RunResult) -> f64);
+
+const FIGURES: [Figure; 6] = [
+    ("produce msg/s", |r| r.produce_rate()),
+    ("produce MB/s", |r| r.produce_mbs()),
+    ("consume msg/s", |r| r.consume_rate()),
+    ("produce-ack p99 (µs)", |r| r.ack_hist.value_at_quantile(0.99) as f64),
+    ("produce-ack p99.9 (µs)", |r| r.ack_hist.value_at_quantile(0.999) as f64),
+    ("end-to-end p99 (µs)", |r| r.e2e_hist.value_at_quantile(0.99) as f64),
+];
+
+/// One side of a comparison: where its runs go and, comparing layouts, the placement put in
+/// force before each of them.
+struct Side {
+    name: &'static str,
+    /// What the report calls it: the broker's address, or `layout FILE`.
+    what: String,
+    bootstrap: String,
+    layout: Option<Vec<layout::Placement>>,
+    /// Per figure of `FIGURES`, one value per round.
+    figures: Vec<Vec<f64>>,
+    /// Partitions moved to put the layout in force, over all rounds.
+    moved: usize,
+    /// Per round, the imbalances sampled during the run (comparing layouts).
+    imbalance: Vec<Vec<f64>>,
+}
+
+impl Side {
+    fn new(name: &'static str, what: String, bootstrap: String, layout: Option<Vec<layout::Placement>>) -> Side {
+        Side {
+            name,
+            what,
+            bootstrap,
+            layout,
+            figures: vec![Vec::new(); FIGURES.len()],
+            moved: 0,
+            imbalance: Vec::new(),
+        }
+    }
+}
+
+/// The two sides and, comparing two layouts of one node, its admin endpoint.
+fn compare_sides(o: &Opts) -> Result<([Side; 2], Option<String>)> {
+    match (o.0.get("layout-a"), o.0.get("layout-b")) {
+        (None, None) => {
+            let need = "compare needs --a ADDR --b ADDR (two brokers), or --layout-a FILE --layout-b FILE --admin ADDR (two layouts of one node)";
+            let a = o.0.get("a").context(need)?.clone();
+            let b = o.0.get("b").context(need)?.clone();
+            Ok(([Side::new("A", a.clone(), a, None), Side::new("B", b.clone(), b, None)], None))
+        }
+        (Some(fa), Some(fb)) => {
+            if o.has("a") || o.has("b") {
+                bail!(
+                    "compare takes --a/--b (two brokers) or --layout-a/--layout-b (two layouts of one node), not both"
+                );
+            }
+            let admin =
+                o.0.get("admin")
+                    .context("compare --layout-a/--layout-b needs --admin ADDR, the node's admin endpoint")?;
+            let broker = o.str("bootstrap", "127.0.0.1:9092");
+            let side = |name: &'static str, file: &String| -> Result<Side> {
+                Ok(Side::new(name, format!("layout {file}"), broker.clone(), Some(layout::read_placements(file)?)))
+            };
+            Ok(([side("A", fa)?, side("B", fb)?], Some(admin.clone())))
+        }
+        _ => bail!("--layout-a and --layout-b go together"),
+    }
+}
+
+/// The same workload on two sides in alternation — two brokers, or two layouts of one node
+/// put in force before each run — and each figure as the ratio B / A.
 fn compare(o: &Opts) -> Result<()> {
-    let a = o.0.get("a").context("compare needs --a ADDR")?.clone();
-    let b = o.0.get("b").context("compare needs --b ADDR")?.clone();
     let rounds: usize = o.num("rounds", 3)?;
     let mut opts = Opts(o.0.clone());
+    if let Some(broker) = o.0.get("broker") {
+        opts.0.insert("bootstrap".into(), broker.clone()); // `--broker` is `--bootstrap`
+    }
     opts.default("duration", "5");
     opts.default("quiet", "1");
+    let (mut sides, admin) = compare_sides(&opts)?;
     let (mode, label) = match o.0.get("preset") {
         Some(p) => (preset_opts(p, &mut opts)?, p.clone()),
         None => (
@@ -323,45 +405,79 @@ fn compare(o: &Opts) -> Result<()> {
             "compare".to_string(),
         ),
     };
-    type Figure = (&'static str, fn(&RunResult) -> f64);
-    let figures: [Figure; 6] = [
-        ("produce msg/s", |r| r.produce_rate()),
-        ("produce MB/s", |r| r.produce_mbs()),
-        ("consume msg/s", |r| r.consume_rate()),
-        ("produce-ack p99 (µs)", |r| r.ack_hist.value_at_quantile(0.99) as f64),
-        ("produce-ack p99.9 (µs)", |r| r.ack_hist.value_at_quantile(0.999) as f64),
-        ("end-to-end p99 (µs)", |r| r.e2e_hist.value_at_quantile(0.99) as f64),
-    ];
-    let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); figures.len()];
-    for round in 0..rounds {
-        for (side, addr) in [("A", &a), ("B", &b)] {
-            let mut w = parse_workload(&opts, mode, &label)?;
-            w.bootstrap = addr.clone();
-            let r = workload::run(&w)?;
-            if let Some(e) = &r.first_error {
-                bail!("round {} on {side} ({addr}): {e}", round + 1);
-            }
-            eprintln!(
-                "round {}/{rounds} {side} {addr}: produce {:.0} msg/s, consume {:.0} msg/s, ack p99 {}",
-                round + 1,
-                r.produce_rate(),
-                r.consume_rate(),
-                report::fmt_us(r.ack_hist.value_at_quantile(0.99))
-            );
-            for (i, (_, f)) in figures.iter().enumerate() {
-                let v = f(&r);
-                if side == "A" {
-                    results[i].0.push(v)
-                } else {
-                    results[i].1.push(v)
-                }
-            }
+    if let Some(admin) = &admin {
+        // The layouts may name the workload's own topic: create it, then check both layouts
+        // against the node before the first run.
+        let w = parse_workload(&opts, mode, &label)?;
+        workload::create_topic(&mut client::Conn::connect(&w.bootstrap)?, &w.topic, w.partitions)?;
+        for side in &sides {
+            layout::check(admin, side.layout.as_deref().unwrap_or_default()).with_context(|| side.what.clone())?;
         }
     }
-    println!("\ncompare: A = {a}, B = {b}, {rounds} rounds in alternation (A, B, A, B, …); ratio = B / A per round");
+    for round in 1..=rounds {
+        for side in sides.iter_mut() {
+            let mut w = parse_workload(&opts, mode, &label)?;
+            w.bootstrap = side.bootstrap.clone();
+            run_side(side, &w, admin.as_deref(), format!("round {round}/{rounds}"))?;
+        }
+    }
+    let [a, b] = &sides;
+    match &admin {
+        None => println!(
+            "\ncompare: A = {}, B = {}, {rounds} rounds in alternation (A, B, A, B, …); ratio = B / A per round",
+            a.what, b.what
+        ),
+        Some(admin) => println!(
+            "\ncompare on {} (admin {admin}): A = {}, B = {}, {rounds} rounds in alternation (A, B, A, B, …), \
+             each layout put in force before each of its runs ({} and {} partition moves); ratio = B / A per round",
+            a.bootstrap, a.what, b.what, a.moved, b.moved
+        ),
+    }
+    print_figures(a, b);
+    if admin.is_some() {
+        print_imbalance(&sides);
+    }
+    Ok(())
+}
+
+/// One run of a side: its layout put in force first (comparing layouts) and /layout sampled
+/// during the run; its figures go to the side.
+fn run_side(side: &mut Side, w: &Workload, admin: Option<&str>, round: String) -> Result<()> {
+    let mut moved = String::new();
+    if let (Some(placements), Some(admin)) = (&side.layout, admin) {
+        let n = layout::apply(admin, placements).with_context(|| format!("{round}: putting {} in force", side.what))?;
+        side.moved += n;
+        moved = format!(" ({n} partitions moved first)");
+    }
+    let sampler = admin.map(layout::Sampler::start);
+    let r = workload::run(w)?;
+    if let Some(s) = sampler {
+        let formed = r.group.as_ref().map_or(0.0, |g| g.formed_ms / 1000.0);
+        side.imbalance.push(s.finish(w.warmup + secs(formed)));
+    }
+    if let Some(e) = &r.first_error {
+        bail!("{round} on {} ({}): {e}", side.name, side.what);
+    }
+    eprintln!(
+        "{round} {} {}{moved}: produce {:.0} msg/s, consume {:.0} msg/s, ack p99 {}",
+        side.name,
+        side.what,
+        r.produce_rate(),
+        r.consume_rate(),
+        report::fmt_us(r.ack_hist.value_at_quantile(0.99))
+    );
+    for (i, (_, f)) in FIGURES.iter().enumerate() {
+        side.figures[i].push(f(&r));
+    }
+    Ok(())
+}
+
+/// Per figure: each side's median, and the median of the per-round ratios B / A with their
+/// min–max spread.
+fn print_figures(a: &Side, b: &Side) {
     println!("{:<24} {:>14} {:>14} {:>10} {:>18}", "figure", "A (median)", "B (median)", "B / A", "spread (min–max)");
-    for (i, (name, _)) in figures.iter().enumerate() {
-        let (va, vb) = &results[i];
+    for (i, (name, _)) in FIGURES.iter().enumerate() {
+        let (va, vb) = (&a.figures[i], &b.figures[i]);
         if va.iter().chain(vb.iter()).all(|v| *v == 0.0) {
             continue;
         }
@@ -371,5 +487,30 @@ fn compare(o: &Opts) -> Result<()> {
         let (r, lo, hi) = spread(ratios);
         println!("{name:<24} {ra:>14.0} {rb:>14.0} {r:>10.3} {:>18}", format!("{lo:.3}–{hi:.3}"));
     }
-    Ok(())
+}
+
+/// Each layout's mean imbalance over the samples of all its runs, with the spread of the
+/// rounds' means.
+fn print_imbalance(sides: &[Side]) {
+    println!(
+        "\nimbalance ((busiest - idlest) / busiest of the shards' busy fractions): the mean of /layout samples taken \
+         once a second during each run, each over the node's last second and after the warm-up and group \
+         formation (a run too short for one gets one sample as it ends); samples without requests left out"
+    );
+    for side in sides {
+        let all: Vec<f64> = side.imbalance.iter().flatten().copied().collect();
+        let means: Vec<f64> =
+            side.imbalance.iter().filter(|s| !s.is_empty()).map(|s| s.iter().sum::<f64>() / s.len() as f64).collect();
+        let (_, lo, hi) = spread(means);
+        match all.len() {
+            0 => println!("{} {:<40} idle (no sample with requests)", side.name, side.what),
+            n => println!(
+                "{} {:<40} {:.3} ({n} sample{}; rounds' means {lo:.3}–{hi:.3})",
+                side.name,
+                side.what,
+                all.iter().sum::<f64>() / n as f64,
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+    }
 }

@@ -2,78 +2,14 @@
 //! produced == acknowledged == consumed == count, and both histograms hold exactly `count`
 //! samples (warm-up 0, so every record is measured).
 //!
-//! The node binary is `$SLUICE_BIN`, else `target/debug/sluice` of this workspace (built
-//! with `cargo build -p sluice-node` here if it is missing).
+//! The node: `support::start_node` (`$SLUICE_BIN`, else `target/debug/sluice`).
+
+mod support;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-/// A node started for one test, killed when dropped.
-struct Node {
-    child: Child,
-    kafka: String,
-    dir: PathBuf,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn node_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("SLUICE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace =
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the workspace").to_path_buf();
-    let bin = workspace.join("target/debug/sluice");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "sluice-node"])
-            .current_dir(&workspace)
-            .status()
-            .expect("running cargo build -p sluice-node");
-        assert!(status.success(), "cargo build -p sluice-node failed");
-    }
-    bin
-}
-
-fn start_node(name: &str) -> Node {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut child = Command::new(node_binary())
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cores", "0", "--data-dir"])
-        .arg(dir.join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the node");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    while !line.contains("sluice: ready") {
-        line.clear();
-        if reader.read_line(&mut line).expect("reading the node's stdout") == 0 {
-            let _ = child.kill();
-            panic!("the node exited before it was ready");
-        }
-    }
-    // Keep draining stdout so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let kafka = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("kafka="))
-        .expect("kafka=ADDR in the ready line")
-        .to_string();
-    Node { child, kafka, dir }
-}
+use std::process::{Command, Stdio};
+use support::{start_node, Node};
 
 /// The unsigned integer `result[section][name]` of a result.json.
 fn field(result: &Value, section: &str, name: &str) -> u64 {
@@ -122,7 +58,7 @@ fn assert_exact(json: &Value, count: u64) {
 /// Closed loop, 2 producers × 2 connections, keyed records over 4 partitions, 2 consumers.
 #[test]
 fn closed_loop_counts_every_record_once() {
-    let node = start_node("closed");
+    let node = start_node("closed", "0");
     let count = 30_000;
     let json = run_bench(
         &node,
@@ -152,7 +88,7 @@ fn closed_loop_counts_every_record_once() {
 /// Open loop at a target rate, acks=all, zstd: the same exact counts.
 #[test]
 fn open_loop_compressed_counts_every_record_once() {
-    let node = start_node("open");
+    let node = start_node("open", "0");
     let count = 10_000;
     let json = run_bench(
         &node,
@@ -182,7 +118,7 @@ fn open_loop_compressed_counts_every_record_once() {
 /// at the log end (every record committed once, none past the end).
 #[test]
 fn group_preset_counts_and_commits_every_record() {
-    let node = start_node("group");
+    let node = start_node("group", "0");
     let count = 30_000;
     let out = node.dir.join("out");
     let output = bench(
@@ -205,7 +141,7 @@ fn group_preset_counts_and_commits_every_record() {
 /// every record exactly once.
 #[test]
 fn group_shared_by_two_processes_hands_partitions_over_exactly() {
-    let node = start_node("group2");
+    let node = start_node("group2", "0");
     let count: u64 = 40_000;
     let group = format!("acct-shared-{}", std::process::id());
     let out_a = node.dir.join("out-a");
@@ -276,7 +212,7 @@ fn group_shared_by_two_processes_hands_partitions_over_exactly() {
 /// previous base sequence + the previous record count, without a gap.
 #[test]
 fn idempotent_batches_carry_contiguous_sequences() {
-    let node = start_node("idem");
+    let node = start_node("idem", "0");
     let count = 20_000u64;
     let out = node.dir.join("out-produce");
     let output = bench(&node, &out, &["produce"])
