@@ -80,6 +80,12 @@ impl WriteGates {
         self.acquire(partition, 1).await
     }
 
+    /// Every permit of `partition`'s gate: waits for the writers under way and holds off new
+    /// ones until dropped.
+    pub async fn exclusive(&self, partition: i32) -> Option<StaticPermit> {
+        self.acquire(partition, GATE_PERMITS).await
+    }
+
     /// This shard's partitions of `topic` grown past `limit` and past twice their size
     /// after their last compaction.
     pub fn due(&self, host: &Rc<impl Host>, topic: &str, limit: u64) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
@@ -101,7 +107,7 @@ impl WriteGates {
         log: &Rc<PartitionLog>,
         live: impl FnOnce() -> Vec<KeyValue>,
     ) -> Result<(), String> {
-        let _all = self.acquire(tp.partition, GATE_PERMITS).await.ok_or("the write gate is closed")?;
+        let _all = self.exclusive(tp.partition).await.ok_or("the write gate is closed")?;
         log.roll_now().await.map_err(|e| e.to_string())?;
         let start = log.log_end_offset();
         for chunk in live().chunks(COMPACTION_BATCH_RECORDS) {

@@ -807,8 +807,7 @@ fn bad_move_requests_are_refused() {
         ("a replica without a core", topic, "0", format!(r#"[{{"node_id":{NODE_ID}}}]"#), 400),
         ("an unknown topic", "no-such-topic", "0", replicas_body(other), 404),
         ("an unknown partition", topic, "9", replicas_body(other), 404),
-        ("the internal topic __consumer_offsets", "__consumer_offsets", "0", replicas_body(1), 400),
-        ("the internal topic __transaction_state", "__transaction_state", "0", replicas_body(1), 400),
+        ("an unknown partition of __consumer_offsets", "__consumer_offsets", "50", replicas_body(1), 404),
     ];
     let mut errs = Vec::new();
     for (what, t, p, body, want) in &cases {
@@ -912,4 +911,122 @@ fn a_long_poll_on_a_moving_partition_is_answered_not_leader() {
     let r: FetchResponse = c.recv(ApiKey::Fetch, 12);
     let error = r.responses[0].partitions[0].error_code;
     assert_eq!(error, 6, "the parked fetch's answer after the move (6 = NOT_LEADER_OR_FOLLOWER)");
+}
+
+/// Kafka's partition of a group or transactional id in its internal topic:
+/// `abs(id.hashCode()) % partitions`, with Java's String.hashCode.
+fn internal_partition(id: &str, partitions: i32) -> i32 {
+    let hash = id.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    (hash & 0x7fff_ffff) % partitions
+}
+
+/// The coordinator role moves with its partition: a consumer group keeps consuming and
+/// committing while its `__consumer_offsets` partition moves between the cores six times, and
+/// a transactional id keeps its producer id and epoch across a move of its
+/// `__transaction_state` partition.
+#[test]
+fn coordinator_partitions_move_with_their_groups_and_transactions() {
+    const PARTS: i32 = 4;
+    let node = Node::start(&[
+        "--cores",
+        "0-1",
+        "--set",
+        "group.initial.rebalance.delay.ms=0",
+        "--set",
+        "group.min.session.timeout.ms=1000",
+    ]);
+    assert_eq!(node.shards(), 2);
+    let dir = TempDir::new("mvc");
+    let (topic, group, txn_id) = ("coord", "g-coord", "t-coord");
+    create_topic(&node, topic, PARTS);
+    let mut total = produce(&node, topic, 0, 1000, 50, None).len();
+
+    // The group consumes what is there, committing after every batch.
+    let mut member = Member::start(&node, dir.path(), "mvc-ck", group, topic);
+    let seen = |m: &Member| m.records().iter().map(|r| r.3).collect::<BTreeSet<i64>>();
+    let consumed = |m: &Member, n: usize, what: &str| {
+        wait_for(
+            what,
+            Duration::from_secs(60),
+            || diag(&node, &[&m.bg]),
+            || (0..n as i64).all(|i| seen(m).contains(&i)),
+        );
+    };
+    consumed(&member, total, "the member to consume the first 1000 records");
+
+    // Six moves of the group's offsets partition, records produced after each.
+    let offsets_p = internal_partition(group, 50);
+    let mut core = placement(&node, "__consumer_offsets", offsets_p);
+    for k in 0..6 {
+        core = 1 - core;
+        move_to(&node, "__consumer_offsets", offsets_p, core);
+        total += produce(&node, topic, total as i64, 200, 50, None).len();
+        consumed(&member, total, &format!("the member to consume all {total} records after move {}", k + 1));
+    }
+    let commits_ok = member.events_of("commit").iter().filter(|e| e["ok"].bool()).count();
+    member.stop();
+    assert!(commits_ok > 0, "no commit was acknowledged\n{}", diag(&node, &[&member.bg]));
+
+    // The group is coordinated where its partition now is, with every offset committed.
+    let (code, body) = http_get(admin(&node), "/groups");
+    assert_eq!(code, 200, "/groups: HTTP {code}: {body}");
+    let doc = json::parse(&body).unwrap_or_else(|e| panic!("/groups is not JSON ({e}): {body}"));
+    let g = doc["groups"].arr().iter().find(|g| g["group"].str() == group).cloned();
+    let g = g.unwrap_or_else(|| panic!("{group} is not in /groups after the moves: {doc}\n{}", node.logs(40)));
+    assert_eq!(g["coordinator_shard"].i64(), core, "{group}'s coordinator after the moves: {g}");
+    let lags: Vec<(i64, i64, i64)> =
+        g["offsets"].arr().iter().map(|o| (o["partition"].i64(), o["committed"].i64(), o["lag"].i64())).collect();
+    assert_eq!(lags.len(), PARTS as usize, "committed offsets of {group}: {g}");
+    assert!(lags.iter().all(|(_, _, lag)| *lag == 0), "{group} lags after consuming everything: {lags:?}");
+    figure(&format!(
+        "group {group}: {total} records consumed and committed ({commits_ok} commits acknowledged) across 6 moves of __consumer_offsets/{offsets_p}"
+    ));
+
+    // A transactional id across a move of its state partition: the second producer's
+    // init_transactions must find the first one's producer id (and fence it by epoch).
+    let txn = |prefix: &str| {
+        let args = [
+            "--client",
+            "ck",
+            "--bootstrap",
+            node.bootstrap(),
+            "--topic",
+            topic,
+            "--txn-id",
+            txn_id,
+            "--count",
+            "5",
+            "--prefix",
+            prefix,
+            "--partition",
+            "0",
+            "--end",
+            "commit",
+        ];
+        let v = py_json_timeout(&node, "txn_produce.py", &args, Duration::from_secs(60));
+        assert_eq!(v["action"].str(), "commit", "{prefix}: {v}\n{}", node.logs(30));
+        v
+    };
+    let describe = || {
+        let args = ["--bootstrap", node.bootstrap(), "--id", txn_id];
+        let v = py_json_timeout(&node, "txn_describe.py", &args, Duration::from_secs(60));
+        assert!(v["error"].is_null(), "describing {txn_id}: {v}\n{}", node.logs(30));
+        v
+    };
+    txn("before");
+    let before = describe();
+    let state_p = internal_partition(txn_id, 50);
+    let to = 1 - placement(&node, "__transaction_state", state_p);
+    move_to(&node, "__transaction_state", state_p, to);
+    txn("after");
+    let after = describe();
+    eprintln!("transactional id {txn_id} before the move: {before}\nafter: {after}");
+    let (b, a) = (&before, &after);
+    assert_eq!(a["producer_id"].i64(), b["producer_id"].i64(), "the producer id survives the move: {b} / {a}");
+    assert_eq!(
+        a["producer_epoch"].i64(),
+        b["producer_epoch"].i64() + 1,
+        "one new epoch for the new producer: {b} / {a}"
+    );
+    assert_eq!(a["state"].str(), "CompleteCommit", "{a}");
 }

@@ -21,8 +21,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         let name = string(&id.0);
         let state = TransactionState::default().with_transactional_id(TransactionalId(id.0.clone()));
         let found = match shard.invoke(shard.txn_coordinator(&name), Describe { id: name.clone() }).await {
-            Ok(Some(meta)) => Ok(meta),
-            Ok(None) => Err(errors::TRANSACTIONAL_ID_NOT_FOUND),
+            Ok(found) => found,
             Err(_) => Err(errors::COORDINATOR_NOT_AVAILABLE),
         };
         states.push(match found {

@@ -20,7 +20,7 @@ type Wanted = Option<Vec<(String, i32)>>;
 async fn fetch(shard: &Rc<Shard>, group: &str, parts: Wanted, require_stable: bool) -> (i16, Vec<FetchedOffset>) {
     let call = FetchOffsets { group: group.to_string(), parts, require_stable };
     match shard.invoke(shard.group_coordinator(group), call).await {
-        Ok(found) => (errors::NONE, found),
+        Ok(answer) => answer,
         Err(_) => (errors::COORDINATOR_NOT_AVAILABLE, Vec::new()),
     }
 }

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::StaticPermit;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use store::{GroupValue, Key, OffsetValue, StoredMember};
@@ -469,6 +469,10 @@ pub struct Coordinator {
     /// Per offsets partition: writers (a commit, a group's metadata) hold a shared permit
     /// from their append until memory reflects it; compaction holds it exclusively.
     gates: crate::internal::WriteGates,
+    /// The offsets partitions this shard coordinates (loaded, and not being moved away); a
+    /// group of any other partition is answered NOT_COORDINATOR, which clients retry after
+    /// FindCoordinator, as in Kafka.
+    owned: RefCell<BTreeSet<i32>>,
 }
 
 fn new_member_id(client_id: &str) -> String {
@@ -517,6 +521,16 @@ impl Coordinator {
         self.groups.borrow().len()
     }
 
+    /// NOT_COORDINATOR unless this shard coordinates `group`'s offsets partition.
+    fn serving(&self, host: &Rc<impl Host>, group: &str) -> Result<(), i16> {
+        let partition = store::partition_for(group, host.config().offsets_topic_num_partitions);
+        if self.owned.borrow().contains(&partition) {
+            Ok(())
+        } else {
+            Err(errors::NOT_COORDINATOR)
+        }
+    }
+
     /// A writer's permit of the write gate of `group`'s offsets partition.
     async fn gate(&self, host: &Rc<impl Host>, group: &str) -> Option<StaticPermit> {
         let partition = store::partition_for(group, host.config().offsets_topic_num_partitions);
@@ -535,6 +549,9 @@ impl Coordinator {
             || args.session_timeout_ms > cfg.group_max_session_timeout_ms
         {
             return error_join(errors::INVALID_SESSION_TIMEOUT, &args.member_id);
+        }
+        if let Err(code) = self.serving(host, &args.group) {
+            return error_join(code, &args.member_id);
         }
         let group_id = args.group.clone();
         let (outcome, persist) = {
@@ -555,6 +572,8 @@ impl Coordinator {
             JoinOutcome::Now(result) => result,
             JoinOutcome::Wait(receiver, member_id) => match receiver.recv().await {
                 Some(result) => result,
+                // The group was unloaded (its partition moved away) while the member waited.
+                None if self.serving(host, &group_id).is_err() => error_join(errors::NOT_COORDINATOR, &member_id),
                 None => error_join(errors::UNKNOWN_MEMBER_ID, &member_id),
             },
         }
@@ -562,6 +581,9 @@ impl Coordinator {
 
     pub async fn sync(&self, host: &Rc<impl Host>, args: SyncArgs) -> SyncResult {
         let error = |error| SyncResult { error, ..Default::default() };
+        if let Err(code) = self.serving(host, &args.group) {
+            return error(code);
+        }
         let outcome = {
             let mut groups = self.groups.borrow_mut();
             let Some(group) = groups.get_mut(&args.group) else {
@@ -611,10 +633,17 @@ impl Coordinator {
                 receiver
             }
         };
-        receiver.recv().await.unwrap_or_else(|| error(errors::REBALANCE_IN_PROGRESS))
+        match receiver.recv().await {
+            Some(result) => result,
+            None if self.serving(host, &args.group).is_err() => error(errors::NOT_COORDINATOR),
+            None => error(errors::REBALANCE_IN_PROGRESS),
+        }
     }
 
-    pub fn heartbeat(&self, m: &MemberRef) -> i16 {
+    pub fn heartbeat(&self, host: &Rc<impl Host>, m: &MemberRef) -> i16 {
+        if let Err(code) = self.serving(host, &m.group) {
+            return code;
+        }
         let mut groups = self.groups.borrow_mut();
         let Some(group) = groups.get_mut(&m.group) else {
             return errors::UNKNOWN_MEMBER_ID;
@@ -648,6 +677,9 @@ impl Coordinator {
         group_id: &str,
         leaving: &[(String, Option<String>)],
     ) -> (i16, Vec<i16>) {
+        if let Err(code) = self.serving(host, group_id) {
+            return (code, vec![code; leaving.len()]);
+        }
         let (result, emptied) = {
             let mut groups = self.groups.borrow_mut();
             let Some(group) = groups.get_mut(group_id) else {
@@ -699,6 +731,9 @@ impl Coordinator {
         retention_ms: i64,
         parts: &[CommitPart],
     ) -> Vec<i16> {
+        if let Err(code) = self.serving(host, &m.group) {
+            return vec![code; parts.len()];
+        }
         let checked = {
             let mut groups = self.groups.borrow_mut();
             match groups.get_mut(&m.group) {
@@ -739,10 +774,14 @@ impl Coordinator {
     /// OffsetFetch (see [`FetchOffsets`]).
     pub fn fetch_offsets(
         &self,
+        host: &Rc<impl Host>,
         group_id: &str,
         parts: Option<&[(String, i32)]>,
         require_stable: bool,
-    ) -> Vec<FetchedOffset> {
+    ) -> (i16, Vec<FetchedOffset>) {
+        if let Err(code) = self.serving(host, group_id) {
+            return (code, Vec::new());
+        }
         let groups = self.groups.borrow();
         let group = groups.get(group_id);
         let found = |topic: &str, partition: i32| -> FetchedOffset {
@@ -758,16 +797,21 @@ impl Coordinator {
                 error: if require_stable && pending { errors::UNSTABLE_OFFSET_COMMIT } else { errors::NONE },
             }
         };
-        match parts {
+        let found = match parts {
             Some(parts) => parts.iter().map(|(t, p)| found(t, *p)).collect(),
             None => group.map_or_else(Vec::new, |g| g.offsets.keys().map(|(t, p)| found(t, *p)).collect()),
-        }
+        };
+        (errors::NONE, found)
     }
 
     // -----------------------------------------------------------------------------------------
     // Admin.
 
-    pub fn describe(&self, shard: usize, group_id: &str) -> GroupView {
+    pub fn describe(&self, host: &Rc<impl Host>, group_id: &str) -> GroupView {
+        let shard = host.shard_id();
+        if let Err(error) = self.serving(host, group_id) {
+            return GroupView { error, group: group_id.to_string(), shard, ..Default::default() };
+        }
         match self.groups.borrow().get(group_id) {
             Some(g) => g.view(shard),
             None => GroupView {
@@ -800,6 +844,9 @@ impl Coordinator {
 
     /// DeleteGroups for one group: only an empty group may go; its offsets go with it.
     pub async fn delete(&self, host: &Rc<impl Host>, group_id: &str) -> i16 {
+        if let Err(code) = self.serving(host, group_id) {
+            return code;
+        }
         let keys = {
             let groups = self.groups.borrow();
             let Some(group) = groups.get(group_id) else {
@@ -839,6 +886,9 @@ impl Coordinator {
         group_id: &str,
         parts: &[(String, i32)],
     ) -> (i16, Vec<i16>) {
+        if let Err(code) = self.serving(host, group_id) {
+            return (code, vec![errors::NONE; parts.len()]);
+        }
         let codes = {
             let groups = self.groups.borrow();
             let Some(group) = groups.get(group_id).filter(|g| g.state != State::Dead) else {
@@ -1024,6 +1074,9 @@ impl Coordinator {
         producer: (i64, i16),
         parts: &[CommitPart],
     ) -> Vec<i16> {
+        if let Err(code) = self.serving(host, &m.group) {
+            return vec![code; parts.len()];
+        }
         let checked = {
             let mut groups = self.groups.borrow_mut();
             match groups.get_mut(&m.group) {
@@ -1099,27 +1152,56 @@ impl Coordinator {
         }
     }
 
-    /// Replays this shard's partitions of `__consumer_offsets`.
-    pub async fn load(&self, host: &Rc<impl Host>) -> Result<usize, String> {
-        let logs = host.logs_of(store::OFFSETS_TOPIC);
+    /// Replays one offsets partition (now owned by this shard: at start, or moved here) and
+    /// from then on coordinates its groups.
+    pub async fn load_partition(
+        &self,
+        host: &Rc<impl Host>,
+        tp: &TopicPartition,
+        log: &Rc<crate::log::PartitionLog>,
+    ) -> Result<usize, String> {
+        let partitions = host.config().offsets_topic_num_partitions;
         let mut records = 0usize;
-        for (tp, log) in logs {
-            internal::for_each_record(&log, &tp, |r| {
-                if r.control {
-                    // A transaction marker: key = version i16, type i16 (1 = commit).
-                    let commit = r.key.as_deref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
-                    self.complete_txn(host.config().offsets_topic_num_partitions, tp.partition, r.producer_id, commit);
-                    return;
-                }
-                records += 1;
-                let txn = r.transactional.then_some(r.producer_id);
-                self.replay(r.key.as_deref(), r.value.as_deref(), &tp, txn);
-            })
-            .await?;
-        }
+        internal::for_each_record(log, tp, |r| {
+            if r.control {
+                // A transaction marker: key = version i16, type i16 (1 = commit).
+                let commit = r.key.as_deref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
+                self.complete_txn(partitions, tp.partition, r.producer_id, commit);
+                return;
+            }
+            records += 1;
+            let txn = r.transactional.then_some(r.producer_id);
+            self.replay(r.key.as_deref(), r.value.as_deref(), tp, txn);
+        })
+        .await?;
         // Kafka's cleanup: an empty group with nothing committed is not kept.
-        self.groups.borrow_mut().retain(|_, g| !(g.state == State::Empty && g.offsets.is_empty()));
+        self.groups.borrow_mut().retain(|id, g| {
+            store::partition_for(id, partitions) != tp.partition || !(g.state == State::Empty && g.offsets.is_empty())
+        });
+        self.owned.borrow_mut().insert(tp.partition);
         Ok(records)
+    }
+
+    /// Stops coordinating the groups of offsets partition `partition` (it is moving to
+    /// another shard, whose `load_partition` takes over from the log): new requests get
+    /// NOT_COORDINATOR at once, writes under way finish, then the groups leave memory —
+    /// members parked in a join or sync are answered NOT_COORDINATOR and find the new
+    /// coordinator, as after a coordinator failover in Kafka. Hold the returned permit of
+    /// the partition's write gate until its log is closed: a writer that got past the
+    /// ownership check before this began then finds no log instead of writing behind the
+    /// new owner's replay.
+    pub async fn unload_partition(&self, host: &Rc<impl Host>, partition: i32) -> Option<StaticPermit> {
+        self.owned.borrow_mut().remove(&partition);
+        let all = self.gates.exclusive(partition).await;
+        let partitions = host.config().offsets_topic_num_partitions;
+        let gone: Vec<Group> = {
+            let mut groups = self.groups.borrow_mut();
+            let ids: Vec<String> =
+                groups.keys().filter(|id| store::partition_for(id, partitions) == partition).cloned().collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        drop(gone); // outside the borrow: dropping a member's waiter wakes its request
+        all
     }
 
     fn replay(&self, key: Option<&[u8]>, value: Option<&[u8]>, tp: &TopicPartition, txn: Option<i64>) {

@@ -90,23 +90,57 @@ impl Shard {
     /// Replays the coordinators' partitions this shard owns and starts their timers;
     /// transactions a stop interrupted are finished in the background.
     pub async fn start_coordinators(self: &Rc<Self>) -> Result<(), String> {
-        let replayed = self.groups.load(self).await?;
-        if replayed > 0 {
-            eprintln!(
-                "sluice: shard {}: {} groups from {replayed} offsets records",
-                self.id,
-                self.groups.group_count()
-            );
+        let mut internal: Vec<TopicPartition> =
+            self.logs.borrow().keys().filter(|tp| is_internal(tp)).cloned().collect();
+        internal.sort();
+        for tp in &internal {
+            self.load_coordinator(tp).await?;
+        }
+        let groups = self.groups.group_count();
+        if groups > 0 {
+            eprintln!("sluice: shard {}: {groups} groups loaded", self.id);
         }
         glommio::spawn_local(run_group_timers(self.clone())).detach();
-        let (_, interrupted) = self.txns.load(self).await?;
-        for meta in interrupted {
-            let shard = self.clone();
-            glommio::spawn_local(async move { shard.txns.resume(&shard, meta).await }).detach();
-        }
         glommio::spawn_local(run_txn_timers(self.clone())).detach();
         Ok(())
     }
+
+    /// A coordinators' partition leaving this shard (a move): its coordinator stops
+    /// answering for it; the permit holds its writers off until the log is closed.
+    pub(super) async fn unload_coordinator(
+        self: &Rc<Self>,
+        tp: &TopicPartition,
+    ) -> Option<glommio::sync::StaticPermit> {
+        if tp.topic == crate::group::store::OFFSETS_TOPIC {
+            self.groups.unload_partition(self, tp.partition).await
+        } else if tp.topic == crate::txn::TXN_TOPIC {
+            self.txns.unload_partition(self, tp.partition).await
+        } else {
+            None
+        }
+    }
+
+    /// A coordinators' partition open on this shard (at start, or moved here): its
+    /// coordinator replays it and answers for it; transactions left between prepare and
+    /// complete are finished in the background.
+    pub(super) async fn load_coordinator(self: &Rc<Self>, tp: &TopicPartition) -> Result<(), String> {
+        let Some(log) = Host::log(&**self, tp) else { return Ok(()) };
+        if tp.topic == crate::group::store::OFFSETS_TOPIC {
+            self.groups.load_partition(self, tp, &log).await?;
+        } else if tp.topic == crate::txn::TXN_TOPIC {
+            let (_, interrupted) = self.txns.load_partition(self, tp, &log).await?;
+            for meta in interrupted {
+                let shard = self.clone();
+                glommio::spawn_local(async move { shard.txns.resume(&shard, meta).await }).detach();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Partitions of the coordinators' topics (`__consumer_offsets`, `__transaction_state`).
+pub(super) fn is_internal(tp: &TopicPartition) -> bool {
+    tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC
 }
 
 /// The group timer loop: ticks, stores what changed, and expires offsets and compacts the

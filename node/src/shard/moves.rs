@@ -16,9 +16,19 @@
 //! Fetched ranges already handed out stay valid (they hold their own descriptors). Fetches
 //! parked on the old log (long poll) are woken when it closes; they read again and get
 //! NOT_LEADER_OR_FOLLOWER, so consumers retry at once instead of waiting out
-//! `fetch.max.wait.ms`. Internal topics are not moved yet: their coordinators' state would
-//! have to move with them.
+//! `fetch.max.wait.ms`.
+//!
+//! A partition of `__consumer_offsets` or `__transaction_state` takes its coordinator role
+//! along: before step 1 the old owner's coordinator stops answering for that partition's
+//! groups or transactional ids (NOT_COORDINATOR, which clients retry after FindCoordinator)
+//! and holds the partition's write gate until the log is closed; after step 3 the new
+//! owner's coordinator replays the partition and answers for them (a transaction caught
+//! between prepare and complete is finished there, as after a crash). `rebalance_cores`
+//! leaves these partitions where they are — their load is coordinator work that the byte
+//! counters do not see, and each move is a coordinator failover for its groups — but a
+//! move asked for by name (`sluice layout move`, the admin API) carries them.
 
+use super::coordinators::is_internal;
 use super::ops::{MoveIn, MoveOut, Place};
 use super::Shard;
 use crate::balance;
@@ -68,11 +78,6 @@ pub struct Rebalanced {
     pub moves: Vec<balance::Move>,
     pub before: Vec<f64>,
     pub expected: Vec<f64>,
-}
-
-/// Partitions of the coordinators' topics (not moved yet).
-fn is_internal(tp: &TopicPartition) -> bool {
-    tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC
 }
 
 /// `core_balancing_continuous`, on shard 0: every `core_balancing_debounce_timeout` it
@@ -133,11 +138,6 @@ impl Shard {
             return Err(MoveError::Failed("moves run on shard 0".into()));
         }
         let _permit = self.controller.acquire_permit(1).await.map_err(|_| MoveError::Failed("closed".into()))?;
-        if is_internal(tp) {
-            return Err(MoveError::BadRequest(format!(
-                "{tp}: partitions of internal topics do not move yet (their coordinators' state would have to move too)"
-            )));
-        }
         let Some((from, _)) = self.placement_of(tp) else {
             return Err(MoveError::NotFound(format!("no partition {} of topic {:?}", tp.partition, tp.topic)));
         };
@@ -231,11 +231,16 @@ impl Shard {
     }
 
     /// The owner's part of a move: stop serving `tp`, wait for its appends, close it.
-    pub(super) async fn move_out(&self, tp: &TopicPartition) -> Result<OpenHint, String> {
+    pub(super) async fn move_out(self: &Rc<Self>, tp: &TopicPartition) -> Result<OpenHint, String> {
         self.moving.borrow_mut().insert(tp.clone());
+        let gate = self.unload_coordinator(tp).await;
         let result = self.drain_and_close(tp).await;
+        drop(gate);
         if result.is_err() {
             self.moving.borrow_mut().remove(tp); // not moved: serve it again
+            if let Err(e) = self.load_coordinator(tp).await {
+                eprintln!("sluice: {tp}: coordinator state not reloaded after a failed move: {e}");
+            }
         }
         result
     }
@@ -265,7 +270,7 @@ impl Shard {
     }
 
     /// The new owner's part of a move: own `tp` and open it as the old owner left it.
-    pub(super) async fn move_in(&self, tp: TopicPartition, hint: OpenHint) -> Result<(), String> {
+    pub(super) async fn move_in(self: &Rc<Self>, tp: TopicPartition, hint: OpenHint) -> Result<(), String> {
         let id =
             self.registry.borrow().get(&tp.topic).map(|t| t.id).ok_or_else(|| format!("no topic {:?}", tp.topic))?;
         self.placement.borrow_mut().set(tp.clone(), self.id);
@@ -275,7 +280,8 @@ impl Shard {
             self.moving.borrow_mut().remove(&tp);
         }
         self.hints.borrow_mut().insert(tp.clone(), hint);
-        self.open_partition(tp, id).await.map(|_| ()).map_err(|e| e.to_string())
+        self.open_partition(tp.clone(), id).await.map_err(|e| e.to_string())?;
+        self.load_coordinator(&tp).await
     }
 
     /// Records owners; a partition this shard no longer owns stops being "moving" here.

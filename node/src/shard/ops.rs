@@ -375,7 +375,7 @@ impl ShardOp for SyncArgs {
 impl ShardOp for group::Heartbeat {
     type Reply = i16;
     async fn run(self, shard: &Rc<Shard>) -> i16 {
-        shard.groups.heartbeat(&self.0)
+        shard.groups.heartbeat(shard, &self.0)
     }
 }
 
@@ -401,16 +401,16 @@ impl ShardOp for group::TxnCommit {
 }
 
 impl ShardOp for group::FetchOffsets {
-    type Reply = Vec<FetchedOffset>;
+    type Reply = (i16, Vec<FetchedOffset>);
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        shard.groups.fetch_offsets(&self.group, self.parts.as_deref(), self.require_stable)
+        shard.groups.fetch_offsets(shard, &self.group, self.parts.as_deref(), self.require_stable)
     }
 }
 
 impl ShardOp for group::Describe {
     type Reply = GroupView;
     async fn run(self, shard: &Rc<Shard>) -> GroupView {
-        shard.groups.describe(shard.id, &self.group)
+        shard.groups.describe(shard, &self.group)
     }
 }
 
@@ -464,9 +464,9 @@ impl ShardOp for txn::End {
 }
 
 impl ShardOp for txn::Describe {
-    type Reply = Option<TxnMeta>;
+    type Reply = Result<TxnMeta, i16>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        shard.txns.describe(&self.id)
+        shard.txns.describe(shard, &self.id)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod store;
 use crate::group::store::Reader;
 use crate::internal::{self, Host};
 use crate::log::TopicPartition;
+use glommio::sync::StaticPermit;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -25,6 +26,7 @@ pub mod errors {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
     pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
@@ -83,6 +85,9 @@ pub struct TxnCoordinator {
     busy: RefCell<HashSet<String>>,
     /// Per state partition: writers hold a shared permit; compaction holds it exclusively.
     gates: crate::internal::WriteGates,
+    /// The state partitions this shard coordinates (loaded, not being moved away); ids of
+    /// other partitions are answered NOT_COORDINATOR, as in Kafka.
+    owned: RefCell<BTreeSet<i32>>,
 }
 
 /// Marks a transactional id busy until dropped.
@@ -112,6 +117,16 @@ impl TxnCoordinator {
         Some(Busy { set: &self.busy, id: id.to_string() })
     }
 
+    /// NOT_COORDINATOR unless this shard coordinates `id`'s state partition.
+    fn serving(&self, host: &Rc<impl Host>, id: &str) -> Result<(), i16> {
+        let partition = state_partition(host.config(), id).partition;
+        if self.owned.borrow().contains(&partition) {
+            Ok(())
+        } else {
+            Err(errors::NOT_COORDINATOR)
+        }
+    }
+
     fn get(&self, id: &str) -> Option<TxnMeta> {
         self.txns.borrow().get(id).cloned()
     }
@@ -127,6 +142,9 @@ impl TxnCoordinator {
     }
 
     pub async fn init(&self, host: &Rc<impl Host>, id: &str, timeout_ms: i32, hint: (i64, i16)) -> (i16, i64, i16) {
+        if let Err(code) = self.serving(host, id) {
+            return (code, -1, -1);
+        }
         if timeout_ms <= 0 || timeout_ms as i64 > host.config().transaction_max_timeout_ms {
             return (errors::INVALID_TRANSACTION_TIMEOUT, -1, -1);
         }
@@ -204,6 +222,9 @@ impl TxnCoordinator {
         parts: &[TopicPartition],
     ) -> Vec<i16> {
         let all = |code| vec![code; parts.len()];
+        if let Err(code) = self.serving(host, id) {
+            return all(code);
+        }
         let Some(_busy) = self.lock(id) else {
             return all(errors::CONCURRENT_TRANSACTIONS);
         };
@@ -250,6 +271,9 @@ impl TxnCoordinator {
     }
 
     pub async fn end(&self, host: &Rc<impl Host>, id: &str, producer: (i64, i16), commit: bool) -> i16 {
+        if let Err(code) = self.serving(host, id) {
+            return code;
+        }
         let Some(_busy) = self.lock(id) else {
             return errors::CONCURRENT_TRANSACTIONS;
         };
@@ -339,8 +363,11 @@ impl TxnCoordinator {
         }
     }
 
-    pub fn describe(&self, id: &str) -> Option<TxnMeta> {
-        self.get(id)
+    /// DescribeTransactions of one id: its state, or NOT_COORDINATOR /
+    /// TRANSACTIONAL_ID_NOT_FOUND.
+    pub fn describe(&self, host: &Rc<impl Host>, id: &str) -> Result<TxnMeta, i16> {
+        self.serving(host, id)?;
+        self.get(id).ok_or(errors::TRANSACTIONAL_ID_NOT_FOUND)
     }
 
     pub fn list(&self) -> Vec<TxnMeta> {
@@ -349,41 +376,58 @@ impl TxnCoordinator {
         out
     }
 
-    /// Replays this shard's partitions of `__transaction_state`; returns how many records it
-    /// read and the transactions a stop interrupted between prepare and complete (for
-    /// [`TxnCoordinator::resume`]).
-    pub async fn load(&self, host: &Rc<impl Host>) -> Result<(usize, Vec<TxnMeta>), String> {
-        let logs = host.logs_of(TXN_TOPIC);
+    /// Replays one state partition (owned by this shard: at start, or moved here), from then
+    /// on coordinates its transactional ids, and returns (records read, the transactions of
+    /// that partition a stop or a move interrupted between prepare and complete).
+    pub async fn load_partition(
+        &self,
+        host: &Rc<impl Host>,
+        tp: &TopicPartition,
+        log: &Rc<crate::log::PartitionLog>,
+    ) -> Result<(usize, Vec<TxnMeta>), String> {
         let mut records = 0;
-        for (tp, log) in logs {
-            internal::for_each_record(&log, &tp, |r| {
-                if r.control {
-                    return;
+        internal::for_each_record(log, tp, |r| {
+            if r.control {
+                return;
+            }
+            let Some(id) = r.key.as_deref().and_then(store::decode_key) else { return };
+            records += 1;
+            match r.value.as_deref().map(|v| store::decode_value(&id, v)) {
+                None => {
+                    self.txns.borrow_mut().remove(&id);
                 }
-                let Some(id) = r.key.as_deref().and_then(store::decode_key) else { return };
-                records += 1;
-                match r.value.as_deref().map(|v| store::decode_value(&id, v)) {
-                    None => {
-                        self.txns.borrow_mut().remove(&id);
-                    }
-                    Some(Some(meta)) => {
-                        self.txns.borrow_mut().insert(id, meta);
-                    }
-                    Some(None) => eprintln!("sluice: {tp}: skipping unreadable state of transaction {id:?}"),
+                Some(Some(meta)) => {
+                    self.txns.borrow_mut().insert(id, meta);
                 }
-            })
-            .await?;
-        }
+                Some(None) => eprintln!("sluice: {tp}: skipping unreadable state of transaction {id:?}"),
+            }
+        })
+        .await?;
         let interrupted: Vec<TxnMeta> = self
             .txns
             .borrow()
             .values()
+            .filter(|m| state_partition(host.config(), &m.id) == *tp)
             .filter(|m| {
                 matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence)
             })
             .cloned()
             .collect();
+        self.owned.borrow_mut().insert(tp.partition);
         Ok((records, interrupted))
+    }
+
+    /// Stops coordinating the transactional ids of state partition `partition` (it moves to
+    /// another shard, whose `load_partition` takes over from the log): new requests get
+    /// NOT_COORDINATOR, state writes under way finish, the ids leave memory. Hold the
+    /// returned permit until the partition's log is closed. A transaction caught between
+    /// prepare and complete fails its next state write here (COORDINATOR_NOT_AVAILABLE,
+    /// which the client retries) and is finished by the new coordinator, as after a crash.
+    pub async fn unload_partition(&self, host: &Rc<impl Host>, partition: i32) -> Option<StaticPermit> {
+        self.owned.borrow_mut().remove(&partition);
+        let all = self.gates.exclusive(partition).await;
+        self.txns.borrow_mut().retain(|id, _| state_partition(host.config(), id).partition != partition);
+        all
     }
 
     /// Finishes a transaction a stop interrupted (commits what was prepared to commit,
