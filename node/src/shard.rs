@@ -13,12 +13,13 @@
 //! lease release — no counter is shared between cores.
 
 use crate::config::BrokerConfig;
+use crate::errors;
 use crate::log::background::Maintained;
 use crate::log::checkpoint::{self, OffsetEntry};
 use crate::log::{LogError, OpenHint, PartitionLog, TopicPartition};
 use crate::metrics::Metrics;
-use crate::topics::{self, Registry, TopicId, TopicInfo};
-use bytes::Bytes;
+use crate::partition;
+use crate::topics::{self, Registry, TopicId};
 use glommio::channels::channel_mesh::Senders;
 use glommio::sync::Semaphore;
 pub use moves::{balance_continuously, MoveError, Rebalanced};
@@ -30,56 +31,12 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod controller;
 mod coordinators;
 mod moves;
 pub mod ops;
 
-/// Kafka error codes used across the node.
-pub mod errors {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    /// Retriable: the partition is moving between shards (or just moved); ask again.
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const INVALID_REQUIRED_ACKS: i16 = 21;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const INVALID_PARTITIONS: i16 = 37;
-    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
-}
-
-/// One partition's records of a produce request.
-#[derive(Debug, Clone)]
-pub struct ProducePart {
-    pub tp: TopicPartition,
-    pub records: Bytes,
-}
-
-/// What a produce did to one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProduceOutcome {
-    pub error: i16,
-    pub base_offset: i64,
-    pub log_start_offset: i64,
-    pub message: Option<String>,
-}
-
-/// One partition of a fetch.
-#[derive(Debug, Clone)]
-pub struct FetchPart {
-    pub tp: TopicPartition,
-    pub offset: i64,
-    pub max_bytes: usize,
-    pub at_least_one: bool,
-    /// isolation_level=1: only up to the last stable offset, with the aborted transactions.
-    pub read_committed: bool,
-}
+pub use crate::partition::{FetchOutcome, FetchPart, ProduceOutcome, ProducePart};
 
 /// A fetched range as it crosses shards: a duplicated descriptor.
 #[derive(Debug)]
@@ -87,32 +44,6 @@ pub struct SentRange {
     pub fd: OwnedFd,
     pub position: u64,
     pub length: u64,
-}
-
-/// What a fetch found in one partition; `D` is the data: a local range or a sent one.
-#[derive(Debug)]
-pub struct FetchOutcome<D> {
-    pub error: i16,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-    pub data: Option<D>,
-    pub last_stable_offset: i64,
-    /// read_committed: aborted transactions in the returned range (producer id, first offset).
-    pub aborted: Vec<(i64, i64)>,
-}
-
-impl<D> FetchOutcome<D> {
-    /// An outcome with no data and no offsets.
-    pub fn failed(error: i16) -> Self {
-        FetchOutcome {
-            error,
-            high_watermark: -1,
-            log_start_offset: -1,
-            data: None,
-            last_stable_offset: -1,
-            aborted: Vec::new(),
-        }
-    }
 }
 
 pub use crate::metrics::PartitionStat;
@@ -179,17 +110,10 @@ pub struct Shard {
     appending: Rc<RefCell<HashMap<TopicPartition, usize>>>,
 }
 
-/// Producer ids reserved on disk at a time (a restart skips what was left of a block).
-const PRODUCER_ID_BLOCK: i64 = 1000;
-/// The file on shard 0 that holds the end of the last reserved block.
-pub const PRODUCER_ID_BLOCK_FILE: &str = "producer_id_block";
+pub use controller::PRODUCER_ID_BLOCK_FILE;
 
 /// How long a clean stop waits for requests in flight (a long-poll fetch may park this long).
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
-
-fn storage_error(e: &LogError) -> i16 {
-    e.kafka_error_code()
-}
 
 impl Shard {
     pub fn new(id: usize, setup: ShardSetup, peers: Senders<Op>, peer_of_shard: Vec<usize>) -> Rc<Shard> {
@@ -298,35 +222,14 @@ impl Shard {
                     self.metrics.borrow_mut().produce_bytes += part.records.len() as u64;
                     self.load.borrow_mut().produced(&part.tp, part.records.len() as u64);
                 }
-                let target = match self.registry.borrow().get(&part.tp.topic) {
-                    Some(t) => match crate::topic_config::compression(&t.configs) {
-                        crate::topic_config::TopicCompression::Codec(c) => Some(c),
-                        crate::topic_config::TopicCompression::Producer => None,
-                    },
-                    None => None,
-                };
+                let codec =
+                    self.registry.borrow().get(&part.tp.topic).and_then(|t| partition::stored_codec(&t.configs));
                 glommio::spawn_local(async move {
                     let _using = using;
-                    let log = match log {
-                        Ok(log) => log,
-                        Err(error) => {
-                            return ProduceOutcome { error, base_offset: -1, log_start_offset: -1, message: None }
-                        }
-                    };
-                    // The topic's compression.type: batches in another codec are re-encoded.
-                    let records = match target.map(|c| crate::log::records::recompress(&part.records, c)) {
-                        None => part.records,
-                        Some(Ok(v)) => Bytes::from(v),
-                        Some(Err(e)) => {
-                            return ProduceOutcome {
-                                error: e.kafka_error_code(),
-                                base_offset: -1,
-                                log_start_offset: log.log_start_offset(),
-                                message: Some(e.to_string()),
-                            }
-                        }
-                    };
-                    produce_one(&log, &records, acks, timeout_ms, now).await
+                    match log {
+                        Ok(log) => partition::produce(&log, part.records, codec, acks, timeout_ms, now).await,
+                        Err(error) => ProduceOutcome::failed(error, -1, None),
+                    }
                 })
             })
             .collect();
@@ -341,42 +244,13 @@ impl Shard {
     pub async fn fetch_local(&self, parts: &[FetchPart]) -> Vec<FetchOutcome<crate::log::FileRange>> {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
-            let log = match self.serving_log(&part.tp) {
-                Ok(log) => log,
-                Err(error) => {
-                    out.push(FetchOutcome::failed(error));
-                    continue;
-                }
+            let outcome = match self.serving_log(&part.tp) {
+                Ok(log) => partition::fetch(&log, part).await,
+                Err(error) => FetchOutcome::failed(error),
             };
-            let outcome = match log.read_upto(part.offset, part.max_bytes, part.at_least_one, part.read_committed).await
-            {
-                Ok(info) => {
-                    if let Some(range) = &info.range {
-                        self.load.borrow_mut().fetched(&part.tp, range.length);
-                    }
-                    let lso = log.last_stable_offset();
-                    let aborted = match (&info.range, part.read_committed) {
-                        (Some(_), true) => log.aborted_between(info.first_offset, info.next_offset),
-                        _ => Vec::new(),
-                    };
-                    FetchOutcome {
-                        error: errors::NONE,
-                        high_watermark: info.high_watermark,
-                        log_start_offset: info.log_start_offset,
-                        data: info.range,
-                        last_stable_offset: lso,
-                        aborted,
-                    }
-                }
-                Err(e) => FetchOutcome {
-                    error: storage_error(&e),
-                    high_watermark: log.high_watermark(),
-                    log_start_offset: log.log_start_offset(),
-                    data: None,
-                    last_stable_offset: log.last_stable_offset(),
-                    aborted: Vec::new(),
-                },
-            };
+            if let Some(range) = &outcome.data {
+                self.load.borrow_mut().fetched(&part.tp, range.length);
+            }
             out.push(outcome);
         }
         out
@@ -401,28 +275,9 @@ impl Shard {
     pub async fn list_offsets_local(&self, parts: &[(TopicPartition, i64, bool)]) -> Vec<(i16, i64, i64)> {
         let mut out = Vec::with_capacity(parts.len());
         for (tp, timestamp, committed) in parts {
-            let log = match self.serving_log(tp) {
-                Ok(log) => log,
-                Err(error) => {
-                    out.push((error, -1, -1));
-                    continue;
-                }
-            };
-            let found = match *timestamp {
-                -2 => Ok(Some((log.log_start_offset(), -1))),
-                -1 if *committed => Ok(Some((log.last_stable_offset(), -1))),
-                -1 => Ok(Some((log.high_watermark(), -1))),
-                -3 => log.max_timestamp_offset().await,
-                ts if ts >= 0 => log.offset_for_timestamp(ts).await,
-                _ => {
-                    out.push((errors::INVALID_REQUEST, -1, -1));
-                    continue;
-                }
-            };
-            out.push(match found {
-                Ok(Some((offset, ts))) => (errors::NONE, ts, offset),
-                Ok(None) => (errors::NONE, -1, -1),
-                Err(e) => (storage_error(&e), -1, -1),
+            out.push(match self.serving_log(tp) {
+                Ok(log) => partition::list_offset(&log, *timestamp, *committed).await,
+                Err(error) => (error, -1, -1),
             });
         }
         out
@@ -437,7 +292,6 @@ impl Shard {
         epoch: i16,
         commit: bool,
     ) -> Result<(), String> {
-        let marker = if commit { crate::log::batch::CONTROL_COMMIT } else { crate::log::batch::CONTROL_ABORT };
         let now = crate::runtime::now_ms();
         let tasks: Vec<_> = parts
             .iter()
@@ -448,11 +302,7 @@ impl Shard {
                 glommio::spawn_local(async move {
                     let _using = using;
                     let log = log.map_err(|e| format!("{tp} is not open here (error {e})"))?;
-                    let info = log
-                        .append_marker(producer_id, epoch, marker, 0, now)
-                        .await
-                        .map_err(|e| format!("{tp}: {e}"))?;
-                    log.sync_to(info.last_offset + 1).await.map_err(|e| format!("{tp}: {e}"))
+                    partition::write_marker(&log, &tp, producer_id, epoch, commit, now).await
                 })
             })
             .collect();
@@ -465,152 +315,10 @@ impl Shard {
         Ok(())
     }
 
-    /// A producer id never handed out before (any shard may call; shard 0 allocates).
-    pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, String> {
-        self.invoke(0, ops::AllocateProducerId).await?
-    }
-
-    /// Shard 0: the next producer id, reserving a new block on disk when one is used up.
-    async fn allocate_producer_id_local(&self) -> Result<i64, String> {
-        let _one = self.producer_id_block.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
-        let (next, end) = self.producer_ids.get();
-        if next >= end {
-            let new_end = next + PRODUCER_ID_BLOCK;
-            let text = format!("{new_end}\n").into_bytes();
-            checkpoint::write_atomic(&self.setup.data_dir, PRODUCER_ID_BLOCK_FILE, text)
-                .await
-                .map_err(|e| format!("reserving producer ids: {e}"))?;
-            self.producer_ids.set((next, new_end));
-        }
-        let (next, end) = self.producer_ids.get();
-        self.producer_ids.set((next + 1, end));
-        Ok(next)
-    }
-
-    /// Runs a topic operation on shard 0, the controller (any shard may call).
-    pub async fn controller<T: ShardOp<Reply = ops::TopicResult>>(self: &Rc<Self>, op: T) -> ops::TopicResult
-    where
-        Op: From<(T, glommio::channels::oneshot::SharedSender<ops::TopicResult>)>,
-    {
-        self.invoke(0, op).await.unwrap_or_else(|e| Err((errors::KAFKA_STORAGE_ERROR, e)))
-    }
-
-    /// Creates a topic; on shard 0 (see [`Shard::controller`]).
-    async fn create_topic(
-        self: &Rc<Self>,
-        name: &str,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-    ) -> Result<TopicInfo, (i16, String)> {
-        topics::validate_topic_name(name).map_err(|e| (errors::INVALID_TOPIC_EXCEPTION, e))?;
-        crate::topic_config::validate(&self.config().log, &configs)
-            .map_err(|e| (crate::topic_config::INVALID_CONFIG, e))?;
-        if partitions < 1 {
-            return Err((errors::INVALID_PARTITIONS, "number of partitions must be at least 1".into()));
-        }
-        let _permit =
-            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
-        if let Some(existing) = self.registry.borrow().get(name) {
-            return Err((errors::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", existing.name)));
-        }
-        crate::topic_config::write(&self.setup.data_dir, name, &configs)
-            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs };
-        self.place_new_partitions(name, 0, partitions).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        Ok(info)
-    }
-
-    /// CreatePartitions: grows a topic; a count at or below the current one is refused, as
-    /// Kafka does (partitions are never removed: keys would move).
-    async fn grow_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
-        let _permit =
-            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
-        let current = self.registry.borrow().get(name).cloned();
-        let Some(mut info) = current else {
-            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
-        };
-        if partitions <= info.partitions {
-            let msg = format!("topic {name:?} has {} partitions; the count can only grow", info.partitions);
-            return Err((errors::INVALID_PARTITIONS, msg));
-        }
-        self.place_new_partitions(name, info.partitions, partitions - info.partitions)
-            .await
-            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        info.partitions = partitions;
-        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        Ok(info)
-    }
-
-    /// DeleteTopics: every shard forgets the topic and deletes its partition directories.
-    async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<TopicInfo, (i16, String)> {
-        let _permit =
-            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
-        let Some(info) = self.registry.borrow().get(name).cloned() else {
-            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
-        };
-        self.apply_delete(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new())
-            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        let others = self.invoke_each(|s| s != self.id, || ops::ApplyDelete { name: name.to_string() }).await;
-        for result in others.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))? {
-            result.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        }
-        self.unplace_topic(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        Ok(info)
-    }
-
-    /// Forgets a topic and deletes the directories of the partitions this shard owns.
-    /// Fetches in flight keep their descriptors and finish; the files go with the last one.
-    pub async fn apply_delete(&self, name: &str) -> Result<(), String> {
-        self.registry.borrow_mut().remove(name);
-        self.placement.borrow_mut().remove_topic(name);
-        let owned: Vec<TopicPartition> = self.logs.borrow().keys().filter(|tp| tp.topic == name).cloned().collect();
-        for tp in owned {
-            self.logs.borrow_mut().remove(&tp);
-            self.load.borrow_mut().forget(&tp);
-            let dir = self.setup.data_dir.join(tp.dir_name());
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))?;
-        }
-        Ok(())
-    }
-
-    /// Every shard (this one first) records the topic and opens its partitions.
-    async fn broadcast_topic(self: &Rc<Self>, info: &TopicInfo) -> Result<(), String> {
-        self.invoke_each(|_| true, || ops::ApplyTopic(info.clone())).await?.into_iter().collect()
-    }
-
-    /// Records a topic in this shard's registry and opens the partitions this shard owns.
-    pub async fn apply_topic(&self, info: TopicInfo) -> Result<(), String> {
-        self.registry.borrow_mut().upsert(info.clone());
-        for p in 0..info.partitions {
-            let tp = TopicPartition::new(info.name.clone(), p);
-            if self.owner(&tp) == self.id && self.log(&tp).is_none() {
-                self.open_partition(tp, info.id).await.map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A partition's log settings: the broker's with the topic's overrides, except for the
-    /// internal topics, never trimmed by time or size (their coordinators compact them: see
-    /// `internal`) and with segment sizes of their own, as in Kafka.
+    /// A partition's log settings (`partition::log_config`).
     pub fn log_config(&self, tp: &TopicPartition) -> crate::log::LogConfig {
         let overrides = self.registry.borrow().get(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
-        let mut config = crate::topic_config::log_config(&self.config().log, &overrides).unwrap_or_else(|e| {
-            eprintln!("sluice: {tp}: topic configs ignored: {e}");
-            self.config().log.clone()
-        });
-        if tp.topic == crate::group::store::OFFSETS_TOPIC {
-            config.retention_ms = -1;
-            config.retention_bytes = -1;
-            config.segment_bytes = self.config().offsets_topic_segment_bytes;
-        } else if tp.topic == crate::txn::TXN_TOPIC {
-            config.retention_ms = -1;
-            config.retention_bytes = -1;
-            config.segment_bytes = self.config().transaction_state_segment_bytes;
-        }
-        config
+        partition::log_config(self.config(), tp, &overrides)
     }
 
     /// Opens (or creates) one partition's log and writes its `partition.metadata`.
@@ -709,39 +417,6 @@ impl Shard {
             checkpoint::write_offsets(dir, name, &entries(value)).await.map_err(|e| e.to_string())?;
         }
         checkpoint::write_atomic(dir, crate::log::CLEAN_SHUTDOWN_FILE, Vec::new()).await.map_err(|e| e.to_string())
-    }
-}
-
-/// Appends to one local partition and waits as `acks` requires.
-async fn produce_one(log: &Rc<PartitionLog>, records: &Bytes, acks: i16, timeout_ms: i32, now: i64) -> ProduceOutcome {
-    let failed = |error: i16, message: String| ProduceOutcome {
-        error,
-        base_offset: -1,
-        log_start_offset: log.log_start_offset(),
-        message: Some(message),
-    };
-    let info = match log.append_shared(records, 0, now).await {
-        Ok(info) => info,
-        Err(e) => return failed(storage_error(&e), e.to_string()),
-    };
-    if acks == -1 {
-        let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
-        let synced = futures_lite::future::or(async { Some(log.sync_to(info.last_offset + 1).await) }, async {
-            glommio::timer::sleep(timeout).await;
-            None
-        })
-        .await;
-        match synced {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return failed(storage_error(&e), e.to_string()),
-            None => return failed(errors::REQUEST_TIMED_OUT, "the fdatasync did not finish within timeout.ms".into()),
-        }
-    }
-    ProduceOutcome {
-        error: errors::NONE,
-        base_offset: info.first_offset,
-        log_start_offset: info.log_start_offset,
-        message: None,
     }
 }
 

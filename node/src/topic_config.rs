@@ -10,9 +10,6 @@ use crate::log::LogConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Kafka's INVALID_CONFIG.
-pub const INVALID_CONFIG: i16 = 40;
-
 pub const DIR: &str = "topic-configs";
 
 /// What `compression.type` asks of produced batches.

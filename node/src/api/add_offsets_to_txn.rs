@@ -2,9 +2,10 @@
 //! transaction, so the transaction's end settles the offsets TxnOffsetCommit writes there.
 
 use super::{decode, string, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{errors, AddPartitions};
+use crate::txn::AddPartitions;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use std::rc::Rc;
 

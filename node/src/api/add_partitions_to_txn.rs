@@ -2,10 +2,11 @@
 //! the partitions a transaction will write to, recorded before the producer writes.
 
 use super::{decode, string, topic_name, Close};
+use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{errors, AddPartitions};
+use crate::txn::AddPartitions;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };

@@ -5,8 +5,8 @@
 //! can retry with a version we speak. The response header is always v0 for this API.
 
 use super::SUPPORTED;
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::errors;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
 

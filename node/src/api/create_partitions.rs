@@ -2,8 +2,9 @@
 //! seeds say: keys would map to other partitions). Manual assignments must name this node.
 
 use super::{decode, topic_name, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, ops, Shard};
+use crate::shard::{ops, Shard};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;

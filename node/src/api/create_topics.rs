@@ -3,8 +3,9 @@
 //! `validate_only` checks without creating.
 
 use super::{decode, topic_name, uuid, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, ops, Shard};
+use crate::shard::{ops, Shard};
 use crate::topics::validate_topic_name;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -35,7 +36,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         } else if partitions < 1 {
             Err((errors::INVALID_PARTITIONS, format!("number of partitions {partitions} must be at least 1")))
         } else if let Err(e) = config_check {
-            Err((crate::topic_config::INVALID_CONFIG, e))
+            Err((crate::errors::INVALID_CONFIG, e))
         } else if request.validate_only {
             match shard.registry.borrow().get(&name) {
                 Some(_) => Err((errors::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"))),

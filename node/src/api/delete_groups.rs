@@ -2,7 +2,8 @@
 //! (tombstones in `__consumer_offsets`); a group with members answers NON_EMPTY_GROUP.
 
 use super::{decode, string, Close};
-use crate::group::{errors, Delete};
+use crate::errors;
+use crate::group::Delete;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;

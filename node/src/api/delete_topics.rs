@@ -2,8 +2,9 @@
 //! from every shard's registry; each shard deletes the directories of its partitions.
 
 use super::{decode, topic_name, uuid, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, ops, Shard};
+use crate::shard::{ops, Shard};
 use crate::topics::TopicId;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};

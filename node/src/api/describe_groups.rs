@@ -3,7 +3,8 @@
 //! before v6.
 
 use super::{decode, str_bytes, string, Close};
-use crate::group::{errors, Describe, GroupView};
+use crate::errors;
+use crate::group::{Describe, GroupView};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};

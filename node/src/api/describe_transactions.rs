@@ -2,9 +2,10 @@
 //! partitions of each transactional id (TRANSACTIONAL_ID_NOT_FOUND for an unknown one).
 
 use super::{decode, str_bytes, string, topic_name, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{errors, Describe};
+use crate::txn::Describe;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TransactionalId,

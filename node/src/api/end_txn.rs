@@ -2,9 +2,10 @@
 //! partition of the transaction.
 
 use super::{decode, string, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
-use crate::txn::{errors, End};
+use crate::txn::End;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use std::rc::Rc;
 

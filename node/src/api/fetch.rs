@@ -14,9 +14,10 @@
 //! fetches.
 
 use super::{decode, topic_name, uuid, Close};
+use crate::errors;
 use crate::log::{FileRange, TopicPartition};
 use crate::protocol::{encode_response, Chunk, Request, Response};
-use crate::shard::{errors, ops, FetchOutcome, FetchPart, SentRange, Shard};
+use crate::shard::{ops, FetchOutcome, FetchPart, SentRange, Shard};
 use crate::topics::TopicId;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};

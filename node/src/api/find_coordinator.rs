@@ -4,7 +4,7 @@
 //! Transaction coordinators (key type 1) work the same way, over `__transaction_state`.
 
 use super::{decode, str_bytes, Close};
-use crate::group::errors;
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;

@@ -2,7 +2,8 @@
 //! join again.
 
 use super::{decode, opt_string, string, Close};
-use crate::group::{errors, Heartbeat, MemberRef};
+use crate::errors;
+use crate::group::{Heartbeat, MemberRef};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};

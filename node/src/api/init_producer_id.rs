@@ -6,6 +6,7 @@
 //! the id keeps its producer id and gets the next epoch, fencing older incarnations.
 
 use super::{decode, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use crate::txn;
@@ -13,8 +14,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (0, 5);
-
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: InitProducerIdRequest = decode(req)?;
@@ -34,26 +33,26 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             epoch: hint_epoch,
         };
         let (error, pid, epoch) =
-            shard.invoke(shard.txn_coordinator(&id), call).await.unwrap_or((COORDINATOR_NOT_AVAILABLE, -1, -1));
+            shard.invoke(shard.txn_coordinator(&id), call).await.unwrap_or((errors::COORDINATOR_NOT_AVAILABLE, -1, -1));
         response(error, pid, epoch)
     } else if req.api_version >= 3 && request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
         if request.producer_epoch < i16::MAX - 1 {
-            response(0, request.producer_id.0, request.producer_epoch + 1)
+            response(errors::NONE, request.producer_id.0, request.producer_epoch + 1)
         } else {
             match shard.allocate_producer_id().await {
-                Ok(id) => response(0, id, 0),
+                Ok(id) => response(errors::NONE, id, 0),
                 Err(e) => {
                     eprintln!("sluice: allocating a producer id failed: {e}");
-                    response(COORDINATOR_NOT_AVAILABLE, -1, -1)
+                    response(errors::COORDINATOR_NOT_AVAILABLE, -1, -1)
                 }
             }
         }
     } else {
         match shard.allocate_producer_id().await {
-            Ok(id) => response(0, id, 0),
+            Ok(id) => response(errors::NONE, id, 0),
             Err(e) => {
                 eprintln!("sluice: allocating a producer id failed: {e}");
-                response(COORDINATOR_NOT_AVAILABLE, -1, -1)
+                response(errors::COORDINATOR_NOT_AVAILABLE, -1, -1)
             }
         }
     };

@@ -2,7 +2,8 @@
 //! parked until the join phase of the rebalance ends (see `group`).
 
 use super::{decode, opt_string, str_bytes, string, Close};
-use crate::group::{errors, JoinArgs, JoinResult};
+use crate::errors;
+use crate::group::{JoinArgs, JoinResult};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;

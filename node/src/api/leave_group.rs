@@ -2,7 +2,8 @@
 //! partitions are reassigned at once instead of after their session timeout.
 
 use super::{decode, opt_string, str_bytes, string, Close};
-use crate::group::{errors, Leave};
+use crate::errors;
+use crate::group::Leave;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::leave_group_response::MemberResponse;

@@ -2,7 +2,8 @@
 //! all groups here are "classic").
 
 use super::{decode, str_bytes, string, Close};
-use crate::group::{errors, GroupView, List};
+use crate::errors;
+use crate::group::{GroupView, List};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_groups_response::ListedGroup;

@@ -3,9 +3,10 @@
 //! (v9+ add earliest-local/tiered specials this node has no use for.)
 
 use super::{decode, topic_name, Close};
+use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, ops, Shard};
+use crate::shard::{ops, Shard};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ pub const VERSIONS: (i16, i16) = (1, 8);
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: ListOffsetsRequest = decode(req)?;
     let mut results: Vec<Vec<(i16, i64, i64)>> =
-        request.topics.iter().map(|t| vec![(0, -1, -1); t.partitions.len()]).collect();
+        request.topics.iter().map(|t| vec![(errors::NONE, -1, -1); t.partitions.len()]).collect();
     let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64)>> = BTreeMap::new();
     // isolation_level=1 (v2+): "latest" is the last stable offset.
     let committed = request.isolation_level == 1;

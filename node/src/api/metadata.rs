@@ -5,8 +5,9 @@
 //! Topic ids appear from v10; v12's topic-id lookups are answered by id.
 
 use super::{decode, topic_name, uuid, Close};
+use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, ops, Shard};
+use crate::shard::{ops, Shard};
 use crate::topics::{validate_topic_name, TopicId, TopicInfo};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,

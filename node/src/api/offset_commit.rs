@@ -3,7 +3,8 @@
 //! `__consumer_offsets` and fdatasynced before the answer.
 
 use super::{decode, opt_string, string, topic_name, Close};
-use crate::group::{errors, Commit, CommitPart, MemberRef};
+use crate::errors;
+use crate::group::{Commit, CommitPart, MemberRef};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};

@@ -2,7 +2,8 @@
 //! subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise), as Kafka does.
 
 use super::{decode, string, topic_name, Close};
-use crate::group::{errors, DeleteOffsets};
+use crate::errors;
+use crate::group::DeleteOffsets;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};

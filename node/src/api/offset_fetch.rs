@@ -2,7 +2,8 @@
 //! for everything the group committed). A partition with no commit answers offset -1.
 
 use super::{decode, str_bytes, string, topic_name, Close};
-use crate::group::{errors, FetchOffsets, FetchedOffset};
+use crate::errors;
+use crate::group::{FetchOffsets, FetchedOffset};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_fetch_response::{

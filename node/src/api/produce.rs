@@ -6,9 +6,10 @@
 //! other shard gets one message carrying all of its partitions.
 
 use super::{decode, topic_name, Close};
+use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{errors, ops, ProduceOutcome, ProducePart, Shard};
+use crate::shard::{ops, ProduceOutcome, ProducePart, Shard};
 use crate::topics::{validate_topic_name, TopicId};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -52,7 +53,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>
                 continue;
             }
             let Some(records) = part.records.clone().filter(|r| !r.is_empty()) else {
-                outcomes[ti][pi] = Some(failed(2)); // CORRUPT_MESSAGE: no records
+                outcomes[ti][pi] = Some(failed(errors::CORRUPT_MESSAGE)); // no records
                 continue;
             };
             let tp = TopicPartition::new(name.clone(), part.index);

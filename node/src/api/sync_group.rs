@@ -1,7 +1,8 @@
 //! SyncGroup, versions 0–5: the leader's assignment in, each member's share out.
 
 use super::{decode, opt_string, str_bytes, string, Close};
-use crate::group::{errors, SyncArgs, SyncResult};
+use crate::errors;
+use crate::group::{SyncArgs, SyncResult};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};

@@ -3,7 +3,8 @@
 //! generation, checked like OffsetCommit's.
 
 use super::{decode, opt_string, string, topic_name, Close};
-use crate::group::{errors, CommitPart, MemberRef, TxnCommit};
+use crate::errors;
+use crate::group::{CommitPart, MemberRef, TxnCommit};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::txn_offset_commit_response::{

@@ -87,8 +87,10 @@ impl BatchError {
             | BatchError::LengthTooSmall { .. }
             | BatchError::CrcMismatch { .. }
             | BatchError::Empty
-            | BatchError::Undecompressable(_) => 2,
-            BatchError::WrongMagic { .. } | BatchError::InvalidRecordCount { .. } | BatchError::InvalidRecords(_) => 87,
+            | BatchError::Undecompressable(_) => crate::errors::CORRUPT_MESSAGE,
+            BatchError::WrongMagic { .. } | BatchError::InvalidRecordCount { .. } | BatchError::InvalidRecords(_) => {
+                crate::errors::INVALID_RECORD
+            }
         }
     }
 }

@@ -31,9 +31,9 @@ impl LogError {
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             LogError::InvalidBatch(e) => e.kafka_error_code(),
-            LogError::MessageTooLarge { .. } => 10,
-            LogError::OffsetOutOfRange { .. } => 1,
-            LogError::Io { .. } | LogError::Offline | LogError::Corrupt(_) => 56,
+            LogError::MessageTooLarge { .. } => crate::errors::MESSAGE_TOO_LARGE,
+            LogError::OffsetOutOfRange { .. } => crate::errors::OFFSET_OUT_OF_RANGE,
+            LogError::Io { .. } | LogError::Offline | LogError::Corrupt(_) => crate::errors::KAFKA_STORAGE_ERROR,
             LogError::Sequence { code, .. } => *code,
         }
     }
@@ -54,9 +54,9 @@ impl fmt::Display for LogError {
             LogError::Corrupt(what) => write!(f, "corrupt log file: {what}"),
             LogError::Sequence { code, producer_id } => {
                 let what = match *code {
-                    super::producer::OUT_OF_ORDER_SEQUENCE_NUMBER => "out-of-order sequence number",
-                    super::producer::INVALID_PRODUCER_EPOCH => "producer epoch older than the partition's",
-                    super::producer::UNKNOWN_PRODUCER_ID => "unknown producer id with a non-zero sequence",
+                    crate::errors::OUT_OF_ORDER_SEQUENCE_NUMBER => "out-of-order sequence number",
+                    crate::errors::INVALID_PRODUCER_EPOCH => "producer epoch older than the partition's",
+                    crate::errors::UNKNOWN_PRODUCER_ID => "unknown producer id with a non-zero sequence",
                     _ => "sequence refused",
                 };
                 write!(f, "producer {producer_id}: {what}")

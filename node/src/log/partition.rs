@@ -1075,7 +1075,7 @@ fn check_sequences(
         let header = BatchHeader { base_offset: offset, ..span.header };
         match scratch.check(&header) {
             Verdict::Append => scratch.record(&header, 0),
-            Verdict::Duplicate { .. } => return Err(refuse(producer::OUT_OF_ORDER_SEQUENCE_NUMBER, &header)),
+            Verdict::Duplicate { .. } => return Err(refuse(crate::errors::OUT_OF_ORDER_SEQUENCE_NUMBER, &header)),
             Verdict::Refuse(code) => return Err(refuse(code, &header)),
         }
         offset = header.last_offset() + 1;

@@ -16,9 +16,7 @@ use std::collections::{HashMap, VecDeque};
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 pub const BATCHES_KEPT: usize = 5;
 
-pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+pub use crate::errors::{INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMeta {

@@ -13,6 +13,7 @@
 
 pub mod store;
 
+use crate::errors;
 use crate::group::store::Reader;
 use crate::internal::{self, Host};
 use crate::log::TopicPartition;
@@ -21,20 +22,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 pub use store::{TxnMeta, TxnState, TXN_TOPIC};
-
-pub mod errors {
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const INVALID_TXN_STATE: i16 = 48;
-    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
-    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
-    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
-    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
-    pub const PRODUCER_FENCED: i16 = 90;
-    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-}
 
 // The transaction operations a connection's shard sends to the transactional id's
 // coordinator shard, one type each; the router (`shard::ops`) gives each its reply type.
