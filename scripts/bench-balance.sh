@@ -23,7 +23,8 @@
 # control for the throughput ratio.
 #
 # Usage: bash scripts/bench-balance.sh [ROUNDS] [SECS]   (OUT [bench/out/balance-<UTC time>],
-#        SKEW, COLD, REBALANCE [1])
+#        SKEW, COLD, REBALANCE [1], CONNECTIONS [2] per producer: more connections spread the
+#        connection work more evenly over the shards, so that the partitions make the skew)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -85,7 +86,7 @@ for r in $(seq "$rounds"); do
     for t in hot cold; do
         p=$([ "$t" = hot ] && echo 1 || echo "$cold")
         "$bench" produce --bootstrap "$kafka" --topic "$t" --partitions "$p" --size 1024 --acks 1 \
-            --batch-bytes 16384 --connections 2 --in-flight 5 --warmup 1 --duration $((2 * secs + 15)) \
+            --batch-bytes 16384 --connections "${CONNECTIONS:-2}" --in-flight 5 --warmup 1 --duration $((2 * secs + 15)) \
             --quiet 1 --out "$out/$t-$r" >"$out/$t-$r.txt" &
         pids+=($!)
     done

@@ -194,15 +194,17 @@ impl Shard {
     ) -> Result<Rebalanced, MoveError> {
         // The load sampler's figures cover one second each; a plan from one of them follows
         // its noise (measured: 0.09 imbalance in one second of a run that averaged 0.23).
-        let mut busy = vec![0.0; self.shards()];
+        let mut shards = vec![balance::ShardLoad { busy: 0.0, connection_bytes_per_s: 0.0 }; self.shards()];
         let mut bytes: HashMap<TopicPartition, (usize, f64)> = HashMap::new();
         for sample in 0..BALANCE_SAMPLES {
             if sample > 0 {
                 glommio::timer::sleep(crate::metrics::LOAD_SAMPLE_INTERVAL).await;
             }
             let (metrics, stats) = self.all_stats().await;
-            for (b, m) in busy.iter_mut().zip(&metrics) {
-                *b += m.load.busy_ratio / BALANCE_SAMPLES as f64;
+            for (s, m) in shards.iter_mut().zip(&metrics) {
+                s.busy += m.load.busy_ratio / BALANCE_SAMPLES as f64;
+                s.connection_bytes_per_s +=
+                    (m.load.bytes_received_per_s + m.load.bytes_sent_per_s) / BALANCE_SAMPLES as f64;
             }
             for p in stats {
                 let rate = (p.load.produce_bytes_per_s + p.load.fetch_bytes_per_s) / BALANCE_SAMPLES as f64;
@@ -210,7 +212,6 @@ impl Shard {
                 *entry = (p.shard, entry.1 + rate);
             }
         }
-        let shards: Vec<balance::ShardLoad> = busy.into_iter().map(|busy| balance::ShardLoad { busy }).collect();
         let mut parts: Vec<balance::PartitionLoad> = bytes
             .into_iter()
             .map(|(tp, (shard, bytes_per_s))| balance::PartitionLoad {
