@@ -67,6 +67,8 @@ CRATE_VERSIONS = {
     "DescribeTransactionsRequest": (0, 0),
     # The crate knows v2 (KIP-1152's TransactionalIdPattern); the spec copy here ends at v1.
     "ListTransactionsRequest": (0, 1),
+    "DescribeLogDirsRequest": (1, 4),
+    "DescribeProducersRequest": (0, 0),
 }
 
 PRIMITIVES = {

@@ -206,3 +206,19 @@ pub fn stored_codec(topic_configs: &BTreeMap<String, String>) -> Option<Codec> {
         crate::topic_config::TopicCompression::Producer => None,
     }
 }
+
+/// DeleteRecords for one partition: moves the log start to `offset` (-1: the high
+/// watermark) and deletes the segments wholly below it; returns (error, the new low
+/// watermark). An offset past the high watermark, or below -1, is OFFSET_OUT_OF_RANGE; one
+/// at or below the current log start changes nothing. Internal topics refuse it, as Kafka
+/// does (INVALID_TOPIC_EXCEPTION): their coordinators own what they hold.
+pub async fn delete_records(log: &Rc<PartitionLog>, tp: &TopicPartition, offset: i64) -> (i16, i64) {
+    if tp.topic == crate::group::store::OFFSETS_TOPIC || tp.topic == crate::txn::TXN_TOPIC {
+        return (errors::INVALID_TOPIC_EXCEPTION, -1);
+    }
+    let offset = if offset == -1 { log.high_watermark() } else { offset };
+    match log.advance_log_start(offset).await {
+        Ok(low_watermark) => (errors::NONE, low_watermark),
+        Err(e) => (e.kafka_error_code(), -1),
+    }
+}

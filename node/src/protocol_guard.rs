@@ -446,6 +446,8 @@ mod tests {
     };
     use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
     use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::describe_producers_request::TopicRequest as ProducersTopic;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -519,6 +521,8 @@ mod tests {
         60 => DescribeClusterRequest,
         65 => DescribeTransactionsRequest,
         66 => ListTransactionsRequest,
+        35 => DescribeLogDirsRequest,
+        61 => DescribeProducersRequest,
     }
 
     /// The versions covered for `api_key`: the crate's, except ListTransactions, whose v2
@@ -1069,6 +1073,18 @@ mod tests {
             .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
     }
 
+    fn describe_log_dirs(_v: i16) -> DescribeLogDirsRequest {
+        let topic = DescribableLogDirTopic::default().with_topic(topic("events")).with_partitions(vec![0, 3]);
+        DescribeLogDirsRequest::default()
+            .with_topics(Some(vec![topic]))
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
+    fn describe_producers(_v: i16) -> DescribeProducersRequest {
+        let topic = ProducersTopic::default().with_name(topic("events")).with_partition_indexes(vec![0, 1, 2]);
+        DescribeProducersRequest::default().with_topics(vec![topic]).with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
     /// Every covered API at every version the crate decodes, fully populated.
     fn samples() -> Vec<Sample> {
         fn each<T: Encodable>(api_key: i16, build: fn(i16) -> T, out: &mut Vec<Sample>) {
@@ -1106,6 +1122,8 @@ mod tests {
         each(60, describe_cluster, &mut out);
         each(65, describe_transactions, &mut out);
         each(66, list_transactions, &mut out);
+        each(35, describe_log_dirs, &mut out);
+        each(61, describe_producers, &mut out);
         out
     }
 

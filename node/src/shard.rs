@@ -101,6 +101,8 @@ pub struct Shard {
     producer_ids: std::cell::Cell<(i64, i64)>,
     /// Shard 0: serialises reservations of producer id blocks.
     producer_id_block: Semaphore,
+    /// Shard 0: serialises rewrites of `log-start-offset-checkpoint` (DeleteRecords).
+    log_start_checkpoint: Semaphore,
     /// This shard's copy of the placement table, read by `owner`.
     placement: RefCell<crate::placement::Placement>,
     /// Partitions being moved away from this shard (owner) or by this shard (controller):
@@ -139,6 +141,7 @@ impl Shard {
             txns: crate::txn::TxnCoordinator::default(),
             producer_ids: std::cell::Cell::new((setup.producer_id_start, setup.producer_id_start)),
             producer_id_block: Semaphore::new(1),
+            log_start_checkpoint: Semaphore::new(1),
             placement: RefCell::new(setup.placement.clone()),
             moving: RefCell::new(Default::default()),
             appending: Rc::new(RefCell::new(HashMap::new())),
@@ -388,6 +391,21 @@ impl Shard {
             log.close().await.map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Shard 0: rewrites `log-start-offset-checkpoint` with every partition's log start now.
+    /// Serialised with itself (two DeleteRecords may ask at once; the later write must not be
+    /// overtaken by the earlier's older figures).
+    pub async fn checkpoint_log_starts(self: &Rc<Self>) -> Result<(), String> {
+        let _one = self.log_start_checkpoint.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
+        let (_, stats) = self.all_stats().await;
+        let entries: Vec<OffsetEntry> = stats
+            .iter()
+            .map(|s| OffsetEntry { topic: s.tp.topic.clone(), partition: s.tp.partition, offset: s.log_start_offset })
+            .collect();
+        checkpoint::write_offsets(&self.setup.data_dir, checkpoint::LOG_START_OFFSET_FILE, &entries)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Clean shutdown, run on shard 0: every shard closes its logs, then the checkpoints

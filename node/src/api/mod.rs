@@ -8,9 +8,12 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -64,6 +67,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS.0, txn_offset_commit::VERSIONS.1),
     (ApiKey::DescribeTransactions, describe_transactions::VERSIONS.0, describe_transactions::VERSIONS.1),
     (ApiKey::ListTransactions, list_transactions::VERSIONS.0, list_transactions::VERSIONS.1),
+    (ApiKey::DeleteRecords, delete_records::VERSIONS.0, delete_records::VERSIONS.1),
+    (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS.0, describe_log_dirs::VERSIONS.1),
+    (ApiKey::DescribeProducers, describe_producers::VERSIONS.0, describe_producers::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -98,6 +104,9 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::Fetch => fetch::handle(shard, &req).await.map(Some),
         ApiKey::ListOffsets => list_offsets::handle(shard, &req).await.map(Some),
         ApiKey::DeleteTopics => delete_topics::handle(shard, &req).await.map(Some),
+        ApiKey::DeleteRecords => delete_records::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeProducers => describe_producers::handle(shard, &req).await.map(Some),
         ApiKey::CreatePartitions => create_partitions::handle(shard, &req).await.map(Some),
         ApiKey::DescribeCluster => describe_cluster::handle(shard, &req).await.map(Some),
         ApiKey::FindCoordinator => find_coordinator::handle(shard, &req).await.map(Some),

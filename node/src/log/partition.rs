@@ -1032,6 +1032,11 @@ impl PartitionLog {
         self.state.borrow().producers.aborted_between(from, upper)
     }
 
+    /// Every producer this partition knows (see `ProducerStates::active`).
+    pub fn active_producers(&self) -> Vec<(i64, i16, i32, i64, i64)> {
+        self.state.borrow().producers.active()
+    }
+
     /// Open transactions in this partition: (producer id, epoch, first offset).
     pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
         self.state.borrow().producers.open_transactions()

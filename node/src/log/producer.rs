@@ -220,6 +220,28 @@ impl ProducerStates {
         self.entries.values().filter_map(|e| e.txn_first_offset).min()
     }
 
+    /// Every producer this partition knows, for DescribeProducers: (producer id, epoch, last
+    /// sequence or -1, timestamp of its last batch or -1, first offset of its open
+    /// transaction or -1), by producer id.
+    pub fn active(&self) -> Vec<(i64, i16, i32, i64, i64)> {
+        let mut out: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(id, e)| {
+                let last = e.batches.back();
+                (
+                    *id,
+                    e.epoch,
+                    last.map_or(-1, |b| b.last_seq),
+                    last.map_or(-1, |b| b.timestamp),
+                    e.txn_first_offset.unwrap_or(-1),
+                )
+            })
+            .collect();
+        out.sort_unstable_by_key(|p| p.0);
+        out
+    }
+
     /// Open transactions: (producer id, epoch, first offset).
     pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
         let mut out: Vec<_> =

@@ -338,6 +338,15 @@ static TXN_OFFSET_COMMIT_REQUEST: [Field; 8] = [
     Field { name: "Topics", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&TXN_OFFSET_COMMIT_REQUEST__TXN_OFFSET_COMMIT_REQUEST_TOPIC) },
 ];
 
+static DESCRIBE_LOG_DIRS_REQUEST__DESCRIBABLE_LOG_DIR_TOPIC: [Field; 2] = [
+    Field { name: "Topic", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "Partitions", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static DESCRIBE_LOG_DIRS_REQUEST: [Field; 1] = [
+    Field { name: "Topics", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&DESCRIBE_LOG_DIRS_REQUEST__DESCRIBABLE_LOG_DIR_TOPIC) },
+];
+
 static CREATE_PARTITIONS_REQUEST__CREATE_PARTITIONS_ASSIGNMENT: [Field; 1] = [
     Field { name: "BrokerIds", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
 ];
@@ -377,6 +386,15 @@ static DESCRIBE_CLUSTER_REQUEST: [Field; 3] = [
     Field { name: "IncludeClusterAuthorizedOperations", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
     Field { name: "EndpointType", versions: Versions::from(1), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
     Field { name: "IncludeFencedBrokers", versions: Versions::from(2), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+];
+
+static DESCRIBE_PRODUCERS_REQUEST__TOPIC_REQUEST: [Field; 2] = [
+    Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "PartitionIndexes", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static DESCRIBE_PRODUCERS_REQUEST: [Field; 1] = [
+    Field { name: "Topics", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&DESCRIBE_PRODUCERS_REQUEST__TOPIC_REQUEST) },
 ];
 
 static DESCRIBE_TRANSACTIONS_REQUEST: [Field; 1] = [
@@ -565,6 +583,14 @@ static TXN_OFFSET_COMMIT_REQUEST_MESSAGE: Message = Message {
     fields: &TXN_OFFSET_COMMIT_REQUEST,
 };
 
+static DESCRIBE_LOG_DIRS_REQUEST_MESSAGE: Message = Message {
+    name: "DescribeLogDirsRequest",
+    api_key: 35,
+    valid: Versions::new(1, 4),
+    flexible: Versions::from(2),
+    fields: &DESCRIBE_LOG_DIRS_REQUEST,
+};
+
 static CREATE_PARTITIONS_REQUEST_MESSAGE: Message = Message {
     name: "CreatePartitionsRequest",
     api_key: 37,
@@ -595,6 +621,14 @@ static DESCRIBE_CLUSTER_REQUEST_MESSAGE: Message = Message {
     valid: Versions::new(0, 2),
     flexible: Versions::from(0),
     fields: &DESCRIBE_CLUSTER_REQUEST,
+};
+
+static DESCRIBE_PRODUCERS_REQUEST_MESSAGE: Message = Message {
+    name: "DescribeProducersRequest",
+    api_key: 61,
+    valid: Versions::new(0, 0),
+    flexible: Versions::from(0),
+    fields: &DESCRIBE_PRODUCERS_REQUEST,
 };
 
 static DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE: Message = Message {
@@ -638,10 +672,12 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         25 => Some(&ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE),
         26 => Some(&END_TXN_REQUEST_MESSAGE),
         28 => Some(&TXN_OFFSET_COMMIT_REQUEST_MESSAGE),
+        35 => Some(&DESCRIBE_LOG_DIRS_REQUEST_MESSAGE),
         37 => Some(&CREATE_PARTITIONS_REQUEST_MESSAGE),
         42 => Some(&DELETE_GROUPS_REQUEST_MESSAGE),
         47 => Some(&OFFSET_DELETE_REQUEST_MESSAGE),
         60 => Some(&DESCRIBE_CLUSTER_REQUEST_MESSAGE),
+        61 => Some(&DESCRIBE_PRODUCERS_REQUEST_MESSAGE),
         65 => Some(&DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE),
         66 => Some(&LIST_TRANSACTIONS_REQUEST_MESSAGE),
         _ => None,
@@ -650,7 +686,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 28] = [
+pub(super) static MESSAGES: [&Message; 30] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -673,10 +709,12 @@ pub(super) static MESSAGES: [&Message; 28] = [
     &ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE,
     &END_TXN_REQUEST_MESSAGE,
     &TXN_OFFSET_COMMIT_REQUEST_MESSAGE,
+    &DESCRIBE_LOG_DIRS_REQUEST_MESSAGE,
     &CREATE_PARTITIONS_REQUEST_MESSAGE,
     &DELETE_GROUPS_REQUEST_MESSAGE,
     &OFFSET_DELETE_REQUEST_MESSAGE,
     &DESCRIBE_CLUSTER_REQUEST_MESSAGE,
+    &DESCRIBE_PRODUCERS_REQUEST_MESSAGE,
     &DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE,
     &LIST_TRANSACTIONS_REQUEST_MESSAGE,
 ];

@@ -70,6 +70,9 @@ ops! {
     /// Park until any partition's log end passes its offset, or the wait elapses.
     Wait(Wait);
     ListOffsets(ListOffsets);
+    DeleteRecords(DeleteRecords);
+    CheckpointLogStarts(CheckpointLogStarts);
+    DescribeProducers(DescribeProducers);
     CreateTopic(CreateTopic);
     GrowTopic(GrowTopic);
     DeleteTopic(DeleteTopic);
@@ -198,6 +201,57 @@ impl ShardOp for ListOffsets {
     type Reply = Vec<(i16, i64, i64)>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         shard.list_offsets_local(&self.parts).await
+    }
+}
+
+/// DeleteRecords: (partition, offset or -1 for the high watermark) → (error, low watermark).
+#[derive(Debug)]
+pub struct DeleteRecords {
+    pub parts: Vec<(TopicPartition, i64)>,
+}
+
+impl ShardOp for DeleteRecords {
+    type Reply = Vec<(i16, i64)>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let mut out = Vec::with_capacity(self.parts.len());
+        for (tp, offset) in &self.parts {
+            out.push(match shard.serving_log(tp) {
+                Ok(log) => crate::partition::delete_records(&log, tp, *offset).await,
+                Err(error) => (error, -1),
+            });
+        }
+        out
+    }
+}
+
+/// To shard 0: write `log-start-offset-checkpoint` with every partition's log start now (after
+/// DeleteRecords, so a crash cannot bring deleted records back).
+#[derive(Debug)]
+pub struct CheckpointLogStarts;
+
+impl ShardOp for CheckpointLogStarts {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.checkpoint_log_starts().await
+    }
+}
+
+/// DescribeProducers: per partition (error, producers as `ProducerStates::active` lists them).
+#[derive(Debug)]
+pub struct DescribeProducers {
+    pub parts: Vec<TopicPartition>,
+}
+
+impl ShardOp for DescribeProducers {
+    type Reply = Vec<(i16, Vec<(i64, i16, i32, i64, i64)>)>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        self.parts
+            .iter()
+            .map(|tp| match shard.serving_log(tp) {
+                Ok(log) => (crate::errors::NONE, log.active_producers()),
+                Err(error) => (error, Vec::new()),
+            })
+            .collect()
     }
 }
 
