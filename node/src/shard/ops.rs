@@ -70,6 +70,8 @@ ops! {
     /// Park until any partition's log end passes its offset, or the wait elapses.
     Wait(Wait);
     ListOffsets(ListOffsets);
+    /// ListOffsets v0.
+    OffsetsBefore(OffsetsBefore);
     CreateTopic(CreateTopic);
     GrowTopic(GrowTopic);
     DeleteTopic(DeleteTopic);
@@ -198,6 +200,20 @@ impl ShardOp for ListOffsets {
     type Reply = Vec<(i16, i64, i64)>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         shard.list_offsets_local(&self.parts).await
+    }
+}
+
+/// ListOffsets v0: (partition, timestamp or -1/-2, max number of offsets, asked by a
+/// consumer) → (error, offsets newest first) each.
+#[derive(Debug)]
+pub struct OffsetsBefore {
+    pub parts: Vec<(TopicPartition, i64, i32, bool)>,
+}
+
+impl ShardOp for OffsetsBefore {
+    type Reply = Vec<(i16, Vec<i64>)>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.offsets_before_local(&self.parts)
     }
 }
 
