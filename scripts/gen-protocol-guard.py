@@ -18,6 +18,11 @@ agree with the crate (kafka-protocol 0.18, generated from Kafka 4.1.0):
   only add versions at the top (Kafka never changes the layout of a released version),
   and the crate refuses versions outside its range before reading a byte, so versions
   beyond the cap need no table.
+* LEGACY_VERSIONS extend a message's range below the crate's by the versions Kafka 4.0
+  dropped (KIP-896) that the node still serves, as Kafka 3.9 did. The crate no longer
+  decodes them; the node reads them with its own decoders (node/src/api/legacy.rs), after
+  the guard walked them, and the Rust tests check those layouts against kafka-protocol
+  0.14 (generated from Kafka 3.7, which still had them).
 * AMENDMENTS bring a spec that predates Kafka 4.1.0 up to it, one documented edit per
   KIP. They exist because the stored copies available when this was written were not all
   from 4.1.0; node/protocol-specs/SOURCES.md says where each file came from. The Rust
@@ -69,6 +74,13 @@ CRATE_VERSIONS = {
     "ListTransactionsRequest": (0, 1),
     "DescribeLogDirsRequest": (1, 4),
     "DescribeProducersRequest": (0, 0),
+}
+
+# Message name -> the lowest version the node decodes itself, below the crate's range.
+LEGACY_VERSIONS = {
+    "ListOffsetsRequest": 0,
+    "OffsetCommitRequest": 0,
+    "OffsetFetchRequest": 0,
 }
 
 PRIMITIVES = {
@@ -147,7 +159,24 @@ def amend_delete_records(spec):
     spec["flexibleVersions"] = "2+"
 
 
+def amend_list_offsets(spec):
+    # Kafka 4.0 dropped v0 (KIP-896); Kafka 3.9's spec has it: MaxNumOffsets, v0 only,
+    # after Timestamp (v1 removed it).
+    spec["validVersions"] = "0-12"
+    partition = field(field(spec, "Topics"), "Partitions")
+    at = partition["fields"].index(field(partition, "Timestamp")) + 1
+    partition["fields"].insert(at, {"name": "MaxNumOffsets", "type": "int32", "versions": "0"})
+
+
+def amend_offset_commit(spec):
+    # Kafka 4.0 dropped v0 and v1 (KIP-896); their fields (v1's CommitTimestamp,
+    # GenerationIdOrMemberEpoch and MemberId from v1) are still in the spec, as in 3.9.
+    spec["validVersions"] = "0-9"
+
+
 AMENDMENTS = {
+    "ListOffsetsRequest": amend_list_offsets,
+    "OffsetCommitRequest": amend_offset_commit,
     "ProduceRequest": amend_produce,
     "ApiVersionsRequest": amend_api_versions,
     "JoinGroupRequest": amend_join_group,
@@ -241,9 +270,10 @@ class Generator:
         common = {s["name"]: s for s in spec.get("commonStructs", [])}
         emitted = {}  # struct type name -> const name, within this message
         lo, hi = CRATE_VERSIONS[name]
+        lo = min(lo, LEGACY_VERSIONS.get(name, lo))
         valid = parse_versions(spec["validVersions"])
         if not (valid[0] <= lo and hi <= valid[1]):
-            raise ValueError(f"{name}: spec validVersions {valid} does not cover the crate's {lo}-{hi}")
+            raise ValueError(f"{name}: spec validVersions {valid} does not cover the node's {lo}-{hi}")
         flexible = parse_versions(spec.get("flexibleVersions", "none"))
         top = self.struct(name, None, spec["fields"], common, emitted, flexible)
         return (name, spec["apiKey"], (lo, hi), flexible, top)
@@ -320,7 +350,8 @@ def render(specs):
         "//",
         "// One static per struct: its fields in wire order. Version ranges are inclusive,",
         "// `Versions::from(n)` is \"n+\" and `Versions::NONE` never matches. Message ranges are",
-        "// capped at what kafka-protocol 0.18 decodes (see the script).",
+        "// capped at what kafka-protocol 0.18 decodes, plus the legacy versions below it that",
+        "// the node decodes itself (see the script).",
         "",
         "use super::{Field, Message, Type, Versions};",
         "",

@@ -4,6 +4,9 @@
 
 use kafka_protocol::ResponseError as E;
 
+/// Kafka's answer to an unexpected failure; Kafka 3.9 gives it to ListOffsets v0 with a
+/// negative MaxNumOffsets, and so do we.
+pub const UNKNOWN_SERVER_ERROR: i16 = E::UnknownServerError.code();
 pub const NONE: i16 = 0;
 pub const OFFSET_OUT_OF_RANGE: i16 = E::OffsetOutOfRange.code();
 pub const CORRUPT_MESSAGE: i16 = E::CorruptMessage.code();
@@ -61,6 +64,7 @@ mod tests {
     fn the_codes_are_kafkas() {
         // A few against the protocol guide's table, by number.
         let known = [
+            (UNKNOWN_SERVER_ERROR, -1),
             (OFFSET_OUT_OF_RANGE, 1),
             (CORRUPT_MESSAGE, 2),
             (NOT_LEADER_OR_FOLLOWER, 6),

@@ -164,6 +164,62 @@ pub async fn list_offset(log: &Rc<PartitionLog>, timestamp: i64, read_committed:
     }
 }
 
+/// ListOffsets v0 for one partition: (error, offsets newest first). See [`offsets_before`];
+/// `from_consumer` (replica id -1) caps the answer at the high watermark, as Kafka does.
+pub fn list_offsets_before(
+    log: &PartitionLog,
+    timestamp: i64,
+    max_num_offsets: i32,
+    from_consumer: bool,
+    now_ms: i64,
+) -> (i16, Vec<i64>) {
+    let points = match log.offsets_by_write_time(now_ms) {
+        Ok(points) => points,
+        Err(e) => return (e.kafka_error_code(), Vec::new()),
+    };
+    let high_watermark = from_consumer.then(|| log.high_watermark());
+    match offsets_before(&points, timestamp, max_num_offsets, high_watermark) {
+        Ok(offsets) => (errors::NONE, offsets),
+        Err(error) => (error, Vec::new()),
+    }
+}
+
+/// Kafka 3.9's ListOffsets v0 (`UnifiedLog.legacyFetchOffsetsBefore`, then
+/// `Partition.legacyFetchOffsetsForTimestamp` for consumers), over `points`: (offset, time
+/// in ms) per segment oldest first, from [`PartitionLog::offsets_by_write_time`].
+///
+/// -1 (latest) starts at the last point, -2 (earliest) at the first, a time at the last
+/// point whose time is at or before it (none: nothing); from there up to `max_num_offsets`
+/// offsets going back, newest first. So a time answers the base offsets of the segments
+/// last written at or before it — not the first record at or after it, as v1+ do. With a
+/// `high_watermark` (the asker is a consumer), offsets above it are replaced by it.
+/// A negative `max_num_offsets` is UNKNOWN_SERVER_ERROR, as in Kafka (its array size goes
+/// negative). `timestamp` is -1, -2 or a time: the caller refuses other negative values.
+pub fn offsets_before(
+    points: &[(i64, i64)],
+    timestamp: i64,
+    max_num_offsets: i32,
+    high_watermark: Option<i64>,
+) -> Result<Vec<i64>, i16> {
+    let start: Option<usize> = match timestamp {
+        -1 => points.len().checked_sub(1),
+        -2 => (!points.is_empty()).then_some(0),
+        time => points.iter().rposition(|&(_, at)| at <= time),
+    };
+    let available = start.map_or(0, |i| i + 1);
+    let count = i64::from(max_num_offsets).min(available as i64);
+    let Ok(count) = usize::try_from(count) else { return Err(errors::UNKNOWN_SERVER_ERROR) };
+    let mut offsets: Vec<i64> = points[..available].iter().rev().take(count).map(|&(offset, _)| offset).collect();
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    if let Some(hw) = high_watermark {
+        if offsets.iter().any(|&o| o > hw) {
+            let kept = offsets.iter().position(|&o| o <= hw).unwrap_or(offsets.len());
+            offsets.splice(..kept, [hw]);
+        }
+    }
+    Ok(offsets)
+}
+
 /// Appends a COMMIT or ABORT marker for the producer and waits for its fdatasync.
 pub async fn write_marker(
     log: &Rc<PartitionLog>,
@@ -220,5 +276,56 @@ pub async fn delete_records(log: &Rc<PartitionLog>, tp: &TopicPartition, offset:
     match log.advance_log_start(offset).await {
         Ok(low_watermark) => (errors::NONE, low_watermark),
         Err(e) => (e.kafka_error_code(), -1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segments at 0, 10 and 20 last written at t=100, 200 and 300, the log end 25 at
+    /// t=1000 (now): Kafka 3.9's ListOffsets v0 answers, case by case.
+    #[test]
+    fn offsets_before_answers_as_kafka_3_9() {
+        let points = [(0, 100), (10, 200), (20, 300), (25, 1_000)];
+        let cases: [(i64, i32, &[i64]); 12] = [
+            (-1, 1, &[25]),
+            (-1, 3, &[25, 20, 10]),
+            (-1, 100, &[25, 20, 10, 0]),
+            (-2, 1, &[0]),
+            (-2, 5, &[0]),
+            (250, 1, &[10]),
+            (250, 10, &[10, 0]),
+            (200, 10, &[10, 0]),
+            (99, 10, &[]),
+            (5_000, 2, &[25, 20]),
+            (-1, 0, &[]),
+            (300, 2, &[20, 10]),
+        ];
+        for (timestamp, max, want) in cases {
+            assert_eq!(offsets_before(&points, timestamp, max, None), Ok(want.to_vec()), "{timestamp} max {max}");
+        }
+        assert_eq!(offsets_before(&points, -1, -1, None), Err(errors::UNKNOWN_SERVER_ERROR));
+        // An empty time range still errs on a negative count, like Kafka's array.
+        assert_eq!(offsets_before(&points, 99, -1, None), Err(errors::UNKNOWN_SERVER_ERROR));
+    }
+
+    /// A consumer never sees an offset above the high watermark: those are replaced by it
+    /// (here a segment rolled for an append still being written).
+    #[test]
+    fn offsets_before_caps_a_consumer_at_the_high_watermark() {
+        let points = [(0, 100), (10, 200), (30, 300)];
+        assert_eq!(offsets_before(&points, -1, 3, Some(25)), Ok(vec![25, 10, 0]));
+        assert_eq!(offsets_before(&points, -1, 3, None), Ok(vec![30, 10, 0]));
+        assert_eq!(offsets_before(&points, -1, 3, Some(5)), Ok(vec![5, 0]));
+        assert_eq!(offsets_before(&points, -2, 3, Some(25)), Ok(vec![0]));
+    }
+
+    /// A log start inside a segment (points already clamped to it) can repeat an offset;
+    /// the answer keeps Kafka's order, newest first.
+    #[test]
+    fn offsets_before_keeps_repeats_newest_first() {
+        let points = [(15, 100), (15, 200), (20, 300)];
+        assert_eq!(offsets_before(&points, -1, 5, None), Ok(vec![20, 15, 15]));
     }
 }

@@ -29,8 +29,10 @@
 //! - Trailing bytes after the last field are allowed: the crate and Kafka ignore them.
 //! - An API without a generated schema, or a version outside the schema's range, returns
 //!   `Ok(())`: the crate refuses versions outside its range before reading a byte (a test
-//!   pins every schema range to the crate's), and handlers of unschema'd APIs must not use
-//!   the crate's decoder on untrusted bytes — add the spec first.
+//!   pins every schema range to the crate's, extended below only by the legacy versions the
+//!   node reads itself in `api::legacy`, checked against kafka-protocol 0.14), and handlers
+//!   of unschema'd APIs must not use the crate's decoder on untrusted bytes — add the spec
+//!   first.
 //!
 //! Not covered: honest-but-large requests. A body really holding a million one-byte
 //! elements passes, and the crate then allocates a million in-memory structs (tens of bytes
@@ -111,7 +113,8 @@ struct Field {
 struct Message {
     name: &'static str,
     api_key: i16,
-    /// The versions the crate decodes.
+    /// The versions the crate decodes, and below them the legacy versions `api::legacy`
+    /// decodes (Kafka 3.9's layouts, which the crate dropped).
     valid: Versions,
     /// Versions using compact lengths and tagged fields.
     flexible: Versions,
@@ -484,6 +487,9 @@ mod tests {
 
             /// How many bytes the crate's decoder consumes, or why it fails.
             fn crate_decode(api_key: i16, version: i16, body: &[u8]) -> Option<Result<usize, String>> {
+                if let Some(decoded) = legacy_decode(api_key, version, body) {
+                    return Some(decoded);
+                }
                 match api_key {
                     $($key => Some(consumed::<$ty>(version, body)),)*
                     _ => None,
@@ -523,6 +529,91 @@ mod tests {
         66 => ListTransactionsRequest,
         35 => DescribeLogDirsRequest,
         61 => DescribeProducersRequest,
+    }
+
+    /// Versions below the crate's that the node decodes itself (`api::legacy`), with the
+    /// decoder of kafka-protocol 0.14 (generated from Kafka 3.7), which still had them.
+    fn legacy_versions(api_key: i16) -> Option<(i16, i16)> {
+        match api_key {
+            2 => Some((0, 0)),
+            8 => Some((0, 1)),
+            9 => Some((0, 0)),
+            _ => None,
+        }
+    }
+
+    fn legacy_decode(api_key: i16, version: i16, body: &[u8]) -> Option<Result<usize, String>> {
+        use kafka_protocol_3::messages as old;
+        let (lo, hi) = legacy_versions(api_key)?;
+        if !(lo..=hi).contains(&version) {
+            return None;
+        }
+        Some(match api_key {
+            2 => consumed_3::<old::ListOffsetsRequest>(version, body),
+            8 => consumed_3::<old::OffsetCommitRequest>(version, body),
+            9 => consumed_3::<old::OffsetFetchRequest>(version, body),
+            _ => return None,
+        })
+    }
+
+    fn consumed_3<T: kafka_protocol_3::protocol::Decodable>(version: i16, body: &[u8]) -> Result<usize, String> {
+        let mut buf = Bytes::copy_from_slice(body);
+        T::decode(&mut buf, version).map(|_| body.len() - buf.len()).map_err(|e| e.to_string())
+    }
+
+    /// The legacy versions, encoded by kafka-protocol 0.14 with the fields of Kafka 3.9.
+    fn legacy_samples() -> Vec<Sample> {
+        use kafka_protocol_3::messages as old;
+        use kafka_protocol_3::protocol::StrBytes as OldStr;
+        fn encode3<T: kafka_protocol_3::protocol::Encodable>(request: &T, version: i16) -> Vec<u8> {
+            let mut buf = BytesMut::new();
+            request.encode(&mut buf, version).unwrap_or_else(|e| panic!("encode v{version}: {e}"));
+            buf.to_vec()
+        }
+        let name = |text: &'static str| old::TopicName(OldStr::from_static_str(text));
+        let mut out = Vec::new();
+        let partitions = (0..3)
+            .map(|p| {
+                old::list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(p)
+                    .with_timestamp([-1, -2, 1_700_000_000_000][p as usize])
+                    .with_max_num_offsets(p + 1)
+            })
+            .collect();
+        let list = old::ListOffsetsRequest::default().with_replica_id(old::BrokerId(-1)).with_topics(vec![
+            old::list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name("events"))
+                .with_partitions(partitions),
+            old::list_offsets_request::ListOffsetsTopic::default().with_name(name("empty")),
+        ]);
+        out.push(Sample { api_key: 2, version: 0, body: encode3(&list, 0) });
+        for version in 0..=1 {
+            let partition = |p: i32| {
+                old::offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(1_234)
+                    .with_commit_timestamp(if p == 0 && version == 1 { 1_700_000_000_000 } else { -1 })
+                    .with_committed_metadata(if p == 0 { Some(OldStr::from_static_str("checkpoint")) } else { None })
+            };
+            let commit =
+                old::OffsetCommitRequest::default().with_group_id(old::GroupId(OldStr::from_static_str("group-1")));
+            let commit = if version == 1 {
+                commit.with_generation_id_or_member_epoch(4).with_member_id(OldStr::from_static_str("m-1"))
+            } else {
+                commit
+            };
+            let commit = commit.with_topics(vec![old::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name("events"))
+                .with_partitions(vec![partition(0), partition(1)])]);
+            out.push(Sample { api_key: 8, version, body: encode3(&commit, version) });
+        }
+        let fetch = old::OffsetFetchRequest::default()
+            .with_group_id(old::GroupId(OldStr::from_static_str("group-1")))
+            .with_topics(Some(vec![old::offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name("events"))
+                .with_partition_indexes(vec![0, 1, 2])]));
+        out.push(Sample { api_key: 9, version: 0, body: encode3(&fetch, 0) });
+        out
     }
 
     /// The versions covered for `api_key`: the crate's, except ListTransactions, whose v2
@@ -1124,6 +1215,7 @@ mod tests {
         each(66, list_transactions, &mut out);
         each(35, describe_log_dirs, &mut out);
         each(61, describe_producers, &mut out);
+        out.extend(legacy_samples());
         out
     }
 
@@ -1166,18 +1258,39 @@ mod tests {
         out
     }
 
-    /// Each generated schema covers exactly the versions the crate decodes, so a version the
-    /// guard lets through unwalked is one the crate refuses outright.
+    /// Each generated schema covers exactly the versions the crate decodes and, right below
+    /// them, the legacy versions the node decodes itself, so a version the guard lets
+    /// through unwalked is one the crate refuses outright.
     #[test]
     fn schema_version_ranges_match_the_crate() {
         for message in schema::MESSAGES {
             let crate_range = crate_versions(message.api_key);
-            assert_eq!(crate_range, Some((message.valid.lo, message.valid.hi)), "{}", message.name);
+            let node_range = match (crate_range, legacy_versions(message.api_key)) {
+                (Some((lo, hi)), Some((old_lo, old_hi))) => {
+                    assert_eq!(old_hi + 1, lo, "{}: legacy versions end right below the crate's", message.name);
+                    Some((old_lo, hi))
+                }
+                (range, _) => range,
+            };
+            assert_eq!(node_range, Some((message.valid.lo, message.valid.hi)), "{}", message.name);
             assert_eq!(schema::message(message.api_key).map(|m| m.name), Some(message.name));
         }
         let covered: Vec<i16> = schema::MESSAGES.iter().map(|m| m.api_key).collect();
         for key in 0..100 {
             assert_eq!(crate_versions(key).is_some(), covered.contains(&key), "api key {key} listed in one place only");
+        }
+    }
+
+    /// Every version a schema covers has a sample, so the tests below reach each of them
+    /// (the legacy ones included).
+    #[test]
+    fn every_covered_version_has_a_sample() {
+        let samples = samples();
+        for message in schema::MESSAGES {
+            for version in message.valid.lo..=message.valid.hi {
+                let found = samples.iter().any(|s| s.api_key == message.api_key && s.version == version);
+                assert!(found, "{} v{version} has no sample", message.name);
+            }
         }
     }
 

@@ -286,6 +286,18 @@ impl Shard {
         out
     }
 
+    /// ListOffsets v0 for local partitions: (error, offsets newest first) per part.
+    pub fn offsets_before_local(&self, parts: &[(TopicPartition, i64, i32, bool)]) -> Vec<(i16, Vec<i64>)> {
+        let now = crate::runtime::now_ms();
+        parts
+            .iter()
+            .map(|(tp, timestamp, max, from_consumer)| match self.serving_log(tp) {
+                Ok(log) => partition::list_offsets_before(&log, *timestamp, *max, *from_consumer, now),
+                Err(error) => (error, Vec::new()),
+            })
+            .collect()
+    }
+
     /// Appends a COMMIT or ABORT marker to local partitions and waits for the fsync; a
     /// marker in `__consumer_offsets` also settles the transaction's offsets.
     pub async fn write_markers_local(

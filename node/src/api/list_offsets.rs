@@ -1,8 +1,14 @@
-//! ListOffsets, versions 1–8: earliest (-2), latest (-1), max timestamp (-3, v7+), and by
+//! ListOffsets, versions 0–8: earliest (-2), latest (-1), max timestamp (-3, v7+), and by
 //! timestamp (the first record at or after it). Grouped by owning shard like produce.
 //! (v9+ add earliest-local/tiered specials this node has no use for.)
+//!
+//! v0, which Kafka 4.0 dropped (KIP-896) and 3.9 still served, answers a list of offsets
+//! per partition, as Kafka 3.9 does (`partition::offsets_before`): for -1 the latest, for
+//! -2 the earliest, for a time the base offsets of the segments last written at or before
+//! it (by the `.log` file's mtime, as Kafka), up to MaxNumOffsets, newest first. Other
+//! negative timestamps answer UNSUPPORTED_VERSION, as in Kafka.
 
-use super::{decode, topic_name, Close};
+use super::{decode, legacy, topic_name, Close};
 use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
@@ -12,9 +18,15 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-pub const VERSIONS: (i16, i16) = (1, 8);
+pub const VERSIONS: (i16, i16) = (0, 8);
+
+/// The replica id of a consumer (not a broker, not a debugging tool).
+const CONSUMER_REPLICA_ID: i32 = -1;
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    if req.api_version == 0 {
+        return handle_v0(shard, req).await;
+    }
     let request: ListOffsetsRequest = decode(req)?;
     let mut results: Vec<Vec<(i16, i64, i64)>> =
         request.topics.iter().map(|t| vec![(errors::NONE, -1, -1); t.partitions.len()]).collect();
@@ -70,4 +82,48 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         .collect();
     let body = ListOffsetsResponse::default().with_topics(topics);
     Ok(encode_response(req.api_key, req.api_version, req.header.correlation_id, &body))
+}
+
+/// ListOffsets v0: up to MaxNumOffsets offsets per partition, newest first.
+async fn handle_v0(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
+    let request = legacy::decode_list_offsets_v0(req)?;
+    let from_consumer = request.replica_id == CONSUMER_REPLICA_ID;
+    let mut results: Vec<Vec<(i16, Vec<i64>)>> =
+        request.topics.iter().map(|(_, parts)| vec![(errors::NONE, Vec::new()); parts.len()]).collect();
+    let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64, i32)>> = BTreeMap::new();
+    for (ti, (name, parts)) in request.topics.iter().enumerate() {
+        let partitions = shard.registry.borrow().get(name).map_or(0, |i| i.partitions);
+        for (pi, p) in parts.iter().enumerate() {
+            // Kafka checks the timestamp first: v0 knows only -1 and -2 of the sentinels.
+            if p.timestamp < -2 {
+                results[ti][pi].0 = errors::UNSUPPORTED_VERSION;
+            } else if p.partition < 0 || p.partition >= partitions {
+                results[ti][pi].0 = errors::UNKNOWN_TOPIC_OR_PARTITION;
+            } else {
+                let tp = TopicPartition::new(name.clone(), p.partition);
+                per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, tp, p.timestamp, p.max_num_offsets));
+            }
+        }
+    }
+    for (owner, entries) in per_shard {
+        let parts = entries.iter().map(|(_, _, tp, ts, max)| (tp.clone(), *ts, *max, from_consumer)).collect();
+        let found = shard
+            .invoke(owner, ops::OffsetsBefore { parts })
+            .await
+            .unwrap_or_else(|_| vec![(errors::KAFKA_STORAGE_ERROR, Vec::new()); entries.len()]);
+        for ((ti, pi, _, _, _), f) in entries.into_iter().zip(found) {
+            results[ti][pi] = f;
+        }
+    }
+    let topics: Vec<(String, Vec<(i32, i16, Vec<i64>)>)> = request
+        .topics
+        .into_iter()
+        .zip(results)
+        .map(|((name, parts), found)| {
+            let partitions =
+                parts.iter().zip(found).map(|(p, (error, offsets))| (p.partition, error, offsets)).collect();
+            (name, partitions)
+        })
+        .collect();
+    Ok(legacy::encode_list_offsets_v0(req.header.correlation_id, &topics))
 }

@@ -22,6 +22,7 @@ pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod legacy;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -84,6 +85,15 @@ pub fn decode<T: kafka_protocol::protocol::Decodable>(req: &Request) -> Result<T
     crate::protocol_guard::check_body(req.api_key as i16, req.api_version, &req.body).map_err(Close)?;
     let mut body = req.body.clone();
     T::decode(&mut body, req.api_version)
+        .map_err(|e| Close(format!("malformed {:?} v{} request: {e}", req.api_key, req.api_version)))
+}
+
+/// The body of a request whose version has the layout of `layout_version`, decoded as
+/// that version (see `legacy`) after the guard walked it as its own version.
+pub fn decode_as<T: kafka_protocol::protocol::Decodable>(req: &Request, layout_version: i16) -> Result<T, Close> {
+    crate::protocol_guard::check_body(req.api_key as i16, req.api_version, &req.body).map_err(Close)?;
+    let mut body = req.body.clone();
+    T::decode(&mut body, layout_version)
         .map_err(|e| Close(format!("malformed {:?} v{} request: {e}", req.api_key, req.api_version)))
 }
 

@@ -1,8 +1,15 @@
-//! OffsetCommit, versions 2–9: checked against the group's generation and member (or
+//! OffsetCommit, versions 0–9: checked against the group's generation and member (or
 //! accepted as a standalone commit: generation -1 to a group with no members), written to
 //! `__consumer_offsets` and fdatasynced before the answer.
+//!
+//! v0 and v1, which Kafka 4.0 dropped (KIP-896), are read by `legacy`. v1 commits to the
+//! coordinator as in Kafka 3.9, with its per-partition commit timestamp (-1: now) as the
+//! commit's time, from which a standalone commit's retention counts. v0 is a standalone
+//! commit to the coordinator too: Kafka 3.9 wrote v0 commits to ZooKeeper instead (a store
+//! only OffsetFetch v0 read) and, without ZooKeeper (KRaft), refused them with
+//! UNSUPPORTED_VERSION; here v0 and later versions see the same offsets.
 
-use super::{decode, opt_string, string, topic_name, Close};
+use super::{decode, legacy, opt_string, string, topic_name, Close};
 use crate::errors;
 use crate::group::{Commit, CommitPart, MemberRef};
 use crate::protocol::{encode_response, Request, Response};
@@ -11,11 +18,13 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::rc::Rc;
 
-pub const VERSIONS: (i16, i16) = (2, 9);
+pub const VERSIONS: (i16, i16) = (0, 9);
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
-    let request: OffsetCommitRequest = decode(req)?;
     let v = req.api_version;
+    let (request, commit_timestamps): (OffsetCommitRequest, Vec<i64>) =
+        if v <= 1 { legacy::decode_offset_commit_v0_v1(req)? } else { (decode(req)?, Vec::new()) };
+    let mut commit_timestamps = commit_timestamps.into_iter();
     let member = MemberRef {
         group: string(&request.group_id.0),
         generation: request.generation_id_or_member_epoch,
@@ -25,14 +34,15 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let parts: Vec<CommitPart> = request
         .topics
         .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| CommitPart {
-                topic: string(&t.name.0),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
-                metadata: opt_string(&p.committed_metadata),
-            })
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .map(|(t, p)| CommitPart {
+            topic: string(&t.name.0),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+            metadata: opt_string(&p.committed_metadata),
+            // Kafka's DEFAULT_TIMESTAMP (-1) means "now"; any other value is taken as given.
+            commit_timestamp: commit_timestamps.next().filter(|&ts| ts != -1),
         })
         .collect();
     // v2–v4 carry a retention of their own; -1 means the broker's.
@@ -61,5 +71,6 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         })
         .collect();
     let body = OffsetCommitResponse::default().with_topics(topics);
-    Ok(encode_response(req.api_key, v, req.header.correlation_id, &body))
+    let layout = if v <= 1 { legacy::OFFSET_COMMIT_V0_V1_ANSWER_LAYOUT } else { v };
+    Ok(encode_response(req.api_key, layout, req.header.correlation_id, &body))
 }

@@ -1,7 +1,17 @@
-//! OffsetFetch, versions 1–9 (v8+ ask for several groups at once; a null topic list asks
+//! OffsetFetch, versions 0–9 (v8+ ask for several groups at once; a null topic list asks
 //! for everything the group committed). A partition with no commit answers offset -1.
+//! v0 and v1 have no group-level error field: a group's error (NOT_COORDINATOR, ...) is
+//! given on each partition asked for (where Kafka's OffsetFetchResponse puts it for
+//! versions before 2), so such a client retries rather than taking "no offsets" for an
+//! answer.
+//!
+//! v0, which Kafka 4.0 dropped (KIP-896), is v1's layout (`legacy`). Kafka 3.9 answered it
+//! from ZooKeeper, where only OffsetCommit v0 wrote (and, without ZooKeeper, refused it
+//! with UNSUPPORTED_VERSION); here it reads the group coordinator's offsets, like v1. Its
+//! answer keeps v0's one difference a client sees: a partition without a committed offset
+//! answers UNKNOWN_TOPIC_OR_PARTITION with offset -1, as a ZooKeeper-era broker did.
 
-use super::{decode, str_bytes, string, topic_name, Close};
+use super::{decode, decode_as, legacy, str_bytes, string, topic_name, Close};
 use crate::errors;
 use crate::group::{FetchOffsets, FetchedOffset};
 use crate::protocol::{encode_response, Request, Response};
@@ -14,7 +24,7 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse}
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-pub const VERSIONS: (i16, i16) = (1, 9);
+pub const VERSIONS: (i16, i16) = (0, 9);
 
 type Wanted = Option<Vec<(String, i32)>>;
 
@@ -40,8 +50,9 @@ fn by_topic(found: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
 }
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
-    let request: OffsetFetchRequest = decode(req)?;
     let v = req.api_version;
+    let request: OffsetFetchRequest =
+        if v == 0 { decode_as(req, legacy::OFFSET_FETCH_V0_LAYOUT)? } else { decode(req)? };
     let body = if v >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for g in &request.groups {
@@ -78,7 +89,16 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         let wanted: Wanted = request.topics.as_ref().map(|topics| {
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (string(&t.name.0), *p))).collect()
         });
-        let (error, found) = fetch(shard, &string(&request.group_id.0), wanted, v >= 7 && request.require_stable).await;
+        let (error, mut found) =
+            fetch(shard, &string(&request.group_id.0), wanted.clone(), v >= 7 && request.require_stable).await;
+        if v <= 1 {
+            found = without_group_error(error, found, wanted.unwrap_or_default());
+        }
+        if v == 0 {
+            for f in found.iter_mut().filter(|f| f.error == errors::NONE && f.offset < 0) {
+                f.error = errors::UNKNOWN_TOPIC_OR_PARTITION;
+            }
+        }
         let topics = by_topic(found)
             .into_iter()
             .map(|(topic, parts)| {
@@ -107,5 +127,50 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             body
         }
     };
-    Ok(encode_response(req.api_key, v, req.header.correlation_id, &body))
+    let layout = if v == 0 { legacy::OFFSET_FETCH_V0_LAYOUT } else { v };
+    Ok(encode_response(req.api_key, layout, req.header.correlation_id, &body))
+}
+
+/// v0 and v1 answers carry no group error: it goes on every partition asked for (offset
+/// -1, no metadata).
+fn without_group_error(error: i16, found: Vec<FetchedOffset>, wanted: Vec<(String, i32)>) -> Vec<FetchedOffset> {
+    if error == errors::NONE {
+        return found;
+    }
+    wanted
+        .into_iter()
+        .map(|(topic, partition)| FetchedOffset {
+            topic,
+            partition,
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            error,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group error reaches a v0/v1 client on every partition it asked for; without one
+    /// the answer is what the coordinator found.
+    #[test]
+    fn a_group_error_goes_on_each_partition_asked_for() {
+        let wanted = vec![("t".to_string(), 0), ("t".to_string(), 3)];
+        let spread = without_group_error(errors::NOT_COORDINATOR, Vec::new(), wanted.clone());
+        let got: Vec<(&str, i32, i64, i16)> =
+            spread.iter().map(|f| (f.topic.as_str(), f.partition, f.offset, f.error)).collect();
+        assert_eq!(got, vec![("t", 0, -1, errors::NOT_COORDINATOR), ("t", 3, -1, errors::NOT_COORDINATOR)]);
+        let found = vec![FetchedOffset {
+            topic: "t".into(),
+            partition: 0,
+            offset: 5,
+            leader_epoch: -1,
+            metadata: String::new(),
+            error: errors::NONE,
+        }];
+        assert_eq!(without_group_error(errors::NONE, found, wanted).len(), 1);
+    }
 }

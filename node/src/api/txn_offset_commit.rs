@@ -34,6 +34,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 offset: p.committed_offset,
                 leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
                 metadata: opt_string(&p.committed_metadata),
+                commit_timestamp: None,
             })
         })
         .collect();

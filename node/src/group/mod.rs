@@ -124,6 +124,9 @@ pub struct CommitPart {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// OffsetCommit v1's commit timestamp; `None`: now (a standalone commit's offsets
+    /// expire `offsets.retention.minutes` after it).
+    pub commit_timestamp: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -1245,7 +1248,7 @@ fn offset_records(
                 offset: p.offset,
                 leader_epoch: p.leader_epoch,
                 metadata: p.metadata.clone().unwrap_or_default(),
-                commit_timestamp: now,
+                commit_timestamp: p.commit_timestamp.unwrap_or(now),
                 expire_timestamp,
             };
             let key = Key::Offset { group: group.to_string(), topic: p.topic.clone(), partition: p.partition };

@@ -823,6 +823,22 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// What ListOffsets v0 answers from (Kafka's `legacyFetchOffsetsBefore`): each
+    /// segment's base offset (at least the log start) with the time its `.log` file was
+    /// last written, oldest first, then — when the newest segment holds data — the log end
+    /// with `now_ms`.
+    pub fn offsets_by_write_time(&self, now_ms: i64) -> Result<Vec<(i64, i64)>, LogError> {
+        let st = self.state.borrow();
+        let mut points = Vec::with_capacity(st.segments.len() + 1);
+        for segment in st.segments.values() {
+            points.push((segment.base_offset.max(st.log_start_offset), segment.log.last_modified_ms()?));
+        }
+        if st.segments.values().next_back().is_some_and(|s| s.written > 0) {
+            points.push((self.log_end_offset(), now_ms));
+        }
+        Ok(points)
+    }
+
     /// ListOffsets with MAX_TIMESTAMP: the record with the largest timestamp, (offset, timestamp).
     pub async fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
         let newest = {

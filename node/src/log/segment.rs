@@ -59,6 +59,23 @@ pub struct BatchLocation {
 }
 
 impl SegmentFile {
+    /// When the file was last written (its mtime), in ms since the epoch: Kafka's
+    /// `LogSegment.lastModified`, by which ListOffsets v0 answers. Read from the open file,
+    /// so a segment deleted meanwhile still answers.
+    pub fn last_modified_ms(&self) -> Result<i64, LogError> {
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: the descriptor stays open while `self` lives; on success fstat has
+        // written the whole struct.
+        let stat = unsafe {
+            if libc::fstat(self.file.as_raw_fd(), stat.as_mut_ptr()) != 0 {
+                let context = format!("fstat {}", self.path.display());
+                return Err(LogError::io(context, std::io::Error::last_os_error()));
+            }
+            stat.assume_init()
+        };
+        Ok(stat.st_mtime.saturating_mul(1000).saturating_add(stat.st_mtime_nsec / 1_000_000))
+    }
+
     /// Reads the header of the batch at `position`, or `None` when no whole header lies
     /// before `end` or the length field cannot be a batch's.
     pub async fn read_header_at(&self, position: u64, end: u64) -> Result<Option<BatchHeader>, LogError> {

@@ -3,7 +3,8 @@
 //
 // One static per struct: its fields in wire order. Version ranges are inclusive,
 // `Versions::from(n)` is "n+" and `Versions::NONE` never matches. Message ranges are
-// capped at what kafka-protocol 0.18 decodes (see the script).
+// capped at what kafka-protocol 0.18 decodes, plus the legacy versions below it that
+// the node decodes itself (see the script).
 
 use super::{Field, Message, Type, Versions};
 
@@ -69,10 +70,11 @@ static FETCH_REQUEST: [Field; 12] = [
     Field { name: "RackId", versions: Versions::from(11), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
 ];
 
-static LIST_OFFSETS_REQUEST__LIST_OFFSETS_PARTITION: [Field; 3] = [
+static LIST_OFFSETS_REQUEST__LIST_OFFSETS_PARTITION: [Field; 4] = [
     Field { name: "PartitionIndex", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
     Field { name: "CurrentLeaderEpoch", versions: Versions::from(4), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
     Field { name: "Timestamp", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int64 },
+    Field { name: "MaxNumOffsets", versions: Versions::new(0, 0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
 ];
 
 static LIST_OFFSETS_REQUEST__LIST_OFFSETS_TOPIC: [Field; 3] = [
@@ -426,7 +428,7 @@ static FETCH_REQUEST_MESSAGE: Message = Message {
 static LIST_OFFSETS_REQUEST_MESSAGE: Message = Message {
     name: "ListOffsetsRequest",
     api_key: 2,
-    valid: Versions::new(1, 10),
+    valid: Versions::new(0, 10),
     flexible: Versions::from(6),
     fields: &LIST_OFFSETS_REQUEST,
 };
@@ -442,7 +444,7 @@ static METADATA_REQUEST_MESSAGE: Message = Message {
 static OFFSET_COMMIT_REQUEST_MESSAGE: Message = Message {
     name: "OffsetCommitRequest",
     api_key: 8,
-    valid: Versions::new(2, 9),
+    valid: Versions::new(0, 9),
     flexible: Versions::from(8),
     fields: &OFFSET_COMMIT_REQUEST,
 };
@@ -450,7 +452,7 @@ static OFFSET_COMMIT_REQUEST_MESSAGE: Message = Message {
 static OFFSET_FETCH_REQUEST_MESSAGE: Message = Message {
     name: "OffsetFetchRequest",
     api_key: 9,
-    valid: Versions::new(1, 9),
+    valid: Versions::new(0, 9),
     flexible: Versions::from(6),
     fields: &OFFSET_FETCH_REQUEST,
 };

@@ -73,6 +73,8 @@ ops! {
     DeleteRecords(DeleteRecords);
     CheckpointLogStarts(CheckpointLogStarts);
     DescribeProducers(DescribeProducers);
+    /// ListOffsets v0.
+    OffsetsBefore(OffsetsBefore);
     CreateTopic(CreateTopic);
     GrowTopic(GrowTopic);
     DeleteTopic(DeleteTopic);
@@ -252,6 +254,20 @@ impl ShardOp for DescribeProducers {
                 Err(error) => (error, Vec::new()),
             })
             .collect()
+    }
+}
+
+/// ListOffsets v0: (partition, timestamp or -1/-2, max number of offsets, asked by a
+/// consumer) → (error, offsets newest first) each.
+#[derive(Debug)]
+pub struct OffsetsBefore {
+    pub parts: Vec<(TopicPartition, i64, i32, bool)>,
+}
+
+impl ShardOp for OffsetsBefore {
+    type Reply = Vec<(i16, Vec<i64>)>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.offsets_before_local(&self.parts)
     }
 }
 
