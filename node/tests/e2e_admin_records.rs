@@ -74,3 +74,54 @@ fn delete_records_describe_log_dirs_and_describe_producers() {
     assert_eq!(w["watermarks"]["1"].arr()[0].i64(), 100, "partition 1's earliest offset after a SIGKILL: {w}");
     assert_eq!(w["watermarks"]["2"].arr()[0].i64(), 0, "partition 2 untouched: {w}");
 }
+
+/// Issue #13 Build 6: asked for authorized operations (librdkafka's describe_topics,
+/// describe_cluster, describe_consumer_groups), a node without an authorizer answers every
+/// operation of the resource type, as Kafka does; not asked, none.
+#[test]
+fn authorized_operations_are_every_supported_operation_when_asked() {
+    let node = Node::start(&["--set", "group.initial.rebalance.delay.ms=0"]);
+    let topic = "ops";
+    let created = py_json_timeout(
+        &node,
+        "prod_create_topic.py",
+        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", "1"],
+        Duration::from_secs(60),
+    );
+    assert!(created["error"].is_null(), "creating {topic}: {created}");
+    let v = py_json_timeout(
+        &node,
+        "authorized_ops.py",
+        &["--bootstrap", node.bootstrap(), "--topic", topic, "--group", "ops-group"],
+        Duration::from_secs(60),
+    );
+    eprintln!("authorized_ops.py: {v}");
+    let names = |key: &str| -> Vec<String> { v[key].arr().iter().map(|x| x.str().to_string()).collect() };
+    let want = |ops: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ops.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names("topic"),
+        want(&["READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"]),
+        "{v}"
+    );
+    assert_eq!(
+        names("cluster"),
+        want(&[
+            "CREATE",
+            "CLUSTER_ACTION",
+            "DESCRIBE_CONFIGS",
+            "ALTER_CONFIGS",
+            "IDEMPOTENT_WRITE",
+            "ALTER",
+            "DESCRIBE"
+        ]),
+        "{v}"
+    );
+    assert_eq!(names("group"), want(&["READ", "DESCRIBE", "DELETE"]), "{v}");
+    for key in ["topic_off", "cluster_off", "group_off"] {
+        assert!(v[key].is_null() || v[key].arr().is_empty(), "{key}: not asked, none: {v}");
+    }
+}

@@ -1,6 +1,7 @@
-//! DescribeCluster, versions 0–2: this node is the whole cluster and its controller.
+//! DescribeCluster, versions 0–2: this node is the whole cluster and its controller; asked for
+//! authorized operations, every cluster operation (no authorizer; see `authorized_operations`).
 
-use super::{decode, Close};
+use super::{authorized_operations, decode, Close};
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -21,7 +22,11 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let mut body = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(shard.setup.cluster_id.clone()))
         .with_controller_id(BrokerId(node))
-        .with_brokers(vec![broker]);
+        .with_brokers(vec![broker])
+        .with_cluster_authorized_operations(authorized_operations::when(
+            request.include_cluster_authorized_operations,
+            authorized_operations::CLUSTER,
+        ));
     if req.api_version >= 1 {
         body = body.with_endpoint_type(request.endpoint_type.max(1));
     }

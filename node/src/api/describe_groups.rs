@@ -2,7 +2,7 @@
 //! assignment. An unknown group is reported as Dead with no members, as Kafka does
 //! before v6.
 
-use super::{decode, str_bytes, string, Close};
+use super::{authorized_operations, decode, str_bytes, string, Close};
 use crate::errors;
 use crate::group::{Describe, GroupView};
 use crate::protocol::{encode_response, Request, Response};
@@ -12,9 +12,6 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (0, 5);
-
-/// Kafka's "authorized operations not requested" value.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: DescribeGroupsRequest = decode(req)?;
@@ -52,7 +49,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             .with_protocol_data(str_bytes(&view.protocol))
             .with_members(members);
         if v >= 3 {
-            d = d.with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            d = d.with_authorized_operations(authorized_operations::when(
+                request.include_authorized_operations,
+                authorized_operations::GROUP,
+            ));
         }
         groups.push(d);
     }

@@ -4,7 +4,7 @@
 //! when `auto.create.topics.enable` is on and the request allows it (v4+), as Kafka does.
 //! Topic ids appear from v10; v12's topic-id lookups are answered by id.
 
-use super::{decode, topic_name, uuid, Close};
+use super::{authorized_operations, decode, topic_name, uuid, Close};
 use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::{ops, Shard};
@@ -46,7 +46,19 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         .with_node_id(BrokerId(node))
         .with_host(StrBytes::from_string(host))
         .with_port(port);
+    // v8+: asked for authorized operations, every topic and (v8–v10) cluster operation.
+    let topic_ops = authorized_operations::when(
+        version >= 8 && request.include_topic_authorized_operations,
+        authorized_operations::TOPIC,
+    );
+    let topics: Vec<_> = topics.into_iter().map(|t| t.with_topic_authorized_operations(topic_ops)).collect();
     let mut body = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
+    if (8..=10).contains(&version) {
+        body = body.with_cluster_authorized_operations(authorized_operations::when(
+            request.include_cluster_authorized_operations,
+            authorized_operations::CLUSTER,
+        ));
+    }
     if version >= 1 {
         body = body.with_controller_id(BrokerId(node));
     }

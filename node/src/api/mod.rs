@@ -165,3 +165,54 @@ pub fn opt_string(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<Stri
 pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
+
+/// "Authorized operations" in Metadata, DescribeCluster and DescribeGroups: this node has no
+/// authorizer, and Kafka without one answers every operation the resource type supports
+/// (`AclEntry.supportedOperations`) as a bit field of `AclOperation` codes; when the request
+/// does not ask, the field holds `NOT_REQUESTED`.
+pub mod authorized_operations {
+    pub const NOT_REQUESTED: i32 = i32::MIN;
+    const READ: u32 = 3;
+    const WRITE: u32 = 4;
+    const CREATE: u32 = 5;
+    const DELETE: u32 = 6;
+    const ALTER: u32 = 7;
+    const DESCRIBE: u32 = 8;
+    const CLUSTER_ACTION: u32 = 9;
+    const DESCRIBE_CONFIGS: u32 = 10;
+    const ALTER_CONFIGS: u32 = 11;
+    const IDEMPOTENT_WRITE: u32 = 12;
+
+    const fn bits(ops: &[u32]) -> i32 {
+        let mut out = 0i32;
+        let mut i = 0;
+        while i < ops.len() {
+            out |= 1 << ops[i];
+            i += 1;
+        }
+        out
+    }
+
+    pub const TOPIC: i32 = bits(&[READ, WRITE, CREATE, DESCRIBE, DELETE, ALTER, DESCRIBE_CONFIGS, ALTER_CONFIGS]);
+    pub const GROUP: i32 = bits(&[READ, DESCRIBE, DELETE]);
+    pub const CLUSTER: i32 =
+        bits(&[CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, ALTER, DESCRIBE]);
+
+    /// `ops` when asked, else `NOT_REQUESTED`.
+    pub fn when(asked: bool, ops: i32) -> i32 {
+        if asked {
+            ops
+        } else {
+            NOT_REQUESTED
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_bit_fields_are_kafkas() {
+            // Kafka 3.x/4.x brokers without an authorizer answer these numbers.
+            assert_eq!((super::TOPIC, super::GROUP, super::CLUSTER), (3576, 328, 8096));
+        }
+    }
+}
