@@ -388,7 +388,7 @@ impl PartitionLog {
                     return Ok(info);
                 }
                 Enqueue::NeedRoll => self.roll().await?,
-                Enqueue::Busy => drop(self.structure.acquire_permit(1).await),
+                Enqueue::Busy => self.wait_structure().await,
             }
         }
     }
@@ -590,9 +590,19 @@ impl PartitionLog {
                     break;
                 }
             }
-            drop(self.structure.acquire_permit(1).await);
+            self.wait_structure().await;
         }
         self.roll().await
+    }
+
+    /// Waits for the roll or truncation under way (`exclusive`) to make progress. Its task
+    /// holds `structure` while it works, but between being woken with the permit and running
+    /// it holds nothing: taking the free permit here and looping would spin without ever
+    /// letting that task run (a shard stuck at 100 % CPU). So after the permit, yield: the
+    /// woken task runs first.
+    async fn wait_structure(&self) {
+        drop(self.structure.acquire_permit(1).await);
+        futures_lite::future::yield_now().await;
     }
 
     /// Rolls to a new segment at the current next offset (if the predicate still says so).
