@@ -67,6 +67,10 @@ CRATE_VERSIONS = {
     "DescribeTransactionsRequest": (0, 0),
     # The crate knows v2 (KIP-1152's TransactionalIdPattern); the spec copy here ends at v1.
     "ListTransactionsRequest": (0, 1),
+    # Kafka 4.0 removed v0; the node decodes a v0 request as v1 (see api/describe_configs.rs).
+    "DescribeConfigsRequest": (1, 4),
+    "AlterConfigsRequest": (0, 2),
+    "IncrementalAlterConfigsRequest": (0, 1),
 }
 
 PRIMITIVES = {

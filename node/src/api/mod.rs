@@ -4,18 +4,21 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -64,6 +67,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS.0, txn_offset_commit::VERSIONS.1),
     (ApiKey::DescribeTransactions, describe_transactions::VERSIONS.0, describe_transactions::VERSIONS.1),
     (ApiKey::ListTransactions, list_transactions::VERSIONS.0, list_transactions::VERSIONS.1),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS.0, describe_configs::VERSIONS.1),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS.0, alter_configs::VERSIONS.1),
+    (ApiKey::IncrementalAlterConfigs, incremental_alter_configs::VERSIONS.0, incremental_alter_configs::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -118,6 +124,9 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
         ApiKey::DescribeTransactions => describe_transactions::handle(shard, &req).await.map(Some),
         ApiKey::ListTransactions => list_transactions::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeConfigs => describe_configs::handle(shard, &req).await.map(Some),
+        ApiKey::AlterConfigs => alter_configs::handle(shard, &req).await.map(Some),
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }
