@@ -74,6 +74,10 @@ CRATE_VERSIONS = {
     "ListTransactionsRequest": (0, 1),
     "DescribeLogDirsRequest": (1, 4),
     "DescribeProducersRequest": (0, 0),
+    # Kafka 4.0 removed v0; the node decodes a v0 request as v1 (see api/describe_configs.rs).
+    "DescribeConfigsRequest": (1, 4),
+    "AlterConfigsRequest": (0, 2),
+    "IncrementalAlterConfigsRequest": (0, 1),
 }
 
 # Message name -> the lowest version the node decodes itself, below the crate's range.

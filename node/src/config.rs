@@ -1,16 +1,86 @@
-//! Broker settings under their Kafka names, from defaults, then `--config FILE` (TOML),
-//! then `--set NAME=VALUE` (last wins). An unknown name is an error, not a warning: a typo
-//! in a durability setting should stop the node, not be ignored.
+//! Broker settings under their Kafka names, in layers as Kafka keeps them: defaults, then
+//! the static settings (`--config FILE` (TOML), then `--set NAME=VALUE`, last wins), then
+//! the dynamic ones changed at run time through AlterConfigs / IncrementalAlterConfigs: the
+//! cluster-wide default (resource name "") and this broker's own (resource name = node id),
+//! which win in that order. An unknown name is an error, not a warning: a typo in a
+//! durability setting should stop the node, not be ignored.
+//!
+//! Each setting knows its Kafka type, Kafka's default (as DescribeConfigs reports it; `None`
+//! where Kafka's is null, e.g. `log.retention.ms`, whose effective value then comes from
+//! `log.retention.hours`) and whether Kafka lets it change dynamically; only those that the
+//! node can apply live are dynamic here (see [`BrokerConfig::with_dynamic`]). Synonyms
+//! (`log.retention.ms` > `log.retention.minutes` > `log.retention.hours`, `log.roll.ms` >
+//! `log.roll.hours`) resolve as in Kafka: the most precise name set in any layer wins.
 
 use crate::file_send::SendMethod;
 use crate::log::LogConfig;
 use std::collections::BTreeMap;
+use std::path::Path;
 
-/// One setting: its Kafka name, the help line, and how to apply a value.
+/// A config's type as DescribeConfigs v3+ reports it (Kafka's `ConfigType` ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// Where a config value comes from: Kafka's `ConfigSource` ids, as DescribeConfigs v1+
+/// reports them.
+pub mod source {
+    /// A topic's own setting (Kafka's DYNAMIC_TOPIC_CONFIG).
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    /// Set at run time for this broker (resource name = node id).
+    pub const DYNAMIC_BROKER_CONFIG: i8 = 2;
+    /// Set at run time as the cluster-wide default (resource name "").
+    pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+    /// From `--config` / `--set`.
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    /// Kafka's (and the node's) default.
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// One synonym of a described config: a name, its value in one layer, that layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: i8,
+}
+
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: i8,
+    pub read_only: bool,
+    /// Every layer that sets it or a synonym, the winning one first (Kafka's order).
+    pub synonyms: Vec<Synonym>,
+    pub ty: ConfigType,
+    pub doc: &'static str,
+}
+
+/// One setting: its Kafka name, type, default, whether it may change at run time, the
+/// help line, and how to apply a value.
 struct Setting {
     name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    dynamic: bool,
     help: &'static str,
     apply: fn(&mut BrokerConfig, &str) -> Result<(), String>,
+}
+
+/// Broker settings that name the same thing, lowest precedence first (Kafka's
+/// `brokerConfigSynonyms` lists them the other way round).
+const SYNONYMS: &[&[&str]] =
+    &[&["log.roll.hours", "log.roll.ms"], &["log.retention.hours", "log.retention.minutes", "log.retention.ms"]];
+
+fn synonym_group(name: &str) -> Option<&'static [&'static str]> {
+    SYNONYMS.iter().copied().find(|g| g.contains(&name))
 }
 
 fn int<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
@@ -25,10 +95,39 @@ fn boolean(name: &str, v: &str) -> Result<bool, String> {
     }
 }
 
+/// The codecs `compression.type` takes (topic and broker alike).
+pub const COMPRESSION_TYPES: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
+
+/// Checks a `compression.type` value; returns it normalised.
+pub fn compression_type(name: &str, v: &str) -> Result<String, String> {
+    let v = v.trim().trim_matches('"');
+    if COMPRESSION_TYPES.contains(&v) {
+        Ok(v.to_string())
+    } else {
+        Err(format!("{name}: {v:?} is not one of {}", COMPRESSION_TYPES.join(", ")))
+    }
+}
+
+/// Checks a `cleanup.policy` list (Kafka's LIST type: comma-separated); only `delete` is
+/// supported. Returns it normalised.
+pub fn cleanup_policy(name: &str, v: &str) -> Result<String, String> {
+    let items: Vec<&str> = v.trim().trim_matches('"').split(',').map(str::trim).collect();
+    if items.iter().all(|i| *i == "delete") {
+        Ok("delete".to_string())
+    } else {
+        Err(format!(
+            "{name}: {v:?}: only \"delete\" is supported (log compaction of user topics is not implemented yet)"
+        ))
+    }
+}
+
 macro_rules! setting {
-    ($name:literal, $help:literal, |$c:ident, $v:ident| $body:expr) => {
+    ($name:literal, $ty:ident, $default:expr, $dynamic:literal, $help:literal, |$c:ident, $v:ident| $body:expr) => {
         Setting {
             name: $name,
+            ty: ConfigType::$ty,
+            default: $default,
+            dynamic: $dynamic,
             help: $help,
             apply: |$c: &mut BrokerConfig, $v: &str| -> Result<(), String> {
                 $body;
@@ -39,121 +138,140 @@ macro_rules! setting {
 }
 
 const SETTINGS: &[Setting] = &[
-    setting!("node.id", "this node's id in Metadata responses (default 0)", |c, v| c.node_id = int("node.id", v)?),
-    setting!("num.partitions", "partitions of an auto-created topic (default 1)", |c, v| {
+    setting!("node.id", Int, Some("0"), false, "this node's id in Metadata responses (default 0)", |c, v| c.node_id = int("node.id", v)?),
+    setting!("num.partitions", Int, Some("1"), false, "partitions of an auto-created topic (default 1)", |c, v| {
         c.num_partitions = int("num.partitions", v)?
     }),
-    setting!("auto.create.topics.enable", "create a topic on first Metadata/Produce for it (default true)", |c, v| {
+    setting!("auto.create.topics.enable", Boolean, Some("true"), false, "create a topic on first Metadata/Produce for it (default true)", |c, v| {
         c.auto_create_topics = boolean("auto.create.topics.enable", v)?
     }),
-    setting!("default.replication.factor", "accepted for compatibility; a single node stores one replica", |c, v| {
+    setting!("default.replication.factor", Int, Some("1"), false, "accepted for compatibility; a single node stores one replica", |c, v| {
         c.default_replication_factor = int("default.replication.factor", v)?
     }),
-    setting!("socket.request.max.bytes", "largest request frame accepted (default 104857600)", |c, v| {
+    setting!("socket.request.max.bytes", Int, Some("104857600"), false, "largest request frame accepted (default 104857600)", |c, v| {
         c.socket_request_max_bytes = int("socket.request.max.bytes", v)?
     }),
     setting!(
-        "queued.max.request.bytes",
+        "queued.max.request.bytes", Long, Some("536870912"), false,
         "request bytes a shard holds at once before it stops reading sockets (default 512 MiB)",
         |c, v| { c.queued_max_request_bytes = int("queued.max.request.bytes", v)? }
     ),
-    setting!("message.max.bytes", "largest record batch accepted (default 1048588)", |c, v| {
+    setting!("message.max.bytes", Int, Some("1048588"), true, "largest record batch accepted (default 1048588)", |c, v| {
         c.log.max_message_bytes = int("message.max.bytes", v)?
     }),
-    setting!("log.segment.bytes", "segment size that triggers a roll (default 1 GiB)", |c, v| {
+    setting!("log.segment.bytes", Int, Some("1073741824"), true, "segment size that triggers a roll (default 1 GiB)", |c, v| {
         c.log.segment_bytes = int("log.segment.bytes", v)?
     }),
-    setting!("log.roll.ms", "segment age that triggers a roll (default 7 days)", |c, v| {
-        c.log.segment_ms = int("log.roll.ms", v)?
-    }),
-    setting!("log.roll.hours", "segment age that triggers a roll, in hours", |c, v| {
+    setting!("log.roll.hours", Int, Some("168"), true, "segment age that triggers a roll, in hours", |c, v| {
         c.log.segment_ms = int::<i64>("log.roll.hours", v)? * 3_600_000
     }),
-    setting!("log.index.size.max.bytes", "size at which a segment's index is full (default 10 MiB)", |c, v| {
+    setting!("log.roll.ms", Long, None, true, "segment age that triggers a roll (default 7 days)", |c, v| {
+        c.log.segment_ms = int("log.roll.ms", v)?
+    }),
+    setting!("log.index.size.max.bytes", Int, Some("10485760"), true, "size at which a segment's index is full (default 10 MiB)", |c, v| {
         c.log.segment_index_bytes = int("log.index.size.max.bytes", v)?
     }),
-    setting!("log.index.interval.bytes", "bytes between offset-index entries (default 4096)", |c, v| {
+    setting!("log.index.interval.bytes", Int, Some("4096"), true, "bytes between offset-index entries (default 4096)", |c, v| {
         c.log.index_interval_bytes = int("log.index.interval.bytes", v)?
     }),
-    setting!("log.flush.interval.messages", "fdatasync after this many unsynced messages (default never)", |c, v| {
+    setting!("log.flush.interval.messages", Long, Some("9223372036854775807"), true, "fdatasync after this many unsynced messages (default never)", |c, v| {
         c.log.flush_messages = int("log.flush.interval.messages", v)?
     }),
-    setting!("log.flush.interval.ms", "fdatasync when unsynced data is this old (default never)", |c, v| {
+    setting!("log.flush.interval.ms", Long, None, true, "fdatasync when unsynced data is this old (default never)", |c, v| {
         c.log.flush_ms = int("log.flush.interval.ms", v)?
     }),
-    setting!("log.retention.ms", "delete segments older than this; -1 keeps forever (default 7 days)", |c, v| {
-        c.log.retention_ms = int("log.retention.ms", v)?
-    }),
-    setting!("log.retention.hours", "retention in hours", |c, v| {
+    setting!("log.retention.hours", Int, Some("168"), true, "retention in hours", |c, v| {
         c.log.retention_ms = int::<i64>("log.retention.hours", v)? * 3_600_000
     }),
-    setting!("log.retention.bytes", "delete oldest segments past this size per partition; -1 = no limit", |c, v| {
+    setting!("log.retention.minutes", Int, None, true, "retention in minutes", |c, v| {
+        c.log.retention_ms = int::<i64>("log.retention.minutes", v)? * 60_000
+    }),
+    setting!("log.retention.ms", Long, None, true, "delete segments older than this; -1 keeps forever (default 7 days)", |c, v| {
+        c.log.retention_ms = int("log.retention.ms", v)?
+    }),
+    setting!("log.retention.bytes", Long, Some("-1"), true, "delete oldest segments past this size per partition; -1 = no limit", |c, v| {
         c.log.retention_bytes = int("log.retention.bytes", v)?
     }),
-    setting!("log.retention.check.interval.ms", "how often retention runs (default 300000)", |c, v| {
+    setting!(
+        "log.cleanup.policy",
+        List,
+        Some("delete"),
+        true,
+        "cleanup policy of topics without their own cleanup.policy: only delete (compaction of user topics is not implemented)",
+        |c, v| { c.cleanup_policy = cleanup_policy("log.cleanup.policy", v)? }
+    ),
+    setting!(
+        "compression.type",
+        String,
+        Some("producer"),
+        true,
+        "codec topics without their own compression.type store batches in: producer (as sent), uncompressed, gzip, snappy, lz4, zstd",
+        |c, v| { c.compression_type = compression_type("compression.type", v)? }
+    ),
+    setting!("log.retention.check.interval.ms", Long, Some("300000"), false, "how often retention runs (default 300000)", |c, v| {
         c.retention_check_interval_ms = int("log.retention.check.interval.ms", v)?
     }),
     setting!(
-        "group.initial.rebalance.delay.ms",
+        "group.initial.rebalance.delay.ms", Int, Some("3000"), false,
         "how long a new group waits for more members before its first rebalance (default 3000)",
         |c, v| { c.group_initial_rebalance_delay_ms = int("group.initial.rebalance.delay.ms", v)? }
     ),
     setting!(
-        "group.min.session.timeout.ms",
+        "group.min.session.timeout.ms", Int, Some("6000"), false,
         "smallest session.timeout.ms a member may ask for (default 6000)",
         |c, v| { c.group_min_session_timeout_ms = int("group.min.session.timeout.ms", v)? }
     ),
     setting!(
-        "group.max.session.timeout.ms",
+        "group.max.session.timeout.ms", Int, Some("1800000"), false,
         "largest session.timeout.ms a member may ask for (default 1800000)",
         |c, v| { c.group_max_session_timeout_ms = int("group.max.session.timeout.ms", v)? }
     ),
-    setting!("group.max.size", "most members in one group (default unlimited)", |c, v| {
+    setting!("group.max.size", Int, Some("2147483647"), false, "most members in one group (default unlimited)", |c, v| {
         c.group_max_size = int("group.max.size", v)?
     }),
     setting!(
-        "offsets.retention.minutes",
+        "offsets.retention.minutes", Int, Some("10080"), false,
         "an empty group's committed offsets are dropped this long after it emptied (default 10080)",
         |c, v| { c.offsets_retention_minutes = int("offsets.retention.minutes", v)? }
     ),
     setting!(
-        "offsets.retention.check.interval.ms",
+        "offsets.retention.check.interval.ms", Long, Some("600000"), false,
         "how often expired offsets are dropped (default 600000)",
         |c, v| { c.offsets_retention_check_interval_ms = int("offsets.retention.check.interval.ms", v)? }
     ),
     setting!(
-        "offsets.topic.num.partitions",
+        "offsets.topic.num.partitions", Int, Some("50"), false,
         "partitions of __consumer_offsets when it is created (default 50; fixed afterwards)",
         |c, v| { c.offsets_topic_num_partitions = int("offsets.topic.num.partitions", v)? }
     ),
     setting!(
-        "offsets.topic.segment.bytes",
+        "offsets.topic.segment.bytes", Int, Some("104857600"), false,
         "segment size of __consumer_offsets; it is compacted once it grows past this (default 104857600)",
         |c, v| { c.offsets_topic_segment_bytes = int("offsets.topic.segment.bytes", v)? }
     ),
-    setting!("offset.metadata.max.bytes", "largest metadata string of a committed offset (default 4096)", |c, v| {
+    setting!("offset.metadata.max.bytes", Int, Some("4096"), false, "largest metadata string of a committed offset (default 4096)", |c, v| {
         c.offset_metadata_max_bytes = int("offset.metadata.max.bytes", v)?
     }),
-    setting!("producer.id.expiration.ms", "forget an idempotent producer idle this long (default 86400000)", |c, v| {
+    setting!("producer.id.expiration.ms", Int, Some("86400000"), true, "forget an idempotent producer idle this long (default 86400000)", |c, v| {
         c.log.producer_id_expiration_ms = int("producer.id.expiration.ms", v)?
     }),
     setting!(
-        "transaction.state.log.num.partitions",
+        "transaction.state.log.num.partitions", Int, Some("50"), false,
         "partitions of __transaction_state when it is created (default 50; fixed afterwards)",
         |c, v| { c.transaction_state_num_partitions = int("transaction.state.log.num.partitions", v)? }
     ),
     setting!(
-        "transaction.state.log.segment.bytes",
+        "transaction.state.log.segment.bytes", Int, Some("104857600"), false,
         "segment size of __transaction_state; it is compacted once it grows past this (default 104857600)",
         |c, v| { c.transaction_state_segment_bytes = int("transaction.state.log.segment.bytes", v)? }
     ),
     setting!(
-        "transaction.max.timeout.ms",
+        "transaction.max.timeout.ms", Int, Some("900000"), false,
         "largest transaction.timeout.ms a producer may ask for (default 900000)",
         |c, v| { c.transaction_max_timeout_ms = int("transaction.max.timeout.ms", v)? }
     ),
     setting!(
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms", Int, Some("10000"), false,
         "how often transactions past their timeout are aborted (default 10000)",
         |c, v| {
             c.transaction_abort_check_interval_ms =
@@ -161,37 +279,37 @@ const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
-        "core_balancing_continuous",
+        "core_balancing_continuous", Boolean, Some("false"), false,
         "Redpanda's name: move partitions between cores by measured load, periodically (default false)",
         |c, v| { c.core_balancing_continuous = boolean("core_balancing_continuous", v)? }
     ),
     setting!(
-        "core_balancing_debounce_timeout",
+        "core_balancing_debounce_timeout", Long, Some("10000"), false,
         "Redpanda's name: ms between continuous balancing checks (default 10000)",
         |c, v| { c.core_balancing_debounce_timeout_ms = int("core_balancing_debounce_timeout", v)? }
     ),
     setting!(
-        "record.validation.enable",
+        "record.validation.enable", Boolean, Some("true"), false,
         "Sluice's own: walk (and decompress) every produced record as Kafka does (default true)",
         |c, v| { c.log.validate_records = boolean("record.validation.enable", v)? }
     ),
     setting!(
-        "log.write.method",
+        "log.write.method", String, Some("pwritev"), false,
         "Sluice's own: pwritev (gathered from the requests, on the shard) or io_uring (copied, then IORING_OP_WRITE) (default pwritev)",
         |c, v| { c.log.write_method = v.trim().trim_matches('"').parse::<crate::log::config::WriteMethod>()? }
     ),
     setting!(
-        "log.write.behind.bytes",
+        "log.write.behind.bytes", Long, Some("0"), false,
         "Sluice's own: start writeback of each partition's every this many written bytes, 0 = leave it to the kernel (default 0)",
         |c, v| { c.log.write_behind_bytes = int("log.write.behind.bytes", v)? }
     ),
     setting!(
-        "fetch.send.method",
+        "fetch.send.method", String, Some("sendfile"), false,
         "Sluice's own: how fetched records reach the socket: sendfile, splice or copy (default sendfile)",
         |c, v| { c.fetch_send_method = v.trim().trim_matches('"').parse::<SendMethod>()? }
     ),
     setting!(
-        "fetch.zero.copy.enable",
+        "fetch.zero.copy.enable", Boolean, Some("true"), false,
         "older name: true = fetch.send.method=sendfile, false = copy",
         |c, v| {
             c.fetch_send_method =
@@ -228,7 +346,18 @@ pub struct BrokerConfig {
     pub transaction_abort_check_interval_ms: u64,
     pub core_balancing_continuous: bool,
     pub core_balancing_debounce_timeout_ms: u64,
+    /// `compression.type`: the codec of topics without their own (`producer`: as sent).
+    pub compression_type: String,
+    /// `log.cleanup.policy`: always `delete` (the only policy user topics support).
+    pub cleanup_policy: String,
     pub log: LogConfig,
+    /// The static settings as given (`--config`, `--set`), by name: DescribeConfigs reports
+    /// them as STATIC_BROKER_CONFIG.
+    pub static_set: BTreeMap<String, String>,
+    /// Dynamic settings: the cluster-wide default layer (resource name "").
+    pub dynamic_default: BTreeMap<String, String>,
+    /// Dynamic settings: this broker's own layer (resource name = `node.id`).
+    pub dynamic_broker: BTreeMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -247,7 +376,7 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
-            group_max_size: usize::MAX,
+            group_max_size: i32::MAX as usize,
             offsets_retention_minutes: 10080,
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
@@ -259,21 +388,155 @@ impl Default for BrokerConfig {
             transaction_abort_check_interval_ms: 10_000,
             core_balancing_continuous: false,
             core_balancing_debounce_timeout_ms: 10_000,
+            compression_type: "producer".to_string(),
+            cleanup_policy: "delete".to_string(),
             log: LogConfig::default(),
+            static_set: BTreeMap::new(),
+            dynamic_default: BTreeMap::new(),
+            dynamic_broker: BTreeMap::new(),
         }
     }
 }
 
 impl BrokerConfig {
-    /// Applies one `NAME=VALUE`.
+    /// Applies one static `NAME=VALUE` (recorded as given, for DescribeConfigs). Among
+    /// synonyms the most precise name set wins, whatever the order (Kafka's rule).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let setting = SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| {
+        let setting = find(name).ok_or_else(|| {
             format!(
                 "unknown setting {name:?}; known: {}",
                 SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
             )
         })?;
-        (setting.apply)(self, value)
+        let value = value.trim().trim_matches('"');
+        (setting.apply)(self, value)?;
+        self.static_set.insert(name.to_string(), value.to_string());
+        if let Some(group) = synonym_group(name) {
+            for n in group {
+                if let (Some(s), Some(v)) = (find(n), self.static_set.get(*n).cloned()) {
+                    (s.apply)(self, &v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// These static settings with the two dynamic layers on top: the cluster-wide default
+    /// (`default`) and this broker's own (`broker`, which wins). Every name must be a
+    /// dynamic setting and every value valid, and the result must validate; otherwise
+    /// nothing is returned (the message names the problem).
+    pub fn with_dynamic(
+        &self,
+        default: &BTreeMap<String, String>,
+        broker: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, String> {
+        let mut c = self.clone();
+        let not_dynamic: Vec<&str> =
+            default.keys().chain(broker.keys()).map(String::as_str).filter(|n| !is_dynamic(n)).collect();
+        if let Some(unknown) = not_dynamic.iter().find(|n| find(n).is_none()) {
+            return Err(format!("unknown broker config {unknown:?}"));
+        }
+        if !not_dynamic.is_empty() {
+            return Err(format!("Cannot update these configs dynamically: {}", not_dynamic.join(", ")));
+        }
+        for (name, value) in default.iter().chain(broker.iter()) {
+            let setting = find(name).expect("checked above");
+            (setting.apply)(&mut c, value).map_err(|e| format!("Invalid value {value:?} for {name}: {e}"))?;
+        }
+        // Synonyms: the most precise name set in any layer wins.
+        for group in SYNONYMS {
+            if !group.iter().any(|n| default.contains_key(*n) || broker.contains_key(*n)) {
+                continue;
+            }
+            for n in group.iter() {
+                let value = broker.get(*n).or(default.get(*n)).or(self.static_set.get(*n));
+                if let (Some(s), Some(v)) = (find(n), value) {
+                    (s.apply)(&mut c, v)?;
+                }
+            }
+        }
+        c.validate()?;
+        c.dynamic_default = default.clone();
+        c.dynamic_broker = broker.clone();
+        Ok(c)
+    }
+
+    /// The value a setting has in the highest layer that sets it, with that layer.
+    fn layered(&self, name: &str) -> Option<(&str, i8)> {
+        let layers = [
+            (&self.dynamic_broker, source::DYNAMIC_BROKER_CONFIG),
+            (&self.dynamic_default, source::DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (&self.static_set, source::STATIC_BROKER_CONFIG),
+        ];
+        layers.iter().find_map(|(map, src)| map.get(name).map(|v| (v.as_str(), *src)))
+    }
+
+    /// Kafka's synonym list for broker setting `name` (`configSynonyms`): every layer's value
+    /// of each synonym, layer by layer from the dynamic per-broker one down to the
+    /// defaults, the most precise name first within a layer; entries before the first one
+    /// for `name` itself are left out, as Kafka does.
+    pub fn synonyms(&self, name: &str) -> Vec<Synonym> {
+        let group: Vec<&str> = match synonym_group(name) {
+            Some(g) => g.iter().rev().copied().collect(),
+            None => vec![name],
+        };
+        let mut out = Vec::new();
+        let layers = [
+            (&self.dynamic_broker, source::DYNAMIC_BROKER_CONFIG),
+            (&self.dynamic_default, source::DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (&self.static_set, source::STATIC_BROKER_CONFIG),
+        ];
+        for (map, src) in layers {
+            for n in &group {
+                if let Some(v) = map.get(*n) {
+                    out.push(Synonym { name: n.to_string(), value: Some(v.clone()), source: src });
+                }
+            }
+        }
+        for n in &group {
+            if let Some(d) = find(n).and_then(|s| s.default) {
+                out.push(Synonym { name: n.to_string(), value: Some(d.to_string()), source: source::DEFAULT_CONFIG });
+            }
+        }
+        let first = out.iter().position(|s| s.name == name).unwrap_or(out.len());
+        out.split_off(first)
+    }
+
+    /// DescribeConfigs of this broker (`per_broker`: resource name = node id; every
+    /// setting, read-only unless dynamic) or of the cluster-wide default (resource name "":
+    /// only what that layer sets, with only its synonyms).
+    pub fn describe(&self, per_broker: bool) -> Vec<ConfigEntry> {
+        let names: Vec<&str> = if per_broker {
+            SETTINGS.iter().map(|s| s.name).collect()
+        } else {
+            self.dynamic_default.keys().map(String::as_str).collect()
+        };
+        let mut out: Vec<ConfigEntry> = names
+            .into_iter()
+            .filter_map(find)
+            .map(|s| {
+                let value = match self.layered(s.name) {
+                    Some((v, _)) => Some(v.to_string()),
+                    None => s.default.map(str::to_string),
+                };
+                let synonyms: Vec<Synonym> = self
+                    .synonyms(s.name)
+                    .into_iter()
+                    .filter(|syn| per_broker || syn.source == source::DYNAMIC_DEFAULT_BROKER_CONFIG)
+                    .collect();
+                ConfigEntry {
+                    name: s.name.to_string(),
+                    value,
+                    source: synonyms.first().map_or(source::DEFAULT_CONFIG, |syn| syn.source),
+                    read_only: !s.dynamic,
+                    synonyms,
+                    ty: s.ty,
+                    doc: s.help,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Applies `--set NAME=VALUE` arguments.
@@ -321,8 +584,183 @@ impl BrokerConfig {
 
     /// The `--help` text for settings.
     pub fn help() -> String {
-        SETTINGS.iter().map(|s| format!("  {:<34} {}\n", s.name, s.help)).collect()
+        SETTINGS
+            .iter()
+            .map(|s| {
+                let dynamic = if s.dynamic { " [dynamic]" } else { "" };
+                format!("  {:<34} {}{dynamic}\n", s.name, s.help)
+            })
+            .collect()
     }
+}
+
+fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// A broker setting this node knows.
+pub fn known(name: &str) -> bool {
+    find(name).is_some()
+}
+
+/// A broker setting that may change at run time (AlterConfigs / IncrementalAlterConfigs).
+pub fn is_dynamic(name: &str) -> bool {
+    find(name).is_some_and(|s| s.dynamic)
+}
+
+/// A broker setting of Kafka's LIST type (IncrementalAlterConfigs APPEND / SUBTRACT).
+pub fn is_list(name: &str) -> bool {
+    find(name).is_some_and(|s| s.ty == ConfigType::List)
+}
+
+/// Kafka's default of a broker setting (None: Kafka's is null, or no such setting).
+pub fn default_of(name: &str) -> Option<&'static str> {
+    find(name).and_then(|s| s.default)
+}
+
+/// What a config resource (a topic, the broker, the cluster-wide default) accepts: which
+/// names, which are lists, their defaults, and the error code of a bad name or value
+/// (Kafka answers INVALID_CONFIG for topics and, KAFKA-13609, INVALID_REQUEST for the
+/// broker).
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    pub known: fn(&str) -> bool,
+    pub is_list: fn(&str) -> bool,
+    pub default_of: fn(&str) -> Option<&'static str>,
+    pub invalid: i16,
+}
+
+/// The broker's settings as a config resource.
+pub const BROKER_SCHEMA: Schema = Schema { known, is_list, default_of, invalid: crate::errors::INVALID_REQUEST };
+
+/// IncrementalAlterConfigs operations (Kafka's `AlterConfigOp.OpType` ids).
+pub const OP_SET: i8 = 0;
+pub const OP_DELETE: i8 = 1;
+pub const OP_APPEND: i8 = 2;
+pub const OP_SUBTRACT: i8 = 3;
+
+/// A change to one resource's dynamic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// AlterConfigs: these become the resource's whole set; the rest revert to defaults.
+    Replace(BTreeMap<String, String>),
+    /// IncrementalAlterConfigs: (name, operation, value), in order.
+    Incremental(Vec<(String, i8, Option<String>)>),
+}
+
+impl ConfigChange {
+    /// The resource's configs after the change, or (error code, message). Names must be
+    /// known; APPEND / SUBTRACT work on LIST configs only, from the current value or the
+    /// default. Values are not checked here (the resource's validation does that).
+    pub fn apply(
+        &self,
+        current: &BTreeMap<String, String>,
+        schema: &Schema,
+    ) -> Result<BTreeMap<String, String>, (i16, String)> {
+        use crate::errors::{INVALID_CONFIG, INVALID_REQUEST};
+        let unknown = |name: &str| (schema.invalid, format!("Unknown config name: {name}"));
+        match self {
+            ConfigChange::Replace(configs) => {
+                if let Some(name) = configs.keys().find(|n| !(schema.known)(n)) {
+                    return Err(unknown(name));
+                }
+                Ok(configs.iter().map(|(k, v)| (k.clone(), v.trim().to_string())).collect())
+            }
+            ConfigChange::Incremental(ops) => {
+                let mut out = current.clone();
+                for (name, op, value) in ops {
+                    if !(schema.known)(name) {
+                        return Err(unknown(name));
+                    }
+                    let value = value.as_deref().map(str::trim);
+                    let list = |v: &str| -> Vec<String> {
+                        v.split(',').map(str::trim).filter(|i| !i.is_empty()).map(str::to_string).collect()
+                    };
+                    match (*op, value) {
+                        (OP_DELETE, _) => {
+                            out.remove(name);
+                        }
+                        (OP_SET | OP_APPEND | OP_SUBTRACT, None) => {
+                            return Err((INVALID_REQUEST, format!("Null value not supported for : {name}")));
+                        }
+                        (OP_SET, Some(v)) => {
+                            out.insert(name.clone(), v.to_string());
+                        }
+                        (OP_APPEND | OP_SUBTRACT, Some(v)) => {
+                            if !(schema.is_list)(name) {
+                                let what = if *op == OP_APPEND { "APPEND" } else { "SUBTRACT" };
+                                let msg = format!("Can't {what} to key {name} because its type is not LIST.");
+                                return Err((INVALID_CONFIG, msg));
+                            }
+                            let current = out.get(name).map(String::as_str).or((schema.default_of)(name));
+                            let mut items = list(current.unwrap_or(""));
+                            let given = list(v);
+                            if *op == OP_APPEND {
+                                for g in given {
+                                    if !items.contains(&g) {
+                                        items.push(g);
+                                    }
+                                }
+                            } else {
+                                items.retain(|i| !given.contains(i));
+                            }
+                            out.insert(name.clone(), items.join(","));
+                        }
+                        (other, _) => {
+                            return Err((INVALID_REQUEST, format!("Unknown alter config operation type {other}")));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Where the dynamic broker settings are kept in the data directory.
+pub const DYNAMIC_DIR: &str = "broker-configs";
+/// The cluster-wide default layer (resource name "").
+pub const DYNAMIC_DEFAULT_FILE: &str = "cluster-default.properties";
+/// This broker's own layer (resource name = node id).
+pub const DYNAMIC_BROKER_FILE: &str = "broker.properties";
+
+/// Writes `name=value` lines atomically (temp file, fsync, rename, fsync the directory);
+/// an empty map removes the file.
+pub fn write_properties(dir: &Path, file: &str, values: &BTreeMap<String, String>) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let path = dir.join(file);
+    if values.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", path.display())),
+            _ => std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("{}: {e}", dir.display())),
+        };
+    }
+    let text: String = values.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let tmp = dir.join(format!("{file}.tmp"));
+    let io = |e: std::io::Error| format!("writing {}: {e}", path.display());
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// Reads `name=value` lines (an empty map if there is no file).
+pub fn read_properties(dir: &Path, file: &str) -> Result<BTreeMap<String, String>, String> {
+    let path = dir.join(file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
 }
 
 /// A TOML subset sufficient for a flat settings file: `[table]` headers, `key = value`
@@ -404,5 +842,135 @@ mod tests {
         assert_eq!(c.log.segment_bytes, 2 << 20);
         assert!(!c.auto_create_topics);
         assert!(BrokerConfig::default().apply_toml("nonsense").is_err());
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn entry<'a>(entries: &'a [ConfigEntry], name: &str) -> &'a ConfigEntry {
+        entries.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    #[test]
+    fn kafka_defaults_are_the_nodes_defaults() {
+        // Applying a setting's reported default must change nothing: what DescribeConfigs
+        // calls the default is what the node runs with.
+        let plain = format!("{:?}", BrokerConfig::default());
+        for s in SETTINGS {
+            if let Some(d) = s.default {
+                let mut c = BrokerConfig::default();
+                (s.apply)(&mut c, d).unwrap_or_else(|e| panic!("{}={d}: {e}", s.name));
+                assert_eq!(format!("{c:?}"), plain, "{}={d} is not the node's default", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_most_precise_synonym_wins_in_any_order_and_layer() {
+        let mut c = BrokerConfig::default();
+        c.set_all(["log.retention.ms=5000", "log.retention.hours=1"]).unwrap();
+        assert_eq!(c.log.retention_ms, 5000, "log.retention.ms wins over log.retention.hours");
+        let d = c.with_dynamic(&map(&[("log.retention.minutes", "2")]), &BTreeMap::new()).unwrap();
+        assert_eq!(d.log.retention_ms, 5000, "a dynamic minutes does not beat a static ms");
+        let d = c.with_dynamic(&map(&[("log.retention.ms", "7000")]), &map(&[("log.retention.ms", "9000")])).unwrap();
+        assert_eq!(d.log.retention_ms, 9000, "this broker's layer beats the cluster default");
+        let plain = BrokerConfig::default().with_dynamic(&map(&[("log.retention.minutes", "2")]), &BTreeMap::new());
+        assert_eq!(plain.unwrap().log.retention_ms, 120_000);
+    }
+
+    #[test]
+    fn dynamic_layers_are_validated_whole() {
+        let c = BrokerConfig::default();
+        let none = BTreeMap::new();
+        let err = c.with_dynamic(&map(&[("num.partitions", "3")]), &none).unwrap_err();
+        assert!(err.contains("Cannot update these configs dynamically: num.partitions"), "{err}");
+        assert!(c.with_dynamic(&map(&[("no.such", "3")]), &none).unwrap_err().contains("unknown"));
+        assert!(c.with_dynamic(&none, &map(&[("log.retention.ms", "soon")])).is_err());
+        assert!(c.with_dynamic(&none, &map(&[("log.segment.bytes", "1")])).is_err(), "LogConfig::validate");
+        assert!(c.with_dynamic(&none, &map(&[("compression.type", "brotli")])).is_err());
+        assert!(c.with_dynamic(&none, &map(&[("log.cleanup.policy", "compact")])).is_err());
+        let ok = c.with_dynamic(&none, &map(&[("compression.type", "zstd"), ("message.max.bytes", "2000")])).unwrap();
+        assert_eq!((ok.compression_type.as_str(), ok.log.max_message_bytes), ("zstd", 2000));
+    }
+
+    #[test]
+    fn describe_reports_kafkas_sources_and_synonyms() {
+        let mut c = BrokerConfig::default();
+        c.set_all(["log.segment.bytes=2097152", "num.partitions=3"]).unwrap();
+        let c = c.with_dynamic(&map(&[("log.retention.ms", "60000")]), &map(&[("message.max.bytes", "5000")])).unwrap();
+        let all = c.describe(true);
+        let seg = entry(&all, "log.segment.bytes");
+        assert_eq!(
+            (seg.value.as_deref(), seg.source, seg.read_only),
+            (Some("2097152"), source::STATIC_BROKER_CONFIG, false)
+        );
+        assert_eq!(
+            seg.synonyms,
+            vec![
+                Synonym {
+                    name: "log.segment.bytes".into(),
+                    value: Some("2097152".into()),
+                    source: source::STATIC_BROKER_CONFIG
+                },
+                Synonym {
+                    name: "log.segment.bytes".into(),
+                    value: Some("1073741824".into()),
+                    source: source::DEFAULT_CONFIG
+                },
+            ]
+        );
+        let parts = entry(&all, "num.partitions");
+        assert_eq!((parts.source, parts.read_only), (source::STATIC_BROKER_CONFIG, true));
+        let ret = entry(&all, "log.retention.ms");
+        assert_eq!((ret.value.as_deref(), ret.source), (Some("60000"), source::DYNAMIC_DEFAULT_BROKER_CONFIG));
+        let max = entry(&all, "message.max.bytes");
+        assert_eq!((max.value.as_deref(), max.source), (Some("5000"), source::DYNAMIC_BROKER_CONFIG));
+        let roll = entry(&all, "log.roll.ms");
+        assert_eq!((roll.value.as_deref(), roll.source, roll.synonyms.len()), (None, source::DEFAULT_CONFIG, 0));
+        let hours = entry(&all, "log.retention.hours");
+        assert_eq!((hours.value.as_deref(), hours.source), (Some("168"), source::DEFAULT_CONFIG));
+        assert_eq!(all.len(), SETTINGS.len());
+        // The cluster-default resource lists only its own layer.
+        let defaults = c.describe(false);
+        assert_eq!(defaults.len(), 1);
+        assert_eq!(defaults[0].synonyms.len(), 1);
+        assert_eq!(defaults[0].source, source::DYNAMIC_DEFAULT_BROKER_CONFIG);
+    }
+
+    #[test]
+    fn incremental_operations_follow_kafka() {
+        let schema = BROKER_SCHEMA;
+        let current = map(&[("log.retention.ms", "1000")]);
+        let op = |name: &str, op: i8, v: Option<&str>| (name.to_string(), op, v.map(str::to_string));
+        let next = ConfigChange::Incremental(vec![
+            op("log.retention.ms", OP_DELETE, None),
+            op("message.max.bytes", OP_SET, Some(" 2000 ")),
+            op("log.cleanup.policy", OP_APPEND, Some("delete")),
+        ])
+        .apply(&current, &schema)
+        .unwrap();
+        assert_eq!(next, map(&[("log.cleanup.policy", "delete"), ("message.max.bytes", "2000")]));
+        let sub = ConfigChange::Incremental(vec![op("log.cleanup.policy", OP_SUBTRACT, Some("delete"))]);
+        assert_eq!(sub.apply(&BTreeMap::new(), &schema).unwrap(), map(&[("log.cleanup.policy", "")]));
+        let refused = |change: ConfigChange| change.apply(&current, &schema).unwrap_err().0;
+        assert_eq!(refused(ConfigChange::Incremental(vec![op("log.retention.ms", OP_APPEND, Some("1"))])), 40);
+        assert_eq!(refused(ConfigChange::Incremental(vec![op("log.retention.ms", 9, Some("1"))])), 42);
+        assert_eq!(refused(ConfigChange::Incremental(vec![op("log.retention.ms", OP_SET, None)])), 42);
+        assert_eq!(refused(ConfigChange::Incremental(vec![op("no.such", OP_DELETE, None)])), schema.invalid);
+        assert_eq!(refused(ConfigChange::Replace(map(&[("no.such", "1")]))), schema.invalid);
+        let replaced = ConfigChange::Replace(map(&[("message.max.bytes", "3000")])).apply(&current, &schema);
+        assert_eq!(replaced.unwrap(), map(&[("message.max.bytes", "3000")]), "AlterConfigs replaces the whole set");
+    }
+
+    #[test]
+    fn properties_files_round_trip_and_empty_removes() {
+        let tmp = crate::testing::TempDir::new("properties");
+        let values = map(&[("a.b", "1"), ("c", "x y")]);
+        write_properties(tmp.path(), "f.properties", &values).unwrap();
+        assert_eq!(read_properties(tmp.path(), "f.properties").unwrap(), values);
+        write_properties(tmp.path(), "f.properties", &BTreeMap::new()).unwrap();
+        assert!(!tmp.path().join("f.properties").exists());
+        assert!(read_properties(tmp.path(), "f.properties").unwrap().is_empty());
     }
 }

@@ -33,6 +33,7 @@ pub const UNSUPPORTED_VERSION: i16 = E::UnsupportedVersion.code();
 pub const TOPIC_ALREADY_EXISTS: i16 = E::TopicAlreadyExists.code();
 pub const INVALID_PARTITIONS: i16 = E::InvalidPartitions.code();
 pub const INVALID_REPLICATION_FACTOR: i16 = E::InvalidReplicationFactor.code();
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = E::InvalidReplicaAssignment.code();
 pub const INVALID_CONFIG: i16 = E::InvalidConfig.code();
 pub const INVALID_REQUEST: i16 = E::InvalidRequest.code();
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
@@ -69,7 +70,9 @@ mod tests {
             (CORRUPT_MESSAGE, 2),
             (NOT_LEADER_OR_FOLLOWER, 6),
             (NOT_COORDINATOR, 16),
+            (INVALID_REPLICA_ASSIGNMENT, 39),
             (INVALID_CONFIG, 40),
+            (INVALID_REQUEST, 42),
             (KAFKA_STORAGE_ERROR, 56),
             (INVALID_RECORD, 87),
             (PRODUCER_FENCED, 90),

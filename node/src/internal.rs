@@ -32,7 +32,8 @@ use std::rc::Rc;
 pub trait Host: 'static {
     /// This shard's index.
     fn shard_id(&self) -> usize;
-    fn config(&self) -> &BrokerConfig;
+    /// The broker settings in force (a snapshot).
+    fn config(&self) -> Rc<BrokerConfig>;
     /// A partition's log, if this shard has it open.
     fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>>;
     /// This shard's open partitions of `topic`.

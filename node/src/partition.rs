@@ -234,30 +234,52 @@ pub async fn write_marker(
     log.sync_to(info.last_offset + 1).await.map_err(|e| format!("{tp}: {e}"))
 }
 
-/// A partition's log settings: the broker's with the topic's overrides, except for the
-/// internal topics, never trimmed by time or size (their coordinators compact them: see
-/// `internal`) and with segment sizes of their own, as in Kafka.
-pub fn log_config(broker: &BrokerConfig, tp: &TopicPartition, overrides: &BTreeMap<String, String>) -> LogConfig {
-    let mut config = crate::topic_config::log_config(&broker.log, overrides).unwrap_or_else(|e| {
-        eprintln!("sluice: {tp}: topic configs ignored: {e}");
-        broker.log.clone()
-    });
-    if tp.topic == crate::group::store::OFFSETS_TOPIC {
-        config.retention_ms = -1;
-        config.retention_bytes = -1;
-        config.segment_bytes = broker.offsets_topic_segment_bytes;
-    } else if tp.topic == crate::txn::TXN_TOPIC {
-        config.retention_ms = -1;
-        config.retention_bytes = -1;
-        config.segment_bytes = broker.transaction_state_segment_bytes;
-    }
-    config
+/// The topic configs a topic runs with and DescribeConfigs reports: a user topic's own
+/// overrides; the internal topics' are the node's — compacted by their coordinators (see
+/// `internal`), never trimmed by time or size, with segment sizes of their own (the
+/// `offsets.topic.segment.bytes` / `transaction.state.log.segment.bytes` settings), as Kafka
+/// creates them.
+pub fn topic_configs(
+    broker: &BrokerConfig,
+    topic: &str,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let segment_bytes = if topic == crate::group::store::OFFSETS_TOPIC {
+        broker.offsets_topic_segment_bytes
+    } else if topic == crate::txn::TXN_TOPIC {
+        broker.transaction_state_segment_bytes
+    } else {
+        return overrides.clone();
+    };
+    [
+        ("cleanup.policy", "compact".to_string()),
+        ("compression.type", "producer".to_string()),
+        ("retention.bytes", "-1".to_string()),
+        ("retention.ms", "-1".to_string()),
+        ("segment.bytes", segment_bytes.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
-/// The codec a topic's `compression.type` asks batches to be stored in (None: as the
-/// producer sent them).
-pub fn stored_codec(topic_configs: &BTreeMap<String, String>) -> Option<Codec> {
-    match crate::topic_config::compression(topic_configs) {
+/// Whether a topic is one of the node's internal topics, whose configs are the node's.
+pub fn is_internal(topic: &str) -> bool {
+    topic == crate::group::store::OFFSETS_TOPIC || topic == crate::txn::TXN_TOPIC
+}
+
+/// A partition's log settings: the broker's with the topic's configs ([`topic_configs`]).
+pub fn log_config(broker: &BrokerConfig, tp: &TopicPartition, overrides: &BTreeMap<String, String>) -> LogConfig {
+    crate::topic_config::log_config(&broker.log, &topic_configs(broker, &tp.topic, overrides)).unwrap_or_else(|e| {
+        eprintln!("sluice: {tp}: topic configs ignored: {e}");
+        broker.log.clone()
+    })
+}
+
+/// The codec a topic's `compression.type` (or the broker's, when the topic has none) asks
+/// batches to be stored in (None: as the producer sent them).
+pub fn stored_codec(broker: &BrokerConfig, topic_configs: &BTreeMap<String, String>) -> Option<Codec> {
+    match crate::topic_config::compression(&broker.compression_type, topic_configs) {
         crate::topic_config::TopicCompression::Codec(c) => Some(c),
         crate::topic_config::TopicCompression::Producer => None,
     }

@@ -521,8 +521,11 @@ mod tests {
         25 => AddOffsetsToTxnRequest,
         26 => EndTxnRequest,
         28 => TxnOffsetCommitRequest,
+        32 => DescribeConfigsRequest,
+        33 => AlterConfigsRequest,
         37 => CreatePartitionsRequest,
         42 => DeleteGroupsRequest,
+        44 => IncrementalAlterConfigsRequest,
         47 => OffsetDeleteRequest,
         60 => DescribeClusterRequest,
         65 => DescribeTransactionsRequest,
@@ -882,6 +885,67 @@ mod tests {
         }
     }
 
+    fn describe_configs(v: i16) -> DescribeConfigsRequest {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        let resources = vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("events"))
+                .with_configuration_keys(Some(vec![s("retention.ms"), s("")]))
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+            DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s("0")),
+        ];
+        let request = DescribeConfigsRequest::default()
+            .with_resources(resources)
+            .with_include_synonyms(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        if v >= 3 {
+            request.with_include_documentation(true)
+        } else {
+            request
+        }
+    }
+
+    fn alter_configs(_v: i16) -> AlterConfigsRequest {
+        use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let configs = vec![
+            AlterableConfig::default().with_name(s("retention.ms")).with_value(Some(s("60000"))),
+            AlterableConfig::default()
+                .with_name(s("segment.bytes"))
+                .with_value(None)
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+        ];
+        let resources = vec![
+            AlterConfigsResource::default().with_resource_type(2).with_resource_name(s("events")).with_configs(configs),
+            AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("")),
+        ];
+        AlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
+    fn incremental_alter_configs(_v: i16) -> IncrementalAlterConfigsRequest {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let configs = vec![
+            AlterableConfig::default().with_name(s("retention.ms")).with_config_operation(0).with_value(Some(s("1"))),
+            AlterableConfig::default()
+                .with_name(s("segment.bytes"))
+                .with_config_operation(1)
+                .with_value(None)
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+        ];
+        let resources = vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("events"))
+                .with_configs(configs)
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+            AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("0")),
+        ];
+        IncrementalAlterConfigsRequest::default().with_resources(resources).with_validate_only(false)
+    }
+
     fn describe_transactions(_v: i16) -> DescribeTransactionsRequest {
         DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(s("tx-1")), TransactionalId(s(""))])
@@ -1207,8 +1271,11 @@ mod tests {
         each(25, add_offsets_to_txn, &mut out);
         each(26, end_txn, &mut out);
         each(28, txn_offset_commit, &mut out);
+        each(32, describe_configs, &mut out);
+        each(33, alter_configs, &mut out);
         each(37, create_partitions, &mut out);
         each(42, delete_groups, &mut out);
+        each(44, incremental_alter_configs, &mut out);
         each(47, offset_delete, &mut out);
         each(60, describe_cluster, &mut out);
         each(65, describe_transactions, &mut out);

@@ -298,9 +298,17 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
             .map(|e| (TopicPartition::new(e.topic, e.partition), e.offset))
             .collect())
     };
+    let dynamic_dir = dir.join(crate::config::DYNAMIC_DIR);
+    let dynamic_default = crate::config::read_properties(&dynamic_dir, crate::config::DYNAMIC_DEFAULT_FILE)?;
+    let dynamic_broker = crate::config::read_properties(&dynamic_dir, crate::config::DYNAMIC_BROKER_FILE)?;
+    config
+        .with_dynamic(&dynamic_default, &dynamic_broker)
+        .map_err(|e| format!("{}: the dynamic broker configs do not apply: {e}", dynamic_dir.display()))?;
     Ok(ShardSetup {
         shards: args.cores.len(),
         config,
+        dynamic_default,
+        dynamic_broker,
         recovery_points: read(checkpoint::RECOVERY_POINT_FILE)?,
         log_starts: read(checkpoint::LOG_START_OFFSET_FILE)?,
         clean_shutdown: dir.join(CLEAN_SHUTDOWN_FILE).exists(),

@@ -52,7 +52,12 @@ pub use crate::metrics::PartitionStat;
 #[derive(Debug, Clone)]
 pub struct ShardSetup {
     pub shards: usize,
+    /// The static settings (defaults, `--config`, `--set`).
     pub config: BrokerConfig,
+    /// The dynamic broker settings persisted in the data directory: the cluster-wide
+    /// default layer and this broker's own (`config::DYNAMIC_DIR`).
+    pub dynamic_default: BTreeMap<String, String>,
+    pub dynamic_broker: BTreeMap<String, String>,
     pub data_dir: PathBuf,
     pub registry: Registry,
     pub recovery_points: BTreeMap<TopicPartition, i64>,
@@ -70,6 +75,9 @@ pub struct ShardSetup {
 pub struct Shard {
     pub id: usize,
     pub setup: ShardSetup,
+    /// The settings in force: the static ones with the dynamic layers on top. Replaced
+    /// whole (on every shard) when a dynamic broker setting changes.
+    config: RefCell<Rc<BrokerConfig>>,
     pub registry: RefCell<Registry>,
     pub logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     pub maintained: Rc<Maintained>,
@@ -132,7 +140,13 @@ impl Shard {
                 (tp, hint)
             })
             .collect();
+        // `server::prepare` checked the layers; should they not apply, run on the static ones.
+        let config = setup.config.with_dynamic(&setup.dynamic_default, &setup.dynamic_broker).unwrap_or_else(|e| {
+            eprintln!("sluice: dynamic broker configs ignored: {e}");
+            setup.config.clone()
+        });
         Rc::new(Shard {
+            config: RefCell::new(Rc::new(config)),
             stopping: std::cell::Cell::new(false),
             in_flight: std::cell::Cell::new(0),
             request_bytes: Rc::new(Semaphore::new(setup.config.queued_max_request_bytes as u64)),
@@ -163,8 +177,35 @@ impl Shard {
         self.setup.shards
     }
 
-    pub fn config(&self) -> &BrokerConfig {
-        &self.setup.config
+    /// The settings in force now (a snapshot: a dynamic change replaces them).
+    pub fn config(&self) -> Rc<BrokerConfig> {
+        self.config.borrow().clone()
+    }
+
+    /// Puts new settings in force on this shard and re-derives the log settings of every
+    /// partition it has open.
+    pub fn set_config(&self, config: BrokerConfig) -> Result<(), String> {
+        *self.config.borrow_mut() = Rc::new(config);
+        self.reconfigure_logs(None)
+    }
+
+    /// Gives this shard's open partitions (of `topic`, or all) their log settings as the
+    /// topic's and the broker's settings now say.
+    pub fn reconfigure_logs(&self, topic: Option<&str>) -> Result<(), String> {
+        let logs: Vec<(TopicPartition, Rc<PartitionLog>)> = self
+            .logs
+            .borrow()
+            .iter()
+            .filter(|(tp, _)| topic.is_none_or(|t| tp.topic == t))
+            .map(|(tp, log)| (tp.clone(), log.clone()))
+            .collect();
+        for (tp, log) in logs {
+            let wanted = self.log_config(&tp);
+            if *log.config() != wanted {
+                log.set_config(wanted).map_err(|e| format!("{tp}: {e}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The routing function's answer for a partition.
@@ -225,8 +266,11 @@ impl Shard {
                     self.metrics.borrow_mut().produce_bytes += part.records.len() as u64;
                     self.load.borrow_mut().produced(&part.tp, part.records.len() as u64);
                 }
-                let codec =
-                    self.registry.borrow().get(&part.tp.topic).and_then(|t| partition::stored_codec(&t.configs));
+                let codec = self
+                    .registry
+                    .borrow()
+                    .get(&part.tp.topic)
+                    .and_then(|t| partition::stored_codec(&self.config(), &t.configs));
                 glommio::spawn_local(async move {
                     let _using = using;
                     match log {
@@ -330,10 +374,18 @@ impl Shard {
         Ok(())
     }
 
+    /// DescribeConfigs of a topic as this shard knows it (None: no such topic); see
+    /// `topic_config::describe`.
+    pub fn describe_topic_configs(&self, name: &str) -> Option<Vec<crate::config::ConfigEntry>> {
+        let config = self.config();
+        let overrides = self.registry.borrow().get(name)?.configs.clone();
+        Some(crate::topic_config::describe(&config, &partition::topic_configs(&config, name, &overrides)))
+    }
+
     /// A partition's log settings (`partition::log_config`).
     pub fn log_config(&self, tp: &TopicPartition) -> crate::log::LogConfig {
         let overrides = self.registry.borrow().get(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
-        partition::log_config(self.config(), tp, &overrides)
+        partition::log_config(&self.config(), tp, &overrides)
     }
 
     /// Opens (or creates) one partition's log and writes its `partition.metadata`.

@@ -1,11 +1,16 @@
 //! Per-topic settings under Kafka's topic-config names (CreateTopics `configs`,
-//! DescribeConfigs). Each overrides the broker default for one topic; a name Kafka does not
-//! know, or one this node cannot honour, is refused with INVALID_CONFIG at creation rather
-//! than accepted and ignored.
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs). Each overrides the broker's
+//! setting of the same meaning (its synonym: `retention.ms` ← `log.retention.ms`) for one
+//! topic; a name Kafka does not know, or one this node cannot honour, is refused with
+//! INVALID_CONFIG rather than accepted and ignored.
 //!
 //! Stored beside the partitions as `topic-configs/<topic>.properties` (`name=value` lines),
-//! written by the controller before any shard learns of the topic.
+//! written by the controller before any shard learns of the topic or of a change to it.
+//! Every setting here applies to an open partition at once when it changes (the partition's
+//! log takes a new `LogConfig`; `segment.index.bytes` sizes the indexes of segments created
+//! from then on), so none is read-only.
 
+use crate::config::{self, source, BrokerConfig, ConfigEntry, ConfigType, Synonym};
 use crate::log::LogConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,26 +26,110 @@ pub enum TopicCompression {
     Codec(crate::log::batch::Codec),
 }
 
-/// Topic configs this node honours, with how to apply them to a partition's log settings.
-const LOG_SETTINGS: &[&str] = &[
-    "segment.bytes",
-    "segment.ms",
-    "segment.index.bytes",
-    "index.interval.bytes",
-    "flush.messages",
-    "flush.ms",
-    "retention.ms",
-    "retention.bytes",
-    "max.message.bytes",
+/// A topic config: its name, the broker setting it overrides (Kafka's
+/// `ServerTopicConfigSynonyms`), its type and what it does.
+struct TopicSetting {
+    name: &'static str,
+    broker: &'static str,
+    ty: ConfigType,
+    doc: &'static str,
+}
+
+const TOPIC_SETTINGS: &[TopicSetting] = &[
+    TopicSetting {
+        name: "cleanup.policy",
+        broker: "log.cleanup.policy",
+        ty: ConfigType::List,
+        doc: "delete (the only policy supported for user topics): old segments are deleted by retention",
+    },
+    TopicSetting {
+        name: "compression.type",
+        broker: "compression.type",
+        ty: ConfigType::String,
+        doc: "codec batches are stored in: producer (as sent), uncompressed, gzip, snappy, lz4, zstd",
+    },
+    TopicSetting {
+        name: "flush.messages",
+        broker: "log.flush.interval.messages",
+        ty: ConfigType::Long,
+        doc: "fdatasync once this many messages are unsynced",
+    },
+    TopicSetting {
+        name: "flush.ms",
+        broker: "log.flush.interval.ms",
+        ty: ConfigType::Long,
+        doc: "fdatasync when the oldest unsynced append is this old",
+    },
+    TopicSetting {
+        name: "index.interval.bytes",
+        broker: "log.index.interval.bytes",
+        ty: ConfigType::Int,
+        doc: "bytes between offset-index entries",
+    },
+    TopicSetting {
+        name: "max.message.bytes",
+        broker: "message.max.bytes",
+        ty: ConfigType::Int,
+        doc: "largest record batch accepted",
+    },
+    TopicSetting {
+        name: "retention.bytes",
+        broker: "log.retention.bytes",
+        ty: ConfigType::Long,
+        doc: "delete the oldest segments while a partition is larger; -1 = no limit",
+    },
+    TopicSetting {
+        name: "retention.ms",
+        broker: "log.retention.ms",
+        ty: ConfigType::Long,
+        doc: "delete segments whose newest record is older; -1 = keep forever",
+    },
+    TopicSetting {
+        name: "segment.bytes",
+        broker: "log.segment.bytes",
+        ty: ConfigType::Int,
+        doc: "roll the active segment when it would grow past this",
+    },
+    TopicSetting {
+        name: "segment.index.bytes",
+        broker: "log.index.size.max.bytes",
+        ty: ConfigType::Int,
+        doc: "size at which a segment's index is full (segments created from then on)",
+    },
+    TopicSetting {
+        name: "segment.ms",
+        broker: "log.roll.ms",
+        ty: ConfigType::Long,
+        doc: "roll the active segment when its first record is this much older than an incoming one",
+    },
 ];
+
+fn find(name: &str) -> Option<&'static TopicSetting> {
+    TOPIC_SETTINGS.iter().find(|s| s.name == name)
+}
 
 /// Every topic config name accepted.
 pub fn known(name: &str) -> bool {
-    LOG_SETTINGS.contains(&name) || matches!(name, "compression.type" | "cleanup.policy")
+    find(name).is_some()
 }
 
+/// A topic config of Kafka's LIST type (IncrementalAlterConfigs APPEND / SUBTRACT).
+pub fn is_list(name: &str) -> bool {
+    find(name).is_some_and(|s| s.ty == ConfigType::List)
+}
+
+/// Kafka's default of a topic config, as APPEND / SUBTRACT start from when the topic does
+/// not set it.
+pub fn default_of(name: &str) -> Option<&'static str> {
+    find(name).and_then(|s| config::default_of(s.broker))
+}
+
+/// Topic configs as a config resource: a bad name or value is INVALID_CONFIG.
+pub const SCHEMA: config::Schema =
+    config::Schema { known, is_list, default_of, invalid: crate::errors::INVALID_CONFIG };
+
 fn int<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-    v.trim().parse().map_err(|_| format!("{name}: {v:?} is not a valid number"))
+    v.trim().parse().map_err(|_| format!("Invalid value {v:?} for configuration {name}: not a number"))
 }
 
 /// Applies topic overrides to the broker's log settings.
@@ -64,14 +153,15 @@ pub fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Resul
     Ok(c)
 }
 
-pub fn compression(configs: &BTreeMap<String, String>) -> TopicCompression {
+/// The topic's `compression.type`, or the broker's when the topic has none.
+pub fn compression(broker_default: &str, configs: &BTreeMap<String, String>) -> TopicCompression {
     use crate::log::batch::Codec;
-    match configs.get("compression.type").map(String::as_str) {
-        Some("uncompressed") => TopicCompression::Codec(Codec::None),
-        Some("gzip") => TopicCompression::Codec(Codec::Gzip),
-        Some("snappy") => TopicCompression::Codec(Codec::Snappy),
-        Some("lz4") => TopicCompression::Codec(Codec::Lz4),
-        Some("zstd") => TopicCompression::Codec(Codec::Zstd),
+    match configs.get("compression.type").map(String::as_str).unwrap_or(broker_default).trim() {
+        "uncompressed" => TopicCompression::Codec(Codec::None),
+        "gzip" => TopicCompression::Codec(Codec::Gzip),
+        "snappy" => TopicCompression::Codec(Codec::Snappy),
+        "lz4" => TopicCompression::Codec(Codec::Lz4),
+        "zstd" => TopicCompression::Codec(Codec::Zstd),
         _ => TopicCompression::Producer,
     }
 }
@@ -80,20 +170,14 @@ pub fn compression(configs: &BTreeMap<String, String>) -> TopicCompression {
 pub fn validate(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<(), String> {
     for (name, value) in configs {
         if !known(name) {
-            return Err(format!("unknown (or unsupported) topic config {name:?}"));
+            return Err(format!("Unknown (or unsupported) topic config name: {name}"));
         }
         match name.as_str() {
-            "compression.type"
-                if !matches!(value.as_str(), "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd") =>
-            {
-                return Err(format!(
-                    "compression.type {value:?} is not one of producer, uncompressed, gzip, snappy, lz4, zstd"
-                ));
+            "compression.type" => {
+                config::compression_type(name, value)?;
             }
-            "cleanup.policy" if value != "delete" => {
-                return Err(format!(
-                    "cleanup.policy {value:?}: only \"delete\" is supported (log compaction of user topics is not implemented yet)"
-                ));
+            "cleanup.policy" => {
+                config::cleanup_policy(name, value)?;
             }
             _ => {}
         }
@@ -101,43 +185,69 @@ pub fn validate(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<
     log_config(base, configs).map(|_| ())
 }
 
+/// How DescribeConfigs shows a setting's effective value (Kafka's rendering: plain
+/// numbers, `Long.MAX_VALUE` for "never").
+fn render(name: &str, log: &LogConfig, broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> String {
+    match name {
+        "cleanup.policy" => configs.get(name).map_or(broker.cleanup_policy.clone(), |v| v.trim().to_string()),
+        "compression.type" => configs.get(name).map_or(broker.compression_type.clone(), |v| v.trim().to_string()),
+        "flush.messages" => log.flush_messages.min(i64::MAX as u64).to_string(),
+        "flush.ms" => log.flush_ms.to_string(),
+        "index.interval.bytes" => log.index_interval_bytes.to_string(),
+        "max.message.bytes" => log.max_message_bytes.to_string(),
+        "retention.bytes" => log.retention_bytes.to_string(),
+        "retention.ms" => log.retention_ms.to_string(),
+        "segment.bytes" => log.segment_bytes.to_string(),
+        "segment.index.bytes" => log.segment_index_bytes.to_string(),
+        "segment.ms" => log.segment_ms.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// DescribeConfigs of a topic with these overrides, as Kafka reports it: every topic
+/// config with its effective value; the source is DYNAMIC_TOPIC_CONFIG when the topic sets
+/// it (even to the default), else that of the broker layer its synonym comes from
+/// (`BrokerConfig::synonyms`), else DEFAULT_CONFIG. Sorted by name.
+pub fn describe(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let log = log_config(&broker.log, configs).unwrap_or_else(|_| broker.log.clone());
+    TOPIC_SETTINGS
+        .iter()
+        .map(|s| {
+            let value = render(s.name, &log, broker, configs);
+            let mut synonyms = Vec::new();
+            if configs.contains_key(s.name) {
+                synonyms.push(Synonym {
+                    name: s.name.to_string(),
+                    value: Some(value.clone()),
+                    source: source::DYNAMIC_TOPIC_CONFIG,
+                });
+            }
+            synonyms.extend(broker.synonyms(s.broker));
+            ConfigEntry {
+                name: s.name.to_string(),
+                value: Some(value),
+                source: synonyms.first().map_or(source::DEFAULT_CONFIG, |syn| syn.source),
+                read_only: false,
+                synonyms,
+                ty: s.ty,
+                doc: s.doc,
+            }
+        })
+        .collect()
+}
+
+fn file_name(topic: &str) -> String {
+    format!("{topic}.properties")
+}
+
 /// Writes a topic's configs (atomically: temp file, fsync, rename, fsync the directory).
 pub fn write(data_dir: &Path, topic: &str, configs: &BTreeMap<String, String>) -> Result<(), String> {
-    let dir = data_dir.join(DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let path = dir.join(format!("{topic}.properties"));
-    if configs.is_empty() {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", path.display())),
-            _ => Ok(()),
-        };
-    }
-    let text: String = configs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    let tmp = dir.join(format!("{topic}.properties.tmp"));
-    let io = |e: std::io::Error| format!("writing {}: {e}", path.display());
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)
+    config::write_properties(&data_dir.join(DIR), &file_name(topic), configs)
 }
 
 /// Reads a topic's configs (none if it has no file).
 pub fn read(data_dir: &Path, topic: &str) -> Result<BTreeMap<String, String>, String> {
-    let path = data_dir.join(DIR).join(format!("{topic}.properties"));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect())
+    config::read_properties(&data_dir.join(DIR), &file_name(topic))
 }
 
 #[cfg(test)]
@@ -152,7 +262,7 @@ mod tests {
         c.insert("compression.type".to_string(), "zstd".to_string());
         assert!(validate(&base, &c).is_ok());
         assert_eq!(log_config(&base, &c).unwrap().retention_ms, 60000);
-        assert_eq!(compression(&c), TopicCompression::Codec(crate::log::batch::Codec::Zstd));
+        assert_eq!(compression("producer", &c), TopicCompression::Codec(crate::log::batch::Codec::Zstd));
         let tmp = crate::testing::TempDir::new("topic-configs");
         write(tmp.path(), "t", &c).unwrap();
         assert_eq!(read(tmp.path(), "t").unwrap(), c);
@@ -164,5 +274,40 @@ mod tests {
         }
         write(tmp.path(), "t", &BTreeMap::new()).unwrap();
         assert!(read(tmp.path(), "t").unwrap().is_empty());
+    }
+
+    #[test]
+    fn describe_reports_topic_sources_as_kafka_does() {
+        use crate::config::source;
+        let mut broker = BrokerConfig::default();
+        broker.set_all(["log.segment.bytes=2097152", "compression.type=lz4"]).unwrap();
+        let mut topic = BTreeMap::new();
+        // Given at creation, equal to the default: still the topic's own.
+        topic.insert("retention.bytes".to_string(), "-1".to_string());
+        topic.insert("max.message.bytes".to_string(), "5000".to_string());
+        let all = describe(&broker, &topic);
+        assert_eq!(all.len(), TOPIC_SETTINGS.len());
+        let get = |n: &str| all.iter().find(|e| e.name == n).unwrap().clone();
+        let rb = get("retention.bytes");
+        assert_eq!((rb.value.as_deref(), rb.source), (Some("-1"), source::DYNAMIC_TOPIC_CONFIG));
+        assert_eq!(rb.synonyms[0].source, source::DYNAMIC_TOPIC_CONFIG);
+        assert_eq!(rb.synonyms[1].name, "log.retention.bytes");
+        assert_eq!(get("max.message.bytes").value.as_deref(), Some("5000"));
+        let seg = get("segment.bytes");
+        assert_eq!((seg.value.as_deref(), seg.source), (Some("2097152"), source::STATIC_BROKER_CONFIG));
+        let comp = get("compression.type");
+        assert_eq!((comp.value.as_deref(), comp.source), (Some("lz4"), source::STATIC_BROKER_CONFIG));
+        let idx = get("segment.index.bytes");
+        assert_eq!((idx.value.as_deref(), idx.source), (Some("10485760"), source::DEFAULT_CONFIG));
+        assert_eq!(idx.synonyms[0].name, "log.index.size.max.bytes");
+        // Kafka's rule: retention.ms's synonyms start at log.retention.ms, so the default
+        // log.retention.hours=168 is left out and the source is DEFAULT_CONFIG.
+        let ret = get("retention.ms");
+        assert_eq!(
+            (ret.value.as_deref(), ret.source, ret.synonyms.len()),
+            (Some("604800000"), source::DEFAULT_CONFIG, 0)
+        );
+        assert_eq!(get("flush.messages").value.as_deref(), Some("9223372036854775807"));
+        assert_eq!(compression("lz4", &BTreeMap::new()), TopicCompression::Codec(crate::log::batch::Codec::Lz4));
     }
 }

@@ -331,3 +331,45 @@ fn both_write_methods_put_the_same_bytes_in_the_segment() {
         assert!(files[0] == files[1], "pwritev and io_uring wrote different bytes");
     });
 }
+
+/// Regression: an append that finds a roll under way waits for the roller, which may itself
+/// be waiting for a sync round's hold on the log structure. When that round ended, the
+/// roller was woken but not yet run, and a waiting append could take and drop the free
+/// permit and retry in a loop that never yielded: the shard spun at 100 % CPU and nothing
+/// on it ever ran again. Many appends with acks=all-style syncs over small segments hit it.
+#[test]
+fn appends_racing_rolls_and_sync_rounds_all_complete() {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        if !watchdog.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("appends_racing_rolls_and_sync_rounds_all_complete: no progress in 30 s (livelock)");
+            std::process::exit(101);
+        }
+    });
+    let tmp = TempDir::new("roll-race");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        // Producers that append, wait for their fdatasync, and append again at once: the
+        // sync round's end wakes them just before the roller it held up.
+        let mut tasks = Vec::new();
+        for p in 0..10 {
+            let log = log.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let value = vec![b'v'; 900];
+                for i in 0..100 {
+                    let info = log.append(&batch(&[&value], p * 100 + i), 0, 0).await.unwrap();
+                    log.sync_to(info.last_offset + 1).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        assert_eq!(log.log_end_offset(), 1000);
+        assert!(log.segment_count() > 100, "{} segments", log.segment_count());
+    });
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+}

@@ -14,7 +14,7 @@ pub const VERSIONS: (i16, i16) = (0, 3);
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: AddOffsetsToTxnRequest = decode(req)?;
     let id = string(&request.transactional_id.0);
-    let offsets_partition = crate::group::offsets_partition(shard.config(), &request.group_id.0);
+    let offsets_partition = crate::group::offsets_partition(&shard.config(), &request.group_id.0);
     let call = AddPartitions {
         id: id.clone(),
         producer_id: request.producer_id.0,

@@ -4,6 +4,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -11,6 +12,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
@@ -19,6 +21,7 @@ pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -71,6 +74,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, delete_records::VERSIONS.0, delete_records::VERSIONS.1),
     (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS.0, describe_log_dirs::VERSIONS.1),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS.0, describe_producers::VERSIONS.1),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS.0, describe_configs::VERSIONS.1),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS.0, alter_configs::VERSIONS.1),
+    (ApiKey::IncrementalAlterConfigs, incremental_alter_configs::VERSIONS.0, incremental_alter_configs::VERSIONS.1),
 ];
 
 /// Why a connection must be closed instead of answered.
@@ -137,6 +143,9 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
         ApiKey::DescribeTransactions => describe_transactions::handle(shard, &req).await.map(Some),
         ApiKey::ListTransactions => list_transactions::handle(shard, &req).await.map(Some),
+        ApiKey::DescribeConfigs => describe_configs::handle(shard, &req).await.map(Some),
+        ApiKey::AlterConfigs => alter_configs::handle(shard, &req).await.map(Some),
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(shard, &req).await.map(Some),
         other => Err(Close(format!("API {other:?} is not supported"))),
     }
 }

@@ -1077,7 +1077,7 @@ impl Coordinator {
         if records.is_empty() {
             return codes;
         }
-        let tp = offsets_partition(host.config(), &m.group);
+        let tp = offsets_partition(&host.config(), &m.group);
         let _gate = self.gate(host, &m.group).await;
         if let Err(e) = internal::write(host, &tp, records, Some(producer)).await {
             eprintln!("sluice: group {:?}: writing transactional offsets failed: {e}", m.group);
@@ -1645,7 +1645,7 @@ fn commit_allowed(group: &mut Group, m: &MemberRef) -> Result<(), i16> {
 
 /// Appends records to the group's offsets partition (on this shard) and fdatasyncs them.
 async fn write(host: &Rc<impl Host>, group: &str, records: Vec<internal::KeyValue>) -> Result<(), String> {
-    internal::write(host, &offsets_partition(host.config(), group), records, None).await
+    internal::write(host, &offsets_partition(&host.config(), group), records, None).await
 }
 
 /// The partition of `__consumer_offsets` a group belongs to (its coordinator is the shard

@@ -17,8 +17,8 @@ pub struct LogConfig {
     pub segment_index_bytes: u64,
     /// `index.interval.bytes`: bytes between offset-index entries.
     pub index_interval_bytes: u64,
-    /// `flush.messages`: fdatasync once this many messages are unsynced. `u64::MAX` = never
-    /// (Kafka's default: rely on the OS, and on acks=all which syncs anyway).
+    /// `flush.messages`: fdatasync once this many messages are unsynced. Kafka's default,
+    /// `Long.MAX_VALUE`, is never: rely on the OS, and on acks=all which syncs anyway.
     pub flush_messages: u64,
     /// `flush.ms`: fdatasync when the oldest unsynced append is this old. `i64::MAX` = never.
     pub flush_ms: i64,
@@ -74,7 +74,7 @@ impl Default for LogConfig {
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
-            flush_messages: u64::MAX,
+            flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,

@@ -144,7 +144,8 @@ enum Enqueue {
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced whole when the topic's or the broker's settings change (`set_config`).
+    config: RefCell<Rc<LogConfig>>,
     state: RefCell<LogState>,
     written: OffsetWatch,
     synced: OffsetWatch,
@@ -225,7 +226,7 @@ impl PartitionLog {
         directory.close().await?;
         Ok(Rc::new(PartitionLog {
             dir: dir.to_path_buf(),
-            config,
+            config: RefCell::new(Rc::new(config)),
             state: RefCell::new(LogState {
                 segments,
                 log_start_offset,
@@ -254,8 +255,19 @@ impl PartitionLog {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The settings in force (a snapshot: a change replaces them, it never edits these).
+    pub fn config(&self) -> Rc<LogConfig> {
+        self.config.borrow().clone()
+    }
+
+    /// New settings, in force from the next operation on: appends check `max.message.bytes`,
+    /// `segment.bytes`, `segment.ms` and `index.interval.bytes` against them, `flush.*` and
+    /// retention use them at their next check, segments created from now on size their
+    /// indexes by `segment.index.bytes`. Refused (nothing changes) if they do not validate.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), String> {
+        config.validate()?;
+        *self.config.borrow_mut() = Rc::new(config);
+        Ok(())
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -360,12 +372,13 @@ impl PartitionLog {
             let why = "control batches are written by the transaction coordinator, not by clients";
             return Err(LogError::InvalidBatch(BatchError::InvalidRecords(why.into())));
         }
-        if self.config.validate_records {
+        let config = self.config();
+        if config.validate_records {
             for span in &spans {
                 super::records::validate(&records[span.position..], &span.header).map_err(BatchError::from)?;
             }
         }
-        let max = self.config.max_message_bytes as usize;
+        let max = config.max_message_bytes as usize;
         if let Some(big) = spans.iter().find(|s| s.header.size_bytes() > max) {
             return Err(LogError::MessageTooLarge { size: big.header.size_bytes(), max });
         }
@@ -388,7 +401,7 @@ impl PartitionLog {
                     return Ok(info);
                 }
                 Enqueue::NeedRoll => self.roll().await?,
-                Enqueue::Busy => drop(self.structure.acquire_permit(1).await),
+                Enqueue::Busy => self.wait_structure().await,
             }
         }
     }
@@ -401,6 +414,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<Enqueue, LogError> {
+        let config = self.config();
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
         if st.offline {
@@ -417,7 +431,7 @@ impl PartitionLog {
         let first_offset = st.next_offset;
         let last_offset = first_offset + offsets - 1;
         let (&base, active) = st.segments.iter_mut().next_back().expect("a log always has an active segment");
-        if active.state.should_roll(base, &self.config, records.len() as u64, max_timestamp, last_offset) {
+        if active.state.should_roll(base, &config, records.len() as u64, max_timestamp, last_offset) {
             st.exclusive = true;
             return Ok(Enqueue::NeedRoll);
         }
@@ -436,7 +450,7 @@ impl PartitionLog {
             job.pieces.push(Piece::Shared(records.slice(at + batch::PATCHED_PREFIX_BYTES..at + size)));
             job.len += size;
             let header = BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header };
-            active.state.account_batch(&header, position + at as u64, &self.config);
+            active.state.account_batch(&header, position + at as u64, &config);
             st.producers.record(&header, now_ms);
             if header.is_control() {
                 let commit = batch::control_type(&records[at..at + size]) == Some(batch::CONTROL_COMMIT);
@@ -454,7 +468,7 @@ impl PartitionLog {
             st.epochs.push(EpochEntry { epoch: leader_epoch, start_offset: first_offset });
         }
         let unflushed = (offset - self.synced.get() as i64).max(0) as u64;
-        let flush_now = unflushed >= self.config.flush_messages && !st.flush_scheduled;
+        let flush_now = unflushed >= config.flush_messages && !st.flush_scheduled;
         st.flush_scheduled |= flush_now;
         drop(guard);
         let info = AppendInfo {
@@ -506,7 +520,7 @@ impl PartitionLog {
                 }
             };
             let end = job.position + job.len as u64;
-            let written = match self.config.write_method {
+            let written = match self.config().write_method {
                 WriteMethod::Pwritev => segment::write_pieces(&job.file.file, &job.pieces, job.position).await,
                 WriteMethod::IoUring => {
                     segment::write_fully(&job.file.file, segment::gather(&job.pieces, job.len), job.position).await
@@ -533,7 +547,7 @@ impl PartitionLog {
     /// kept for disks slow enough that the flusher's bursts stall writers. Not durability:
     /// acks=all still waits for fdatasync.
     fn write_behind(&self, file: &SegmentFile, base: i64, position: u64, end: u64) {
-        let window = self.config.write_behind_bytes;
+        let window = self.config().write_behind_bytes;
         if window == 0 {
             return;
         }
@@ -590,16 +604,26 @@ impl PartitionLog {
                     break;
                 }
             }
-            drop(self.structure.acquire_permit(1).await);
+            self.wait_structure().await;
         }
         self.roll().await
+    }
+
+    /// Waits for the roll or truncation under way (`exclusive`) to make progress. Its task
+    /// holds `structure` while it works, but between being woken with the permit and running
+    /// it holds nothing: taking the free permit here and looping would spin without ever
+    /// letting that task run (a shard stuck at 100 % CPU). So after the permit, yield: the
+    /// woken task runs first.
+    async fn wait_structure(&self) {
+        drop(self.structure.acquire_permit(1).await);
+        futures_lite::future::yield_now().await;
     }
 
     /// Rolls to a new segment at the current next offset (if the predicate still says so).
     async fn roll(&self) -> Result<(), LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         let base = self.state.borrow().next_offset;
-        let result = Segment::create(&self.dir, base, &self.config).await;
+        let result = Segment::create(&self.dir, base, &self.config()).await;
         self.state.borrow_mut().exclusive = false;
         let closed_index_writes = self.install_rolled(base, result?);
         if let Some(writes) = closed_index_writes {
@@ -687,7 +711,7 @@ impl PartitionLog {
     pub async fn flush_if_due(&self, now_ms: i64) -> Result<bool, LogError> {
         let (due, next) = {
             let st = self.state.borrow();
-            let due = st.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.flush_ms);
+            let due = st.first_unflushed_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config().flush_ms);
             (due, st.next_offset)
         };
         if due {
@@ -906,7 +930,7 @@ impl PartitionLog {
                 if let Some(found) = file.find_batch(start as u64, offset, end).await? {
                     file.file.truncate(found.position).await?;
                 }
-                let (state, _) = SegmentState::scan(&file, &self.config).await?;
+                let (state, _) = SegmentState::scan(&file, &self.config()).await?;
                 let writes = {
                     let mut st = self.state.borrow_mut();
                     let seg = st.segments.get_mut(&file.base_offset).expect("kept segment");
@@ -916,7 +940,7 @@ impl PartitionLog {
                 writes.apply().await?;
             }
             None => {
-                let seg = Segment::create(&self.dir, offset, &self.config).await?;
+                let seg = Segment::create(&self.dir, offset, &self.config()).await?;
                 let mut st = self.state.borrow_mut();
                 st.segments.insert(offset, seg);
                 st.log_start_offset = offset;
@@ -956,15 +980,15 @@ impl PartitionLog {
     /// record is too old or `retention.bytes` says the log is too big, and any segment wholly
     /// below the log start offset. The active segment is never deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
-        let expiration = self.config.producer_id_expiration_ms;
+        let expiration = self.config().producer_id_expiration_ms;
         {
             let mut st = self.state.borrow_mut();
             let log_start = st.log_start_offset;
             st.producers.expire(crate::runtime::now_ms(), expiration);
             st.producers.forget_aborted_below(log_start);
         }
-        let retention_ms = self.config.retention_ms;
-        let retention_bytes = self.config.retention_bytes;
+        let config = self.config();
+        let (retention_ms, retention_bytes) = (config.retention_ms, config.retention_bytes);
         let total = self.size_bytes();
         let expired = move |seg: &SegmentState, deleted_so_far: u64| {
             let too_old = retention_ms >= 0 && seg.max_timestamp >= 0 && now_ms - seg.max_timestamp > retention_ms;

@@ -340,6 +340,34 @@ static TXN_OFFSET_COMMIT_REQUEST: [Field; 8] = [
     Field { name: "Topics", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&TXN_OFFSET_COMMIT_REQUEST__TXN_OFFSET_COMMIT_REQUEST_TOPIC) },
 ];
 
+static DESCRIBE_CONFIGS_REQUEST__DESCRIBE_CONFIGS_RESOURCE: [Field; 3] = [
+    Field { name: "ResourceType", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
+    Field { name: "ResourceName", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "ConfigurationKeys", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
+];
+
+static DESCRIBE_CONFIGS_REQUEST: [Field; 3] = [
+    Field { name: "Resources", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&DESCRIBE_CONFIGS_REQUEST__DESCRIBE_CONFIGS_RESOURCE) },
+    Field { name: "IncludeSynonyms", versions: Versions::from(1), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+    Field { name: "IncludeDocumentation", versions: Versions::from(3), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+];
+
+static ALTER_CONFIGS_REQUEST__ALTERABLE_CONFIG: [Field; 2] = [
+    Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "Value", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+];
+
+static ALTER_CONFIGS_REQUEST__ALTER_CONFIGS_RESOURCE: [Field; 3] = [
+    Field { name: "ResourceType", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
+    Field { name: "ResourceName", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "Configs", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&ALTER_CONFIGS_REQUEST__ALTERABLE_CONFIG) },
+];
+
+static ALTER_CONFIGS_REQUEST: [Field; 2] = [
+    Field { name: "Resources", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&ALTER_CONFIGS_REQUEST__ALTER_CONFIGS_RESOURCE) },
+    Field { name: "ValidateOnly", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+];
+
 static DESCRIBE_LOG_DIRS_REQUEST__DESCRIBABLE_LOG_DIR_TOPIC: [Field; 2] = [
     Field { name: "Topic", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
     Field { name: "Partitions", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
@@ -368,6 +396,23 @@ static CREATE_PARTITIONS_REQUEST: [Field; 3] = [
 
 static DELETE_GROUPS_REQUEST: [Field; 1] = [
     Field { name: "GroupsNames", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
+];
+
+static INCREMENTAL_ALTER_CONFIGS_REQUEST__ALTERABLE_CONFIG: [Field; 3] = [
+    Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "ConfigOperation", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
+    Field { name: "Value", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+];
+
+static INCREMENTAL_ALTER_CONFIGS_REQUEST__ALTER_CONFIGS_RESOURCE: [Field; 3] = [
+    Field { name: "ResourceType", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
+    Field { name: "ResourceName", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "Configs", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&INCREMENTAL_ALTER_CONFIGS_REQUEST__ALTERABLE_CONFIG) },
+];
+
+static INCREMENTAL_ALTER_CONFIGS_REQUEST: [Field; 2] = [
+    Field { name: "Resources", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&INCREMENTAL_ALTER_CONFIGS_REQUEST__ALTER_CONFIGS_RESOURCE) },
+    Field { name: "ValidateOnly", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
 ];
 
 static OFFSET_DELETE_REQUEST__OFFSET_DELETE_REQUEST_PARTITION: [Field; 1] = [
@@ -585,6 +630,22 @@ static TXN_OFFSET_COMMIT_REQUEST_MESSAGE: Message = Message {
     fields: &TXN_OFFSET_COMMIT_REQUEST,
 };
 
+static DESCRIBE_CONFIGS_REQUEST_MESSAGE: Message = Message {
+    name: "DescribeConfigsRequest",
+    api_key: 32,
+    valid: Versions::new(1, 4),
+    flexible: Versions::from(4),
+    fields: &DESCRIBE_CONFIGS_REQUEST,
+};
+
+static ALTER_CONFIGS_REQUEST_MESSAGE: Message = Message {
+    name: "AlterConfigsRequest",
+    api_key: 33,
+    valid: Versions::new(0, 2),
+    flexible: Versions::from(2),
+    fields: &ALTER_CONFIGS_REQUEST,
+};
+
 static DESCRIBE_LOG_DIRS_REQUEST_MESSAGE: Message = Message {
     name: "DescribeLogDirsRequest",
     api_key: 35,
@@ -607,6 +668,14 @@ static DELETE_GROUPS_REQUEST_MESSAGE: Message = Message {
     valid: Versions::new(0, 2),
     flexible: Versions::from(2),
     fields: &DELETE_GROUPS_REQUEST,
+};
+
+static INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE: Message = Message {
+    name: "IncrementalAlterConfigsRequest",
+    api_key: 44,
+    valid: Versions::new(0, 1),
+    flexible: Versions::from(1),
+    fields: &INCREMENTAL_ALTER_CONFIGS_REQUEST,
 };
 
 static OFFSET_DELETE_REQUEST_MESSAGE: Message = Message {
@@ -674,9 +743,12 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         25 => Some(&ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE),
         26 => Some(&END_TXN_REQUEST_MESSAGE),
         28 => Some(&TXN_OFFSET_COMMIT_REQUEST_MESSAGE),
+        32 => Some(&DESCRIBE_CONFIGS_REQUEST_MESSAGE),
+        33 => Some(&ALTER_CONFIGS_REQUEST_MESSAGE),
         35 => Some(&DESCRIBE_LOG_DIRS_REQUEST_MESSAGE),
         37 => Some(&CREATE_PARTITIONS_REQUEST_MESSAGE),
         42 => Some(&DELETE_GROUPS_REQUEST_MESSAGE),
+        44 => Some(&INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE),
         47 => Some(&OFFSET_DELETE_REQUEST_MESSAGE),
         60 => Some(&DESCRIBE_CLUSTER_REQUEST_MESSAGE),
         61 => Some(&DESCRIBE_PRODUCERS_REQUEST_MESSAGE),
@@ -688,7 +760,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 30] = [
+pub(super) static MESSAGES: [&Message; 33] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -711,9 +783,12 @@ pub(super) static MESSAGES: [&Message; 30] = [
     &ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE,
     &END_TXN_REQUEST_MESSAGE,
     &TXN_OFFSET_COMMIT_REQUEST_MESSAGE,
+    &DESCRIBE_CONFIGS_REQUEST_MESSAGE,
+    &ALTER_CONFIGS_REQUEST_MESSAGE,
     &DESCRIBE_LOG_DIRS_REQUEST_MESSAGE,
     &CREATE_PARTITIONS_REQUEST_MESSAGE,
     &DELETE_GROUPS_REQUEST_MESSAGE,
+    &INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE,
     &OFFSET_DELETE_REQUEST_MESSAGE,
     &DESCRIBE_CLUSTER_REQUEST_MESSAGE,
     &DESCRIBE_PRODUCERS_REQUEST_MESSAGE,

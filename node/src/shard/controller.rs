@@ -5,6 +5,7 @@
 
 use super::ops::{self, Op, ShardOp};
 use super::Shard;
+use crate::config::{self, ConfigChange};
 use crate::errors;
 use crate::log::checkpoint;
 use crate::log::TopicPartition;
@@ -40,10 +41,12 @@ impl Shard {
         Ok(next)
     }
 
-    /// Runs a topic operation on shard 0, the controller (any shard may call).
-    pub async fn controller<T: ShardOp<Reply = ops::TopicResult>>(self: &Rc<Self>, op: T) -> ops::TopicResult
+    /// Runs a topic or config operation on shard 0, the controller (any shard may call).
+    pub async fn controller<T, R>(self: &Rc<Self>, op: T) -> Result<R, (i16, String)>
     where
-        Op: From<(T, glommio::channels::oneshot::SharedSender<ops::TopicResult>)>,
+        T: ShardOp<Reply = Result<R, (i16, String)>>,
+        R: Send + 'static,
+        Op: From<(T, glommio::channels::oneshot::SharedSender<T::Reply>)>,
     {
         self.invoke(0, op).await.unwrap_or_else(|e| Err((errors::KAFKA_STORAGE_ERROR, e)))
     }
@@ -132,9 +135,93 @@ impl Shard {
         self.invoke_each(|_| true, || ops::ApplyTopic(info.clone())).await?.into_iter().collect()
     }
 
-    /// Records a topic in this shard's registry and opens the partitions this shard owns.
+    /// AlterConfigs / IncrementalAlterConfigs of a topic, on shard 0: the new set is worked
+    /// out and validated whole (INVALID_CONFIG names the problem; nothing changes), then
+    /// written to `topic-configs/`, then every shard takes it (its registry copy and the
+    /// log settings of the partitions it has open). `validate_only` stops after validating.
+    pub(super) async fn alter_topic_configs(
+        self: &Rc<Self>,
+        name: &str,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        let _permit =
+            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
+        let Some(mut info) = self.registry.borrow().get(name).cloned() else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
+        };
+        if crate::partition::is_internal(name) {
+            let msg = format!("the configs of internal topic {name} are the node's and cannot be altered");
+            return Err((errors::INVALID_CONFIG, msg));
+        }
+        let configs = change.apply(&info.configs, &crate::topic_config::SCHEMA)?;
+        crate::topic_config::validate(&self.config().log, &configs).map_err(|e| (errors::INVALID_CONFIG, e))?;
+        if validate_only || configs == info.configs {
+            return Ok(());
+        }
+        crate::topic_config::write(&self.setup.data_dir, name, &configs)
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        info.configs = configs;
+        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))
+    }
+
+    /// AlterConfigs / IncrementalAlterConfigs of the broker, on shard 0: `per_broker` is
+    /// this broker's own layer (resource name = node id), otherwise the cluster-wide
+    /// default (resource name ""). The settings with the new layer are validated whole —
+    /// every name dynamic, every value valid, every topic's overrides still coherent
+    /// (INVALID_REQUEST, as Kafka answers for broker configs, names the problem; nothing
+    /// changes) — then the layer is written to `broker-configs/` and every shard puts the
+    /// result in force. `validate_only` stops after validating.
+    pub(super) async fn alter_broker_configs(
+        self: &Rc<Self>,
+        per_broker: bool,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        let _permit =
+            self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
+        let current = self.config();
+        let (mut default, mut broker) = (current.dynamic_default.clone(), current.dynamic_broker.clone());
+        let layer = if per_broker { &mut broker } else { &mut default };
+        *layer = change.apply(layer, &config::BROKER_SCHEMA)?;
+        let new = self.setup.config.with_dynamic(&default, &broker).map_err(|e| (errors::INVALID_REQUEST, e))?;
+        for topic in self.registry.borrow().topics() {
+            if let Err(e) = crate::topic_config::log_config(&new.log, &topic.configs) {
+                let msg = format!("with these settings the configs of topic {} would not hold: {e}", topic.name);
+                return Err((errors::INVALID_REQUEST, msg));
+            }
+        }
+        if validate_only || (default == current.dynamic_default && broker == current.dynamic_broker) {
+            return Ok(());
+        }
+        let (file, values) =
+            if per_broker { (config::DYNAMIC_BROKER_FILE, &broker) } else { (config::DYNAMIC_DEFAULT_FILE, &default) };
+        config::write_properties(&self.setup.data_dir.join(config::DYNAMIC_DIR), file, values)
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let applied = self
+            .invoke_each(|_| true, || ops::ApplyBrokerConfigs { default: default.clone(), broker: broker.clone() })
+            .await
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        applied.into_iter().collect::<Result<(), String>>().map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))
+    }
+
+    /// Puts the static settings with these dynamic layers in force on this shard.
+    pub fn apply_broker_configs(
+        &self,
+        default: &BTreeMap<String, String>,
+        broker: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        self.set_config(self.setup.config.with_dynamic(default, broker)?)
+    }
+
+    /// Records a topic in this shard's registry (its partition count and configs), opens
+    /// the partitions this shard owns and gives those already open the topic's settings.
     pub async fn apply_topic(&self, info: TopicInfo) -> Result<(), String> {
+        let changed = self.registry.borrow().get(&info.name).is_some_and(|old| old.configs != info.configs);
         self.registry.borrow_mut().upsert(info.clone());
+        if changed {
+            self.reconfigure_logs(Some(&info.name))?;
+        }
         for p in 0..info.partitions {
             let tp = TopicPartition::new(info.name.clone(), p);
             if self.owner(&tp) == self.id && self.log(&tp).is_none() {

@@ -19,8 +19,8 @@ impl Host for Shard {
         self.id
     }
 
-    fn config(&self) -> &BrokerConfig {
-        &self.setup.config
+    fn config(&self) -> Rc<BrokerConfig> {
+        Shard::config(self)
     }
 
     fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
@@ -61,13 +61,13 @@ impl Host for Shard {
 impl Shard {
     /// The shard coordinating `group` (the owner of its `__consumer_offsets` partition).
     pub fn group_coordinator(&self, group: &str) -> usize {
-        self.owner(&crate::group::offsets_partition(self.config(), group))
+        self.owner(&crate::group::offsets_partition(&self.config(), group))
     }
 
     /// The shard coordinating transactional id `id` (the owner of its
     /// `__transaction_state` partition).
     pub fn txn_coordinator(&self, id: &str) -> usize {
-        self.owner(&crate::txn::state_partition(self.config(), id))
+        self.owner(&crate::txn::state_partition(&self.config(), id))
     }
 
     /// Every group of every shard, by name (`make` asks one shard; a shard that cannot be

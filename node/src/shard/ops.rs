@@ -80,6 +80,9 @@ ops! {
     DeleteTopic(DeleteTopic);
     ApplyTopic(ApplyTopic);
     ApplyDelete(ApplyDelete);
+    AlterTopicConfigs(AlterTopicConfigs);
+    AlterBrokerConfigs(AlterBrokerConfigs);
+    ApplyBrokerConfigs(ApplyBrokerConfigs);
     Stats(Stats);
     AllocateProducerId(AllocateProducerId);
     WriteMarkers(WriteMarkers);
@@ -335,6 +338,55 @@ impl ShardOp for ApplyDelete {
     type Reply = Result<(), String>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         shard.apply_delete(&self.name).await
+    }
+}
+
+/// What the controller answers a config change with: done, or a Kafka error code and
+/// message (nothing changed).
+pub type ConfigResult = Result<(), (i16, String)>;
+
+/// To shard 0: change a topic's configs (AlterConfigs / IncrementalAlterConfigs).
+#[derive(Debug)]
+pub struct AlterTopicConfigs {
+    pub name: String,
+    pub change: crate::config::ConfigChange,
+    pub validate_only: bool,
+}
+
+impl ShardOp for AlterTopicConfigs {
+    type Reply = ConfigResult;
+    async fn run(self, shard: &Rc<Shard>) -> ConfigResult {
+        shard.alter_topic_configs(&self.name, self.change, self.validate_only).await
+    }
+}
+
+/// To shard 0: change a dynamic layer of the broker's settings (this broker's own, or the
+/// cluster-wide default).
+#[derive(Debug)]
+pub struct AlterBrokerConfigs {
+    pub per_broker: bool,
+    pub change: crate::config::ConfigChange,
+    pub validate_only: bool,
+}
+
+impl ShardOp for AlterBrokerConfigs {
+    type Reply = ConfigResult;
+    async fn run(self, shard: &Rc<Shard>) -> ConfigResult {
+        shard.alter_broker_configs(self.per_broker, self.change, self.validate_only).await
+    }
+}
+
+/// From the controller to every shard: the dynamic broker settings are now these layers.
+#[derive(Debug)]
+pub struct ApplyBrokerConfigs {
+    pub default: BTreeMap<String, String>,
+    pub broker: BTreeMap<String, String>,
+}
+
+impl ShardOp for ApplyBrokerConfigs {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.apply_broker_configs(&self.default, &self.broker)
     }
 }
 

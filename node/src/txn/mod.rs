@@ -106,7 +106,7 @@ impl TxnCoordinator {
 
     /// NOT_COORDINATOR unless this shard coordinates `id`'s state partition.
     fn serving(&self, host: &Rc<impl Host>, id: &str) -> Result<(), i16> {
-        let partition = state_partition(host.config(), id).partition;
+        let partition = state_partition(&host.config(), id).partition;
         if self.owned.borrow().contains(&partition) {
             Ok(())
         } else {
@@ -120,7 +120,7 @@ impl TxnCoordinator {
 
     /// Stores `meta` durably, then makes it the state in memory.
     async fn store(&self, host: &Rc<impl Host>, meta: TxnMeta) -> Result<(), String> {
-        let tp = state_partition(host.config(), &meta.id);
+        let tp = state_partition(&host.config(), &meta.id);
         let _gate = self.gates.shared(tp.partition).await;
         let record = (store::encode_key(&meta.id), Some(store::encode_value(&meta)));
         internal::write(host, &tp, vec![record], None).await?;
@@ -394,7 +394,7 @@ impl TxnCoordinator {
             .txns
             .borrow()
             .values()
-            .filter(|m| state_partition(host.config(), &m.id) == *tp)
+            .filter(|m| state_partition(&host.config(), &m.id) == *tp)
             .filter(|m| {
                 matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence)
             })
@@ -413,7 +413,7 @@ impl TxnCoordinator {
     pub async fn unload_partition(&self, host: &Rc<impl Host>, partition: i32) -> Option<StaticPermit> {
         self.owned.borrow_mut().remove(&partition);
         let all = self.gates.exclusive(partition).await;
-        self.txns.borrow_mut().retain(|id, _| state_partition(host.config(), id).partition != partition);
+        self.txns.borrow_mut().retain(|id, _| state_partition(&host.config(), id).partition != partition);
         all
     }
 
