@@ -4,14 +4,13 @@
 //! (`log-start-offset-checkpoint`) before the answer, so a crash cannot bring deleted records
 //! back. One message per owning shard, like produce.
 
-use super::{decode, string, topic_name, Close};
+use super::{decode, string, topic_name, Close, PerOwner};
 use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::{ops, Shard};
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (0, 2);
@@ -20,7 +19,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let request: DeleteRecordsRequest = decode(req)?;
     let mut results: Vec<Vec<(i16, i64)>> =
         request.topics.iter().map(|t| vec![(errors::NONE, -1); t.partitions.len()]).collect();
-    let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64)>> = BTreeMap::new();
+    let mut per_owner = PerOwner::new();
     for (ti, topic) in request.topics.iter().enumerate() {
         let name = string(&topic.name.0);
         let partitions = shard.registry.borrow().get(&name).map_or(0, |t| t.partitions);
@@ -29,30 +28,18 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 results[ti][pi] = (errors::UNKNOWN_TOPIC_OR_PARTITION, -1);
                 continue;
             }
-            let tp = TopicPartition::new(name.clone(), p.partition_index);
-            per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, tp, p.offset));
+            per_owner.add(shard, (ti, pi), TopicPartition::new(name.clone(), p.partition_index), p.offset);
         }
     }
-    let mut moved = Vec::new();
-    for (owner, entries) in per_shard {
-        let parts: Vec<(TopicPartition, i64)> = entries.iter().map(|(_, _, tp, o)| (tp.clone(), *o)).collect();
-        let found = shard
-            .invoke(owner, ops::DeleteRecords { parts })
-            .await
-            .unwrap_or_else(|_| vec![(errors::KAFKA_STORAGE_ERROR, -1); entries.len()]);
-        for ((ti, pi, _, _), f) in entries.into_iter().zip(found) {
-            if f.0 == errors::NONE {
-                moved.push((ti, pi));
-            }
-            results[ti][pi] = f;
-        }
-    }
+    let make = |parts| ops::DeleteRecords { parts };
+    per_owner.run(shard, make, (errors::KAFKA_STORAGE_ERROR, -1), &mut results).await;
+    // Every slot still NONE had its log start moved (the others were refused above or there).
+    let moved: Vec<(usize, usize)> = (0..results.len())
+        .flat_map(|t| (0..results[t].len()).map(move |p| (t, p)))
+        .filter(|&(t, p)| results[t][p].0 == errors::NONE)
+        .collect();
     if !moved.is_empty() {
-        let checkpointed = match shard.invoke(0, ops::CheckpointLogStarts).await {
-            Ok(result) => result,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = checkpointed {
+        if let Err(e) = shard.invoke(0, ops::CheckpointLogStarts).await.and_then(|r| r) {
             eprintln!("sluice: DeleteRecords: writing the log start checkpoint failed: {e}");
             for (ti, pi) in moved {
                 results[ti][pi] = (errors::KAFKA_STORAGE_ERROR, -1);

@@ -3,14 +3,13 @@
 //! offset of its open transaction. The coordinator epoch of the last marker is not kept
 //! here: it is answered -1, as Kafka does when it does not know it.
 
-use super::{decode, string, topic_name, Close};
+use super::{decode, string, topic_name, Close, PerOwner};
 use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::{ops, Shard};
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (0, 0);
@@ -24,7 +23,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         .iter()
         .map(|t| t.partition_indexes.iter().map(|_| (errors::NONE, Vec::new())).collect())
         .collect();
-    let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition)>> = BTreeMap::new();
+    let mut per_owner = PerOwner::new();
     for (ti, topic) in request.topics.iter().enumerate() {
         let name = string(&topic.name.0);
         let partitions = shard.registry.borrow().get(&name).map_or(0, |t| t.partitions);
@@ -33,20 +32,13 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 results[ti][pi].0 = errors::UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            let tp = TopicPartition::new(name.clone(), p);
-            per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, tp));
+            per_owner.add(shard, (ti, pi), TopicPartition::new(name.clone(), p), ());
         }
     }
-    for (owner, entries) in per_shard {
-        let parts: Vec<TopicPartition> = entries.iter().map(|(_, _, tp)| tp.clone()).collect();
-        let found = shard
-            .invoke(owner, ops::DescribeProducers { parts })
-            .await
-            .unwrap_or_else(|_| vec![(errors::KAFKA_STORAGE_ERROR, Vec::new()); entries.len()]);
-        for ((ti, pi, _), f) in entries.into_iter().zip(found) {
-            results[ti][pi] = f;
-        }
-    }
+    let make = |parts: Vec<(TopicPartition, ())>| ops::DescribeProducers {
+        parts: parts.into_iter().map(|(tp, ())| tp).collect(),
+    };
+    per_owner.run(shard, make, (errors::KAFKA_STORAGE_ERROR, Vec::new()), &mut results).await;
     let topics = request
         .topics
         .iter()

@@ -8,14 +8,13 @@
 //! it (by the `.log` file's mtime, as Kafka), up to MaxNumOffsets, newest first. Other
 //! negative timestamps answer UNSUPPORTED_VERSION, as in Kafka.
 
-use super::{decode, legacy, topic_name, Close};
+use super::{decode, legacy, topic_name, Close, PerOwner};
 use crate::errors;
 use crate::log::TopicPartition;
 use crate::protocol::{encode_response, Request, Response};
 use crate::shard::{ops, Shard};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (0, 8);
@@ -30,7 +29,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let request: ListOffsetsRequest = decode(req)?;
     let mut results: Vec<Vec<(i16, i64, i64)>> =
         request.topics.iter().map(|t| vec![(errors::NONE, -1, -1); t.partitions.len()]).collect();
-    let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64)>> = BTreeMap::new();
+    let mut per_owner = PerOwner::new();
     // isolation_level=1 (v2+): "latest" is the last stable offset.
     let committed = request.isolation_level == 1;
     for (ti, topic) in request.topics.iter().enumerate() {
@@ -41,20 +40,13 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 continue;
             }
             let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
-            per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, tp, p.timestamp));
+            per_owner.add(shard, (ti, pi), tp, p.timestamp);
         }
     }
-    for (owner, entries) in per_shard {
-        let parts: Vec<(TopicPartition, i64, bool)> =
-            entries.iter().map(|(_, _, tp, ts)| (tp.clone(), *ts, committed)).collect();
-        let found = shard
-            .invoke(owner, ops::ListOffsets { parts })
-            .await
-            .unwrap_or_else(|_| vec![(errors::KAFKA_STORAGE_ERROR, -1, -1); entries.len()]);
-        for ((ti, pi, _, _), f) in entries.into_iter().zip(found) {
-            results[ti][pi] = f;
-        }
-    }
+    let make = |parts: Vec<(TopicPartition, i64)>| ops::ListOffsets {
+        parts: parts.into_iter().map(|(tp, ts)| (tp, ts, committed)).collect(),
+    };
+    per_owner.run(shard, make, (errors::KAFKA_STORAGE_ERROR, -1, -1), &mut results).await;
     let topics = request
         .topics
         .iter()
@@ -90,7 +82,7 @@ async fn handle_v0(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> 
     let from_consumer = request.replica_id == CONSUMER_REPLICA_ID;
     let mut results: Vec<Vec<(i16, Vec<i64>)>> =
         request.topics.iter().map(|(_, parts)| vec![(errors::NONE, Vec::new()); parts.len()]).collect();
-    let mut per_shard: BTreeMap<usize, Vec<(usize, usize, TopicPartition, i64, i32)>> = BTreeMap::new();
+    let mut per_owner = PerOwner::new();
     for (ti, (name, parts)) in request.topics.iter().enumerate() {
         let partitions = shard.registry.borrow().get(name).map_or(0, |i| i.partitions);
         for (pi, p) in parts.iter().enumerate() {
@@ -101,20 +93,14 @@ async fn handle_v0(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> 
                 results[ti][pi].0 = errors::UNKNOWN_TOPIC_OR_PARTITION;
             } else {
                 let tp = TopicPartition::new(name.clone(), p.partition);
-                per_shard.entry(shard.owner(&tp)).or_default().push((ti, pi, tp, p.timestamp, p.max_num_offsets));
+                per_owner.add(shard, (ti, pi), tp, (p.timestamp, p.max_num_offsets));
             }
         }
     }
-    for (owner, entries) in per_shard {
-        let parts = entries.iter().map(|(_, _, tp, ts, max)| (tp.clone(), *ts, *max, from_consumer)).collect();
-        let found = shard
-            .invoke(owner, ops::OffsetsBefore { parts })
-            .await
-            .unwrap_or_else(|_| vec![(errors::KAFKA_STORAGE_ERROR, Vec::new()); entries.len()]);
-        for ((ti, pi, _, _, _), f) in entries.into_iter().zip(found) {
-            results[ti][pi] = f;
-        }
-    }
+    let make = |parts: Vec<(TopicPartition, (i64, i32))>| ops::OffsetsBefore {
+        parts: parts.into_iter().map(|(tp, (ts, max))| (tp, ts, max, from_consumer)).collect(),
+    };
+    per_owner.run(shard, make, (errors::KAFKA_STORAGE_ERROR, Vec::new()), &mut results).await;
     let topics: Vec<(String, Vec<(i32, i16, Vec<i64>)>)> = request
         .topics
         .into_iter()

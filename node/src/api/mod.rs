@@ -37,9 +37,12 @@ pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
+use crate::log::TopicPartition;
 use crate::protocol::{Request, Response};
-use crate::shard::Shard;
+use crate::shard::{Op, Shard, ShardOp};
+use glommio::channels::oneshot::SharedSender;
 use kafka_protocol::messages::ApiKey;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Every API this node answers, with its version range. Nothing else is advertised.
@@ -173,6 +176,51 @@ pub fn opt_string(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<Stri
 /// A protocol string from a `&str`.
 pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
+
+/// Partition-level work spread over the owning shards, the way produce, ListOffsets,
+/// DeleteRecords and DescribeProducers go: each (topic index, partition index, partition,
+/// argument) is grouped with the others of its owner, one operation per owner carries them,
+/// and each reply lands in `results[topic index][partition index]`.
+pub struct PerOwner<A> {
+    entries: BTreeMap<usize, Vec<(usize, usize, TopicPartition, A)>>,
+}
+
+impl<A> PerOwner<A> {
+    pub fn new() -> Self {
+        PerOwner { entries: BTreeMap::new() }
+    }
+
+    pub fn add(&mut self, shard: &Shard, slot: (usize, usize), tp: TopicPartition, arg: A) {
+        self.entries.entry(shard.owner(&tp)).or_default().push((slot.0, slot.1, tp, arg));
+    }
+
+    /// Sends `make(partitions with their arguments)` to each owner and files the replies;
+    /// the slots of an owner that could not be reached get `unreachable`.
+    pub async fn run<R: Clone, T: ShardOp<Reply = Vec<R>>>(
+        self,
+        shard: &Rc<Shard>,
+        make: impl Fn(Vec<(TopicPartition, A)>) -> T,
+        unreachable: R,
+        results: &mut [Vec<R>],
+    ) where
+        Op: From<(T, SharedSender<Vec<R>>)>,
+    {
+        for (owner, entries) in self.entries {
+            let slots: Vec<(usize, usize)> = entries.iter().map(|(t, p, _, _)| (*t, *p)).collect();
+            let op = make(entries.into_iter().map(|(_, _, tp, arg)| (tp, arg)).collect());
+            let found = shard.invoke(owner, op).await.unwrap_or_else(|_| vec![unreachable.clone(); slots.len()]);
+            for ((t, p), f) in slots.into_iter().zip(found) {
+                results[t][p] = f;
+            }
+        }
+    }
+}
+
+impl<A> Default for PerOwner<A> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// "Authorized operations" in Metadata, DescribeCluster and DescribeGroups: this node has no
