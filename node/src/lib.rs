@@ -20,6 +20,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod ownership;
 pub mod partition;
 pub mod placement;
 pub mod protocol;

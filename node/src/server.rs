@@ -1,15 +1,17 @@
 //! Starting and stopping the node: one pinned glommio executor per selected core.
 //!
-//! Start: read the data directory (topics, checkpoints, clean-shutdown marker) on the main
-//! thread; start the shards; each joins the channel mesh, opens the partitions it owns and
-//! binds its own SO_REUSEPORT listener on the same address (shard 0 first, so `:0` picks
-//! one port for all); the main thread prints one ready line and waits for SIGINT/SIGTERM.
+//! Start: lock the data directory (`ownership`: a second node on it, or on a listener's
+//! address, is refused before anything is written); read the data directory (topics,
+//! checkpoints, clean-shutdown marker) on the main thread; start the shards; each joins the
+//! channel mesh, opens the partitions it owns and binds its own SO_REUSEPORT listener on the
+//! same address (shard 0 first, after probing it, so `:0` picks one port for all); the main thread prints one ready line and waits for SIGINT/SIGTERM.
 //! Stop: shards stop accepting; shard 0 has every shard flush and close its logs, writes
 //! the checkpoints and the clean-shutdown marker; the process exits 0.
 
 use crate::config::BrokerConfig;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::log::{checkpoint, TopicPartition, CLEAN_SHUTDOWN_FILE};
+use crate::ownership::{claim_address, DirLock};
 use crate::runtime::{executor_builder, raise_memlock_limit};
 use crate::shard::{Op, Shard, ShardSetup};
 use crate::topics::{Registry, TopicId, TopicInfo};
@@ -23,6 +25,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::Duration;
+
+/// The listeners' names in messages.
+const KAFKA_LISTENER: &str = "Kafka listener";
+const ADMIN_LISTENER: &str = "admin listener";
 
 /// Capacity of each shard-to-shard channel of the mesh.
 const MESH_CHANNEL_CAPACITY: usize = 1024;
@@ -55,6 +61,14 @@ struct Startup {
 
 /// Runs the node until SIGINT/SIGTERM. Prints the ready line on stdout.
 pub fn run(args: ServerArgs) -> Result<(), String> {
+    let dir = std::path::absolute(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    // Held until this function returns, i.e. until every shard has stopped.
+    let _lock = DirLock::acquire(&dir)?;
+    // Fail fast, before any partition is opened; shard 0 probes again right before it binds.
+    claim_address(&args.listen, KAFKA_LISTENER, "--listen")?;
+    if let Some(admin) = &args.admin {
+        claim_address(admin, ADMIN_LISTENER, "--admin")?;
+    }
     raise_memlock_limit();
     let setup = prepare(&args)?;
     block_stop_signals();
@@ -175,7 +189,9 @@ async fn shard_main(
     *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);
     let admin_addr = match (&args.admin, id) {
         (Some(addr), 0) => {
-            let admin = TcpListener::bind(addr.as_str()).map_err(|e| {
+            // One socket, without SO_REUSEPORT: nobody else can bind it while it is ours.
+            let claimed = claim_address(addr, ADMIN_LISTENER, "--admin")?;
+            let admin = crate::ownership::listen(claimed, false).map_err(|e| {
                 format!("binding admin {addr}: {e} (another node? choose one with --admin HOST:PORT, or --admin off)")
             })?;
             let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
@@ -228,17 +244,19 @@ async fn sample_load(shard: Rc<Shard>) {
     }
 }
 
-/// Shard 0 binds the configured address; the others bind the port it got (so `:0` works).
+/// Shard 0 probes the configured address (refused when another process holds it, see
+/// `ownership::claim_address`) and binds it; the others bind the port it got (so `:0` works).
 fn bind_listener(id: usize, listen: &str, startup: &Startup) -> Result<TcpListener, String> {
     let listener = if id == 0 {
-        let l = TcpListener::bind(listen).map_err(|e| format!("binding {listen}: {e}"))?;
+        let addr = claim_address(listen, KAFKA_LISTENER, "--listen")?;
+        let l = crate::ownership::listen(addr, true).map_err(|e| format!("binding {listen}: {e}"))?;
         *startup.bound.lock().expect("startup lock") = Some(l.local_addr().map_err(|e| e.to_string())?);
         startup.bound_ready.wait();
         l
     } else {
         startup.bound_ready.wait();
         let addr = startup.bound.lock().expect("startup lock").ok_or("shard 0 did not bind")?;
-        TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?
+        crate::ownership::listen(addr, true).map_err(|e| format!("binding {addr}: {e}"))?
     };
     Ok(listener)
 }
