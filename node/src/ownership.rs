@@ -96,23 +96,36 @@ impl DirLock {
     }
 }
 
+/// How long a start waits for an address held by a process that has just exited (see
+/// `claim_address`) before it calls the address taken.
+const ADDRESS_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Fails when another process listens on (or has bound) `addr`; otherwise the address the
 /// listeners should bind (`addr` with port 0 replaced by a free port). `what` names the
 /// listener and `flag` the option that moves it, for the message.
 pub fn claim_address(addr: &str, what: &str, flag: &str) -> Result<SocketAddr, String> {
     let target = resolve(addr)?;
-    let probe = socket_for(&target).map_err(|e| format!("{what} {addr}: {e}"))?;
-    probe.set_reuse_address(true).map_err(|e| format!("{what} {addr}: {e}"))?;
-    match probe.bind(&target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
-            return Err(format!(
-                "{what} {addr} is already in use by another process (another sluice, or Kafka?); \
-                 stop it or choose another address with {flag} HOST:PORT"
-            ))
+    let started = std::time::Instant::now();
+    let probe = loop {
+        let probe = socket_for(&target).map_err(|e| format!("{what} {addr}: {e}"))?;
+        probe.set_reuse_address(true).map_err(|e| format!("{what} {addr}: {e}"))?;
+        match probe.bind(&target.into()) {
+            Ok(()) => break probe,
+            // A node that has just exited (SIGKILL, then an immediate restart) can still hold
+            // its listener for a moment: the kernel tears its io_uring down after the exit,
+            // and the accept pending there keeps the socket listening until then.
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && started.elapsed() < ADDRESS_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                return Err(format!(
+                    "{what} {addr} is already in use by another process (another sluice, or Kafka?); \
+                     stop it or choose another address with {flag} HOST:PORT"
+                ))
+            }
+            Err(e) => return Err(format!("binding {what} {addr}: {e}")),
         }
-        Err(e) => return Err(format!("binding {what} {addr}: {e}")),
-    }
+    };
     let bound = probe
         .local_addr()
         .map_err(|e| format!("{what} {addr}: {e}"))?

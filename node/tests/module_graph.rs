@@ -1,5 +1,5 @@
 //! The node's module graph is a tree you can draw (issue #12): no top-level module of
-//! `node/src` reaches itself again through `crate::` imports. A cycle fails this test with
+//! `node/src` reaches itself again through `crate::` imports (unit-test modules left out). A cycle fails this test with
 //! the modules on it, so the README's tour of the modules stays true.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +27,13 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("reading a source file");
+            // The production graph: a file's unit tests (`#[cfg(test)] mod tests`, at its end
+            // by this codebase's habit) may reach across, e.g. the guard's test that every
+            // version `api` advertises has a schema.
+            let text = match text.find("#[cfg(test)]\nmod tests") {
+                Some(i) => &text[..i],
+                None => &text[..],
+            };
             let deps = out.entry(module.clone()).or_default();
             for (i, _) in text.match_indices("crate::") {
                 let name: String =
