@@ -64,18 +64,7 @@ fn show(set: &BTreeSet<Tp>) -> String {
 
 /// Produces messages `start..start+count` (acks=all) and returns how many went to each partition.
 fn produce(node: &Node, topic: &str, start: usize, count: usize, extra: &[&str]) -> BTreeMap<i32, i64> {
-    let (c, s) = (count.to_string(), start.to_string());
-    let mut args =
-        vec!["--bootstrap", node.bootstrap(), "--topic", topic, "--count", &c, "--start", &s, "--acks", "all"];
-    args.extend_from_slice(extra);
-    let out = py_json_timeout(node, "ck_produce.py", &args, Duration::from_secs(120));
-    assert_eq!(
-        (out["acked"].i64(), out["errors"].i64()),
-        (count as i64, 0),
-        "producing to {topic}: not every message acknowledged: {}\n{}",
-        out["error_samples"],
-        node.logs(30)
-    );
+    let out = support::ck_produce_all(node, topic, start as i64, count, extra);
     out["partitions"].obj().iter().map(|(p, s)| (p.parse().unwrap(), s["count"].i64())).collect()
 }
 

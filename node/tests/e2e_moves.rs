@@ -165,36 +165,12 @@ fn expected_value(i: i64, size: usize) -> String {
 /// Produces records `start..start+count` with acks=all (to `partition` if given); every one
 /// must be acknowledged. Returns the acks.
 fn produce(node: &Node, topic: &str, start: i64, count: usize, value_size: usize, partition: Option<i32>) -> Vec<Ack> {
-    let (c, s, vs) = (count.to_string(), start.to_string(), value_size.to_string());
-    let p = partition.map(|p| p.to_string());
-    let mut args = vec![
-        "--bootstrap",
-        node.bootstrap(),
-        "--topic",
-        topic,
-        "--count",
-        &c,
-        "--start",
-        &s,
-        "--value-size",
-        &vs,
-        "--acks",
-        "all",
-        "--report-acks",
-        "--timeout",
-        "60",
-    ];
+    let (vs, p) = (value_size.to_string(), partition.map(|p| p.to_string()));
+    let mut extra = vec!["--value-size", &vs, "--report-acks", "--timeout", "60"];
     if let Some(p) = &p {
-        args.extend_from_slice(&["--partition", p]);
+        extra.extend_from_slice(&["--partition", p]);
     }
-    let out = py_json_timeout(node, "ck_produce.py", &args, Duration::from_secs(90));
-    assert_eq!(
-        (out["acked"].i64(), out["errors"].i64()),
-        (count as i64, 0),
-        "producing {count} records to {topic}: {}\n{}",
-        out["error_samples"],
-        node.logs(30)
-    );
+    let out = support::ck_produce_all(node, topic, start, count, &extra);
     out["acks"].arr().iter().map(|a| (a[0].i64(), a[1].i64() as i32, a[2].i64())).collect()
 }
 

@@ -107,21 +107,9 @@ fn produce_plain(
     count: usize,
     partition: Option<i32>,
 ) -> BTreeMap<i32, (i64, i64, i64)> {
-    let (c, s) = (count.to_string(), start.to_string());
     let p = partition.map(|p| p.to_string());
-    let mut args =
-        vec!["--bootstrap", node.bootstrap(), "--topic", topic, "--count", &c, "--start", &s, "--acks", "all"];
-    if let Some(p) = &p {
-        args.extend_from_slice(&["--partition", p]);
-    }
-    let out = py_json_timeout(node, "ck_produce.py", &args, Duration::from_secs(60));
-    assert_eq!(
-        (out["acked"].i64(), out["errors"].i64()),
-        (count as i64, 0),
-        "producing to {topic}: not every message acknowledged: {}\n{}",
-        out["error_samples"],
-        node.logs(30)
-    );
+    let extra: Vec<&str> = p.as_deref().map(|p| vec!["--partition", p]).unwrap_or_default();
+    let out = support::ck_produce_all(node, topic, start as i64, count, &extra);
     out["partitions"]
         .obj()
         .iter()

@@ -411,6 +411,26 @@ pub fn py_json_timeout(node: &Node, script: &str, args: &[&str], timeout: Durati
     json::parse(line).unwrap_or_else(|e| panic!("{what}: bad JSON ({e}): {}", &line[..line.len().min(500)]))
 }
 
+/// Runs ck_produce.py (confluent-kafka; record i = key-{i % 1000} / "val-{i}") on `topic`
+/// with acks=all, records `start..start+count` and the `extra` arguments, and asserts that
+/// every one was acknowledged without error; returns the script's summary.
+pub fn ck_produce_all(node: &Node, topic: &str, start: i64, count: usize, extra: &[&str]) -> json::Value {
+    use json::Json;
+    let (c, s) = (count.to_string(), start.to_string());
+    let mut args =
+        vec!["--bootstrap", node.bootstrap(), "--topic", topic, "--count", &c, "--start", &s, "--acks", "all"];
+    args.extend_from_slice(extra);
+    let out = py_json_timeout(node, "ck_produce.py", &args, Duration::from_secs(120));
+    assert_eq!(
+        (out["acked"].i64(), out["errors"].i64()),
+        (count as i64, 0),
+        "producing {count} records to {topic}: not every one acknowledged: {}\n{}",
+        out["error_samples"],
+        node.logs(30)
+    );
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Background clients (consumer-group tests): a child whose stdout lines are collected as they
 // come, so a test can watch several at once, wait for what they print, and SIGKILL them.
