@@ -7,19 +7,13 @@ mod support;
 
 use std::time::Duration;
 use support::json::Json;
-use support::{py_json_timeout, Node};
+use support::{create_topic, py_json_timeout, Node};
 
 #[test]
 fn delete_records_describe_log_dirs_and_describe_producers() {
     let mut node = Node::start(&["--cores", "0-1"]);
     let topic = "trimmed";
-    let created = py_json_timeout(
-        &node,
-        "prod_create_topic.py",
-        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", "3"],
-        Duration::from_secs(60),
-    );
-    assert!(created["error"].is_null(), "creating {topic}: {created}");
+    create_topic(&node, topic, 3);
     let args =
         ["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", "3", "--count", "300", "--delete-to", "40"];
     let v = py_json_timeout(&node, "records_admin.py", &args, Duration::from_secs(90));
@@ -82,13 +76,7 @@ fn delete_records_describe_log_dirs_and_describe_producers() {
 fn authorized_operations_are_every_supported_operation_when_asked() {
     let node = Node::start(&["--set", "group.initial.rebalance.delay.ms=0"]);
     let topic = "ops";
-    let created = py_json_timeout(
-        &node,
-        "prod_create_topic.py",
-        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", "1"],
-        Duration::from_secs(60),
-    );
-    assert!(created["error"].is_null(), "creating {topic}: {created}");
+    create_topic(&node, topic, 1);
     let v = py_json_timeout(
         &node,
         "authorized_ops.py",

@@ -24,7 +24,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::json::{self, Json, Value};
-use support::{http_get, py_json_timeout, wait_for, Bg, Node};
+use support::{create_topic, http_get, py_json_timeout, wait_for, Bg, Node};
 
 /// The node's `node.id` (the default): the only valid `node_id` in a replica list.
 const NODE_ID: i64 = 0;
@@ -140,18 +140,6 @@ fn placements_agree(node: &Node, topic: &str, partitions: i32, when: &str) -> BT
 // ---------------------------------------------------------------------------------------------
 // Records: produce with ck_produce.py (record i = key-{i % 1000} / "val-{i}" padded with '.'),
 // read back with ck_consume.py.
-
-/// Topic creation through confluent-kafka's AdminClient.
-fn create_topic(node: &Node, topic: &str, partitions: i32) {
-    let n = partitions.to_string();
-    let v = py_json_timeout(
-        node,
-        "prod_create_topic.py",
-        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", &n],
-        Duration::from_secs(60),
-    );
-    assert!(v["error"].is_null(), "creating {topic}: {v}");
-}
 
 /// An acknowledged record: (i, partition, offset).
 type Ack = (i64, i32, i64);

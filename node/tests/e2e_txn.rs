@@ -27,7 +27,7 @@
 
 mod support;
 
-use support::{be_i16, be_i32, be_i64};
+use support::{be_i16, be_i32, be_i64, create_topic};
 
 use sluice::testing::TempDir;
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,17 +85,6 @@ fn wait_for(what: &str, timeout: Duration, diag: impl Fn() -> String, mut ok: im
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn create_topic(node: &Node, topic: &str, partitions: u32) {
-    let n = partitions.to_string();
-    let v = py_json_timeout(
-        node,
-        "prod_create_topic.py",
-        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", &n],
-        Duration::from_secs(60),
-    );
-    assert!(v["error"].is_null(), "creating {topic}: {v}\n{}", node.logs(30));
 }
 
 /// Produces ck_produce.py's messages `start..start+count` (plain producer, acks=all), to

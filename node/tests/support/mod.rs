@@ -411,6 +411,19 @@ pub fn py_json_timeout(node: &Node, script: &str, args: &[&str], timeout: Durati
     json::parse(line).unwrap_or_else(|e| panic!("{what}: bad JSON ({e}): {}", &line[..line.len().min(500)]))
 }
 
+/// Creates `topic` with `partitions` partitions through confluent-kafka's AdminClient
+/// (prod_create_topic.py); the creation must succeed.
+pub fn create_topic(node: &Node, topic: &str, partitions: i32) {
+    let n = partitions.to_string();
+    let v = py_json_timeout(
+        node,
+        "prod_create_topic.py",
+        &["--bootstrap", node.bootstrap(), "--topic", topic, "--partitions", &n],
+        Duration::from_secs(60),
+    );
+    assert!(v["error"].is_null(), "creating {topic}: {v}\n{}", node.logs(30));
+}
+
 /// Runs ck_produce.py (confluent-kafka; record i = key-{i % 1000} / "val-{i}") on `topic`
 /// with acks=all, records `start..start+count` and the `extra` arguments, and asserts that
 /// every one was acknowledged without error; returns the script's summary.
