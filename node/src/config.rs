@@ -24,6 +24,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -108,16 +109,35 @@ pub fn compression_type(name: &str, v: &str) -> Result<String, String> {
     }
 }
 
-/// Checks a `cleanup.policy` list (Kafka's LIST type: comma-separated); only `delete` is
-/// supported. Returns it normalised.
+/// Checks a `cleanup.policy` list (Kafka's LIST type: comma-separated `delete` and/or
+/// `compact`). Returns it normalised (trimmed, duplicates dropped, in the order given).
 pub fn cleanup_policy(name: &str, v: &str) -> Result<String, String> {
-    let items: Vec<&str> = v.trim().trim_matches('"').split(',').map(str::trim).collect();
-    if items.iter().all(|i| *i == "delete") {
-        Ok("delete".to_string())
+    let mut items: Vec<&str> = Vec::new();
+    for item in v.trim().trim_matches('"').split(',').map(str::trim) {
+        if !matches!(item, "delete" | "compact") {
+            return Err(format!("{name}: {v:?}: each policy must be delete or compact, got {item:?}"));
+        }
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    Ok(items.join(","))
+}
+
+/// Sets the log's two policy switches from a `cleanup.policy` value.
+pub fn apply_cleanup_policy(log: &mut LogConfig, name: &str, v: &str) -> Result<String, String> {
+    let policy = cleanup_policy(name, v)?;
+    log.cleanup_delete = policy.split(',').any(|p| p == "delete");
+    log.cleanup_compact = policy.split(',').any(|p| p == "compact");
+    Ok(policy)
+}
+
+fn ratio(name: &str, v: &str) -> Result<f64, String> {
+    let r: f64 = v.trim().trim_matches('"').parse().map_err(|_| format!("{name}: {v:?} is not a number"))?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
     } else {
-        Err(format!(
-            "{name}: {v:?}: only \"delete\" is supported (log compaction of user topics is not implemented yet)"
-        ))
+        Err(format!("{name}: {v:?} must be between 0 and 1"))
     }
 }
 
@@ -197,8 +217,39 @@ const SETTINGS: &[Setting] = &[
         List,
         Some("delete"),
         true,
-        "cleanup policy of topics without their own cleanup.policy: only delete (compaction of user topics is not implemented)",
-        |c, v| { c.cleanup_policy = cleanup_policy("log.cleanup.policy", v)? }
+        "cleanup policy of topics without their own cleanup.policy: delete, compact or both (default delete)",
+        |c, v| { c.cleanup_policy = apply_cleanup_policy(&mut c.log, "log.cleanup.policy", v)? }
+    ),
+    setting!("log.cleaner.enable", Boolean, Some("true"), false, "run the log cleaner for compacted topics (default true)", |c, v| {
+        c.log_cleaner_enable = boolean("log.cleaner.enable", v)?
+    }),
+    setting!("log.cleaner.backoff.ms", Long, Some("15000"), false, "how long a shard's cleaner sleeps when no log needs cleaning (default 15000)", |c, v| {
+        c.log_cleaner_backoff_ms = int("log.cleaner.backoff.ms", v)?
+    }),
+    setting!(
+        "log.cleaner.dedupe.buffer.size", Long, Some("134217728"), false,
+        "memory for the cleaners' key maps, shared by the shards (default 134217728)",
+        |c, v| { c.log_cleaner_dedupe_buffer_size = int("log.cleaner.dedupe.buffer.size", v)? }
+    ),
+    setting!(
+        "log.cleaner.min.cleanable.ratio", Double, Some("0.5"), true,
+        "clean a compacted log once this share of it is dirty (default 0.5)",
+        |c, v| { c.log.min_cleanable_dirty_ratio = ratio("log.cleaner.min.cleanable.ratio", v)? }
+    ),
+    setting!(
+        "log.cleaner.min.compaction.lag.ms", Long, Some("0"), true,
+        "a record stays uncompacted at least this long (default 0)",
+        |c, v| { c.log.min_compaction_lag_ms = int("log.cleaner.min.compaction.lag.ms", v)? }
+    ),
+    setting!(
+        "log.cleaner.max.compaction.lag.ms", Long, Some("9223372036854775807"), true,
+        "a record older than this is compacted whatever the dirty ratio (default never)",
+        |c, v| { c.log.max_compaction_lag_ms = int("log.cleaner.max.compaction.lag.ms", v)? }
+    ),
+    setting!(
+        "log.cleaner.delete.retention.ms", Long, Some("86400000"), true,
+        "tombstones stay readable this long after their first cleaning (default 86400000)",
+        |c, v| { c.log.delete_retention_ms = int("log.cleaner.delete.retention.ms", v)? }
     ),
     setting!(
         "compression.type",
@@ -348,8 +399,14 @@ pub struct BrokerConfig {
     pub core_balancing_debounce_timeout_ms: u64,
     /// `compression.type`: the codec of topics without their own (`producer`: as sent).
     pub compression_type: String,
-    /// `log.cleanup.policy`: always `delete` (the only policy user topics support).
+    /// `log.cleanup.policy`, normalised (its switches are in `log`).
     pub cleanup_policy: String,
+    /// `log.cleaner.enable`: run each shard's cleaner.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the cleaner's sleep when nothing is due.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: key-map memory, divided between the shards.
+    pub log_cleaner_dedupe_buffer_size: u64,
     pub log: LogConfig,
     /// The static settings as given (`--config`, `--set`), by name: DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG.
@@ -390,6 +447,9 @@ impl Default for BrokerConfig {
             core_balancing_debounce_timeout_ms: 10_000,
             compression_type: "producer".to_string(),
             cleanup_policy: "delete".to_string(),
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_size: 128 << 20,
             log: LogConfig::default(),
             static_set: BTreeMap::new(),
             dynamic_default: BTreeMap::new(),
@@ -889,7 +949,7 @@ mod tests {
         assert!(c.with_dynamic(&none, &map(&[("log.retention.ms", "soon")])).is_err());
         assert!(c.with_dynamic(&none, &map(&[("log.segment.bytes", "1")])).is_err(), "LogConfig::validate");
         assert!(c.with_dynamic(&none, &map(&[("compression.type", "brotli")])).is_err());
-        assert!(c.with_dynamic(&none, &map(&[("log.cleanup.policy", "compact")])).is_err());
+        assert!(c.with_dynamic(&none, &map(&[("log.cleanup.policy", "shred")])).is_err());
         let ok = c.with_dynamic(&none, &map(&[("compression.type", "zstd"), ("message.max.bytes", "2000")])).unwrap();
         assert_eq!((ok.compression_type.as_str(), ok.log.max_message_bytes), ("zstd", 2000));
     }

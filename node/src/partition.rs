@@ -269,11 +269,20 @@ pub fn is_internal(topic: &str) -> bool {
 }
 
 /// A partition's log settings: the broker's with the topic's configs ([`topic_configs`]).
+/// The internal topics say `compact` (as Kafka's do), but their coordinators compact them by
+/// rewriting their live state (`internal`): the log cleaner leaves them alone, and their
+/// retention is off (`retention.ms` = `retention.bytes` = -1).
 pub fn log_config(broker: &BrokerConfig, tp: &TopicPartition, overrides: &BTreeMap<String, String>) -> LogConfig {
-    crate::topic_config::log_config(&broker.log, &topic_configs(broker, &tp.topic, overrides)).unwrap_or_else(|e| {
-        eprintln!("sluice: {tp}: topic configs ignored: {e}");
-        broker.log.clone()
-    })
+    let mut config = crate::topic_config::log_config(&broker.log, &topic_configs(broker, &tp.topic, overrides))
+        .unwrap_or_else(|e| {
+            eprintln!("sluice: {tp}: topic configs ignored: {e}");
+            broker.log.clone()
+        });
+    if is_internal(&tp.topic) {
+        config.cleanup_compact = false;
+        config.cleanup_delete = true;
+    }
+    config
 }
 
 /// The codec a topic's `compression.type` (or the broker's, when the topic has none) asks

@@ -203,6 +203,11 @@ async fn shard_main(
     let queue = crate::log::background::background_queue();
     let interval = Duration::from_millis(setup.config.retention_check_interval_ms.max(10));
     crate::log::background::spawn_maintenance(&shard.maintained, queue, interval);
+    if setup.config.log_cleaner_enable {
+        let backoff = Duration::from_millis(setup.config.log_cleaner_backoff_ms.max(10));
+        let budget = (setup.config.log_cleaner_dedupe_buffer_size / args.cores.len().max(1) as u64) as usize;
+        crate::log::background::spawn_cleaner(&shard.maintained, queue, backoff, budget);
+    }
     let stop_local = Rc::new(Cell::new(false));
     let accept = glommio::spawn_local(crate::net::serve(shard.clone(), listener, stop_local.clone()));
     let _ = ready.send(Ok((local, admin_addr)));

@@ -40,13 +40,19 @@ const TOPIC_SETTINGS: &[TopicSetting] = &[
         name: "cleanup.policy",
         broker: "log.cleanup.policy",
         ty: ConfigType::List,
-        doc: "delete (the only policy supported for user topics): old segments are deleted by retention",
+        doc: "delete (retention deletes old segments), compact (the cleaner keeps the latest record per key), or both",
     },
     TopicSetting {
         name: "compression.type",
         broker: "compression.type",
         ty: ConfigType::String,
         doc: "codec batches are stored in: producer (as sent), uncompressed, gzip, snappy, lz4, zstd",
+    },
+    TopicSetting {
+        name: "delete.retention.ms",
+        broker: "log.cleaner.delete.retention.ms",
+        ty: ConfigType::Long,
+        doc: "a tombstone on a compacted topic stays readable this long after its first cleaning",
     },
     TopicSetting {
         name: "flush.messages",
@@ -71,6 +77,24 @@ const TOPIC_SETTINGS: &[TopicSetting] = &[
         broker: "message.max.bytes",
         ty: ConfigType::Int,
         doc: "largest record batch accepted",
+    },
+    TopicSetting {
+        name: "max.compaction.lag.ms",
+        broker: "log.cleaner.max.compaction.lag.ms",
+        ty: ConfigType::Long,
+        doc: "a record older than this is compacted whatever the dirty ratio",
+    },
+    TopicSetting {
+        name: "min.cleanable.dirty.ratio",
+        broker: "log.cleaner.min.cleanable.ratio",
+        ty: ConfigType::Double,
+        doc: "clean once dirty bytes are this share of the cleanable log",
+    },
+    TopicSetting {
+        name: "min.compaction.lag.ms",
+        broker: "log.cleaner.min.compaction.lag.ms",
+        ty: ConfigType::Long,
+        doc: "a record stays uncompacted at least this long",
     },
     TopicSetting {
         name: "retention.bytes",
@@ -146,6 +170,18 @@ pub fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Resul
             "retention.ms" => c.retention_ms = int(name, v)?,
             "retention.bytes" => c.retention_bytes = int(name, v)?,
             "max.message.bytes" => c.max_message_bytes = int(name, v)?,
+            "cleanup.policy" => {
+                config::apply_cleanup_policy(&mut c, name, v)?;
+            }
+            "delete.retention.ms" => c.delete_retention_ms = int(name, v)?,
+            "min.compaction.lag.ms" => c.min_compaction_lag_ms = int(name, v)?,
+            "max.compaction.lag.ms" => c.max_compaction_lag_ms = int(name, v)?,
+            "min.cleanable.dirty.ratio" => {
+                c.min_cleanable_dirty_ratio = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("Invalid value {v:?} for configuration {name}: not a number"))?
+            }
             _ => {}
         }
     }
@@ -189,7 +225,15 @@ pub fn validate(base: &LogConfig, configs: &BTreeMap<String, String>) -> Result<
 /// numbers, `Long.MAX_VALUE` for "never").
 fn render(name: &str, log: &LogConfig, broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> String {
     match name {
-        "cleanup.policy" => configs.get(name).map_or(broker.cleanup_policy.clone(), |v| v.trim().to_string()),
+        "cleanup.policy" => match configs.get(name) {
+            Some(v) => config::cleanup_policy(name, v).unwrap_or_else(|_| v.trim().to_string()),
+            None => broker.cleanup_policy.clone(),
+        },
+        "delete.retention.ms" => log.delete_retention_ms.to_string(),
+        "min.compaction.lag.ms" => log.min_compaction_lag_ms.to_string(),
+        "max.compaction.lag.ms" => log.max_compaction_lag_ms.to_string(),
+        // Java's Double.toString: 0.5, 1.0.
+        "min.cleanable.dirty.ratio" => format!("{:?}", log.min_cleanable_dirty_ratio),
         "compression.type" => configs.get(name).map_or(broker.compression_type.clone(), |v| v.trim().to_string()),
         "flush.messages" => log.flush_messages.min(i64::MAX as u64).to_string(),
         "flush.ms" => log.flush_ms.to_string(),
@@ -267,11 +311,22 @@ mod tests {
         write(tmp.path(), "t", &c).unwrap();
         assert_eq!(read(tmp.path(), "t").unwrap(), c);
         for (k, v) in
-            [("compression.type", "brotli"), ("cleanup.policy", "compact"), ("no.such", "1"), ("segment.bytes", "x")]
+            [("compression.type", "brotli"), ("cleanup.policy", "shred"), ("no.such", "1"), ("segment.bytes", "x")]
         {
             let bad: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into_iter().collect();
             assert!(validate(&base, &bad).is_err(), "{k}={v}");
         }
+        let compact: BTreeMap<String, String> = [
+            ("cleanup.policy", " compact, delete"),
+            ("min.cleanable.dirty.ratio", "0.2"),
+            ("delete.retention.ms", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let log = log_config(&base, &compact).unwrap();
+        assert!(log.cleanup_compact && log.cleanup_delete);
+        assert_eq!((log.min_cleanable_dirty_ratio, log.delete_retention_ms), (0.2, 5));
         write(tmp.path(), "t", &BTreeMap::new()).unwrap();
         assert!(read(tmp.path(), "t").unwrap().is_empty());
     }

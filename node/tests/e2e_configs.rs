@@ -121,7 +121,13 @@ fn topic_configs_describe_alter_incremental_and_survive_a_restart() {
     let refusals = [
         ("ck", json!([["retention.ms", "SET", "5000"], ["segment.bytes", "SET", "abc"]]), "INVALID_CONFIG"),
         ("kp", json!([["retention.ms", "SET", "5000"], ["no.such.config", "SET", "1"]]), "INVALID_CONFIG"),
-        ("ck", json!([["retention.ms", "SET", "5000"], ["cleanup.policy", "APPEND", "compact"]]), "INVALID_CONFIG"),
+        ("ck", json!([["retention.ms", "SET", "5000"], ["cleanup.policy", "APPEND", "shred"]]), "INVALID_CONFIG"),
+        ("kp", json!([["min.cleanable.dirty.ratio", "SET", "1.5"]]), "INVALID_CONFIG"),
+        (
+            "ck",
+            json!([["min.compaction.lag.ms", "SET", "10"], ["max.compaction.lag.ms", "SET", "5"]]),
+            "INVALID_CONFIG",
+        ),
         ("ck", json!([["retention.ms", "APPEND", "5000"]]), "INVALID_CONFIG"),
         ("kp", json!([["retention.ms", "SET", "-7"]]), "INVALID_CONFIG"),
     ];

@@ -947,9 +947,9 @@ fn a_topic_with_a_fixed_compression_type_stores_that_codec() {
     let refused = py_json(
         &node,
         "prod_create_topic.py",
-        &["--bootstrap", node.bootstrap(), "--topic", "compacted", "--config", "cleanup.policy=compact"],
+        &["--bootstrap", node.bootstrap(), "--topic", "compacted", "--config", "cleanup.policy=shred"],
     );
-    assert_eq!(refused["error"].opt_str(), Some("INVALID_CONFIG"), "cleanup.policy=compact must be refused");
+    assert_eq!(refused["error"].opt_str(), Some("INVALID_CONFIG"), "an unknown cleanup.policy must be refused");
     let refused = py_json(
         &node,
         "prod_create_topic.py",

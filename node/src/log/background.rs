@@ -59,6 +59,71 @@ impl Maintained {
     }
 }
 
+impl Maintained {
+    /// The log cleaner's one step: cleans the compacted log that is due and dirtiest (Kafka's
+    /// choice), if any. Returns whether one was cleaned.
+    pub async fn clean_once(&self, now_ms: i64, map_budget: usize) -> bool {
+        let mut best: Option<(f64, Rc<PartitionLog>)> = None;
+        for log in self.live() {
+            if let Some(c) = log.cleanable(now_ms).filter(|c| c.due) {
+                if best.as_ref().is_none_or(|(ratio, _)| c.dirty_ratio > *ratio) {
+                    best = Some((c.dirty_ratio, log));
+                }
+            }
+        }
+        let Some((_, log)) = best else { return false };
+        match log.clean(now_ms, map_budget).await {
+            Ok(Some(s)) => {
+                let secs = (s.elapsed_ms.max(1)) as f64 / 1000.0;
+                eprintln!(
+                    "sluice: cleaned {}: read {} bytes, wrote {}, {} -> {} segments, {} keys, {} batches dropped and {} rewritten, clean below offset {}, {:.0} ms ({:.1} MB/s)",
+                    log.dir().display(),
+                    s.bytes_read,
+                    s.bytes_written,
+                    s.segments_before,
+                    s.segments_after,
+                    s.keys,
+                    s.batches_dropped,
+                    s.batches_rewritten,
+                    s.cleaned_upto,
+                    secs * 1000.0,
+                    s.bytes_read as f64 / 1e6 / secs,
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                eprintln!("sluice: cleaning {} failed: {e}", log.dir().display());
+                false
+            }
+        }
+    }
+}
+
+/// Runs the shard's log cleaner in `queue`: cleans one due log after another, and sleeps
+/// `backoff` (`log.cleaner.backoff.ms`) when none is due. `map_budget` bounds a cleaning's
+/// key map (`log.cleaner.dedupe.buffer.size` divided between the shards).
+pub fn spawn_cleaner(maintained: &Rc<Maintained>, queue: TaskQueueHandle, backoff: Duration, map_budget: usize) {
+    let weak = Rc::downgrade(maintained);
+    glommio::spawn_local_into(
+        async move {
+            loop {
+                let Some(m) = weak.upgrade() else { return };
+                let cleaned = m.clean_once(now_ms(), map_budget).await;
+                drop(m);
+                if cleaned {
+                    glommio::yield_if_needed().await;
+                } else {
+                    glommio::timer::sleep(backoff).await;
+                }
+            }
+        },
+        queue,
+    )
+    .expect("the background queue belongs to this executor")
+    .detach();
+}
+
 /// Runs maintenance every `interval` in `queue` until `maintained` is dropped.
 /// (`log.retention.check.interval.ms` is Kafka's name for the interval; default 5 minutes.)
 pub fn spawn_maintenance(maintained: &Rc<Maintained>, queue: TaskQueueHandle, interval: Duration) {

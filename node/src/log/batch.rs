@@ -56,6 +56,8 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: the batch's baseTimestamp holds its delete horizon (set by the log cleaner).
+const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// Why a batch was refused. Each maps to the Kafka error a producer would get.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +221,42 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
     }
+
+    /// KIP-534's delete horizon: once the cleaner has passed over a batch holding tombstones
+    /// or a transaction marker, they may be dropped after this time (ms since the epoch).
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
+}
+
+/// A batch the cleaner rewrites: `original` (a whole stored batch) with these records
+/// (already encoded against `base_timestamp`, uncompressed), compressed with the
+/// original's codec; `horizon` marks baseTimestamp as the delete horizon. Offsets, producer
+/// fields and lastOffsetDelta are kept, so the batch still ends where it ended (Kafka keeps
+/// the original base offset too); an empty `records` with `count` 0 is the header-only
+/// batch Kafka keeps for a producer's last sequence.
+pub fn rewrite(
+    original: &[u8],
+    records: &[u8],
+    count: i32,
+    base_timestamp: i64,
+    horizon: bool,
+) -> std::io::Result<Vec<u8>> {
+    let header = BatchHeader::read(original).ok_or_else(|| std::io::Error::other("not a whole batch"))?;
+    let mut head = original[..BATCH_HEADER_BYTES].to_vec();
+    let mut attributes = header.attributes & !ATTR_DELETE_HORIZON;
+    if horizon {
+        attributes |= ATTR_DELETE_HORIZON;
+    }
+    head[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    head[OFFSET_BASE_TIMESTAMP..OFFSET_BASE_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    head[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&count.to_be_bytes());
+    let codec = if count == 0 { Codec::None } else { header.codec() };
+    let packed = match codec {
+        Codec::None | Codec::Unknown(_) => records.to_vec(),
+        codec => super::records::compress(codec, records)?,
+    };
+    Ok(rebuild(&head, codec, &packed))
 }
 
 /// Checks the batch starting at `buf[0]` and returns its header. `position` is only used in
@@ -320,6 +358,14 @@ pub fn rebuild(header: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
     let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
     out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     out
+}
+
+/// Clears a whole batch's transactional bit (and re-stamps its CRC).
+pub fn clear_transactional(batch: &mut [u8]) {
+    let attributes = be_i16(batch, OFFSET_ATTRIBUTES) & !ATTR_TRANSACTIONAL;
+    batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+    batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Marker types of a control record's key (`version i16, type i16`).

@@ -6,7 +6,7 @@ use crate::limits::{
 };
 
 /// Kafka's defaults, so an operator reading Kafka's documentation gets what it says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -38,6 +38,20 @@ pub struct LogConfig {
     /// `log.write.behind.bytes` (Sluice's own): start writeback of every this many bytes
     /// written (0 = leave it to the kernel's flusher). See `PartitionLog::write_behind`.
     pub write_behind_bytes: u64,
+    /// `cleanup.policy` holds `delete`: retention deletes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` holds `compact`: the shard's cleaner keeps the latest record per key
+    /// (see `log::cleaner`), and records without a key are refused.
+    pub cleanup_compact: bool,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes are this share of the cleanable log.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record older than this is cleaned whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: a tombstone (and a transaction marker) stays readable this long
+    /// after the cleaner first passed over it.
+    pub delete_retention_ms: i64,
 }
 
 /// How the partition writer moves queued appends into the page cache.
@@ -83,6 +97,12 @@ impl Default for LogConfig {
             validate_records: true,
             write_method: WriteMethod::Pwritev,
             write_behind_bytes: 0,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }
@@ -107,6 +127,22 @@ impl LogConfig {
         }
         if self.retention_ms < -1 || self.retention_bytes < -1 {
             return Err("retention.ms and retention.bytes take -1 (unlimited) or a non-negative value".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            let ratio = self.min_cleanable_dirty_ratio;
+            return Err(format!("min.cleanable.dirty.ratio must be in [0, 1], got {ratio}"));
+        }
+        if self.min_compaction_lag_ms < 0 || self.max_compaction_lag_ms < 1 || self.delete_retention_ms < 0 {
+            return Err("min.compaction.lag.ms and delete.retention.ms must not be negative, max.compaction.lag.ms must be at least 1".into());
+        }
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(format!(
+                "min.compaction.lag.ms ({}) must not exceed max.compaction.lag.ms ({})",
+                self.min_compaction_lag_ms, self.max_compaction_lag_ms
+            ));
+        }
+        if !self.cleanup_delete && !self.cleanup_compact {
+            return Err("cleanup.policy must name delete, compact or both".into());
         }
         Ok(())
     }

@@ -18,6 +18,7 @@
 pub mod background;
 pub mod batch;
 pub mod checkpoint;
+pub mod compaction;
 pub mod config;
 pub mod error;
 pub mod index;

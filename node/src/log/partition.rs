@@ -23,6 +23,10 @@
 //! `structure` (a one-permit semaphore), so they never interleave with each other. Appends
 //! never take it unless they must roll.
 
+mod clean;
+
+pub use clean::{CleanStats, Cleanable};
+
 use super::batch::{self, BatchError, BatchHeader, Check};
 use super::checkpoint::{self, EpochEntry};
 use super::config::{LogConfig, WriteMethod};
@@ -33,7 +37,7 @@ use crate::watch::OffsetWatch;
 use bytes::Bytes;
 use glommio::io::Directory;
 use glommio::sync::Semaphore;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -130,6 +134,8 @@ struct LogState {
     producers: ProducerStates,
     /// (segment base, position) up to which writeback was started (`write_behind`).
     behind: (i64, u64),
+    /// The cleaner's checkpoint: offsets below were cleaned at least once (`clean`).
+    cleaned_upto: i64,
 }
 
 enum Enqueue {
@@ -151,6 +157,10 @@ pub struct PartitionLog {
     synced: OffsetWatch,
     sync_rounds: OffsetWatch,
     structure: Semaphore,
+    /// Held by a cleaning for its whole run; `close` waits for it.
+    cleaner: Semaphore,
+    /// Set by `close` / `stop_cleaning`: a cleaning under way stops at its next step.
+    clean_abort: Cell<bool>,
 }
 
 fn as_watch(offset: i64) -> u64 {
@@ -167,6 +177,7 @@ impl PartitionLog {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(format!("creating {}", dir.display()), e))?;
         // glommio opens directories with openat(-1, path): a relative path fails with EBADF.
         let dir = &std::path::absolute(dir).map_err(|e| LogError::io(format!("resolving {}", dir.display()), e))?;
+        clean::finish_interrupted(dir)?;
         let bases = discover_segments(dir)?;
         let mut segments = BTreeMap::new();
         let mut recovered_any = false;
@@ -243,11 +254,14 @@ impl PartitionLog {
                 epochs,
                 producers,
                 behind: (-1, 0),
+                cleaned_upto: clean::read_checkpoint(dir),
             }),
             written: OffsetWatch::new(as_watch(next_offset)),
             synced: OffsetWatch::new(as_watch(next_offset)),
             sync_rounds: OffsetWatch::new(0),
             structure: Semaphore::new(1),
+            cleaner: Semaphore::new(1),
+            clean_abort: Cell::new(false),
         }))
     }
 
@@ -373,9 +387,10 @@ impl PartitionLog {
             return Err(LogError::InvalidBatch(BatchError::InvalidRecords(why.into())));
         }
         let config = self.config();
-        if config.validate_records {
+        if config.validate_records || config.cleanup_compact {
             for span in &spans {
-                super::records::validate(&records[span.position..], &span.header).map_err(BatchError::from)?;
+                super::records::validate(&records[span.position..], &span.header, config.cleanup_compact)
+                    .map_err(BatchError::from)?;
             }
         }
         let max = config.max_message_bytes as usize;
@@ -990,7 +1005,11 @@ impl PartitionLog {
         let config = self.config();
         let (retention_ms, retention_bytes) = (config.retention_ms, config.retention_bytes);
         let total = self.size_bytes();
+        let delete = config.cleanup_delete;
         let expired = move |seg: &SegmentState, deleted_so_far: u64| {
+            if !delete {
+                return false; // cleanup.policy=compact alone: only segments below the log start go
+            }
             let too_old = retention_ms >= 0 && seg.max_timestamp >= 0 && now_ms - seg.max_timestamp > retention_ms;
             let too_big = retention_bytes >= 0 && total - deleted_so_far >= retention_bytes as u64 + seg.size;
             too_old || too_big
@@ -1039,6 +1058,8 @@ impl PartitionLog {
     /// Flushes everything and persists the indexes: the log can be reopened with a
     /// clean-shutdown marker after this.
     pub async fn close(&self) -> Result<(), LogError> {
+        self.stop_cleaning();
+        let _no_cleaning = self.cleaner.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         let next = self.next_offset();
         self.sync_to(next).await?;
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;

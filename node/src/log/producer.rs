@@ -242,6 +242,11 @@ impl ProducerStates {
         out
     }
 
+    /// Each producer's last batch's last offset: batches the cleaner must not remove whole.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.entries.iter().filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset))).collect()
+    }
+
     /// Open transactions: (producer id, epoch, first offset).
     pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
         let mut out: Vec<_> =

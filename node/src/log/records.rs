@@ -24,14 +24,47 @@ pub enum RecordError {
     Invalid(String),
 }
 
-/// Walks every record of a batch (`batch` holds the whole batch, header included).
-pub fn validate(batch: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
+/// Walks every record of a batch (`batch` holds the whole batch, header included). With
+/// `require_keys` (a compacted topic) a record without a key is refused, as Kafka's
+/// `LogValidator` refuses it ("Compacted topic cannot accept message without key").
+pub fn validate(batch: &[u8], header: &BatchHeader, require_keys: bool) -> Result<(), RecordError> {
+    let plain = plain_records(batch, header)?;
+    let require_keys = require_keys && !header.is_control();
+    let mut keyless = None;
+    for_each_record(&plain, header, |i, r| {
+        if require_keys && r.key.is_none() && keyless.is_none() {
+            keyless = Some(i);
+        }
+    })?;
+    match keyless {
+        Some(i) => Err(RecordError::Invalid(format!(
+            "record {i} has no key: a compacted topic cannot accept a record without a key"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The records section of a batch, decompressed (borrowed when the batch is uncompressed).
+pub fn plain_records<'a>(batch: &'a [u8], header: &BatchHeader) -> Result<std::borrow::Cow<'a, [u8]>, RecordError> {
     let payload = &batch[BATCH_HEADER_BYTES..header.size_bytes()];
     match header.codec() {
-        Codec::None => walk(payload, header),
+        Codec::None => Ok(std::borrow::Cow::Borrowed(payload)),
         Codec::Unknown(c) => Err(RecordError::Invalid(format!("unknown compression codec {c}"))),
-        codec => walk(&decompress(codec, payload)?, header),
+        codec => Ok(std::borrow::Cow::Owned(decompress(codec, payload)?)),
     }
+}
+
+/// One record of a batch as stored, borrowed from the (decompressed) records section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub attributes: u8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    /// A null value: on a compacted topic, a tombstone.
+    pub value_is_null: bool,
+    /// The record's bytes from its key on (key, value, headers): a rewrite copies them as is.
+    pub tail: &'a [u8],
 }
 
 fn undecompressable(codec: Codec, e: impl std::fmt::Display) -> RecordError {
@@ -130,19 +163,40 @@ impl Cursor<'_> {
         (self.at + n <= self.buf.len()).then(|| self.at += n)
     }
 
-    /// A length-prefixed byte string; `nullable` allows -1.
-    fn bytes(&mut self, nullable: bool) -> Option<()> {
+    /// A length-prefixed byte string; `nullable` allows -1 (`None`). Returns where it lies.
+    fn bytes(&mut self, nullable: bool) -> Option<Option<(usize, usize)>> {
         match self.varint()? {
-            -1 if nullable => Some(()),
-            n if n >= 0 => self.skip(n as usize),
+            -1 if nullable => Some(None),
+            n if n >= 0 => {
+                let from = self.at;
+                self.skip(n as usize)?;
+                Some(Some((from, self.at)))
+            }
             _ => None,
         }
     }
 }
 
-fn walk(records: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
+/// Parses every record of a records section (decompressed) and checks it as Kafka's
+/// `LogValidator` does; a produced batch's offset deltas must run 0, 1, 2, … (stored batches
+/// may have gaps after compaction: then they must only increase).
+pub fn parse<'a>(records: &'a [u8], header: &BatchHeader) -> Result<Vec<RecordView<'a>>, RecordError> {
+    let mut out = Vec::with_capacity(header.record_count.max(0) as usize);
+    for_each_record(records, header, |_, r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`parse`] without collecting: `f` sees each record (its index and view) in order; the
+/// produce path's validation, which must not allocate per record.
+pub fn for_each_record<'a>(
+    records: &'a [u8],
+    header: &BatchHeader,
+    mut f: impl FnMut(i32, RecordView<'a>),
+) -> Result<(), RecordError> {
     let invalid = |i: i32, what: &str| RecordError::Invalid(format!("record {i} of {}: {what}", header.record_count));
+    let dense = header.record_count as i64 == header.last_offset_delta as i64 + 1;
     let mut c = Cursor { buf: records, at: 0 };
+    let mut previous_delta = -1;
     for i in 0..header.record_count {
         let length = c.varint().ok_or_else(|| invalid(i, "unreadable length"))?;
         if length < 0 || c.at + length as usize > records.len() {
@@ -150,14 +204,18 @@ fn walk(records: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
         }
         let end = c.at + length as usize;
         let mut r = Cursor { buf: &records[..end], at: c.at };
+        let attributes = *records.get(r.at).ok_or_else(|| invalid(i, "no attributes"))?;
         r.skip(1).ok_or_else(|| invalid(i, "no attributes"))?;
-        r.varlong().ok_or_else(|| invalid(i, "unreadable timestamp delta"))?;
+        let timestamp_delta = r.varlong().ok_or_else(|| invalid(i, "unreadable timestamp delta"))?;
         let offset_delta = r.varint().ok_or_else(|| invalid(i, "unreadable offset delta"))?;
-        if offset_delta != i {
+        let in_order = if dense { offset_delta == i } else { offset_delta > previous_delta };
+        if !in_order || offset_delta > header.last_offset_delta {
             return Err(invalid(i, &format!("offset delta {offset_delta}, expected {i}")));
         }
-        r.bytes(true).ok_or_else(|| invalid(i, "bad key"))?;
-        r.bytes(true).ok_or_else(|| invalid(i, "bad value"))?;
+        previous_delta = offset_delta;
+        let tail_start = r.at;
+        let key = r.bytes(true).ok_or_else(|| invalid(i, "bad key"))?;
+        let value = r.bytes(true).ok_or_else(|| invalid(i, "bad value"))?;
         let headers = r.varint().filter(|h| *h >= 0).ok_or_else(|| invalid(i, "bad header count"))?;
         for _ in 0..headers {
             r.bytes(false).ok_or_else(|| invalid(i, "bad header key"))?;
@@ -166,6 +224,15 @@ fn walk(records: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
         if r.at != end {
             return Err(invalid(i, "length disagrees with its contents"));
         }
+        let view = RecordView {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key: key.map(|(from, to)| &records[from..to]),
+            value_is_null: value.is_none(),
+            tail: &records[tail_start..end],
+        };
+        f(i, view);
         c.at = end;
     }
     if c.at != records.len() {
@@ -176,6 +243,28 @@ fn walk(records: &[u8], header: &BatchHeader) -> Result<(), RecordError> {
         )));
     }
     Ok(())
+}
+
+/// Appends one record in Kafka's encoding: length, attributes, timestamp delta, offset
+/// delta, then `tail` (key, value, headers as stored).
+pub fn encode_record(out: &mut Vec<u8>, attributes: u8, timestamp_delta: i64, offset_delta: i32, tail: &[u8]) {
+    let mut head = Vec::with_capacity(21);
+    head.push(attributes);
+    put_varlong(&mut head, timestamp_delta);
+    put_varlong(&mut head, offset_delta as i64);
+    put_varlong(out, (head.len() + tail.len()) as i64);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(tail);
+}
+
+/// A zig-zag varint (Kafka's `ByteUtils.writeVarlong`).
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
+    while raw >= 0x80 {
+        out.push((raw as u8) | 0x80);
+        raw >>= 7;
+    }
+    out.push(raw as u8);
 }
 
 /// Re-compresses every batch of a produce request's records whose codec is not `target`
@@ -195,7 +284,7 @@ pub fn recompress(records: &[u8], target: Codec) -> Result<Vec<u8>, BatchError> 
             out.extend_from_slice(bytes);
             continue;
         }
-        validate(bytes, &span.header)?;
+        validate(bytes, &span.header, false)?;
         let payload = &bytes[BATCH_HEADER_BYTES..];
         let plain = match span.header.codec() {
             Codec::None => payload.to_vec(),
@@ -210,7 +299,7 @@ pub fn recompress(records: &[u8], target: Codec) -> Result<Vec<u8>, BatchError> 
 
 /// Compresses a records section with `codec` (snappy unframed, lz4 frame, zstd level 3,
 /// gzip default level: what librdkafka sends).
-fn compress(codec: Codec, plain: &[u8]) -> std::io::Result<Vec<u8>> {
+pub fn compress(codec: Codec, plain: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     match codec {
         Codec::None | Codec::Unknown(_) => Ok(plain.to_vec()),
@@ -275,16 +364,16 @@ mod tests {
             let b = batch(codec, 20);
             let h = BatchHeader::read(&b).unwrap();
             assert_eq!((h.record_count, h.size_bytes()), (20, b.len()), "{codec:?}: one batch of 20");
-            assert_eq!(validate(&b, &h), Ok(()), "{codec:?}");
+            assert_eq!(validate(&b, &h, false), Ok(()), "{codec:?}");
             // One record fewer than the header claims.
             let short = BatchHeader { record_count: 19, ..h };
-            assert!(validate(&b, &short).is_err(), "{codec:?}: a count mismatch passed");
+            assert!(validate(&b, &short, false).is_err(), "{codec:?}: a count mismatch passed");
             // Garbage instead of the payload.
             let mut bad = b.clone();
             for byte in &mut bad[BATCH_HEADER_BYTES + 2..] {
                 *byte = 0x55;
             }
-            assert!(validate(&bad, &h).is_err(), "{codec:?}: garbage passed");
+            assert!(validate(&bad, &h, false).is_err(), "{codec:?}: garbage passed");
         }
     }
 
@@ -303,7 +392,7 @@ mod tests {
         let mut b = plain[..BATCH_HEADER_BYTES].to_vec();
         b.extend_from_slice(&framed);
         let h = BatchHeader { batch_length: (b.len() - 12) as i32, attributes: h.attributes | 2, ..h };
-        assert_eq!(validate(&b, &h), Ok(()));
+        assert_eq!(validate(&b, &h, false), Ok(()));
     }
 
     #[test]

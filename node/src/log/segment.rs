@@ -209,6 +209,12 @@ impl SegmentState {
         }
     }
 
+    /// The max timestamp of the segment's first batch, when known (segments opened without a
+    /// scan do not know it).
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.rolling_base_timestamp.filter(|t| *t >= 0)
+    }
+
     /// Called when the segment stops being the active one: Kafka appends a final time index
     /// entry for the largest timestamp, so time lookups never miss the segment's tail.
     pub fn seal(&mut self) {

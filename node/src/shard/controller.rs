@@ -122,7 +122,9 @@ impl Shard {
         self.placement.borrow_mut().remove_topic(name);
         let owned: Vec<TopicPartition> = self.logs.borrow().keys().filter(|tp| tp.topic == name).cloned().collect();
         for tp in owned {
-            self.logs.borrow_mut().remove(&tp);
+            if let Some(log) = self.logs.borrow_mut().remove(&tp) {
+                log.stop_cleaning();
+            }
             self.load.borrow_mut().forget(&tp);
             let dir = self.setup.data_dir.join(tp.dir_name());
             std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))?;
