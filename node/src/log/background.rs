@@ -92,6 +92,7 @@ impl Maintained {
                 true
             }
             Ok(None) => false,
+            Err(_) if log.cleaning_stopped() => false, // closed or deleted meanwhile
             Err(e) => {
                 eprintln!("sluice: cleaning {} failed: {e}", log.dir().display());
                 false

@@ -157,6 +157,11 @@ impl PartitionLog {
         self.clean_abort.set(true);
     }
 
+    /// Whether `stop_cleaning` (or `close`) was called.
+    pub fn cleaning_stopped(&self) -> bool {
+        self.clean_abort.get()
+    }
+
     /// Cleans the log if it is due (see the module doc). `map_budget` bounds the key map's
     /// memory. Returns what was done, `None` if nothing was due.
     pub async fn clean(self: &Rc<Self>, now_ms: i64, map_budget: usize) -> Result<Option<CleanStats>, LogError> {
@@ -248,12 +253,44 @@ impl PartitionLog {
         let next_base = group[group.len() - 1].next_base;
         let stem = segment::file_stem(base);
         let cleaned_path = self.dir.join(format!("{stem}.log.cleaned"));
-        let out = glommio::io::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .buffered_open(&cleaned_path)
-            .await?;
+        let written = self.write_cleaned(group, &cleaned_path, rules, pass, stats).await;
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&cleaned_path);
+            return Err(e);
+        }
+        let swap_path = self.dir.join(format!("{stem}.log.swap"));
+        // The commit and the swap hold `structure`: retention, DeleteRecords and rolls wait,
+        // so the group's segments cannot change between the check and the swap.
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let unchanged = {
+            let st = self.state.borrow();
+            group.iter().all(|c| st.segments.get(&c.base).is_some_and(|s| Rc::ptr_eq(&s.log, &c.file)))
+        };
+        if !unchanged || self.clean_abort.get() {
+            let _ = std::fs::remove_file(&cleaned_path);
+            return Ok(false);
+        }
+        std::fs::rename(&cleaned_path, &swap_path)
+            .map_err(|e| LogError::io(format!("renaming {}", cleaned_path.display()), e))?;
+        // Committed: from here a failure leaves files the in-memory log does not describe,
+        // so it takes the partition offline; opening the log again finishes the swap.
+        let swapped = self.swap_in(group, base, next_base, &swap_path).await;
+        if let Err(e) = &swapped {
+            self.go_offline(e);
+        }
+        swapped.map(|()| true)
+    }
+
+    /// Copies the group's surviving batches into `path`, fdatasynced.
+    async fn write_cleaned(
+        &self,
+        group: &[Closed],
+        path: &Path,
+        rules: &Rules<'_>,
+        pass: &mut PassState,
+        stats: &mut CleanStats,
+    ) -> Result<(), LogError> {
+        let out = glommio::io::OpenOptions::new().write(true).create(true).truncate(true).buffered_open(path).await?;
         let mut position = 0u64;
         let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
         for s in group {
@@ -271,13 +308,9 @@ impl PartitionLog {
                     }
                 }
                 if buffer.len() >= CHUNK_BYTES {
-                    let len = buffer.len() as u64;
-                    segment::write_fully(
-                        &out,
-                        std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES)),
-                        position,
-                    )
-                    .await?;
+                    let full = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES));
+                    let len = full.len() as u64;
+                    segment::write_fully(&out, full, position).await?;
                     position += len;
                 }
                 self.check_abort()?;
@@ -291,24 +324,13 @@ impl PartitionLog {
         stats.bytes_written += position;
         out.fdatasync().await?;
         out.close().await?;
-        let swap_path = self.dir.join(format!("{stem}.log.swap"));
-        std::fs::rename(&cleaned_path, &swap_path)
-            .map_err(|e| LogError::io(format!("renaming {}", cleaned_path.display()), e))?;
-        sync_dir(&self.dir).await?;
-        self.swap_in(group, base, next_base, &swap_path).await
+        Ok(())
     }
 
-    /// The commit's second half, under `structure`: old files out, the swap file in.
-    async fn swap_in(&self, group: &[Closed], base: i64, next_base: i64, swap_path: &Path) -> Result<bool, LogError> {
-        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-        let unchanged = {
-            let st = self.state.borrow();
-            group.iter().all(|c| st.segments.get(&c.base).is_some_and(|s| Rc::ptr_eq(&s.log, &c.file)))
-        };
-        if !unchanged || self.clean_abort.get() {
-            let _ = std::fs::remove_file(swap_path);
-            return Ok(false);
-        }
+    /// The commit's second half (the caller holds `structure`): the directory entry of the
+    /// swap file made durable, the old files out, the swap file in, its indexes rebuilt.
+    async fn swap_in(&self, group: &[Closed], base: i64, next_base: i64, swap_path: &Path) -> Result<(), LogError> {
+        sync_dir(&self.dir).await?;
         replace_with_swap(&self.dir, base, group.iter().map(|c| c.base), swap_path)?;
         let config = self.config();
         let (mut seg, _) = Segment::open(&self.dir, base, &config).await?;
@@ -336,7 +358,7 @@ impl PartitionLog {
             st.segments.insert(base, seg);
         }
         sync_dir(&self.dir).await?;
-        Ok(true)
+        Ok(())
     }
 }
 
