@@ -37,7 +37,7 @@ work="$out/work"
 mkdir -p "$work"
 fresh() { echo "$work/$1-$(date +%s%N)"; }
 node=""
-trap 'node_stop; memcg_cleanup "$work"' EXIT
+trap 'node_stop; [ -z "${_watch_pid:-}" ] || kill "$_watch_pid" 2>/dev/null || true; memcg_cleanup "$work"' EXIT
 memcg_enter "${MEMCG_MIB:-4096}"
 
 create() { # TOPIC PARTITIONS CONFIG...
@@ -45,7 +45,7 @@ create() { # TOPIC PARTITIONS CONFIG...
     shift 2
     for c in "$@"; do args+=(--config "$c"); done
     "$python" node/tests/clients/prod_create_topic.py --bootstrap "$kafka" --topic "$topic" --partitions "$parts" \
-        "${args[@]}" | grep -q '"error": null' || { echo "bench: creating $topic failed" >&2; exit 1; }
+        "${args[@]}" | grep -q '"error":null' || { echo "bench: creating $topic failed" >&2; exit 1; }
 }
 
 run_clean() {

@@ -136,6 +136,9 @@ struct LogState {
     behind: (i64, u64),
     /// The cleaner's checkpoint: offsets below were cleaned at least once (`clean`).
     cleaned_upto: i64,
+    /// A cleaning is swapping the segments based in [.0, .1) for its own: retention and
+    /// truncation leave them alone until it is done.
+    swap_pending: Option<(i64, i64)>,
 }
 
 enum Enqueue {
@@ -255,6 +258,7 @@ impl PartitionLog {
                 producers,
                 behind: (-1, 0),
                 cleaned_upto: clean::read_checkpoint(dir),
+                swap_pending: None,
             }),
             written: OffsetWatch::new(as_watch(next_offset)),
             synced: OffsetWatch::new(as_watch(next_offset)),
@@ -893,7 +897,14 @@ impl PartitionLog {
     /// Removes every batch whose last offset is at or past `offset` (replication's
     /// truncation to a leader's log). Batches are never split. Returns the new log end.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
-        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let _permit = loop {
+            let permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+            if self.state.borrow().swap_pending.is_none() {
+                break permit;
+            }
+            drop(permit); // a cleaning is swapping segments: let it finish
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        };
         self.state.borrow_mut().exclusive = true;
         let mut result = self.truncate_locked(offset).await;
         if result.is_ok() {
@@ -1032,6 +1043,9 @@ impl PartitionLog {
             for pair in bases.windows(2) {
                 let (base, next_base) = (pair[0], pair[1]);
                 let seg = &st.segments[&base];
+                if st.swap_pending.is_some_and(|(from, to)| base >= from && base < to) {
+                    break; // a cleaning is swapping it; next time
+                }
                 if !(next_base <= st.log_start_offset || expired(&seg.state, outcome.deleted_bytes)) {
                     break;
                 }

@@ -368,6 +368,24 @@ impl Segment {
         })
     }
 
+    /// A segment whose `.log` was written elsewhere (a cleaning) and whose contents are known:
+    /// opens it and starts both indexes afresh (the caller writes them from `state`).
+    pub async fn adopt(dir: &Path, base_offset: i64, state: SegmentState) -> Result<Segment, LogError> {
+        let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
+        let file = Self::open_rw(&log_path, false).await?;
+        let index = Rc::new(Self::open_rw(&index_path, true).await?);
+        let time_index = Rc::new(Self::open_rw(&time_path, true).await?);
+        Ok(Segment {
+            base_offset,
+            log: Rc::new(SegmentFile { base_offset, path: log_path, file }),
+            index_files: IndexFiles { index, time_index },
+            written: state.size,
+            state,
+            index_persisted: 0,
+            time_index_persisted: 0,
+        })
+    }
+
     /// Opens an existing segment and loads its indexes, trusting them if they pass their
     /// sanity checks. Returns whether they did; if not, the caller must `recover`. The next
     /// offset is not known until `recover` or `load_tail` runs.

@@ -24,15 +24,20 @@
 //! producer state is then rebuilt from the log). Readers holding an old segment's file keep
 //! reading it: an unlinked file lives until its last descriptor closes.
 //!
-//! Concurrency: the copy runs without the log's `structure` permit, so appends, rolls and
-//! syncs go on; the swap takes it and first checks the group's segments are all still
-//! there (retention or DeleteRecords may have removed some: the group is then abandoned).
-//! `close` stops a cleaning between chunks and waits for it (`cleaner` permit).
+//! Concurrency: neither the copy nor the file swap holds the log's `structure` permit, so
+//! appends, rolls and syncs go on (a roll waits for the permit: holding it through a
+//! directory fsync stalled produce by tens of ms under load). The permit is taken twice,
+//! briefly: to check the group's segments are all still there (retention or DeleteRecords
+//! may have removed some: the group is then abandoned) and mark them as being swapped
+//! (retention and truncation leave them alone meanwhile), and to put the new segment in
+//! their place. Readers meanwhile keep reading the old files through their descriptors.
+//! The cleaner yields to the shard after every batch. `close` stops a cleaning between
+//! chunks and waits for it (`cleaner` permit).
 
 use super::super::batch::{self, BatchHeader, Check};
 use super::super::compaction::{self, Aborted, Kept, OffsetMap, PassState, Rules};
 use super::super::error::LogError;
-use super::super::segment::{self, Segment, SegmentFile};
+use super::super::segment::{self, Segment, SegmentFile, SegmentState};
 use super::{append_txn_index, sync_dir, txn_index_path, PartitionLog};
 use crate::limits::BATCH_HEADER_BYTES;
 use std::os::unix::fs::FileExt;
@@ -175,7 +180,7 @@ impl PartitionLog {
         let segments = self.cleanable_segments(now_ms);
         let dirty_start = self.cleaned_upto();
         let aborted = Aborted::new(&self.state.borrow().producers.aborted);
-        let mut stats = CleanStats { segments_before: segments.len(), ..CleanStats::default() };
+        let mut stats = CleanStats { segments_before: self.segment_count(), ..CleanStats::default() };
 
         // The key map, from whole dirty segments while they fit.
         let mut map = OffsetMap::default();
@@ -187,6 +192,7 @@ impl PartitionLog {
                 for (at, header) in &chunk.batches {
                     let bytes = &chunk.bytes[*at..*at + header.size_bytes()];
                     keys.extend(compaction::batch_keys(bytes, header, &aborted).map_err(|e| corrupt(s, e))?);
+                    glommio::yield_if_needed().await;
                 }
                 stats.bytes_read += chunk.bytes.len() as u64;
                 self.check_abort()?;
@@ -253,35 +259,60 @@ impl PartitionLog {
         let next_base = group[group.len() - 1].next_base;
         let stem = segment::file_stem(base);
         let cleaned_path = self.dir.join(format!("{stem}.log.cleaned"));
-        let written = self.write_cleaned(group, &cleaned_path, rules, pass, stats).await;
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&cleaned_path);
-            return Err(e);
+        let state = match self.write_cleaned(group, &cleaned_path, rules, pass, stats).await {
+            Ok(state) => state,
+            Err(e) => {
+                let _ = std::fs::remove_file(&cleaned_path);
+                return Err(e);
+            }
+        };
+        // Under `structure`, briefly: are the group's segments still all there? Then mark them
+        // as being swapped, so retention and truncation leave them alone meanwhile. Nothing
+        // slow is done holding it (rolls, hence appends, wait for it).
+        {
+            let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+            let mut st = self.state.borrow_mut();
+            let unchanged = group.iter().all(|c| st.segments.get(&c.base).is_some_and(|s| Rc::ptr_eq(&s.log, &c.file)));
+            if !unchanged || self.clean_abort.get() || st.offline {
+                let _ = std::fs::remove_file(&cleaned_path);
+                return Ok(false);
+            }
+            st.swap_pending = Some((base, next_base));
         }
         let swap_path = self.dir.join(format!("{stem}.log.swap"));
-        // The commit and the swap hold `structure`: retention, DeleteRecords and rolls wait,
-        // so the group's segments cannot change between the check and the swap.
+        let mut committed = false;
+        let swapped = self.swap_files(group, base, next_base, state, &cleaned_path, &swap_path, &mut committed).await;
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-        let unchanged = {
-            let st = self.state.borrow();
-            group.iter().all(|c| st.segments.get(&c.base).is_some_and(|s| Rc::ptr_eq(&s.log, &c.file)))
-        };
-        if !unchanged || self.clean_abort.get() {
-            let _ = std::fs::remove_file(&cleaned_path);
-            return Ok(false);
+        let mut st = self.state.borrow_mut();
+        st.swap_pending = None;
+        match swapped {
+            Ok(seg) => {
+                for c in group {
+                    st.segments.remove(&c.base);
+                }
+                // Its data was fdatasynced before the commit; its indexes go with the next
+                // sync round, as a rolled segment's do.
+                st.closed_unsynced.push((seg.log.clone(), seg.index_files.clone()));
+                st.segments.insert(base, seg);
+                st.dir_dirty = true;
+                Ok(true)
+            }
+            Err(e) => {
+                drop(st);
+                if committed {
+                    // The files no longer match the in-memory log: offline until reopened,
+                    // which finishes the swap.
+                    self.go_offline(&e);
+                } else {
+                    let _ = std::fs::remove_file(&cleaned_path);
+                }
+                Err(e)
+            }
         }
-        std::fs::rename(&cleaned_path, &swap_path)
-            .map_err(|e| LogError::io(format!("renaming {}", cleaned_path.display()), e))?;
-        // Committed: from here a failure leaves files the in-memory log does not describe,
-        // so it takes the partition offline; opening the log again finishes the swap.
-        let swapped = self.swap_in(group, base, next_base, &swap_path).await;
-        if let Err(e) = &swapped {
-            self.go_offline(e);
-        }
-        swapped.map(|()| true)
     }
 
-    /// Copies the group's surviving batches into `path`, fdatasynced.
+    /// Copies the group's surviving batches into `path`, fdatasynced; returns what the new
+    /// segment holds (its indexes, timestamps and size), worked out as the batches go by.
     async fn write_cleaned(
         &self,
         group: &[Closed],
@@ -289,23 +320,35 @@ impl PartitionLog {
         rules: &Rules<'_>,
         pass: &mut PassState,
         stats: &mut CleanStats,
-    ) -> Result<(), LogError> {
+    ) -> Result<SegmentState, LogError> {
+        let config = self.config();
+        let mut state = SegmentState::empty(group[0].base, &config);
         let out = glommio::io::OpenOptions::new().write(true).create(true).truncate(true).buffered_open(path).await?;
         let mut position = 0u64;
         let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
         for s in group {
             let mut reader = BatchReader::new(&s.file, s.size);
             while let Some(chunk) = reader.next().await? {
+                stats.bytes_read += chunk.bytes.len() as u64;
                 for (at, header) in &chunk.batches {
                     let bytes = &chunk.bytes[*at..*at + header.size_bytes()];
-                    match compaction::clean_batch(bytes, header, rules, pass).map_err(|e| corrupt(s, e))? {
-                        Kept::Whole => buffer.extend_from_slice(bytes),
+                    let kept = compaction::clean_batch(bytes, header, rules, pass).map_err(|e| corrupt(s, e))?;
+                    let at = position + buffer.len() as u64;
+                    match kept {
+                        Kept::Whole => {
+                            buffer.extend_from_slice(bytes);
+                            state.account_batch(header, at, &config);
+                        }
                         Kept::Rewritten(b) => {
                             stats.batches_rewritten += 1;
+                            let h =
+                                BatchHeader::read(&b).ok_or_else(|| corrupt(s, "a rewritten batch lost its header"))?;
                             buffer.extend_from_slice(&b);
+                            state.account_batch(&h, at, &config);
                         }
                         Kept::Dropped => stats.batches_dropped += 1,
                     }
+                    glommio::yield_if_needed().await;
                 }
                 if buffer.len() >= CHUNK_BYTES {
                     let full = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES));
@@ -324,19 +367,32 @@ impl PartitionLog {
         stats.bytes_written += position;
         out.fdatasync().await?;
         out.close().await?;
-        Ok(())
+        state.seal();
+        Ok(state)
     }
 
-    /// The commit's second half (the caller holds `structure`): the directory entry of the
-    /// swap file made durable, the old files out, the swap file in, its indexes rebuilt.
-    async fn swap_in(&self, group: &[Closed], base: i64, next_base: i64, swap_path: &Path) -> Result<(), LogError> {
+    /// The commit and the file swap, without `structure` (the group is marked pending):
+    /// `.cleaned` → `.swap`, the directory fsynced (the commit is durable), the old files
+    /// out, the swap file renamed into place, its indexes written from `state`.
+    #[allow(clippy::too_many_arguments)]
+    async fn swap_files(
+        &self,
+        group: &[Closed],
+        base: i64,
+        next_base: i64,
+        mut state: SegmentState,
+        cleaned_path: &Path,
+        swap_path: &Path,
+        committed: &mut bool,
+    ) -> Result<Segment, LogError> {
+        std::fs::rename(cleaned_path, swap_path)
+            .map_err(|e| LogError::io(format!("renaming {}", cleaned_path.display()), e))?;
+        *committed = true;
         sync_dir(&self.dir).await?;
         replace_with_swap(&self.dir, base, group.iter().map(|c| c.base), swap_path)?;
-        let config = self.config();
-        let (mut seg, _) = Segment::open(&self.dir, base, &config).await?;
-        seg.recover(&config).await?;
-        seg.index_files.sync().await?;
-        seg.state.next_offset = next_base;
+        state.next_offset = next_base;
+        let mut seg = Segment::adopt(&self.dir, base, state).await?;
+        seg.take_index_writes(true).apply().await?;
         // Aborted transactions whose markers lie in the new segment: its `.txnindex`.
         let aborted: Vec<_> = {
             let st = self.state.borrow();
@@ -350,15 +406,7 @@ impl PartitionLog {
         for a in &aborted {
             append_txn_index(&self.dir, base, a);
         }
-        {
-            let mut st = self.state.borrow_mut();
-            for c in group {
-                st.segments.remove(&c.base);
-            }
-            st.segments.insert(base, seg);
-        }
-        sync_dir(&self.dir).await?;
-        Ok(())
+        Ok(seg)
     }
 }
 
