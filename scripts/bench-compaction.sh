@@ -10,8 +10,9 @@
 #   CPU-second of the node.
 # - "latency": produce-ack latency (sluice-bench open loop, CO-corrected, 16 KiB batches,
 #   linger 1 ms, keyed) at LAT_SHARE of the maximum measured just before, into a 6-partition
-#   topic with 8 MiB segments, once with cleanup.policy=compact (min.cleanable.dirty.ratio
-#   0.1, so the cleaner works all through the run) and once with delete (no cleaner work);
+#   topic with 8 MiB segments (so the cleaner has work all through the run), once with
+#   cleanup.policy=compact (Kafka's default min.cleanable.dirty.ratio, 0.5) and once with
+#   delete (no cleaner work);
 #   the number of cleanings during the run is counted from the node's log.
 # The two latency runs alternate their order round by round.
 #
@@ -79,7 +80,7 @@ run_latency() { # ROUND POLICY
     d="$(fresh lat-$1-$2)"
     node_start "$d" --set log.cleaner.backoff.ms=100
     if [ "$2" = compact ]; then
-        create lat 6 cleanup.policy=compact segment.bytes=8388608 min.cleanable.dirty.ratio=0.1
+        create lat 6 cleanup.policy=compact segment.bytes=8388608
     else
         create lat 6 cleanup.policy=delete segment.bytes=8388608
     fi

@@ -31,7 +31,7 @@
 //! may have removed some: the group is then abandoned) and mark them as being swapped
 //! (retention and truncation leave them alone meanwhile), and to put the new segment in
 //! their place. Readers meanwhile keep reading the old files through their descriptors.
-//! The cleaner yields to the shard after every batch. `close` stops a cleaning between
+//! The cleaner gives way to request handling every 0.5 ms of work ([`SLICE`]). `close` stops a cleaning between
 //! chunks and waits for it (`cleaner` permit).
 
 use super::super::batch::{self, BatchHeader, Check};
@@ -56,6 +56,28 @@ pub fn read_checkpoint(dir: &Path) -> i64 {
 
 /// Bytes read (and written) per step; the cleaner yields to the shard between steps.
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// Work the cleaner does between breaks: then it leaves its task queue empty for a moment, so
+/// the shard polls its sockets and runs request handlers. (Yielding alone only changes task
+/// queues when glommio's preemption timer fires, every 10 ms: a request arriving meanwhile
+/// would wait for the rest of that slice.)
+const SLICE: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Gives the shard's request handling its turn every [`SLICE`] of cleaning.
+struct Pacer(Instant);
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer(Instant::now())
+    }
+
+    async fn tick(&mut self) {
+        if self.0.elapsed() >= SLICE {
+            glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
+            self.0 = Instant::now();
+        }
+    }
+}
 
 /// What a log's cleaning would cover now.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,6 +205,7 @@ impl PartitionLog {
         let mut stats = CleanStats { segments_before: self.segment_count(), ..CleanStats::default() };
 
         // The key map, from whole dirty segments while they fit.
+        let mut pacer = Pacer::new();
         let mut map = OffsetMap::default();
         let mut map_end = dirty_start;
         for s in segments.iter().filter(|s| s.next_base > dirty_start) {
@@ -192,7 +215,7 @@ impl PartitionLog {
                 for (at, header) in &chunk.batches {
                     let bytes = &chunk.bytes[*at..*at + header.size_bytes()];
                     keys.extend(compaction::batch_keys(bytes, header, &aborted).map_err(|e| corrupt(s, e))?);
-                    glommio::yield_if_needed().await;
+                    pacer.tick().await;
                 }
                 stats.bytes_read += chunk.bytes.len() as u64;
                 self.check_abort()?;
@@ -326,6 +349,7 @@ impl PartitionLog {
         let out = glommio::io::OpenOptions::new().write(true).create(true).truncate(true).buffered_open(path).await?;
         let mut position = 0u64;
         let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
+        let mut pacer = Pacer::new();
         for s in group {
             let mut reader = BatchReader::new(&s.file, s.size);
             while let Some(chunk) = reader.next().await? {
@@ -348,7 +372,7 @@ impl PartitionLog {
                         }
                         Kept::Dropped => stats.batches_dropped += 1,
                     }
-                    glommio::yield_if_needed().await;
+                    pacer.tick().await;
                 }
                 if buffer.len() >= CHUNK_BYTES {
                     let full = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES));
