@@ -139,6 +139,9 @@ struct LogState {
     /// A cleaning is swapping the segments based in [.0, .1) for its own: retention and
     /// truncation leave them alone until it is done.
     swap_pending: Option<(i64, i64)>,
+    /// Aborted transactions (with their segment's base) not yet in a `.txnindex`: the next
+    /// sync round appends and syncs them.
+    txn_pending: Vec<(i64, producer::AbortedTxn)>,
 }
 
 enum Enqueue {
@@ -259,6 +262,7 @@ impl PartitionLog {
                 behind: (-1, 0),
                 cleaned_upto: clean::read_checkpoint(dir),
                 swap_pending: None,
+                txn_pending: Vec::new(),
             }),
             written: OffsetWatch::new(as_watch(next_offset)),
             synced: OffsetWatch::new(as_watch(next_offset)),
@@ -474,7 +478,7 @@ impl PartitionLog {
             if header.is_control() {
                 let commit = batch::control_type(&records[at..at + size]) == Some(batch::CONTROL_COMMIT);
                 if let Some(aborted) = st.producers.marker(&header, commit, now_ms) {
-                    append_txn_index(&self.dir, base, &aborted);
+                    st.txn_pending.push((base, aborted));
                 }
             }
             offset = header.last_offset() + 1;
@@ -700,18 +704,29 @@ impl PartitionLog {
     async fn sync_round(&self) -> Result<(), LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         let covered = self.written.get();
-        let (active, index_writes, closed, dir_dirty) = {
+        let (active, index_writes, closed, dir_dirty, txn_entries) = {
             let mut st = self.state.borrow_mut();
             let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
             let active = seg.log.clone();
             let writes = seg.take_index_writes(false);
             let closed = std::mem::take(&mut st.closed_unsynced);
             let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
-            (active, writes, closed, dir_dirty)
+            let txn_entries = std::mem::take(&mut st.txn_pending);
+            (active, writes, closed, dir_dirty, txn_entries)
         };
         for (log, indexes) in &closed {
             log.file.fdatasync().await?;
             indexes.sync().await?;
+        }
+        // A failure here takes the partition offline (via `sync_to`): after a restart the
+        // aborted-transaction list is rebuilt from the log's markers, never from a `.txnindex`
+        // that missed an entry.
+        let mut bases: Vec<i64> = txn_entries.iter().map(|(b, _)| *b).collect();
+        bases.dedup();
+        for base in bases {
+            let entries: Vec<&producer::AbortedTxn> =
+                txn_entries.iter().filter(|(b, _)| *b == base).map(|(_, a)| a).collect();
+            append_txn_entries(&self.dir, base, &entries).await?;
         }
         index_writes.apply().await?;
         active.file.fdatasync().await?;
@@ -915,6 +930,7 @@ impl PartitionLog {
             };
             match rebuilt.await {
                 Ok(p) => {
+                    self.state.borrow_mut().txn_pending.clear(); // rewritten whole below
                     let bases = self.segment_bases();
                     if let Err(e) = rewrite_txn_indexes(&self.dir, &bases, &p.aborted) {
                         result = Err(e);
@@ -1057,6 +1073,7 @@ impl PartitionLog {
             for base in &removed {
                 st.segments.remove(base);
             }
+            st.txn_pending.retain(|(b, _)| !removed.contains(b));
             if !removed.is_empty() {
                 st.dir_dirty = true;
             }
@@ -1167,24 +1184,30 @@ fn txn_index_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{}.txnindex", segment::file_stem(base)))
 }
 
-/// Appends one aborted transaction to a segment's `.txnindex`. A small buffered write; the
-/// file is derived data (rebuilt from the log's markers whenever recovery scans it).
-fn append_txn_index(dir: &Path, base: i64, aborted: &producer::AbortedTxn) {
-    use std::io::Write;
-    let path = txn_index_path(dir, base);
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(&aborted.encode()));
-    if let Err(e) = written {
-        eprintln!("sluice: writing {}: {e}", path.display());
+/// Appends aborted transactions to a segment's `.txnindex` and fdatasyncs it (io_uring).
+async fn append_txn_entries(dir: &Path, base: i64, entries: &[&producer::AbortedTxn]) -> Result<(), LogError> {
+    if entries.is_empty() {
+        return Ok(());
     }
+    let path = txn_index_path(dir, base);
+    let file = glommio::io::OpenOptions::new().write(true).create(true).buffered_open(&path).await?;
+    let end = file.file_size().await?;
+    let bytes: Vec<u8> = entries.iter().flat_map(|a| a.encode()).collect();
+    let written = async {
+        segment::write_fully(&file, bytes, end).await?;
+        file.fdatasync().await?;
+        Ok::<(), LogError>(())
+    }
+    .await;
+    file.close().await?;
+    written
 }
 
 /// Rewrites every `.txnindex` from the aborted transactions (each in the segment holding
-/// its marker).
+/// its marker), at open and after a truncation (plain writes: the files are trusted only
+/// after a clean shutdown, whose close syncs them).
 fn rewrite_txn_indexes(dir: &Path, bases: &[i64], aborted: &[producer::AbortedTxn]) -> Result<(), LogError> {
+    use std::io::Write;
     for &base in bases {
         let path = txn_index_path(dir, base);
         match std::fs::remove_file(&path) {
@@ -1196,7 +1219,13 @@ fn rewrite_txn_indexes(dir: &Path, bases: &[i64], aborted: &[producer::AbortedTx
     }
     for a in aborted {
         if let Some(&base) = bases.iter().rev().find(|b| **b <= a.last_offset) {
-            append_txn_index(dir, base, a);
+            let path = txn_index_path(dir, base);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&a.encode()))
+                .map_err(|e| LogError::io(format!("writing {}", path.display()), e))?;
         }
     }
     Ok(())
