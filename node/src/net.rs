@@ -277,6 +277,37 @@ async fn connection(shard: &Rc<Shard>, stream: TcpStream) -> Result<Ended, Close
     Ok(ended)
 }
 
+/// `SLUICE_CAPTURE_REQUESTS=DIR` in the environment: every request frame read (up to
+/// `CAPTURED_FRAME_BYTES_MAX`) is also written to `DIR`, one file per distinct frame — the
+/// fuzz target's seed corpus, captured from real clients (`scripts/fuzz-corpus.sh`). A test
+/// aid: the write is blocking, on the shard. Unset (always, in production) it costs one
+/// branch per frame.
+fn capture_dir() -> Option<&'static std::path::Path> {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("SLUICE_CAPTURE_REQUESTS").map(Into::into)).as_deref()
+}
+
+/// The fuzzer's `-max_len` (`scripts/fuzz.sh`): larger frames would be cut there anyway.
+const CAPTURED_FRAME_BYTES_MAX: usize = 64 * 1024;
+
+/// Writes `frame` (without its length prefix, correlation id zeroed) as
+/// `DIR/KEY-vVERSION-CRC-LEN`: the name depends on the content only, so a request seen twice
+/// is stored once.
+fn capture(dir: &std::path::Path, frame: &[u8]) {
+    if frame.len() > CAPTURED_FRAME_BYTES_MAX || frame.len() < 4 {
+        return;
+    }
+    let (key, version) = (i16::from_be_bytes([frame[0], frame[1]]), i16::from_be_bytes([frame[2], frame[3]]));
+    let mut frame = frame.to_vec();
+    if let Some(correlation) = frame.get_mut(4..8) {
+        correlation.fill(0); // the same request sent twice is one seed
+    }
+    let name = format!("{key:02}-v{version}-{:08x}-{}", crc32c::crc32c(&frame), frame.len());
+    if let Err(e) = std::fs::write(dir.join(name), &frame) {
+        eprintln!("sluice: SLUICE_CAPTURE_REQUESTS: writing to {}: {e}", dir.display());
+    }
+}
+
 fn set_nonblocking(fd: i32) -> std::io::Result<()> {
     // SAFETY: fcntl on a descriptor this connection owns.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -316,6 +347,9 @@ async fn read_requests(
             return Err(Close("connection closed inside a frame".into()));
         }
         activity.touch();
+        if let Some(dir) = capture_dir() {
+            capture(dir, &frame);
+        }
         if shard.stopping.get() {
             return Ok(()); // the node is stopping: take no new request
         }
