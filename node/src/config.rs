@@ -15,6 +15,7 @@
 use crate::file_send::SendMethod;
 use crate::log::LogConfig;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 /// A config's type as DescribeConfigs v3+ reports it (Kafka's `ConfigType` ids).
@@ -94,6 +95,29 @@ fn boolean(name: &str, v: &str) -> Result<bool, String> {
         "false" => Ok(false),
         _ => Err(format!("{name}: {v:?} is not true or false")),
     }
+}
+
+/// A connection count (`max.connections`, `max.connections.per.ip`): Kafka's INT, at least 0.
+fn connection_count(name: &str, v: &str) -> Result<usize, String> {
+    let n: i32 = int(name, v)?;
+    usize::try_from(n).map_err(|_| format!("{name}: {n} is negative"))
+}
+
+/// Parses `max.connections.per.ip.overrides` (Kafka's format, `host:count,host:count`).
+/// Hosts must be IP addresses (`[::1]:5` or `::1:5` for IPv6): Kafka resolves host names
+/// when the setting is applied, which here would block a shard on DNS (a dynamic change is
+/// applied on every shard's thread), so a name is refused with a message instead.
+pub fn per_ip_overrides(name: &str, v: &str) -> Result<BTreeMap<IpAddr, usize>, String> {
+    let mut out = BTreeMap::new();
+    for item in v.trim().trim_matches('"').split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (host, count) = item.rsplit_once(':').ok_or_else(|| format!("{name}: {item:?} is not HOST:COUNT"))?;
+        let host = host.trim();
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let ip: IpAddr =
+            host.parse().map_err(|_| format!("{name}: {host:?} is not an IP address (host names are not resolved)"))?;
+        out.insert(ip.to_canonical(), connection_count(name, count)?);
+    }
+    Ok(out)
 }
 
 /// The codecs `compression.type` takes (topic and broker alike).
@@ -360,6 +384,26 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.fetch_send_method = v.trim().trim_matches('"').parse::<SendMethod>()? }
     ),
     setting!(
+        "max.connections", Int, Some("2147483647"), true,
+        "most Kafka connections the node holds at once (all shards together); past it the node stops accepting until one closes (default unlimited)",
+        |c, v| { c.max_connections = connection_count("max.connections", v)? }
+    ),
+    setting!(
+        "max.connections.per.ip", Int, Some("2147483647"), true,
+        "most Kafka connections from one IP address; more are accepted and closed at once (default unlimited)",
+        |c, v| { c.max_connections_per_ip = connection_count("max.connections.per.ip", v)? }
+    ),
+    setting!(
+        "max.connections.per.ip.overrides", String, Some(""), true,
+        "per-IP exceptions to max.connections.per.ip: \"IP:count,IP:count\" (IP addresses, not host names)",
+        |c, v| { c.max_connections_per_ip_overrides = per_ip_overrides("max.connections.per.ip.overrides", v)? }
+    ),
+    setting!(
+        "connections.max.idle.ms", Long, Some("600000"), false,
+        "close a connection that has read no request and sent no response for this long, a half-sent frame included; -1 = never (default 600000)",
+        |c, v| { c.connections_max_idle_ms = int("connections.max.idle.ms", v)? }
+    ),
+    setting!(
         "fetch.zero.copy.enable", Boolean, Some("true"), false,
         "older name: true = fetch.send.method=sendfile, false = copy",
         |c, v| {
@@ -397,6 +441,15 @@ pub struct BrokerConfig {
     pub transaction_abort_check_interval_ms: u64,
     pub core_balancing_continuous: bool,
     pub core_balancing_debounce_timeout_ms: u64,
+    /// `max.connections`: Kafka connections of the whole node (every shard's together).
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: connections from one address (all shards together).
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: addresses with their own limit.
+    pub max_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
+    /// `connections.max.idle.ms`: a connection with no request read and no response
+    /// written for this long is closed; negative: never.
+    pub connections_max_idle_ms: i64,
     /// `compression.type`: the codec of topics without their own (`producer`: as sent).
     pub compression_type: String,
     /// `log.cleanup.policy`, normalised (its switches are in `log`).
@@ -445,6 +498,10 @@ impl Default for BrokerConfig {
             transaction_abort_check_interval_ms: 10_000,
             core_balancing_continuous: false,
             core_balancing_debounce_timeout_ms: 10_000,
+            max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: 600_000,
             compression_type: "producer".to_string(),
             cleanup_policy: "delete".to_string(),
             log_cleaner_enable: true,
@@ -636,10 +693,30 @@ impl BrokerConfig {
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err("group.min.session.timeout.ms must not exceed group.max.session.timeout.ms".into());
         }
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            // Kafka's own check (KafkaConfig): a node nobody may connect to is a mistake.
+            return Err(
+                "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set"
+                    .into(),
+            );
+        }
+        if self.connections_max_idle_ms == 0 {
+            return Err("connections.max.idle.ms must be positive (or -1: never close idle connections)".into());
+        }
         if self.queued_max_request_bytes < self.socket_request_max_bytes {
             return Err("queued.max.request.bytes must be at least socket.request.max.bytes".into());
         }
         self.log.validate()
+    }
+
+    /// The most connections `ip` may hold (`max.connections.per.ip`, or its override).
+    pub fn max_connections_for(&self, ip: IpAddr) -> usize {
+        self.max_connections_per_ip_overrides.get(&ip.to_canonical()).copied().unwrap_or(self.max_connections_per_ip)
+    }
+
+    /// `connections.max.idle.ms` as a duration; `None`: never close an idle connection.
+    pub fn connections_max_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.connections_max_idle_ms).ok().map(std::time::Duration::from_millis)
     }
 
     /// The `--help` text for settings.
@@ -1021,6 +1098,48 @@ mod tests {
         assert_eq!(refused(ConfigChange::Replace(map(&[("no.such", "1")]))), schema.invalid);
         let replaced = ConfigChange::Replace(map(&[("message.max.bytes", "3000")])).apply(&current, &schema);
         assert_eq!(replaced.unwrap(), map(&[("message.max.bytes", "3000")]), "AlterConfigs replaces the whole set");
+    }
+
+    #[test]
+    fn connection_limits_take_kafkas_formats_and_the_quotas_are_dynamic() {
+        let mut c = BrokerConfig::default();
+        c.set_all(["max.connections.per.ip=100", "max.connections.per.ip.overrides=127.0.0.3:5, [::1]:7,::2:0"])
+            .unwrap();
+        assert_eq!(c.max_connections_for("127.0.0.2".parse().unwrap()), 100);
+        assert_eq!(c.max_connections_for("127.0.0.3".parse().unwrap()), 5);
+        assert_eq!(c.max_connections_for("::ffff:127.0.0.3".parse().unwrap()), 5, "a mapped IPv4 address");
+        assert_eq!(c.max_connections_for("::1".parse().unwrap()), 7);
+        assert_eq!(c.max_connections_for("::2".parse().unwrap()), 0);
+        assert_eq!(c.connections_max_idle(), Some(std::time::Duration::from_secs(600)));
+        let refused = |pair: &str| BrokerConfig::default().set_all([pair]).unwrap_err();
+        assert!(refused("max.connections.per.ip.overrides=localhost:5").contains("not an IP address"));
+        assert!(refused("max.connections.per.ip.overrides=127.0.0.1").contains("HOST:COUNT"));
+        assert!(refused("max.connections.per.ip.overrides=127.0.0.1:-1").contains("negative"));
+        assert!(refused("max.connections=-1").contains("negative"));
+        assert!(refused("max.connections.per.ip=0").contains("only if max.connections.per.ip.overrides"));
+        assert!(refused("connections.max.idle.ms=0").contains("positive"));
+        let mut never = BrokerConfig::default();
+        never.set_all(["connections.max.idle.ms=-1"]).unwrap();
+        assert_eq!(never.connections_max_idle(), None);
+        // Kafka lets max.connections and the per-IP settings change at run time, not the idle time.
+        let none = BTreeMap::new();
+        let d = c
+            .with_dynamic(&map(&[("max.connections", "10")]), &map(&[("max.connections.per.ip.overrides", "")]))
+            .unwrap();
+        assert_eq!((d.max_connections, d.max_connections_for("127.0.0.3".parse().unwrap())), (10, 100));
+        let err = c.with_dynamic(&map(&[("connections.max.idle.ms", "5")]), &none).unwrap_err();
+        assert!(err.contains("Cannot update these configs dynamically: connections.max.idle.ms"), "{err}");
+        let described = d.describe(true);
+        let e = entry(&described, "max.connections");
+        assert_eq!(
+            (e.value.as_deref(), e.source, e.read_only),
+            (Some("10"), source::DYNAMIC_DEFAULT_BROKER_CONFIG, false)
+        );
+        let e = entry(&described, "connections.max.idle.ms");
+        assert_eq!((e.value.as_deref(), e.source, e.read_only), (Some("600000"), source::DEFAULT_CONFIG, true));
+        let defaults = BrokerConfig::default().describe(true);
+        let e = entry(&defaults, "max.connections.per.ip");
+        assert_eq!((e.value.as_deref(), e.ty), (Some("2147483647"), ConfigType::Int));
     }
 
     #[test]

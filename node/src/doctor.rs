@@ -713,7 +713,7 @@ pub fn nofile_finding(soft: u64, hard: u64, need: u64, need_detail: &str) -> Fin
         "{how}; `LimitNOFILE=1048576` in a systemd unit, `nofile` in /etc/security/limits.conf, \
          `--ulimit nofile=1048576:1048576` for a container"
     );
-    let usage = "each connection holds 2 descriptors, each segment 3, each zero-copy send 2 more";
+    let usage = "each connection holds 1 descriptor, each segment 3, each zero-copy send 2 more";
     if soft < need {
         Finding::fail(CHECK, format!("{limits}: the node needs about {need} just to start ({need_detail})"), fix)
     } else if soft < NOFILE_RECOMMENDED {

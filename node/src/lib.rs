@@ -10,6 +10,7 @@ pub mod api;
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod connection_quotas;
 pub mod doctor;
 pub mod errors;
 pub mod file_send;

@@ -60,6 +60,19 @@ pub const PWRITEV_CALL_BYTES_MAX: usize = 1 << 20;
 /// iovecs per `pwritev` call: Linux's `IOV_MAX` (`UIO_MAXIOV`).
 pub const IOVECS_PER_CALL_MAX: usize = 1024;
 
+/// The most elements one array of a request may declare, whatever the frame's size: the
+/// cap Kafka 4.4's request decoders apply (the figure issue #14 gives), checked by
+/// `protocol_guard` before the `kafka-protocol` crate allocates for the count. Without it a
+/// frame of `socket.request.max.bytes` (100 MiB by default) could honestly hold 100 million
+/// one-byte elements, and the crate would build as many in-memory structs (tens of bytes
+/// each): gigabytes from one request.
+pub const REQUEST_ARRAY_ELEMENTS_MAX: usize = 1_000_000;
+
+/// The most entries one tagged-field section of a request may declare (Kafka 4.4's cap, per
+/// issue #14). No spec defines more than a handful of tags per struct; unknown ones are
+/// skipped, but each costs a walk step.
+pub const REQUEST_TAGGED_FIELDS_MAX: usize = 10_000;
+
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(PWRITEV_CALL_BYTES_MAX <= COALESCED_WRITE_BYTES_MAX);
 const _: () = assert!((MESSAGE_BYTES_MAX_DEFAULT as u64) < SEGMENT_BYTES_DEFAULT);
@@ -68,4 +81,8 @@ const _: () = assert!(SEGMENT_INDEX_BYTES_DEFAULT % OFFSET_INDEX_ENTRY_BYTES as 
 const _: () = assert!(
     (BATCH_RECORD_COUNT_MAX as usize) * RECORD_ENCODED_BYTES_MIN > MESSAGE_BYTES_MAX_DEFAULT as usize,
     "an uncompressed batch of the default maximum size must never hit the count limit"
+);
+const _: () = assert!(
+    REQUEST_TAGGED_FIELDS_MAX <= REQUEST_ARRAY_ELEMENTS_MAX,
+    "a tagged section is never allowed more entries than an array"
 );

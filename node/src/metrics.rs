@@ -78,6 +78,12 @@ impl Histogram {
 pub struct Metrics {
     pub connections_accepted: u64,
     pub connections_open: u64,
+    /// Connections accepted and closed at once: their address held `max.connections.per.ip`.
+    pub connections_refused_per_ip: u64,
+    /// Connections closed after `connections.max.idle.ms` without a request or a response.
+    pub connections_closed_idle: u64,
+    /// Times this shard's acceptor stopped because the node held `max.connections`.
+    pub accept_blocked: u64,
     /// Kafka requests read from this shard's connections.
     pub requests: u64,
     /// Connections closed because of a malformed or oversized frame.
@@ -239,9 +245,24 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders the gathered metrics in Prometheus' text format.
 pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&Metrics) -> u64); 10] = [
+    let counters: [(&str, &str, fn(&Metrics) -> u64); 13] = [
         ("sluice_connections_accepted_total", "Kafka connections accepted", |m| m.connections_accepted),
         ("sluice_connections_open", "Kafka connections open now", |m| m.connections_open),
+        (
+            "sluice_connections_refused_per_ip_total",
+            "connections closed at accept: their address held max.connections.per.ip",
+            |m| m.connections_refused_per_ip,
+        ),
+        (
+            "sluice_connections_closed_idle_total",
+            "connections closed after connections.max.idle.ms without traffic",
+            |m| m.connections_closed_idle,
+        ),
+        (
+            "sluice_accept_blocked_total",
+            "times the shard stopped accepting because the node held max.connections",
+            |m| m.accept_blocked,
+        ),
         ("sluice_shard_requests_total", "Kafka requests read from the shard's connections", |m| m.requests),
         ("sluice_shard_bytes_received_total", "bytes of Kafka requests read from the shard's connections", |m| {
             m.bytes_received

@@ -11,7 +11,10 @@
 //! `protocol_guard/schema.rs` by `scripts/gen-protocol-guard.py` — and refuses the request
 //! when any length or count is negative (other than -1 where the field is nullable at that
 //! version), larger than the bytes left after it (every element takes at least one byte, so
-//! a larger count can never be honest), or when the body ends early. When it says yes, every
+//! a larger count can never be honest), when an array declares more than
+//! `limits::REQUEST_ARRAY_ELEMENTS_MAX` (1,000,000) elements or a tagged-field section more
+//! than `limits::REQUEST_TAGGED_FIELDS_MAX` (10,000) entries — Kafka 4.4's caps, which hold
+//! however large the frame — or when the body ends early. When it says yes, every
 //! count the crate will allocate for is at most the body length, so decoding allocates at
 //! most a small multiple of the frame.
 //!
@@ -34,13 +37,15 @@
 //!   of unschema'd APIs must not use the crate's decoder on untrusted bytes — add the spec
 //!   first.
 //!
-//! Not covered: honest-but-large requests. A body really holding a million one-byte
-//! elements passes, and the crate then allocates a million in-memory structs (tens of bytes
-//! each for a small struct): a bounded multiple of the frame cap, which is what bounds it.
+//! Not covered: honest-but-large requests within the caps. A body really holding a million
+//! one-byte elements in one array passes, and the crate then allocates a million in-memory
+//! structs (tens of bytes each for a small struct): bounded per array by the element cap and
+//! in total by a small multiple of the frame cap.
 
 #[rustfmt::skip]
 mod schema;
 
+use crate::limits::{REQUEST_ARRAY_ELEMENTS_MAX, REQUEST_TAGGED_FIELDS_MAX};
 use std::fmt;
 
 /// An inclusive range of API versions; `NONE` is empty.
@@ -192,6 +197,13 @@ fn walk_field<O: Observer>(r: &mut Reader, field: &'static Field, cx: Cx, obs: &
     }
     let start = r.pos;
     let count = length(r, Prefix::Int32, nullable, cx, obs).map_err(|p| Malformed::at(field.name, start, p))?;
+    if let Some(n) = count.filter(|&n| n > REQUEST_ARRAY_ELEMENTS_MAX) {
+        return Err(Malformed::at(
+            field.name,
+            start,
+            Problem::TooManyElements { count: n, max: REQUEST_ARRAY_ELEMENTS_MAX },
+        ));
+    }
     // `length` bounded the count by the bytes left, so this runs at most once per body
     // byte however large the count on the wire was.
     for _ in 0..count.unwrap_or(0) {
@@ -274,6 +286,10 @@ fn walk_tagged<O: Observer>(r: &mut Reader, fields: &'static [Field], cx: Cx, ob
     let start = r.pos;
     obs.prefix(start, Prefix::Varint);
     let count = r.uvarint().map_err(|p| Malformed::at(SECTION, start, p))?;
+    if count as usize > REQUEST_TAGGED_FIELDS_MAX {
+        let problem = Problem::TooManyElements { count: count as usize, max: REQUEST_TAGGED_FIELDS_MAX };
+        return Err(Malformed::at(SECTION, start, problem));
+    }
     // A tagged field takes at least two bytes: its tag and its size.
     let left = r.left();
     if usize::try_from(count).map_or(true, |n| n > left / 2) {
@@ -389,6 +405,13 @@ enum Problem {
     BadVarint,
     /// A nullable struct's presence byte other than 1 or -1.
     BadStructMarker(i8),
+    /// An array or tagged-field section declaring more entries than Kafka allows
+    /// (`limits::REQUEST_ARRAY_ELEMENTS_MAX`, `limits::REQUEST_TAGGED_FIELDS_MAX`), however
+    /// many bytes are left.
+    TooManyElements {
+        count: usize,
+        max: usize,
+    },
     /// A known tagged field whose content is not exactly its declared size.
     TaggedSize {
         declared: usize,
@@ -429,6 +452,7 @@ impl fmt::Display for Rejection {
             Problem::UnexpectedNull => write!(f, "null in a non-nullable field"),
             Problem::BadVarint => write!(f, "varint longer than 5 bytes or above u32"),
             Problem::BadStructMarker(m) => write!(f, "struct presence byte {m}, expected 1 or -1"),
+            Problem::TooManyElements { count, max } => write!(f, "{count} entries, more than the {max} allowed"),
             Problem::TaggedSize { declared, used } => {
                 write!(f, "tagged field declares {declared} bytes, its content takes {used}")
             }
@@ -1533,6 +1557,57 @@ mod tests {
         assert_eq!(check_body(1, 12, &unknown), Ok(()));
         unknown[body.len() + 2] = 4;
         assert!(check_body(1, 12, &unknown).is_err());
+    }
+
+    /// Kafka 4.4's caps hold however many bytes follow: an array of 1,000,001 elements is
+    /// refused although every element is there, 1,000,000 pass; a tagged section of 10,001
+    /// entries is refused, 10,000 pass.
+    #[test]
+    fn arrays_and_tagged_sections_past_kafkas_caps_are_refused() {
+        // Metadata v1: the topics array, each element an empty name (2 bytes).
+        let metadata = |n: usize| {
+            let mut body = (n as i32).to_be_bytes().to_vec();
+            body.resize(4 + 2 * n, 0);
+            body
+        };
+        assert_eq!(check_body(3, 1, &metadata(REQUEST_ARRAY_ELEMENTS_MAX)), Ok(()));
+        let error = check_body(3, 1, &metadata(REQUEST_ARRAY_ELEMENTS_MAX + 1)).expect_err("past the array cap");
+        assert!(error.contains("1000001 entries, more than the 1000000 allowed"), "{error}");
+        // Metadata v9 (flexible): the same cap on a compact array.
+        let mut flexible = Vec::new();
+        let mut v = (REQUEST_ARRAY_ELEMENTS_MAX + 2) as u32; // compact: count + 1
+        while v >= 0x80 {
+            flexible.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        flexible.push(v as u8);
+        flexible.resize(flexible.len() + 3 * (REQUEST_ARRAY_ELEMENTS_MAX + 1) + 8, 0);
+        assert!(check_body(3, 9, &flexible).expect_err("compact count past the cap").contains("more than the"));
+        // Fetch v12 top level ends with its tagged section: n unknown tags (90), each empty.
+        let fetch = |n: usize| {
+            let mut body = vec![];
+            body.extend_from_slice(&(-1i32).to_be_bytes()); // replica_id
+            body.extend_from_slice(&500i32.to_be_bytes()); // max_wait_ms
+            body.extend_from_slice(&1i32.to_be_bytes()); // min_bytes
+            body.extend_from_slice(&1024i32.to_be_bytes()); // max_bytes
+            body.push(0); // isolation_level
+            body.extend_from_slice(&0i32.to_be_bytes()); // session_id
+            body.extend_from_slice(&(-1i32).to_be_bytes()); // session_epoch
+            body.extend_from_slice(&[1, 1, 1]); // topics, forgotten topics: empty; rack_id ""
+            let mut v = n as u32;
+            while v >= 0x80 {
+                body.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            body.push(v as u8);
+            for _ in 0..n {
+                body.extend_from_slice(&[90, 0]);
+            }
+            body
+        };
+        assert_eq!(check_body(1, 12, &fetch(REQUEST_TAGGED_FIELDS_MAX)), Ok(()));
+        let error = check_body(1, 12, &fetch(REQUEST_TAGGED_FIELDS_MAX + 1)).expect_err("past the tagged cap");
+        assert!(error.contains("(tagged fields)") && error.contains("10001 entries"), "{error}");
     }
 
     fn decodes(api_key: i16, version: i16, body: &[u8]) -> bool {

@@ -9,6 +9,7 @@
 //! the checkpoints and the clean-shutdown marker; the process exits 0.
 
 use crate::config::BrokerConfig;
+use crate::connection_quotas::ConnectionQuotas;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::log::{checkpoint, TopicPartition, CLEAN_SHUTDOWN_FILE};
 use crate::ownership::{claim_address, DirLock};
@@ -85,16 +86,19 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         closed: AtomicBool::new(false),
     });
     let mesh: MeshBuilder<Op, _> = MeshBuilder::full(n, MESH_CHANNEL_CAPACITY);
+    // The one thing the shards' connection code shares: node-wide connection counts, touched
+    // at accept and close only (see `connection_quotas`).
+    let quotas = ConnectionQuotas::new();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(SocketAddr, Option<SocketAddr>), String>>();
     let mut handles = Vec::new();
     for (id, &core) in args.cores.iter().enumerate() {
-        let (mesh, startup, setup, args, ready) =
-            (mesh.clone(), startup.clone(), setup.clone(), args.clone(), ready_tx.clone());
+        let (mesh, startup, setup, args, ready, quotas) =
+            (mesh.clone(), startup.clone(), setup.clone(), args.clone(), ready_tx.clone(), quotas.clone());
         let handle = executor_builder(&format!("shard-{id}"), Some(core))
             .spawn(move || async move {
                 let registration = crate::watchdog::register(id);
                 glommio::spawn_local(registration.beat_task()).detach();
-                let result = shard_main(id, mesh, startup.clone(), setup, args, ready.clone()).await;
+                let result = shard_main(id, mesh, startup.clone(), setup, args, ready.clone(), quotas).await;
                 if let Err(e) = result {
                     let _ = ready.send(Err(format!("shard {id}: {e}")));
                     startup.stop.store(true, Ordering::SeqCst);
@@ -149,6 +153,7 @@ async fn shard_main(
     setup: ShardSetup,
     args: ServerArgs,
     ready: mpsc::Sender<Result<(SocketAddr, Option<SocketAddr>), String>>,
+    quotas: Arc<ConnectionQuotas>,
 ) -> Result<(), String> {
     let (senders, mut receivers) = mesh.join().await.map_err(|_| "joining the shard mesh failed".to_string())?;
     startup.peer_of_shard.lock().expect("startup lock")[id] = senders.peer_id();
@@ -209,7 +214,7 @@ async fn shard_main(
         crate::log::background::spawn_cleaner(&shard.maintained, queue, backoff, budget);
     }
     let stop_local = Rc::new(Cell::new(false));
-    let accept = glommio::spawn_local(crate::net::serve(shard.clone(), listener, stop_local.clone()));
+    let accept = glommio::spawn_local(crate::net::serve(shard.clone(), listener, stop_local.clone(), quotas));
     let _ = ready.send(Ok((local, admin_addr)));
     while !startup.stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(STOP_CHECK_INTERVAL).await;

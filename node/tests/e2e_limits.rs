@@ -1,0 +1,242 @@
+//! Connection limits (issue #14, Build/Show 4), with Kafka's names and behaviour, on a real
+//! two-shard node: `max.connections.per.ip` (a flood from one address holds exactly its limit
+//! while a client on another address is served), its dynamic change through a real admin
+//! client, `max.connections` (the node stops accepting at the limit and resumes when a
+//! connection closes) and `connections.max.idle.ms` (an idle connection, a silent one and one
+//! holding half a frame are closed; a busy one is not).
+//!
+//! The flood test needs about 3,400 descriptors in this process: it raises its own soft
+//! `RLIMIT_NOFILE` (the node, its child, inherits it) and fails with a message when the hard
+//! limit does not allow it. Needs `bash scripts/test-deps.sh` (kcat and the `.venv`).
+
+mod support;
+
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
+use serde_json::json;
+use socket2::{Domain, Socket, Type};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::json::Json;
+use support::wire::Client;
+use support::{check, http_get, kcat, py_json, run, wait_for, Node};
+
+/// Raises this process's soft descriptor limit to at least `want` (children inherit it).
+fn raise_nofile(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write only the struct we pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur >= want {
+            return;
+        }
+        assert!(
+            lim.rlim_max >= want,
+            "this test needs {want} descriptors and the hard RLIMIT_NOFILE is {}: raise it (`ulimit -Hn {want}` as root, \
+             or `--ulimit nofile={want}:{want}` for a container)",
+            lim.rlim_max
+        );
+        lim.rlim_cur = want;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "{}", std::io::Error::last_os_error());
+    }
+}
+
+/// A connection to `addr` from the local address `from` (any port).
+fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap_or_else(|e| panic!("bind {local}: {e}"));
+    socket.connect_timeout(&addr.into(), Duration::from_secs(10)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    socket.into()
+}
+
+/// Whether the node has closed `s` (end of file or reset), without waiting.
+fn closed_by_node(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match (&mut &*s).read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => panic!("the node sent bytes nobody asked for"),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Err(e) => panic!("reading a held connection: {e}"),
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
+/// The sum over shards of one of the node's counters (`/metrics`).
+fn metric(node: &Node, name: &str) -> u64 {
+    let (code, body) = http_get(node.admin().expect("admin listener"), "/metrics");
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).expect("a counter value"))
+        .sum()
+}
+
+/// ApiVersions v0 round trip on a fresh wire client: the node is serving this address.
+fn api_versions(client: &mut Client) {
+    client.send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = client.recv(ApiKey::ApiVersions, 0);
+    assert_eq!(r.error_code, 0);
+}
+
+/// A raw ApiVersions v0 request frame (correlation id 7).
+fn api_versions_frame() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&18i16.to_be_bytes());
+    f.extend_from_slice(&0i16.to_be_bytes());
+    f.extend_from_slice(&7i32.to_be_bytes());
+    f.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut out = (f.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&f);
+    out
+}
+
+/// Reads one response frame within `wait`; `None` when none came in time.
+fn answer_within(s: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut len = [0u8; 4];
+    match s.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+        Err(e) => panic!("reading an answer: {e}"),
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("the rest of the answer");
+    Some(body)
+}
+
+const FLOOD: usize = 3000;
+const PER_IP: usize = 100;
+
+/// 3000 connections from 127.0.0.2 against `max.connections.per.ip=100`: exactly 100 are held
+/// (counted by the node, and seen open by the client), the other 2900 are accepted and closed
+/// at once; meanwhile a client on 127.0.0.1 gets Metadata and produces with kcat promptly.
+/// Then the limit is raised at run time (IncrementalAlterConfigs from confluent-kafka) and
+/// the address may hold 20 more, not 21.
+#[test]
+fn a_flood_from_one_address_holds_its_limit_and_other_clients_are_served() {
+    raise_nofile(FLOOD as u64 + 400);
+    let node = Node::start(&["--cores", "0-1", "--set", &format!("max.connections.per.ip={PER_IP}")]);
+    let addr: SocketAddr = node.bootstrap().parse().unwrap();
+    let flood = std::thread::spawn(move || (0..FLOOD).map(|_| connect_from("127.0.0.2", addr)).collect::<Vec<_>>());
+
+    // The honest client, while the flood runs.
+    let started = Instant::now();
+    let mut honest = Client::connect(node.bootstrap());
+    api_versions(&mut honest);
+    honest.send(ApiKey::Metadata, 4, &MetadataRequest::default().with_allow_auto_topic_creation(false));
+    let meta: MetadataResponse = honest.recv(ApiKey::Metadata, 4);
+    assert_eq!(meta.brokers.len(), 1, "Metadata answered");
+    let mut produce = Command::new(kcat());
+    produce.args(["-b", node.bootstrap(), "-P", "-t", "honest", "-X", "acks=all"]);
+    let out = run(produce, Some(b"a\nb\nc\n".to_vec()), Duration::from_secs(30));
+    check(&out, "kcat produce from 127.0.0.1", &node);
+    let honest_took = started.elapsed();
+    drop(honest);
+
+    let mut held = flood.join().unwrap();
+    let diag = || node.logs(20);
+    wait_for("the node to hold exactly the limit", Duration::from_secs(20), diag, || {
+        metric(&node, "sluice_connections_open") == PER_IP as u64
+    });
+    let still_open = |held: &mut Vec<TcpStream>| held.iter_mut().filter(|s| !closed_by_node(s)).count();
+    wait_for("the client to see all refused connections closed", Duration::from_secs(20), diag, || {
+        still_open(&mut held) == PER_IP
+    });
+    assert_eq!(metric(&node, "sluice_connections_refused_per_ip_total"), (FLOOD - PER_IP) as u64);
+    eprintln!("limits figure: honest client served in {honest_took:?} during a flood of {FLOOD} connections");
+    assert!(honest_took < Duration::from_secs(20), "the honest client waited {honest_took:?}");
+
+    // The per-IP limit is a dynamic broker config (Kafka's too): raise it by 20.
+    let ops = json!([
+        {"op": "incremental", "type": "broker", "name": "0",
+         "ops": [["max.connections.per.ip", "SET", (PER_IP + 20).to_string()]]},
+        {"op": "describe", "type": "broker", "name": "0"}
+    ]);
+    let out =
+        py_json(&node, "cfg_admin.py", &["--bootstrap", node.bootstrap(), "--client", "ck", "--ops", &ops.to_string()]);
+    let results = out["results"].arr();
+    assert!(results[0]["error"].is_null(), "{out}");
+    let described = &results[1]["configs"];
+    assert_eq!(described["max.connections.per.ip"]["value"].str(), (PER_IP + 20).to_string());
+    assert_eq!(described["max.connections"]["value"].str(), "2147483647", "Kafka's default");
+    assert_eq!(described["connections.max.idle.ms"]["value"].str(), "600000", "Kafka's default");
+    assert_eq!(described["max.connections.per.ip.overrides"]["value"].str(), "");
+    let mut more: Vec<TcpStream> = (0..21).map(|_| connect_from("127.0.0.2", addr)).collect();
+    wait_for("20 more held and the 21st closed", Duration::from_secs(20), diag, || {
+        metric(&node, "sluice_connections_open") == PER_IP as u64 + 20 && still_open(&mut more) == 20
+    });
+    assert_eq!(still_open(&mut held), PER_IP, "lowering nothing closed nothing");
+}
+
+/// `max.connections=4` on two shards: four connections are served; a fifth is left waiting
+/// (no answer) while the node holds four, and is answered once one of them closes.
+#[test]
+fn at_max_connections_the_node_stops_accepting_until_one_closes() {
+    let node = Node::start(&["--cores", "0-1", "--set", "max.connections=4"]);
+    let mut four: Vec<Client> = (0..4).map(|_| Client::connect(node.bootstrap())).collect();
+    for c in &mut four {
+        api_versions(c);
+    }
+    let mut fifth = TcpStream::connect(node.bootstrap()).expect("the kernel completes the handshake");
+    fifth.write_all(&api_versions_frame()).unwrap();
+    assert_eq!(answer_within(&mut fifth, Duration::from_millis(1500)), None, "a fifth connection was served");
+    assert_eq!(metric(&node, "sluice_connections_open"), 4);
+    assert!(metric(&node, "sluice_accept_blocked_total") >= 1, "the acceptor reports that it waits");
+    let freed = Instant::now();
+    drop(four.pop());
+    let answer = answer_within(&mut fifth, Duration::from_secs(10)).expect("served once a slot freed");
+    assert_eq!(i32::from_be_bytes(answer[0..4].try_into().unwrap()), 7, "correlation id");
+    eprintln!("limits figure: the waiting connection was served {:?} after a slot freed", freed.elapsed());
+    for c in &mut four {
+        api_versions(c); // the others were never disturbed
+    }
+}
+
+/// `connections.max.idle.ms=1000`: a connection that was answered and went quiet, one that
+/// never sent a byte and one that sent half a frame are closed after about a second (not
+/// before); one that sends a request every 300 ms stays open.
+#[test]
+fn idle_connections_and_half_frames_are_closed_after_connections_max_idle_ms() {
+    const IDLE: Duration = Duration::from_millis(1000);
+    let node = Node::start(&["--cores", "0", "--set", "connections.max.idle.ms=1000"]);
+    let started = Instant::now();
+    let mut answered = TcpStream::connect(node.bootstrap()).unwrap();
+    answered.write_all(&api_versions_frame()).unwrap();
+    answer_within(&mut answered, Duration::from_secs(5)).expect("answered");
+    let quiet_since = Instant::now();
+    let silent = TcpStream::connect(node.bootstrap()).unwrap();
+    let mut half = TcpStream::connect(node.bootstrap()).unwrap();
+    half.write_all(&api_versions_frame()[..6]).unwrap();
+    let mut busy = Client::connect(node.bootstrap());
+    let ends: Vec<_> = [("answered", answered), ("silent", silent), ("half a frame", half)]
+        .into_iter()
+        .map(|(what, mut s)| {
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut byte = [0u8; 1];
+                let end = s.read(&mut byte);
+                (what, end.map_err(|e| e.kind()), Instant::now())
+            })
+        })
+        .collect();
+    while started.elapsed() < 3 * IDLE {
+        api_versions(&mut busy);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for end in ends {
+        let (what, result, at) = end.join().unwrap();
+        let closed = matches!(result, Ok(0) | Err(ErrorKind::ConnectionReset));
+        assert!(closed, "{what}: {result:?} instead of a close");
+        let after = at.duration_since(quiet_since);
+        assert!(after >= IDLE - Duration::from_millis(100), "{what} closed after only {after:?}");
+        assert!(after < IDLE + Duration::from_secs(5), "{what} closed only after {after:?}");
+    }
+    api_versions(&mut busy);
+    assert_eq!(metric(&node, "sluice_connections_closed_idle_total"), 3);
+    assert_eq!(metric(&node, "sluice_bad_frames_total"), 0, "an idle close is not a bad frame");
+}
