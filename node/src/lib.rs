@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection_quotas;
 pub mod doctor;
 pub mod errors;
+pub mod fault;
 pub mod file_send;
 pub mod frame_pool;
 pub mod group;

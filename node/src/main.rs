@@ -41,7 +41,24 @@ clean-shutdown marker, exit 0.
 SETTINGS (--set / --config):
 ";
 
+/// The panic policy: a panic anywhere — a shard, the admin endpoint, a tool — prints its
+/// message and location (the default hook) and then aborts the whole process. A shard that
+/// died alone would leave its partitions and coordinators unreachable while the rest of the
+/// node answered for them (other shards would wait on it forever); the log is built to be
+/// recovered after a crash (nothing acknowledged under acks=all is lost, node/tests/crash.rs),
+/// so the node stops at once and a supervisor (systemd `Restart=`, Kubernetes) starts it
+/// again, as Kafka halts its broker on a fatal error.
+fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("sluice: aborting after a panic (the node restarts from its log)");
+        std::process::abort();
+    }));
+}
+
 fn main() -> ExitCode {
+    abort_on_panic();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["dump-log", path] => run(sluice_tools::dump(PathBuf::from(path))),

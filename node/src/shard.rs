@@ -502,12 +502,22 @@ impl Shard {
     }
 }
 
-/// Turns a local fetch outcome into one that can cross to another shard.
+/// Turns a local fetch outcome into one that can cross to another shard: the segment file
+/// travels as a descriptor of its own (`dup`). When none can be had (the descriptor limit),
+/// the partition answers KAFKA_STORAGE_ERROR without records — a retriable error, so the
+/// consumer fetches again — rather than NONE with nothing, which would look like the log end.
 fn send_outcome(o: FetchOutcome<crate::log::FileRange>) -> FetchOutcome<SentRange> {
+    let mut error = o.error;
     let data = o.data.and_then(|r| {
         // SAFETY: dup returns a new descriptor we own, or -1.
         let fd = unsafe { libc::dup(r.file.file.as_raw_fd()) };
-        (fd >= 0).then(|| SentRange {
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            eprintln!("sluice: fetch of {}: no descriptor for the records ({e})", r.file.path.display());
+            error = errors::KAFKA_STORAGE_ERROR;
+            return None;
+        }
+        Some(SentRange {
             // SAFETY: `fd` was just returned by dup and is owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             position: r.position,
@@ -515,7 +525,7 @@ fn send_outcome(o: FetchOutcome<crate::log::FileRange>) -> FetchOutcome<SentRang
         })
     });
     FetchOutcome {
-        error: o.error,
+        error,
         high_watermark: o.high_watermark,
         log_start_offset: o.log_start_offset,
         data,

@@ -332,3 +332,28 @@ fn sluice_segments(dir: &std::path::Path) -> Vec<i64> {
     bases.sort_unstable();
     bases
 }
+
+#[test]
+fn a_key_map_smaller_than_the_dirty_log_cleans_it_in_several_passes() {
+    let tmp = TempDir::new("compact-budget");
+    let dir = tmp.path().join("c-0");
+    test_executor().run(async move {
+        let now = 1_700_000_000_000i64;
+        let log = PartitionLog::open(&dir, compacted(), OpenHint::default()).await.unwrap();
+        let history = append_updates(&log, 30, now).await;
+        log.roll_now().await.unwrap();
+        let mut passes = 0;
+        // A budget of one byte: each pass takes one dirty segment into its map.
+        while let Some(stats) = log.clean(now, 1).await.unwrap() {
+            passes += 1;
+            assert!(stats.cleaned_upto <= log.log_end_offset());
+            assert!(passes < 100, "cleaning must converge");
+        }
+        assert!(passes > 3, "one dirty segment per pass: {passes} passes");
+        let (records, _) = read_all(&log).await;
+        let got: BTreeMap<String, (i64, Option<String>)> =
+            records.iter().map(|(o, (k, v, _))| (k.clone().unwrap(), (*o, v.clone()))).collect();
+        assert_eq!(got, latest(&history));
+        assert_eq!(records.len(), 10, "fully compacted in the end");
+    });
+}

@@ -35,6 +35,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Option<Response>
         } else {
             topic.name.0.to_string()
         };
+        crate::fault::panic_on_produce(&name);
         let known = match (bad_acks, by_id && name.is_empty()) {
             (true, _) => Err(errors::INVALID_REQUIRED_ACKS),
             (false, true) => Err(errors::UNKNOWN_TOPIC_ID),

@@ -65,9 +65,17 @@ impl OffsetMap {
         self.latest.is_empty()
     }
 
-    /// The most this batch could add to [`bytes`](Self::bytes) (every key new).
-    pub fn upper_bound(keys: &[(Box<[u8]>, i64)]) -> usize {
-        keys.iter().map(|(k, _)| k.len() + ENTRY_OVERHEAD_BYTES).sum()
+    /// Average key length so far (16 bytes before any key).
+    pub fn average_key_len(&self) -> usize {
+        match self.latest.len() {
+            0 => 16,
+            n => (self.bytes - n * ENTRY_OVERHEAD_BYTES) / n,
+        }
+    }
+
+    /// The most `offsets` records with keys of `key_len` bytes could add (every key new).
+    pub fn estimate(offsets: i64, key_len: usize) -> usize {
+        (offsets.max(0) as usize).saturating_mul(key_len + ENTRY_OVERHEAD_BYTES)
     }
 }
 

@@ -240,6 +240,15 @@ impl Node {
         }
     }
 
+    /// Waits up to `timeout` for the node to exit by itself; its status, or `None` if it is
+    /// still running (or was not).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = self.wait_timeout(timeout)?;
+        self.child = None;
+        std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+        Some(status)
+    }
+
     /// Clean shutdown: SIGTERM, wait (up to `STOP_TIMEOUT`), and assert exit status 0.
     pub fn stop(&mut self) {
         assert!(self.child.is_some(), "stop: node not running");

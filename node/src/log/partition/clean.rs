@@ -204,27 +204,28 @@ impl PartitionLog {
         let aborted = Aborted::new(&self.state.borrow().producers.aborted);
         let mut stats = CleanStats { segments_before: self.segment_count(), ..CleanStats::default() };
 
-        // The key map, from whole dirty segments while they fit.
+        // The key map, from whole dirty segments while they fit: before each segment (after
+        // the first, which is always taken) its worst case — one new key per offset, of the
+        // average key length so far — must fit the budget (Kafka reserves by offsets too).
         let mut pacer = Pacer::new();
         let mut map = OffsetMap::default();
         let mut map_end = dirty_start;
         for s in segments.iter().filter(|s| s.next_base > dirty_start) {
-            let mut keys = Vec::new();
+            let worst = OffsetMap::estimate(s.next_base - s.base, map.average_key_len());
+            if !map.is_empty() && map.bytes().saturating_add(worst) > map_budget {
+                break;
+            }
             let mut reader = BatchReader::new(&s.file, s.size);
             while let Some(chunk) = reader.next().await? {
                 for (at, header) in &chunk.batches {
                     let bytes = &chunk.bytes[*at..*at + header.size_bytes()];
-                    keys.extend(compaction::batch_keys(bytes, header, &aborted).map_err(|e| corrupt(s, e))?);
+                    for (key, offset) in compaction::batch_keys(bytes, header, &aborted).map_err(|e| corrupt(s, e))? {
+                        map.put(&key, offset);
+                    }
                     pacer.tick().await;
                 }
                 stats.bytes_read += chunk.bytes.len() as u64;
                 self.check_abort()?;
-            }
-            if !map.is_empty() && map.bytes() + OffsetMap::upper_bound(&keys) > map_budget {
-                break;
-            }
-            for (key, offset) in keys {
-                map.put(&key, offset);
             }
             map_end = s.next_base;
         }
