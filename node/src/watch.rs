@@ -18,6 +18,8 @@ struct WatchState {
     value: u64,
     /// Set once, when the resource behind the value has failed: every waiter then returns.
     failed: bool,
+    /// Bumped by `abort_waiters`: waiters registered before fail, later ones wait as usual.
+    aborts: u64,
     next_id: u64,
     /// Parked waiters by registration id: (target, waker).
     waiters: BTreeMap<u64, (u64, Waker)>,
@@ -36,7 +38,13 @@ pub struct WatchFailed;
 impl OffsetWatch {
     pub fn new(value: u64) -> OffsetWatch {
         OffsetWatch {
-            state: Rc::new(RefCell::new(WatchState { value, failed: false, next_id: 0, waiters: BTreeMap::new() })),
+            state: Rc::new(RefCell::new(WatchState {
+                value,
+                failed: false,
+                aborts: 0,
+                next_id: 0,
+                waiters: BTreeMap::new(),
+            })),
         }
     }
 
@@ -73,6 +81,17 @@ impl OffsetWatch {
         woken.into_iter().for_each(Waker::wake);
     }
 
+    /// Fails every waiter registered so far (the writes they wait for will never happen),
+    /// without failing the watch: waiters that come later wait as usual.
+    pub fn abort_waiters(&self) {
+        let woken: Vec<Waker> = {
+            let mut s = self.state.borrow_mut();
+            s.aborts += 1;
+            std::mem::take(&mut s.waiters).into_values().map(|(_, w)| w).collect()
+        };
+        woken.into_iter().for_each(Waker::wake);
+    }
+
     pub fn is_failed(&self) -> bool {
         self.state.borrow().failed
     }
@@ -80,7 +99,8 @@ impl OffsetWatch {
     /// Resolves once the value is at least `target` (returning the value then), or the watch
     /// failed.
     pub fn wait_for(&self, target: u64) -> WaitFor {
-        WaitFor { watch: self.clone(), target, id: None }
+        let epoch = self.state.borrow().aborts;
+        WaitFor { watch: self.clone(), target, id: None, epoch }
     }
 }
 
@@ -90,6 +110,8 @@ pub struct WaitFor {
     watch: OffsetWatch,
     target: u64,
     id: Option<u64>,
+    /// `aborts` when the wait began: an `abort_waiters` since fails it.
+    epoch: u64,
 }
 
 impl Future for WaitFor {
@@ -104,7 +126,10 @@ impl Future for WaitFor {
             }
             return Poll::Ready(Ok(s.value));
         }
-        if s.failed {
+        if s.failed || s.aborts != this.epoch {
+            if let Some(id) = this.id.take() {
+                s.waiters.remove(&id);
+            }
             return Poll::Ready(Err(WatchFailed));
         }
         let id = match this.id {

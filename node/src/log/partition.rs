@@ -122,7 +122,13 @@ struct LogState {
     flush_scheduled: bool,
     /// A roll or truncation is in progress: appends wait for `structure`.
     exclusive: bool,
+    /// A failed fdatasync: what the kernel dropped is unknown; offline until reopened.
     offline: bool,
+    /// A failed write (ENOSPC, EIO on write): appends are refused until `repair` has cut the
+    /// log back to what reached the page cache (see `write_failed`).
+    write_failed: bool,
+    repairing: bool,
+    repair_not_before_ms: i64,
     /// Rolled segments whose data and indexes the next sync round must fsync.
     closed_unsynced: Vec<(Rc<SegmentFile>, IndexFiles)>,
     /// A segment file was created or deleted since the directory was last fsynced.
@@ -165,6 +171,7 @@ pub struct PartitionLog {
     structure: Semaphore,
     /// Held by a cleaning for its whole run; `close` waits for it.
     cleaner: Semaphore,
+
     /// Set by `close` / `stop_cleaning`: a cleaning under way stops at its next step.
     clean_abort: Cell<bool>,
 }
@@ -254,6 +261,9 @@ impl PartitionLog {
                 flush_scheduled: false,
                 exclusive: false,
                 offline: false,
+                write_failed: false,
+                repairing: false,
+                repair_not_before_ms: 0,
                 closed_unsynced: Vec::new(),
                 dir_dirty: false,
                 first_unflushed_ms: None,
@@ -406,13 +416,20 @@ impl PartitionLog {
             return Err(LogError::MessageTooLarge { size: big.header.size_bytes(), max });
         }
         loop {
-            match self.enqueue(records, &spans, leader_epoch, now_ms)? {
+            let queued = self.enqueue(records, &spans, leader_epoch, now_ms);
+            if queued.is_err() {
+                self.repair_soon();
+            }
+            match queued? {
                 Enqueue::Done(info, epoch_changed, flush_now) => {
+                    // Waiting starts before the writer may run: a write failure from here on
+                    // fails this wait (`abort_waiters`).
+                    let written = self.written.wait_for(as_watch(info.last_offset + 1));
                     self.start_writer();
                     if flush_now {
                         self.spawn_flush(info.last_offset + 1);
                     }
-                    self.written.wait_for(as_watch(info.last_offset + 1)).await.map_err(|_| LogError::Offline)?;
+                    written.await.map_err(|_| LogError::Offline)?;
                     if epoch_changed {
                         let epochs = self.leader_epochs();
                         checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
@@ -440,7 +457,7 @@ impl PartitionLog {
         let config = self.config();
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
-        if st.offline {
+        if st.offline || st.write_failed {
             return Err(LogError::Offline);
         }
         if st.exclusive {
@@ -534,6 +551,10 @@ impl PartitionLog {
         loop {
             let job = {
                 let mut st = self.state.borrow_mut();
+                if st.write_failed || st.offline {
+                    st.writer_running = false;
+                    return;
+                }
                 match st.queue.pop_front() {
                     Some(job) => job,
                     None => {
@@ -550,7 +571,8 @@ impl PartitionLog {
                 }
             };
             if let Err(e) = written {
-                self.go_offline(&e);
+                self.write_failed(&e);
+                self.state.borrow_mut().writer_running = false;
                 return;
             }
             if let Some(seg) = self.state.borrow_mut().segments.get_mut(&job.segment_base) {
@@ -594,6 +616,72 @@ impl PartitionLog {
                 libc::SYNC_FILE_RANGE_WRITE,
             )
         };
+    }
+
+    /// A write did not reach the page cache (ENOSPC, EIO on write, or an index or `.txnindex`
+    /// write of a sync round). Its appends and every one queued after it fail
+    /// (KAFKA_STORAGE_ERROR, which producers retry); nothing of them is visible, because
+    /// readers never go past `written`. Appends are refused until `repair` has cut the files
+    /// back to `written` and rebuilt what was accounted for the lost bytes; the next append
+    /// attempt starts it (at most once per [`REPAIR_RETRY`]), so the partition takes writes
+    /// again without a restart once space returns. (A failed fdatasync is `go_offline`.)
+    fn write_failed(&self, error: &LogError) {
+        let first = {
+            let mut st = self.state.borrow_mut();
+            st.queue.clear();
+            !std::mem::replace(&mut st.write_failed, true)
+        };
+        self.written.abort_waiters();
+        if first {
+            let dir = self.dir.display();
+            eprintln!("sluice: partition {dir}: a write failed ({error}): refusing appends until it is repaired");
+        }
+    }
+
+    /// Starts a repair in the background if the log needs one and none ran within
+    /// [`REPAIR_RETRY`].
+    fn repair_soon(self: &Rc<Self>) {
+        {
+            let mut st = self.state.borrow_mut();
+            let now = crate::runtime::now_ms();
+            if !st.write_failed || st.offline || st.repairing || now < st.repair_not_before_ms {
+                return;
+            }
+            st.repairing = true;
+            st.repair_not_before_ms = now + REPAIR_RETRY.as_millis() as i64;
+        }
+        let this = Rc::clone(self);
+        glommio::spawn_local(async move {
+            match this.repair().await {
+                Ok(end) => {
+                    eprintln!(
+                        "sluice: partition {}: repaired, taking writes again at offset {end}",
+                        this.dir.display()
+                    );
+                }
+                Err(e) => eprintln!(
+                    "sluice: partition {}: repair failed (retried on a later append): {e}",
+                    this.dir.display()
+                ),
+            }
+            this.state.borrow_mut().repairing = false;
+        })
+        .detach();
+    }
+
+    /// After a failed write: cuts the log back to what reached the page cache (`written`),
+    /// removing any partial batch from the file, rebuilds the segment's indexes and the
+    /// producer state from the log, and takes appends again. Returns the log end.
+    pub async fn repair(&self) -> Result<i64, LogError> {
+        if !self.state.borrow().write_failed {
+            return Ok(self.log_end_offset());
+        }
+        if self.state.borrow().writer_running {
+            return Err(LogError::Corrupt("a write is still under way".into()));
+        }
+        let end = self.truncate_with(self.log_end_offset(), true).await?;
+        self.state.borrow_mut().write_failed = false;
+        Ok(end)
     }
 
     fn go_offline(&self, error: &LogError) {
@@ -680,6 +768,11 @@ impl PartitionLog {
             if self.synced.get() >= target {
                 return Ok(());
             }
+            // After a failed fdatasync a later one may well succeed (the kernel reports a
+            // writeback error once) while the pages it failed to write are gone: never again.
+            if self.state.borrow().offline {
+                return Err(LogError::Offline);
+            }
             self.written.wait_for(target).await.map_err(|_| LogError::Offline)?;
             if self.synced.get() >= target {
                 return Ok(());
@@ -693,16 +786,26 @@ impl PartitionLog {
             let result = self.sync_round().await;
             self.state.borrow_mut().sync_running = false;
             self.sync_rounds.advance(round + 1);
-            if let Err(e) = result {
-                self.go_offline(&e);
-                return Err(e);
+            match result {
+                Ok(()) => {}
+                Err(RoundError::Write(e)) => {
+                    self.write_failed(&e);
+                    return Err(e);
+                }
+                Err(RoundError::Sync(e)) => {
+                    self.go_offline(&e);
+                    return Err(e);
+                }
             }
         }
     }
 
-    /// One fdatasync round: covers everything written when it starts.
-    async fn sync_round(&self) -> Result<(), LogError> {
-        let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+    /// One fdatasync round: covers everything written when it starts. A failed write of an
+    /// index or `.txnindex` is a `RoundError::Write` (derived data, rebuilt by `repair`); a
+    /// failed fdatasync a `RoundError::Sync`.
+    async fn sync_round(&self) -> Result<(), RoundError> {
+        use RoundError::{Sync, Write};
+        let _permit = self.structure.acquire_permit(1).await.map_err(|_| Sync(LogError::Offline))?;
         let covered = self.written.get();
         let (active, index_writes, closed, dir_dirty, txn_entries) = {
             let mut st = self.state.borrow_mut();
@@ -714,24 +817,25 @@ impl PartitionLog {
             let txn_entries = std::mem::take(&mut st.txn_pending);
             (active, writes, closed, dir_dirty, txn_entries)
         };
+        let sync = |e: LogError| Sync(e);
         for (log, indexes) in &closed {
-            log.file.fdatasync().await?;
-            indexes.sync().await?;
+            fdatasync(&log.file).await.map_err(sync)?;
+            indexes.sync().await.map_err(sync)?;
         }
-        // A failure here takes the partition offline (via `sync_to`): after a restart the
-        // aborted-transaction list is rebuilt from the log's markers, never from a `.txnindex`
-        // that missed an entry.
+        // Entries that fail to reach their `.txnindex` are rewritten whole by `repair` (and
+        // after a restart without a clean shutdown the aborted-transaction list comes from
+        // the log's markers, never from a `.txnindex`).
         let mut bases: Vec<i64> = txn_entries.iter().map(|(b, _)| *b).collect();
         bases.dedup();
         for base in bases {
             let entries: Vec<&producer::AbortedTxn> =
                 txn_entries.iter().filter(|(b, _)| *b == base).map(|(_, a)| a).collect();
-            append_txn_entries(&self.dir, base, &entries).await?;
+            append_txn_entries(&self.dir, base, &entries).await.map_err(Write)?;
         }
-        index_writes.apply().await?;
-        active.file.fdatasync().await?;
+        index_writes.apply().await.map_err(Write)?;
+        fdatasync(&active.file).await.map_err(sync)?;
         if dir_dirty {
-            sync_dir(&self.dir).await?;
+            sync_dir(&self.dir).await.map_err(sync)?;
         }
         self.synced.advance(covered);
         let mut st = self.state.borrow_mut();
@@ -912,6 +1016,13 @@ impl PartitionLog {
     /// Removes every batch whose last offset is at or past `offset` (replication's
     /// truncation to a leader's log). Batches are never split. Returns the new log end.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        self.truncate_with(offset, false).await
+    }
+
+    /// `truncate_to`, or (`repair`) the cut after a failed write: to `written`, dropping the
+    /// offsets assigned to appends that never reached the page cache, and cutting the file
+    /// at the last whole batch written (a partial one may follow it).
+    async fn truncate_with(&self, offset: i64, repair: bool) -> Result<i64, LogError> {
         let _permit = loop {
             let permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
             if self.state.borrow().swap_pending.is_none() {
@@ -921,7 +1032,12 @@ impl PartitionLog {
             glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
         };
         self.state.borrow_mut().exclusive = true;
-        let mut result = self.truncate_locked(offset).await;
+        if repair {
+            let mut st = self.state.borrow_mut();
+            st.next_offset = offset;
+            st.txn_pending.clear(); // rewritten whole below
+        }
+        let mut result = self.truncate_locked(offset, repair).await;
         if result.is_ok() {
             // Batches past the cut are gone: their producers' state must go with them.
             let rebuilt = {
@@ -944,11 +1060,13 @@ impl PartitionLog {
         result
     }
 
-    async fn truncate_locked(&self, offset: i64) -> Result<i64, LogError> {
+    async fn truncate_locked(&self, offset: i64, repair: bool) -> Result<i64, LogError> {
         let next = self.next_offset();
-        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
-        if offset >= next {
-            return Ok(next);
+        if !repair {
+            self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+            if offset >= next {
+                return Ok(next);
+            }
         }
         let offset = offset.max(0);
         let (removed, keep) = {
@@ -969,8 +1087,11 @@ impl PartitionLog {
         }
         match keep {
             Some((file, start, end)) => {
-                if let Some(found) = file.find_batch(start as u64, offset, end).await? {
-                    file.file.truncate(found.position).await?;
+                // Cut at the first batch at or past `offset`, else at what was written (after a
+                // failed write a partial batch may lie beyond it).
+                let cut = file.find_batch(start as u64, offset, end).await?.map_or(end, |found| found.position);
+                if file.file.file_size().await? > cut {
+                    file.file.truncate(cut).await?;
                 }
                 let (state, _) = SegmentState::scan(&file, &self.config()).await?;
                 let writes = {
@@ -1091,6 +1212,8 @@ impl PartitionLog {
     pub async fn close(&self) -> Result<(), LogError> {
         self.stop_cleaning();
         let _no_cleaning = self.cleaner.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        // After a failed write, close what did reach the page cache.
+        self.repair().await?;
         let next = self.next_offset();
         self.sync_to(next).await?;
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
@@ -1134,6 +1257,25 @@ impl PartitionLog {
         self.state.borrow().producers.open_transactions()
     }
 }
+
+/// How a sync round failed.
+enum RoundError {
+    /// Writing derived data (index entries, `.txnindex`): recoverable (`write_failed`).
+    Write(LogError),
+    /// An fdatasync: the kernel may have dropped the pages it covered (`go_offline`).
+    Sync(LogError),
+}
+
+/// fdatasync, with the test fault layer's `sync` fault (`crate::fault`).
+async fn fdatasync(file: &glommio::io::BufferedFile) -> Result<(), LogError> {
+    if let Some(e) = crate::fault::io_fault(crate::fault::Io::Sync) {
+        return Err(LogError::io("fdatasync (injected fault)", e));
+    }
+    Ok(file.fdatasync().await?)
+}
+
+/// How often a partition whose write failed may try to repair itself.
+const REPAIR_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Kafka's producer snapshot file name: the offset it is valid at, 20 digits.
 fn snapshot_name(offset: i64) -> String {

@@ -543,6 +543,9 @@ pub fn gather(pieces: &[Piece], len: usize) -> Vec<u8> {
 /// returned as is and takes the partition offline (what reached the file is checked by
 /// recovery, as after a crash).
 pub async fn write_pieces(file: &BufferedFile, pieces: &[Piece], position: u64) -> Result<(), LogError> {
+    if let Some(e) = crate::fault::io_fault(crate::fault::Io::Write) {
+        return Err(LogError::io(format!("writing at byte {position} (injected fault)"), e));
+    }
     let fd = file.as_raw_fd();
     let (mut piece, mut skip, mut at) = (0usize, 0usize, position);
     while piece < pieces.len() {
@@ -594,6 +597,9 @@ pub async fn write_pieces(file: &BufferedFile, pieces: &[Piece], position: u64) 
 /// file past its size limit), which the retry would hit again. It is reported as an I/O
 /// error, which takes the partition offline until recovery checks what reached the file.
 pub async fn write_fully(file: &BufferedFile, bytes: Vec<u8>, position: u64) -> Result<(), LogError> {
+    if let Some(e) = crate::fault::io_fault(crate::fault::Io::Write) {
+        return Err(LogError::io(format!("writing at byte {position} (injected fault)"), e));
+    }
     let len = bytes.len();
     let written = file.write_at(bytes, position).await?;
     if written != len {

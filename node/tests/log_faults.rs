@@ -1,0 +1,72 @@
+//! Disk errors on the partition log, injected through the test fault layer
+//! (`SLUICE_FAULT_DIR`, see `sluice::fault`): a failed write leaves nothing of its batch
+//! visible and the log repairs itself once writes succeed again; a failed fdatasync takes
+//! the partition offline until it is reopened, and nothing it covered is acknowledged.
+
+mod common;
+
+use common::{batch, headers};
+use sluice::log::{LogConfig, OpenHint, PartitionLog};
+use sluice::runtime::test_executor;
+use sluice::testing::TempDir;
+use std::time::Duration;
+
+#[test]
+fn a_failed_write_is_never_visible_and_the_log_repairs_itself_when_writes_succeed_again() {
+    let tmp = TempDir::new("faults");
+    let faults = tmp.path().join("faults");
+    std::fs::create_dir_all(&faults).unwrap();
+    // Read once by the node's code; nextest runs each test in a process of its own.
+    std::env::set_var("SLUICE_FAULT_DIR", &faults);
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = LogConfig { segment_bytes: 4096, ..LogConfig::default() };
+        let log = PartitionLog::open(&dir, config.clone(), OpenHint::default()).await.unwrap();
+        for i in 0..20 {
+            log.append(&batch(&[b"before", b"fault"], i), 0, 0).await.unwrap();
+        }
+        let end = log.log_end_offset();
+        assert_eq!(end, 40);
+
+        std::fs::write(faults.join("write"), "ENOSPC").unwrap();
+        let err = log.append(&batch(&[b"lost"], 100), 0, 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 56, "KAFKA_STORAGE_ERROR: {err}");
+        assert_eq!(log.log_end_offset(), end, "nothing of the failed batch is visible");
+        let (bytes, _) = log.read_copy(0, 1 << 20, true).await.unwrap();
+        assert_eq!(headers(&bytes).iter().map(|h| h.record_count).sum::<i32>(), 40);
+        assert!(log.append(&batch(&[b"refused"], 101), 0, 0).await.is_err(), "refused until repaired");
+
+        std::fs::remove_file(faults.join("write")).unwrap();
+        let mut info = None;
+        for _ in 0..50 {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            if let Ok(i) = log.append(&batch(&[b"after"], 102), 0, 0).await {
+                info = Some(i);
+                break;
+            }
+        }
+        let info = info.expect("the log takes writes again within 5 s of the fault's end");
+        assert_eq!(info.first_offset, end, "offsets continue where the written log ended");
+        let mut offset = 0;
+        let mut seen = 0;
+        while offset < log.log_end_offset() {
+            let (bytes, read) = log.read_copy(offset, 1 << 20, true).await.unwrap();
+            seen += headers(&bytes).iter().map(|h| h.record_count).sum::<i32>();
+            offset = read.next_offset;
+        }
+        assert_eq!(seen, 41, "the 40 records before the fault and the one after");
+
+        // A failed fdatasync: acks=all never hears "done"; the partition stays offline.
+        log.append(&batch(&[b"unsynced"], 103), 0, 0).await.unwrap();
+        std::fs::write(faults.join("sync"), "EIO").unwrap();
+        let err = log.sync_to(log.next_offset()).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 56, "{err}");
+        std::fs::remove_file(faults.join("sync")).unwrap();
+        assert!(log.append(&batch(&[b"x"], 104), 0, 0).await.is_err(), "offline after a failed fdatasync");
+        assert!(log.sync_to(log.next_offset()).await.is_err(), "and it never claims the sync happened");
+        drop(log);
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        assert_eq!(log.log_end_offset(), 42, "reopened: recovery decides from the file");
+        log.append(&batch(&[b"again"], 105), 0, 0).await.unwrap();
+    });
+}
