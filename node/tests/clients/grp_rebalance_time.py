@@ -224,8 +224,9 @@ def main():
         "partitions": a.partitions,
         "group_protocol": a.group_protocol,
         "strategy": a.strategy if a.group_protocol == "classic" else (a.remote_assignor or "node default"),
-        "session_timeout_ms": a.session_timeout_ms,
-        "heartbeat_ms": a.heartbeat_ms,
+        # The node's under the consumer protocol (not sent by the client).
+        "session_timeout_ms": a.session_timeout_ms if a.group_protocol == "classic" else None,
+        "heartbeat_ms": a.heartbeat_ms if a.group_protocol == "classic" else None,
         "rounds": rounds,
         "initial_ms": summary([r["initial_ms"] for r in rounds]),
         "join_ms": summary([r["join_ms"] for r in rounds]),
