@@ -987,6 +987,46 @@ mod tests {
     }
 
     #[test]
+    fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
+        let (s, t, now) = (settings(), topics(), Instant::now());
+        let mut g = ConsumerGroup::default();
+        g.heartbeat(&join("a", &["t"]), &t, &s, now, || unreachable!());
+        let owned = r_assignment(&g, "a");
+        g.heartbeat(&join("b", &["t"]), &t, &s, now, || unreachable!());
+        g.heartbeat(&beat("a", 1, &owned), &t, &s, now, || unreachable!());
+        assert_eq!(g.members["a"].state, MemberState::UnrevokedPartitions);
+        // Keeps heartbeating (its session lives) but never gives the three up.
+        let later = now + Duration::from_secs(29);
+        g.heartbeat(&beat("a", 1, &owned), &t, &s, later, || unreachable!());
+        assert!(!g.expire(later, &t, &s));
+        let late = now + Duration::from_secs(31);
+        g.heartbeat(&beat("b", 2, &[]), &t, &s, late, || unreachable!());
+        assert!(g.expire(late, &t, &s), "30 s rebalance timeout passed");
+        assert!(!g.members.contains_key("a"));
+        let r = g.heartbeat(&beat("b", 2, &[]), &t, &s, late, || unreachable!());
+        assert_eq!((r.member_epoch, count(&r.assignment)), (3, 6));
+        assert_eq!(
+            g.heartbeat(&beat("a", 1, &owned), &t, &s, late, || unreachable!()).error,
+            errors::UNKNOWN_MEMBER_ID
+        );
+    }
+
+    #[test]
+    fn range_is_chosen_when_members_ask_for_it() {
+        let (s, t, now) = (settings(), topics(), Instant::now());
+        let mut g = ConsumerGroup::default();
+        let mut a = join("a", &["t"]);
+        a.server_assignor = Some("range".into());
+        g.heartbeat(&a, &t, &s, now, || unreachable!());
+        let mut b = join("b", &["t"]);
+        b.server_assignor = Some("range".into());
+        g.heartbeat(&b, &t, &s, now, || unreachable!());
+        assert_eq!(g.assignor, "range");
+        assert_eq!(g.target["a"][&7], BTreeSet::from([0, 1, 2]));
+        assert_eq!(g.target["b"][&7], BTreeSet::from([3, 4, 5]));
+    }
+
+    #[test]
     fn snapshots_round_trip_and_cut_ones_are_refused() {
         let (s, t, now) = (settings(), topics(), Instant::now());
         let mut g = ConsumerGroup::default();

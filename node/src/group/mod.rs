@@ -1,5 +1,7 @@
 //! Consumer groups: the classic group coordinator (JoinGroup / SyncGroup / Heartbeat /
-//! LeaveGroup), committed offsets, and the group admin APIs.
+//! LeaveGroup), committed offsets, and the group admin APIs. Consumer-protocol (KIP-848)
+//! groups share the id namespace, the offsets and the storage; their state machine is
+//! `consumer`, their coordinator side `consumer_coordinator`.
 //!
 //! Each group belongs to one partition of `__consumer_offsets` (Kafka's hash of the group
 //! id), and so to the shard that owns that partition: that shard is the group's
