@@ -1773,6 +1773,35 @@ fn consumer_protocol_group_is_described_and_listed_with_its_type() {
     assert_eq!(g.map(|g| g["state"].str().to_string()), Some("Empty".to_string()), "after both left: {v}");
 }
 
+/// Show 5: a consumer-protocol member subscribed by regex (librdkafka sends `^rx-.*` as SubscribedTopicRegex) gets the matching topic's partitions, and a matching topic created later is added at a following heartbeat, with its records consumed; a non-matching topic is not.
+#[test]
+fn consumer_protocol_regex_subscription_follows_new_topics() {
+    let settings = consumer_protocol_settings(45_000);
+    let extra: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let node = start_node("0-1", 2, &extra);
+    let dir = TempDir::new("grp");
+    produce(&node, "rx-a", 0, 20, &[]);
+    produce(&node, "other-rx", 0, 20, &[]);
+    let mut m = Member::start(
+        &node,
+        &dir,
+        "ck",
+        "rx-0",
+        "g-rx",
+        "^rx-.*",
+        &["--commit", "sync", "--group-protocol", "consumer"],
+    );
+    wait_balanced(&node, &[&m], &tps("rx-a", 2), Duration::from_secs(60), Duration::from_millis(300));
+    produce(&node, "rx-b", 0, 20, &[]);
+    let want: BTreeSet<Tp> = tps("rx-a", 2).union(&tps("rx-b", 2)).cloned().collect();
+    wait_balanced(&node, &[&m], &want, Duration::from_secs(60), Duration::from_millis(300));
+    wait_for("the 40 records of rx-a and rx-b", Duration::from_secs(60), || diag(&node, &[&m]), || m.count() >= 40);
+    m.stop();
+    let topics: BTreeSet<String> = m.records().into_iter().map(|r| r.tp.0).collect();
+    assert_eq!(topics, BTreeSet::from(["rx-a".to_string(), "rx-b".to_string()]), "{}", diag(&node, &[&m]));
+    assert_eq!(m.count(), 40, "each record once: {}", diag(&node, &[&m]));
+}
+
 mod kip848_wire {
     //! Raw ConsumerGroupHeartbeat / ConsumerGroupDescribe requests, where the test controls
     //! every field: the reconciliation steps one by one, every refusal with Kafka's code,
@@ -1796,6 +1825,7 @@ mod kip848_wire {
     const UNRELEASED_INSTANCE_ID: i16 = 111;
     const UNSUPPORTED_ASSIGNOR: i16 = 112;
     const STALE_MEMBER_EPOCH: i16 = 113;
+    const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
     fn s(v: &str) -> StrBytes {
         StrBytes::from_string(v.to_string())
@@ -1925,6 +1955,11 @@ mod kip848_wire {
                 GROUP_ID_NOT_FOUND,
             ),
             ("an empty group id", join("", "m-x", "raw848"), INVALID_REQUEST),
+            (
+                "a regex that does not compile",
+                join(g, "m-x", "raw848").with_subscribed_topic_regex(Some(s("raw("))),
+                INVALID_REGULAR_EXPRESSION,
+            ),
         ] {
             let r = hb(&mut c, &req);
             assert_eq!(r.error_code, want, "{what}: {r:?}");

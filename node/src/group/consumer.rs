@@ -32,10 +32,14 @@
 //! group's epochs, members, their assignments and the target come back, each member with a
 //! fresh session, so running consumers carry on with their epoch.
 //!
-//! Not implemented: regular-expression subscriptions (`SubscribedTopicRegex`, v1). A
-//! non-empty regex is refused with INVALID_REGULAR_EXPRESSION rather than silently
-//! ignored (an empty one means "none", as librdkafka sends with topic names). Rack-aware
-//! assignment is not done either (the rack id is kept and described, not used).
+//! Regular-expression subscriptions (`SubscribedTopicRegex`, v1): a member subscribes to its
+//! topic names and every topic whose whole name the regex matches (Kafka's `matches()`),
+//! internal topics excepted; a regex that does not compile (or is too big) is
+//! INVALID_REGULAR_EXPRESSION, an empty one means "none" (librdkafka sends "" with topic
+//! names). The match is redone on every heartbeat, so a topic created later joins the
+//! subscription at the next heartbeat of any member (the group epoch goes up then). Kafka
+//! resolves regexes asynchronously and may take a few seconds longer. Rack-aware assignment
+//! is not done (the rack id is kept and described, not used).
 
 use super::store::Reader;
 use crate::errors;
@@ -98,6 +102,8 @@ pub struct Member {
     /// Subscribed topic names, sorted.
     pub topics: Vec<String>,
     pub regex: Option<String>,
+    /// `regex` compiled (not stored: compiled again on load).
+    pub matcher: Option<regex::Regex>,
     /// What the member owns (and was told it owns).
     pub assigned: Assignment,
     /// What it must give up before it moves on (state UnrevokedPartitions).
@@ -217,10 +223,12 @@ pub fn validate(a: &HeartbeatArgs, s: &Settings) -> Result<(), (i16, String)> {
     }
     // An empty regex is "no regex" (librdkafka sends one with every topic-name subscription).
     if let Some(regex) = a.regex.as_ref().filter(|r| !r.is_empty()) {
-        return Err((
-            errors::INVALID_REGULAR_EXPRESSION,
-            format!("SubscribedTopicRegex {regex:?}: regular-expression subscriptions are not supported by this node."),
-        ));
+        if let Err(e) = compile(regex) {
+            return Err((
+                errors::INVALID_REGULAR_EXPRESSION,
+                format!("SubscribedTopicRegex {regex:?} is invalid: {e}"),
+            ));
+        }
     }
     if let Some(name) = &a.server_assignor {
         if !s.assignors.iter().any(|x| x == name) {
@@ -231,6 +239,32 @@ pub fn validate(a: &HeartbeatArgs, s: &Settings) -> Result<(), (i16, String)> {
         }
     }
     Ok(())
+}
+
+/// Most bytes a compiled subscription regex may take (the crate's default is 10 MiB; a
+/// topic pattern needs far less, and every member's is held by the coordinator).
+const REGEX_COMPILED_BYTES_MAX: usize = 1 << 20;
+
+/// Topics a regex never matches (Kafka leaves its internal topics out).
+const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// A subscription regex, anchored at both ends: Kafka asks the whole name to match.
+pub fn compile(regex: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{regex})$"))
+        .size_limit(REGEX_COMPILED_BYTES_MAX)
+        .build()
+        .map_err(|e| e.to_string().lines().last().unwrap_or("").trim().to_string())
+}
+
+impl Member {
+    /// Its topic names and the existing topics its regex matches, sorted.
+    fn subscribed(&self, topics: &Topics) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.topics.iter().cloned().collect();
+        if let Some(m) = &self.matcher {
+            out.extend(topics.keys().filter(|t| !INTERNAL_TOPICS.contains(&t.as_str()) && m.is_match(t)).cloned());
+        }
+        out
+    }
 }
 
 fn to_assignment(owned: &[(TopicId, Vec<i32>)]) -> Assignment {
@@ -312,6 +346,14 @@ impl ConsumerGroup {
         if a.server_assignor.is_some() && member.server_assignor != a.server_assignor {
             member.server_assignor = a.server_assignor.clone();
             bump = true;
+        }
+        if let Some(r) = &a.regex {
+            let r = (!r.is_empty()).then(|| r.clone());
+            if member.regex != r {
+                member.matcher = r.as_deref().and_then(|r| compile(r).ok());
+                member.regex = r;
+                bump = true;
+            }
         }
         if let Some(t) = &a.topics {
             let mut t = t.clone();
@@ -406,6 +448,7 @@ impl ConsumerGroup {
                 server_assignor: None,
                 topics: Vec::new(),
                 regex: None,
+                matcher: None,
                 assigned: Assignment::new(),
                 revoking: Assignment::new(),
                 session_deadline: now + s.session_timeout,
@@ -503,8 +546,8 @@ impl ConsumerGroup {
 
     /// The subscribed topics (that exist) as they are now.
     fn subscribed_metadata(&self, topics: &Topics) -> Topics {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.topics.iter()).collect();
-        names.into_iter().filter_map(|n| topics.get(n).map(|v| (n.clone(), *v))).collect()
+        let names: BTreeSet<String> = self.members.values().flat_map(|m| m.subscribed(topics)).collect();
+        names.into_iter().filter_map(|n| topics.get(&n).map(|v| (n, *v))).collect()
     }
 
     /// The assignor most members ask for (ties: the first by name), else the default.
@@ -528,7 +571,10 @@ impl ConsumerGroup {
         let subs: Vec<(&str, BTreeSet<TopicId>)> = self
             .members
             .values()
-            .map(|m| (m.id.as_str(), m.topics.iter().filter_map(|t| self.metadata.get(t).map(|v| v.0)).collect()))
+            .map(|m| {
+                let ids = m.subscribed(topics).iter().filter_map(|t| self.metadata.get(t).map(|v| v.0)).collect();
+                (m.id.as_str(), ids)
+            })
             .collect();
         self.target = if self.assignor == "range" {
             range(&subs, &partitions)
@@ -695,6 +741,7 @@ impl ConsumerGroup {
                     rebalance_timeout_ms,
                     server_assignor,
                     topics,
+                    matcher: regex.as_deref().and_then(|r| compile(r).ok()),
                     regex,
                     assigned,
                     revoking,
@@ -1038,6 +1085,31 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(ConsumerGroup::decode(&bytes[..cut], now, &s).is_none(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_regex_subscribes_to_matching_topics_including_later_ones() {
+        let (s, now) = (settings(), Instant::now());
+        let mut t = topics();
+        t.insert("__consumer_offsets".into(), (99, 50));
+        let mut g = ConsumerGroup::default();
+        let mut a = join("a", &[]);
+        a.regex = Some("t|_.*".into());
+        let r = g.heartbeat(&a, &t, &s, now, || unreachable!());
+        assert_eq!((r.member_epoch, count(&r.assignment)), (1, 6), "t only: not u, not the internal topic");
+        t.insert("tt".into(), (9, 1));
+        let owned = r_assignment(&g, "a");
+        assert_eq!(g.heartbeat(&beat("a", 1, &owned), &t, &s, now, || unreachable!()).assignment, None);
+        let mut a = join("a", &[]);
+        a.regex = Some("t.*".into());
+        a.member_epoch = 1;
+        a.topics = None;
+        a.owned = Some(owned);
+        let r = g.heartbeat(&a, &t, &s, now, || unreachable!());
+        assert_eq!((r.member_epoch, count(&r.assignment)), (2, 7), "t and tt now: {r:?}");
+        let mut bad = join("b", &[]);
+        bad.regex = Some("(".into());
+        assert_eq!(validate(&bad, &s).unwrap_err().0, errors::INVALID_REGULAR_EXPRESSION);
     }
 
     #[test]

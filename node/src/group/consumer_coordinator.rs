@@ -157,10 +157,13 @@ pub(super) fn fetch_allowed(c: &ConsumerGroup, member: Option<(&str, i32)>) -> R
     }
 }
 
-/// The subscription bytes a consumer member is described with hold its topics; this is
-/// what OffsetDelete checks against.
+/// The topics the group subscribes to (names and regex matches, as its last target saw
+/// them): OffsetDelete refuses these.
 pub(super) fn subscribed_topics(c: &ConsumerGroup) -> Vec<String> {
-    c.members.values().flat_map(|m| m.topics.iter().cloned()).collect()
+    if c.members.is_empty() {
+        return Vec::new();
+    }
+    c.metadata.keys().cloned().collect()
 }
 
 impl Coordinator {
