@@ -257,6 +257,11 @@ pub fn compile(regex: &str) -> Result<regex::Regex, String> {
 }
 
 impl Member {
+    /// The earlier of its session end and its revocation deadline.
+    pub fn deadline(&self) -> Instant {
+        self.revoke_deadline.map_or(self.session_deadline, |r| r.min(self.session_deadline))
+    }
+
     /// Its topic names and the existing topics its regex matches, sorted.
     fn subscribed(&self, topics: &Topics) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.topics.iter().cloned().collect();

@@ -247,12 +247,17 @@ impl Coordinator {
     /// Session and revocation deadlines of this shard's consumer groups; returns the groups
     /// that changed (to be stored).
     pub fn consumer_tick(&self, host: &Rc<impl Host>) -> Vec<String> {
+        let now = Instant::now();
+        // Runs every `TICK`: the topic list (a copy) only when some deadline has passed.
+        let due = |c: &ConsumerGroup| c.members.values().any(|m| now >= m.deadline());
+        if !self.groups.borrow().values().any(|g| g.consumer.as_ref().is_some_and(due)) {
+            return Vec::new();
+        }
         let s = settings(&host.config());
         let topics = topics(host);
-        let now = Instant::now();
         let mut changed = Vec::new();
         for g in self.groups.borrow_mut().values_mut() {
-            let Some(c) = g.consumer.as_mut() else { continue };
+            let Some(c) = g.consumer.as_mut().filter(|c| due(c)) else { continue };
             if c.expire(now, &topics, &s) {
                 if c.members.is_empty() {
                     g.state_since_ms = crate::runtime::now_ms();
