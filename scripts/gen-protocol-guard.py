@@ -78,6 +78,8 @@ CRATE_VERSIONS = {
     "DescribeConfigsRequest": (1, 4),
     "AlterConfigsRequest": (0, 2),
     "IncrementalAlterConfigsRequest": (0, 1),
+    "ConsumerGroupHeartbeatRequest": (0, 1),
+    "ConsumerGroupDescribeRequest": (0, 1),
 }
 
 # Message name -> the lowest version the node decodes itself, below the crate's range.
@@ -178,7 +180,20 @@ def amend_offset_commit(spec):
     spec["validVersions"] = "0-9"
 
 
+def amend_consumer_group_heartbeat(spec):
+    # The stored copy is KIP-848's early-access v0 (marked unstable), before Kafka 4.0
+    # released it: 4.0 dropped ClientAssignors (client-side assignors were never built),
+    # and v1 (KIP-1082, member ids chosen by the member) has SubscribedTopicRegex, which
+    # v0 no longer carries.
+    spec["validVersions"] = "0-1"
+    spec.pop("latestVersionUnstable", None)
+    spec["fields"].remove(field(spec, "ClientAssignors"))
+    field(spec, "SubscribedTopicRegex")["versions"] = "1+"
+    field(spec, "SubscribedTopicRegex")["nullableVersions"] = "1+"
+
+
 AMENDMENTS = {
+    "ConsumerGroupHeartbeatRequest": amend_consumer_group_heartbeat,
     "ListOffsetsRequest": amend_list_offsets,
     "OffsetCommitRequest": amend_offset_commit,
     "ProduceRequest": amend_produce,

@@ -165,6 +165,26 @@ fn ratio(name: &str, v: &str) -> Result<f64, String> {
     }
 }
 
+/// `group.consumer.assignors`: Kafka's class names or the assignors' own names, mapped to
+/// the names (`uniform`, `range`); anything else (a custom class) is refused.
+pub fn consumer_assignors(name: &str, v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for item in v.trim().trim_matches('"').split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let short = match item {
+            "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+            "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+            other => return Err(format!("{name}: unknown assignor {other:?}; known: uniform, range")),
+        };
+        if !out.iter().any(|o| o == short) {
+            out.push(short.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{name}: at least one assignor is needed"));
+    }
+    Ok(out)
+}
+
 macro_rules! setting {
     ($name:literal, $ty:ident, $default:expr, $dynamic:literal, $help:literal, |$c:ident, $v:ident| $body:expr) => {
         Setting {
@@ -305,6 +325,48 @@ const SETTINGS: &[Setting] = &[
         c.group_max_size = int("group.max.size", v)?
     }),
     setting!(
+        "group.consumer.session.timeout.ms", Int, Some("45000"), false,
+        "consumer-protocol (KIP-848) groups: a member silent this long is removed (default 45000)",
+        |c, v| { c.group_consumer_session_timeout_ms = int("group.consumer.session.timeout.ms", v)? }
+    ),
+    setting!(
+        "group.consumer.min.session.timeout.ms", Int, Some("45000"), false,
+        "smallest group.consumer.session.timeout.ms allowed (default 45000)",
+        |c, v| { c.group_consumer_min_session_timeout_ms = int("group.consumer.min.session.timeout.ms", v)? }
+    ),
+    setting!(
+        "group.consumer.max.session.timeout.ms", Int, Some("60000"), false,
+        "largest group.consumer.session.timeout.ms allowed (default 60000)",
+        |c, v| { c.group_consumer_max_session_timeout_ms = int("group.consumer.max.session.timeout.ms", v)? }
+    ),
+    setting!(
+        "group.consumer.heartbeat.interval.ms", Int, Some("5000"), false,
+        "consumer-protocol groups: how often members are told to heartbeat (default 5000)",
+        |c, v| { c.group_consumer_heartbeat_interval_ms = int("group.consumer.heartbeat.interval.ms", v)? }
+    ),
+    setting!(
+        "group.consumer.min.heartbeat.interval.ms", Int, Some("5000"), false,
+        "smallest group.consumer.heartbeat.interval.ms allowed (default 5000)",
+        |c, v| { c.group_consumer_min_heartbeat_interval_ms = int("group.consumer.min.heartbeat.interval.ms", v)? }
+    ),
+    setting!(
+        "group.consumer.max.heartbeat.interval.ms", Int, Some("15000"), false,
+        "largest group.consumer.heartbeat.interval.ms allowed (default 15000)",
+        |c, v| { c.group_consumer_max_heartbeat_interval_ms = int("group.consumer.max.heartbeat.interval.ms", v)? }
+    ),
+    setting!(
+        "group.consumer.max.size", Int, Some("2147483647"), false,
+        "most members in one consumer-protocol group (default unlimited)",
+        |c, v| { c.group_consumer_max_size = int("group.consumer.max.size", v)? }
+    ),
+    setting!(
+        "group.consumer.assignors", List,
+        Some("org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor"),
+        false,
+        "server-side assignors of consumer-protocol groups, the first the default: uniform, range (Kafka's class names or short names)",
+        |c, v| { c.group_consumer_assignors = consumer_assignors("group.consumer.assignors", v)? }
+    ),
+    setting!(
         "offsets.retention.minutes", Int, Some("10080"), false,
         "an empty group's committed offsets are dropped this long after it emptied (default 10080)",
         |c, v| { c.offsets_retention_minutes = int("offsets.retention.minutes", v)? }
@@ -430,6 +492,15 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: usize,
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_min_session_timeout_ms: i32,
+    pub group_consumer_max_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_min_heartbeat_interval_ms: i32,
+    pub group_consumer_max_heartbeat_interval_ms: i32,
+    pub group_consumer_max_size: usize,
+    /// Short names ("uniform", "range"), the default first.
+    pub group_consumer_assignors: Vec<String>,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_topic_num_partitions: i32,
@@ -487,6 +558,14 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX as usize,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_min_session_timeout_ms: 45_000,
+            group_consumer_max_session_timeout_ms: 60_000,
+            group_consumer_heartbeat_interval_ms: 5000,
+            group_consumer_min_heartbeat_interval_ms: 5000,
+            group_consumer_max_heartbeat_interval_ms: 15_000,
+            group_consumer_max_size: i32::MAX as usize,
+            group_consumer_assignors: vec!["uniform".to_string(), "range".to_string()],
             offsets_retention_minutes: 10080,
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
@@ -702,6 +781,30 @@ impl BrokerConfig {
         }
         if self.connections_max_idle_ms == 0 {
             return Err("connections.max.idle.ms must be positive (or -1: never close idle connections)".into());
+        }
+        // Kafka's checks (GroupCoordinatorConfig): each within its bounds, heartbeats more
+        // often than the session expires.
+        let c = self;
+        if !(c.group_consumer_min_session_timeout_ms..=c.group_consumer_max_session_timeout_ms)
+            .contains(&c.group_consumer_session_timeout_ms)
+        {
+            return Err("group.consumer.session.timeout.ms must be within group.consumer.min.session.timeout.ms and group.consumer.max.session.timeout.ms".into());
+        }
+        if !(c.group_consumer_min_heartbeat_interval_ms..=c.group_consumer_max_heartbeat_interval_ms)
+            .contains(&c.group_consumer_heartbeat_interval_ms)
+        {
+            return Err("group.consumer.heartbeat.interval.ms must be within group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms".into());
+        }
+        if c.group_consumer_heartbeat_interval_ms < 1 || c.group_consumer_min_session_timeout_ms < 1 {
+            return Err("group.consumer heartbeat interval and session timeouts must be positive".into());
+        }
+        if c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms {
+            return Err(
+                "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms".into()
+            );
+        }
+        if c.group_consumer_max_size < 1 {
+            return Err("group.consumer.max.size must be at least 1".into());
         }
         if self.queued_max_request_bytes < self.socket_request_max_bytes {
             return Err("queued.max.request.bytes must be at least socket.request.max.bytes".into());

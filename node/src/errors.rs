@@ -56,6 +56,11 @@ pub const UNSTABLE_OFFSET_COMMIT: i16 = E::UnstableOffsetCommit.code();
 pub const PRODUCER_FENCED: i16 = E::ProducerFenced.code();
 pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = E::TransactionalIdNotFound.code();
+pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
+pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
+pub const UNSUPPORTED_ASSIGNOR: i16 = E::UnsupportedAssignor.code();
+pub const STALE_MEMBER_EPOCH: i16 = E::StaleMemberEpoch.code();
+pub const INVALID_REGULAR_EXPRESSION: i16 = E::InvalidRegularExpression.code();
 
 #[cfg(test)]
 mod tests {

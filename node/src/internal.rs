@@ -40,6 +40,8 @@ pub trait Host: 'static {
     fn logs_of(&self, topic: &str) -> Vec<(TopicPartition, Rc<PartitionLog>)>;
     /// How many partitions `topic` has (0: no such topic).
     fn partition_count(&self, topic: &str) -> i32;
+    /// Every topic: (name, topic id, partitions), by name.
+    fn topics(&self) -> Vec<(String, u128, i32)>;
     /// A new producer id (allocated by the controller shard).
     fn new_producer_id(self: &Rc<Self>) -> impl Future<Output = Result<i64, String>>;
     /// Writes a COMMIT or ABORT marker for the producer into each partition (wherever it is

@@ -556,6 +556,8 @@ mod tests {
         66 => ListTransactionsRequest,
         35 => DescribeLogDirsRequest,
         61 => DescribeProducersRequest,
+        68 => ConsumerGroupHeartbeatRequest,
+        69 => ConsumerGroupDescribeRequest,
     }
 
     /// Versions below the crate's that the node decodes itself (`api::legacy`), with the
@@ -970,6 +972,40 @@ mod tests {
         IncrementalAlterConfigsRequest::default().with_resources(resources).with_validate_only(false)
     }
 
+    fn consumer_group_heartbeat(v: i16) -> ConsumerGroupHeartbeatRequest {
+        use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+        let owned = vec![
+            TopicPartitions::default().with_topic_id(Uuid::from_u128(7)).with_partitions(vec![0, 2]),
+            TopicPartitions::default()
+                .with_topic_id(Uuid::from_u128(8))
+                .with_partitions(Vec::new())
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+        ];
+        let request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s("m-1"))
+            .with_member_epoch(3)
+            .with_instance_id(Some(s("i")))
+            .with_rack_id(None)
+            .with_rebalance_timeout_ms(300000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("events")), TopicName(s(""))]))
+            .with_server_assignor(Some(s("uniform")))
+            .with_topic_partitions(Some(owned))
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        if v >= 1 {
+            request.with_subscribed_topic_regex(Some(s("ev.*")))
+        } else {
+            request
+        }
+    }
+
+    fn consumer_group_describe(_v: i16) -> ConsumerGroupDescribeRequest {
+        ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(s("g")), GroupId(s(""))])
+            .with_include_authorized_operations(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
     fn describe_transactions(_v: i16) -> DescribeTransactionsRequest {
         DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(s("tx-1")), TransactionalId(s(""))])
@@ -1306,6 +1342,8 @@ mod tests {
         each(66, list_transactions, &mut out);
         each(35, describe_log_dirs, &mut out);
         each(61, describe_producers, &mut out);
+        each(68, consumer_group_heartbeat, &mut out);
+        each(69, consumer_group_describe, &mut out);
         out.extend(legacy_samples());
         out
     }

@@ -539,25 +539,67 @@ fn no_loss_duplicates_only_uncommitted(members: &[&Member], n: usize) -> (Vec<St
 // Show 1: three members, six partitions: disjoint complete assignments, exactly once.
 
 fn three_members_exactly_once(client: &str, cores: &str) {
-    let node = start_node(cores, 6, &[]);
+    three_members_exactly_once_with(client, cores, Proto::Classic)
+}
+
+/// Which group protocol members speak: classic (JoinGroup/SyncGroup, client-side
+/// assignors) or KIP-848's consumer protocol (ConsumerGroupHeartbeat, server-side
+/// assignors; confluent-kafka only).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    Classic,
+    Consumer,
+}
+
+impl Proto {
+    fn label(self) -> &'static str {
+        match self {
+            Proto::Classic => "classic",
+            Proto::Consumer => "consumer",
+        }
+    }
+
+    /// Member flags selecting the protocol.
+    fn flags(self) -> Vec<&'static str> {
+        match self {
+            Proto::Classic => Vec::new(),
+            Proto::Consumer => vec!["--group-protocol", "consumer"],
+        }
+    }
+}
+
+/// Node settings for consumer-protocol tests: members heartbeat every 500 ms (Kafka's 5 s
+/// default would make every reconciliation step wait that long) and sessions of
+/// `session_ms` are allowed.
+fn consumer_protocol_settings(session_ms: u32) -> Vec<String> {
+    [
+        "group.consumer.min.session.timeout.ms=1000".to_string(),
+        format!("group.consumer.session.timeout.ms={session_ms}"),
+        "group.consumer.min.heartbeat.interval.ms=100".to_string(),
+        "group.consumer.heartbeat.interval.ms=500".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|kv| ["--set".to_string(), kv])
+    .collect()
+}
+
+fn three_members_exactly_once_with(client: &str, cores: &str, proto: Proto) {
+    let settings = consumer_protocol_settings(45_000);
+    let extra: Vec<&str> =
+        if proto == Proto::Consumer { settings.iter().map(String::as_str).collect() } else { Vec::new() };
+    let node = start_node(cores, 6, &extra);
     let dir = TempDir::new("grp");
-    let topic = format!("three-{client}");
-    let group = format!("g-three-{client}");
+    let topic = format!("three-{client}-{}", proto.label());
+    let group = format!("g-three-{client}-{}", proto.label());
     let all = tps(&topic, 6);
     let mut counts = produce(&node, &topic, 0, 3000, &[]);
     // The members join one after another while records flow (each reads at most 400/s), so
     // partitions move mid-stream twice: the sync commits must hand each one over exactly.
     let start = |k: usize| {
         let name = format!("{client}-{k}");
-        Member::start(
-            &node,
-            &dir,
-            client,
-            &name,
-            &group,
-            &topic,
-            &["--commit", "sync", "--batch", "50", "--rate", "400"],
-        )
+        let mut flags = vec!["--commit", "sync", "--batch", "50", "--rate", "400"];
+        flags.extend(proto.flags());
+        Member::start(&node, &dir, client, &name, &group, &topic, &flags)
     };
     let mut members: Vec<Member> = vec![start(0)];
     for k in 1..3 {
@@ -628,7 +670,7 @@ fn three_members_exactly_once(client: &str, cores: &str) {
     }
     assert!(errs.is_empty(), "{client}, 3 members:\n  {}\n{}", errs.join("\n  "), diag(&node, &refs));
     let per: Vec<String> = refs.iter().map(|m| format!("{}={}", m.name, m.count())).collect();
-    figure(&format!("{client}: 6000 messages over 3 members ({})", per.join(" ")));
+    figure(&format!("{client} ({} protocol): 6000 messages over 3 members ({})", proto.label(), per.join(" ")));
 
     // Every partition committed at its end, as the client's own OffsetFetch reads it.
     let committed = client_offsets(&node, client, &group);
@@ -655,15 +697,29 @@ fn three_kp_members_split_six_partitions_and_consume_each_message_once() {
 // cleanly, at once.
 
 fn killed_then_closed(client: &str) {
+    killed_then_closed_with(client, Proto::Classic)
+}
+
+/// Session timeout and heartbeat interval are the client's (classic) or the broker's
+/// (consumer protocol: `group.consumer.session.timeout.ms` and
+/// `group.consumer.heartbeat.interval.ms`, set for the node here).
+fn killed_then_closed_with(client: &str, proto: Proto) {
     const SESSION_MS: f64 = 6000.0;
     const HEARTBEAT_MS: f64 = 500.0;
-    let node = start_node("0", 6, &[]);
+    let settings = consumer_protocol_settings(SESSION_MS as u32);
+    let extra: Vec<&str> =
+        if proto == Proto::Consumer { settings.iter().map(String::as_str).collect() } else { Vec::new() };
+    let node = start_node("0", 6, &extra);
     let dir = TempDir::new("grp");
-    let topic = format!("kill-{client}");
-    let group = format!("g-kill-{client}");
+    let topic = format!("kill-{client}-{}", proto.label());
+    let group = format!("g-kill-{client}-{}", proto.label());
     let all = tps(&topic, 6);
     produce(&node, &topic, 0, 600, &[]);
-    let flags = ["--session-timeout-ms", "6000", "--heartbeat-ms", "500", "--commit", "sync"];
+    let mut flags = match proto {
+        Proto::Classic => vec!["--session-timeout-ms", "6000", "--heartbeat-ms", "500", "--commit", "sync"],
+        Proto::Consumer => vec!["--commit", "sync"],
+    };
+    flags.extend(proto.flags());
     let a = Member::start(&node, &dir, client, &format!("{client}-a"), &group, &topic, &flags);
     let mut b = Member::start(&node, &dir, client, &format!("{client}-b"), &group, &topic, &flags);
     let mut c = Member::start(&node, &dir, client, &format!("{client}-c"), &group, &topic, &flags);
@@ -687,8 +743,9 @@ fn killed_then_closed(client: &str) {
         .fold(f64::INFINITY, f64::min);
     let moved = a.last_assign_t().unwrap().max(b.last_assign_t().unwrap());
     figure(&format!(
-        "{client}: SIGKILLed member: rebalance began {:.0} ms, partitions moved {:.0} ms after the kill \
-         (session.timeout.ms {SESSION_MS})",
+        "{client} ({} protocol): SIGKILLed member: rebalance began {:.0} ms, partitions moved {:.0} ms after the kill \
+         (session timeout {SESSION_MS} ms)",
+        proto.label(),
         first_change - killed_at,
         moved - killed_at
     ));
@@ -717,7 +774,10 @@ fn killed_then_closed(client: &str) {
         || a.assignment().as_ref() == Some(&all) && a.rebalance_events().len() > a_n,
     );
     let took = a.last_assign_t().unwrap() - closing;
-    figure(&format!("{client}: clean leave: partitions moved {took:.0} ms after close() began"));
+    figure(&format!(
+        "{client} ({} protocol): clean leave: partitions moved {took:.0} ms after close() began",
+        proto.label()
+    ));
     assert!(
         took < SESSION_MS / 2.0,
         "{client}: after a clean close() the partitions moved only after {took:.0} ms (session timeout \
@@ -1640,4 +1700,388 @@ fn churn_of_many_groups_leaves_no_stuck_group_and_bounded_memory() {
     );
     f1.stop();
     f2.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// KIP-848: the consumer group protocol (issue #13 Build 4 / Show 5). confluent-kafka 2.16
+// members with group.protocol=consumer; the node assigns (server-side `uniform`).
+
+/// Show 5 (a): 3 consumer-protocol members split 6 partitions 2/2/2, disjoint and complete (the node's /groups agrees), joining mid-stream; 6000 messages consumed exactly once with sync commits (OffsetCommit v9 with member epochs).
+#[test]
+fn consumer_protocol_three_members_split_six_partitions_and_consume_each_message_once() {
+    three_members_exactly_once_with("ck", "0-1", Proto::Consumer);
+}
+
+/// Show 5 (b, c): a SIGKILLed consumer-protocol member's partitions move after group.consumer.session.timeout.ms (not before); a clean close() (leave with epoch -1) moves them at once.
+#[test]
+fn consumer_protocol_killed_member_moves_after_session_timeout_closed_member_at_once() {
+    killed_then_closed_with("ck", Proto::Consumer);
+}
+
+/// Show 5 (d): AdminClient describe_consumer_groups (ConsumerGroupDescribe) shows a consumer-protocol group as type consumer, Stable, with its members, their assignments and targets; list_consumer_groups (ListGroups v5) gives each group its type, classic and consumer side by side.
+#[test]
+fn consumer_protocol_group_is_described_and_listed_with_its_type() {
+    let settings = consumer_protocol_settings(45_000);
+    let extra: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let node = start_node("0-1", 6, &extra);
+    let dir = TempDir::new("grp");
+    let topic = "desc848";
+    let all = tps(topic, 6);
+    produce(&node, topic, 0, 600, &[]);
+    let (consumer_group, classic_group) = ("g848-consumer", "g848-classic");
+    let flags = ["--commit", "sync", "--group-protocol", "consumer"];
+    let mut a = Member::start(&node, &dir, "ck", "c848-a", consumer_group, topic, &flags);
+    let mut b = Member::start(&node, &dir, "ck", "c848-b", consumer_group, topic, &flags);
+    let mut k = Member::start(&node, &dir, "ck", "k848", classic_group, topic, &["--commit", "sync"]);
+    wait_balanced(&node, &[&a, &b], &all, Duration::from_secs(60), Duration::from_secs(1));
+    wait_balanced(&node, &[&k], &all, Duration::from_secs(60), Duration::from_millis(300));
+
+    let v = admin_op(&node, "ck", "describe", &["--group", consumer_group, "--group", classic_group]);
+    let d = &v["groups"][consumer_group];
+    assert_eq!(d["error"].opt_str(), None, "describe {consumer_group}: {v}");
+    assert_eq!(d["type"].str(), "consumer", "describe {consumer_group}: {d}");
+    assert_eq!(d["state"].str(), "Stable", "describe {consumer_group}: {d}");
+    assert_eq!(d["protocol"].str(), "uniform", "the server-side assignor: {d}");
+    assert_eq!(d["members"].arr().len(), 2, "{d}");
+    for m in [&a, &b] {
+        let dm = d["members"]
+            .arr()
+            .iter()
+            .find(|x| x["client_id"].str() == m.name)
+            .unwrap_or_else(|| panic!("no member with client id {}: {d}", m.name))
+            .clone();
+        assert_eq!(tp_list(&dm["assignment"]), m.assignment().unwrap(), "{}: described assignment: {d}", m.name);
+        assert_eq!(tp_list(&dm["target"]), m.assignment().unwrap(), "{}: target = current when stable: {d}", m.name);
+    }
+    // The classic group still describes as classic (librdkafka falls back to DescribeGroups).
+    let c = &v["groups"][classic_group];
+    assert_eq!((c["type"].str(), c["state"].str(), c["members"].arr().len()), ("classic", "Stable", 1), "{c}");
+
+    let v = admin_op(&node, "ck", "list", &[]);
+    let types: BTreeMap<String, (String, String)> = v["groups"]
+        .arr()
+        .iter()
+        .map(|g| (g["group"].str().to_string(), (g["type"].str().to_string(), g["state"].str().to_string())))
+        .collect();
+    assert_eq!(types.get(consumer_group), Some(&("consumer".to_string(), "Stable".to_string())), "list: {v}");
+    assert_eq!(types.get(classic_group), Some(&("classic".to_string(), "Stable".to_string())), "list: {v}");
+    for m in [&mut a, &mut b, &mut k] {
+        m.stop();
+    }
+    let v = admin_op(&node, "ck", "list", &[]);
+    let g = v["groups"].arr().iter().find(|g| g["group"].str() == consumer_group).cloned();
+    assert_eq!(g.map(|g| g["state"].str().to_string()), Some("Empty".to_string()), "after both left: {v}");
+}
+
+/// Show 5: a consumer-protocol member subscribed by regex (librdkafka sends `^rx-.*` as SubscribedTopicRegex) gets the matching topic's partitions, and a matching topic created later is added at a following heartbeat, with its records consumed; a non-matching topic is not.
+#[test]
+fn consumer_protocol_regex_subscription_follows_new_topics() {
+    let settings = consumer_protocol_settings(45_000);
+    let extra: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let node = start_node("0-1", 2, &extra);
+    let dir = TempDir::new("grp");
+    produce(&node, "rx-a", 0, 20, &[]);
+    produce(&node, "other-rx", 0, 20, &[]);
+    let mut m = Member::start(
+        &node,
+        &dir,
+        "ck",
+        "rx-0",
+        "g-rx",
+        "^rx-.*",
+        &["--commit", "sync", "--group-protocol", "consumer"],
+    );
+    wait_balanced(&node, &[&m], &tps("rx-a", 2), Duration::from_secs(60), Duration::from_millis(300));
+    produce(&node, "rx-b", 0, 20, &[]);
+    let want: BTreeSet<Tp> = tps("rx-a", 2).union(&tps("rx-b", 2)).cloned().collect();
+    wait_balanced(&node, &[&m], &want, Duration::from_secs(60), Duration::from_millis(300));
+    wait_for("the 40 records of rx-a and rx-b", Duration::from_secs(60), || diag(&node, &[&m]), || m.count() >= 40);
+    m.stop();
+    let topics: BTreeSet<String> = m.records().into_iter().map(|r| r.tp.0).collect();
+    assert_eq!(topics, BTreeSet::from(["rx-a".to_string(), "rx-b".to_string()]), "{}", diag(&node, &[&m]));
+    assert_eq!(m.count(), 40, "each record once: {}", diag(&node, &[&m]));
+}
+
+mod kip848_wire {
+    //! Raw ConsumerGroupHeartbeat / ConsumerGroupDescribe requests, where the test controls
+    //! every field: the reconciliation steps one by one, every refusal with Kafka's code,
+    //! and that refusals change nothing.
+
+    use super::support::wire::{name, Client};
+    use super::support::Node;
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use std::collections::BTreeSet;
+
+    const NONE: i16 = 0;
+    const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const INVALID_REQUEST: i16 = 42;
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    const UNRELEASED_INSTANCE_ID: i16 = 111;
+    const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    const STALE_MEMBER_EPOCH: i16 = 113;
+    const INVALID_REGULAR_EXPRESSION: i16 = 128;
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    type Owned = Vec<(uuid::Uuid, Vec<i32>)>;
+
+    fn join(group: &str, member: &str, topic: &str) -> ConsumerGroupHeartbeatRequest {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(member))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![name(topic)]))
+            .with_topic_partitions(Some(Vec::new()))
+    }
+
+    fn beat(group: &str, member: &str, epoch: i32, owned: &Owned) -> ConsumerGroupHeartbeatRequest {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(member))
+            .with_member_epoch(epoch)
+            .with_topic_partitions(Some(
+                owned
+                    .iter()
+                    .map(|(t, p)| TopicPartitions::default().with_topic_id(*t).with_partitions(p.clone()))
+                    .collect(),
+            ))
+    }
+
+    fn hb(c: &mut Client, r: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+        c.send(ApiKey::ConsumerGroupHeartbeat, 1, r);
+        c.recv(ApiKey::ConsumerGroupHeartbeat, 1)
+    }
+
+    fn owned(r: &ConsumerGroupHeartbeatResponse) -> Owned {
+        let a = r.assignment.as_ref().unwrap_or_else(|| panic!("no assignment in {r:?}"));
+        a.topic_partitions.iter().map(|t| (t.topic_id, t.partitions.clone())).collect()
+    }
+
+    fn count(o: &Owned) -> usize {
+        o.iter().map(|(_, p)| p.len()).sum()
+    }
+
+    fn parts(o: &Owned) -> BTreeSet<i32> {
+        o.iter().flat_map(|(_, p)| p.iter().copied()).collect()
+    }
+
+    fn describe(c: &mut Client, group: &str) -> consumer_group_describe_response::DescribedGroup {
+        let r = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+        c.send(ApiKey::ConsumerGroupDescribe, 0, &r);
+        let mut d: ConsumerGroupDescribeResponse = c.recv(ApiKey::ConsumerGroupDescribe, 0);
+        d.groups.remove(0)
+    }
+
+    fn commit(c: &mut Client, group: &str, member: &str, epoch: i32, topic: &str) -> i16 {
+        let r = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_member_id(s(member))
+            .with_topics(vec![OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
+                OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(5),
+            ])]);
+        c.send(ApiKey::OffsetCommit, 9, &r);
+        let a: OffsetCommitResponse = c.recv(ApiKey::OffsetCommit, 9);
+        a.topics[0].partitions[0].error_code
+    }
+
+    fn fetch(c: &mut Client, group: &str, member: &str, epoch: i32, topic: &str) -> (i16, i64) {
+        let g = OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(Some(s(member)))
+            .with_member_epoch(epoch)
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(name(topic))
+                .with_partition_indexes(vec![0])]));
+        c.send(ApiKey::OffsetFetch, 9, &OffsetFetchRequest::default().with_groups(vec![g]));
+        let a: OffsetFetchResponse = c.recv(ApiKey::OffsetFetch, 9);
+        let g = &a.groups[0];
+        (g.error_code, g.topics.first().map_or(-1, |t| t.partitions[0].committed_offset))
+    }
+
+    /// Show 5 (e): raw ConsumerGroupHeartbeats walk one reconciliation step by step (a partition goes to the newcomer only after its owner's heartbeat gave it up); stale or unknown epochs are FENCED_MEMBER_EPOCH, unknown members UNKNOWN_MEMBER_ID, bad field combinations INVALID_REQUEST, an unknown assignor UNSUPPORTED_ASSIGNOR, a taken instance id UNRELEASED_INSTANCE_ID, a stale commit STALE_MEMBER_EPOCH, classic/consumer mix-ups as Kafka answers them, and none of it changes the group; after a node restart the members carry on with their epochs and assignments.
+    #[test]
+    fn consumer_group_heartbeat_steps_refusals_and_restart() {
+        let mut node = Node::start(&["--cores", "0-1", "--set", "group.initial.rebalance.delay.ms=0"]);
+        let mut c = Client::connect(node.bootstrap());
+        c.create_topic("raw848", 4);
+        let g = "g-raw848";
+
+        // a joins alone: all four at epoch 1.
+        let r = hb(&mut c, &join(g, "m-a", "raw848"));
+        assert_eq!((r.error_code, r.member_epoch), (NONE, 1), "{r:?}");
+        assert_eq!(r.member_id.as_deref(), Some("m-a"));
+        assert!(r.heartbeat_interval_ms > 0, "{r:?}");
+        let a_all = owned(&r);
+        assert_eq!(count(&a_all), 4);
+
+        // Refusals, none of which may change the group.
+        let before = format!("{:?}", describe(&mut c, g));
+        for (what, req, want) in [
+            ("a future epoch", beat(g, "m-a", 7, &a_all), FENCED_MEMBER_EPOCH),
+            ("an unknown member", beat(g, "m-ghost", 1, &Vec::new()), UNKNOWN_MEMBER_ID),
+            ("a join without TopicPartitions", join(g, "m-x", "raw848").with_topic_partitions(None), INVALID_REQUEST),
+            (
+                "a join without subscription",
+                join(g, "m-x", "raw848").with_subscribed_topic_names(None),
+                INVALID_REQUEST,
+            ),
+            (
+                "a join without rebalance timeout",
+                join(g, "m-x", "raw848").with_rebalance_timeout_ms(-1),
+                INVALID_REQUEST,
+            ),
+            ("an empty member id (v1)", join(g, "", "raw848"), INVALID_REQUEST),
+            ("epoch -3", beat(g, "m-a", -3, &a_all), INVALID_REQUEST),
+            ("a static leave without instance id", beat(g, "m-a", -2, &a_all), INVALID_REQUEST),
+            (
+                "an unknown assignor",
+                join(g, "m-x", "raw848").with_server_assignor(Some(s("sticky"))),
+                UNSUPPORTED_ASSIGNOR,
+            ),
+            ("a leave of an unknown member", beat(g, "m-ghost", -1, &Vec::new()), UNKNOWN_MEMBER_ID),
+            (
+                "a heartbeat to a group that does not exist",
+                beat("g-nowhere", "m-a", 1, &Vec::new()),
+                GROUP_ID_NOT_FOUND,
+            ),
+            ("an empty group id", join("", "m-x", "raw848"), INVALID_REQUEST),
+            (
+                "a regex that does not compile",
+                join(g, "m-x", "raw848").with_subscribed_topic_regex(Some(s("raw("))),
+                INVALID_REGULAR_EXPRESSION,
+            ),
+        ] {
+            let r = hb(&mut c, &req);
+            assert_eq!(r.error_code, want, "{what}: {r:?}");
+            assert!(r.error_message.is_some(), "{what}: Kafka explains refusals: {r:?}");
+        }
+        assert_eq!(format!("{:?}", describe(&mut c, g)), before, "refused heartbeats changed the group");
+
+        // b joins: epoch 2 at once, but nothing yet (a still owns all four).
+        let r = hb(&mut c, &join(g, "m-b", "raw848"));
+        assert_eq!((r.error_code, r.member_epoch, count(&owned(&r))), (NONE, 2, 0), "{r:?}");
+        let r = hb(&mut c, &beat(g, "m-a", 1, &a_all));
+        // a is told to keep two; its epoch stays 1 until it has given up the others.
+        assert_eq!((r.error_code, r.member_epoch), (NONE, 1), "{r:?}");
+        let a_kept = owned(&r);
+        assert_eq!(count(&a_kept), 2);
+        let r = hb(&mut c, &beat(g, "m-b", 2, &Vec::new()));
+        assert_eq!((r.error_code, r.assignment.is_none()), (NONE, true), "b must wait for a's revocation: {r:?}");
+        let r = hb(&mut c, &beat(g, "m-a", 1, &a_kept));
+        assert_eq!((r.error_code, r.member_epoch), (NONE, 2), "{r:?}");
+        let r = hb(&mut c, &beat(g, "m-b", 2, &Vec::new()));
+        let b_got = owned(&r);
+        assert_eq!((r.error_code, count(&b_got)), (NONE, 2), "{r:?}");
+        assert!(parts(&a_kept).is_disjoint(&parts(&b_got)), "{a_kept:?} {b_got:?}");
+        // a's previous epoch with what it owns now is tolerated (a lost answer); with more, fenced.
+        assert_eq!(hb(&mut c, &beat(g, "m-a", 1, &a_kept)).error_code, NONE);
+        assert_eq!(hb(&mut c, &beat(g, "m-a", 1, &a_all)).error_code, FENCED_MEMBER_EPOCH);
+
+        // Static members: an instance id in use cannot be taken.
+        let r = hb(&mut c, &join(g, "m-s", "raw848").with_instance_id(Some(s("inst-1"))));
+        assert_eq!(r.error_code, NONE, "{r:?}");
+        let r = hb(&mut c, &join(g, "m-t", "raw848").with_instance_id(Some(s("inst-1"))));
+        assert_eq!(r.error_code, UNRELEASED_INSTANCE_ID, "{r:?}");
+        let r = hb(&mut c, &beat(g, "m-s", -1, &Vec::new()).with_instance_id(Some(s("inst-1"))));
+        assert_eq!((r.error_code, r.member_epoch), (NONE, -1), "{r:?}");
+
+        // Commits carry the member epoch (OffsetCommit v9).
+        let epoch_a = hb(&mut c, &beat(g, "m-a", 2, &a_kept)).member_epoch;
+        assert_eq!(commit(&mut c, g, "m-a", epoch_a - 1, "raw848"), STALE_MEMBER_EPOCH);
+        assert_eq!(commit(&mut c, g, "m-ghost", epoch_a, "raw848"), UNKNOWN_MEMBER_ID);
+        assert_eq!(commit(&mut c, g, "m-a", epoch_a, "raw848"), NONE);
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a, "raw848"), (NONE, 5));
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a + 5, "raw848").0, STALE_MEMBER_EPOCH);
+
+        // Classic and consumer groups side by side.
+        let join_classic = JoinGroupRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(""))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))]);
+        c.send(ApiKey::JoinGroup, 3, &join_classic);
+        let j: JoinGroupResponse = c.recv(ApiKey::JoinGroup, 3);
+        assert_eq!(j.error_code, INCONSISTENT_GROUP_PROTOCOL, "a classic JoinGroup to a consumer group: {j:?}");
+        let classic = "g-raw848-classic";
+        c.send(ApiKey::JoinGroup, 3, &join_classic.clone().with_group_id(GroupId(s(classic))));
+        let j: JoinGroupResponse = c.recv(ApiKey::JoinGroup, 3);
+        assert_eq!(j.error_code, NONE, "{j:?}");
+        let r = hb(&mut c, &join(classic, "m-c", "raw848"));
+        assert_eq!(r.error_code, GROUP_ID_NOT_FOUND, "a consumer heartbeat to a classic group with members: {r:?}");
+        assert_eq!(describe(&mut c, classic).error_code, GROUP_ID_NOT_FOUND);
+        let d = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(g))]);
+        c.send(ApiKey::DescribeGroups, 5, &d);
+        let d: DescribeGroupsResponse = c.recv(ApiKey::DescribeGroups, 5);
+        assert_eq!((d.groups[0].error_code, d.groups[0].group_state.as_str()), (NONE, "Dead"), "{d:?}");
+        c.send(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+        let l: ListGroupsResponse = c.recv(ApiKey::ListGroups, 5);
+        let types: Vec<(String, String)> =
+            l.groups.iter().map(|x| (x.group_id.0.to_string(), x.group_type.to_string())).collect();
+        assert!(types.contains(&(g.to_string(), "consumer".to_string())), "{types:?}");
+        assert!(types.contains(&(classic.to_string(), "classic".to_string())), "{types:?}");
+        c.send(ApiKey::ListGroups, 5, &ListGroupsRequest::default().with_types_filter(vec![s("consumer")]));
+        let l: ListGroupsResponse = c.recv(ApiKey::ListGroups, 5);
+        assert_eq!(l.groups.len(), 1, "types filter consumer: {l:?}");
+
+        // The new settings are broker configs like the others.
+        let dc = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s("0"))
+                .with_configuration_keys(None),
+        ]);
+        c.send(ApiKey::DescribeConfigs, 4, &dc);
+        let dc: DescribeConfigsResponse = c.recv(ApiKey::DescribeConfigs, 4);
+        let names: BTreeSet<String> = dc.results[0].configs.iter().map(|x| x.name.to_string()).collect();
+        for n in [
+            "group.consumer.session.timeout.ms",
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.max.size",
+            "group.consumer.assignors",
+            "group.consumer.min.session.timeout.ms",
+            "group.consumer.max.session.timeout.ms",
+        ] {
+            assert!(names.contains(n), "DescribeConfigs of the broker lacks {n}");
+        }
+
+        // A restart: the group comes back; both members carry on with their epochs.
+        let d_before = describe(&mut c, g);
+        drop(c);
+        node.restart();
+        let mut c = Client::connect(node.bootstrap());
+        let r = hb(&mut c, &beat(g, "m-a", epoch_a, &a_kept));
+        assert_eq!((r.error_code, r.member_epoch), (NONE, epoch_a), "after restart: {r:?}");
+        let d_after = describe(&mut c, g);
+        assert_eq!(
+            (d_after.group_epoch, d_after.assignment_epoch, d_after.members.len()),
+            (d_before.group_epoch, d_before.assignment_epoch, d_before.members.len()),
+            "{d_before:?}\n{d_after:?}"
+        );
+        for m in &d_before.members {
+            let after = d_after.members.iter().find(|x| x.member_id == m.member_id).expect("member back");
+            assert_eq!((after.member_epoch, &after.assignment), (m.member_epoch, &m.assignment), "{}", m.member_id);
+        }
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a, "raw848"), (NONE, 5), "the commit survives too");
+        let r = hb(&mut c, &beat(g, "m-b", 2, &b_got));
+        assert_eq!(r.error_code, NONE, "b after the restart: {r:?}");
+        // Leave: b gets everything at the next epoch, once a's partitions are free.
+        let r = hb(&mut c, &beat(g, "m-a", -1, &a_kept));
+        assert_eq!((r.error_code, r.member_epoch), (NONE, -1));
+        let r = hb(&mut c, &beat(g, "m-b", 2, &b_got));
+        assert_eq!((r.error_code, count(&owned(&r))), (NONE, 4), "{r:?}");
+    }
 }

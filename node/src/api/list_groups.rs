@@ -1,5 +1,5 @@
-//! ListGroups, versions 0–5: every group on every shard (v4 filters by state, v5 by type;
-//! all groups here are "classic").
+//! ListGroups, versions 0–5: every group on every shard (v4 filters by state, v5 by type:
+//! "classic" or "consumer" (KIP-848), each group reported with its type).
 
 use super::{decode, str_bytes, string, Close};
 use crate::errors;
@@ -17,13 +17,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let v = req.api_version;
     let states: Vec<String> = if v >= 4 { request.states_filter.iter().map(string).collect() } else { Vec::new() };
     let types: Vec<String> = if v >= 5 { request.types_filter.iter().map(string).collect() } else { Vec::new() };
-    // Only classic groups exist: a types filter without "classic" matches none of them.
-    let classic = types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic"));
-    let views: Vec<GroupView> = if classic {
-        shard.groups_everywhere(|| List { states: states.clone(), types: Vec::new() }).await
-    } else {
-        Vec::new()
-    };
+    let views: Vec<GroupView> = shard.groups_everywhere(|| List { states: states.clone(), types: types.clone() }).await;
     let groups = views
         .iter()
         .map(|g| {
@@ -34,7 +28,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 l = l.with_group_state(str_bytes(&g.state));
             }
             if v >= 5 {
-                l = l.with_group_type(str_bytes("classic"));
+                l = l.with_group_type(str_bytes(&g.group_type));
             }
             l
         })

@@ -6,6 +6,8 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -67,6 +69,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, list_groups::VERSIONS.0, list_groups::VERSIONS.1),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS.0, delete_groups::VERSIONS.1),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS.0, offset_delete::VERSIONS.1),
+    (ApiKey::ConsumerGroupHeartbeat, consumer_group_heartbeat::VERSIONS.0, consumer_group_heartbeat::VERSIONS.1),
+    (ApiKey::ConsumerGroupDescribe, consumer_group_describe::VERSIONS.0, consumer_group_describe::VERSIONS.1),
     (ApiKey::InitProducerId, init_producer_id::VERSIONS.0, init_producer_id::VERSIONS.1),
     (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS.0, add_partitions_to_txn::VERSIONS.1),
     (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS.0, add_offsets_to_txn::VERSIONS.1),
@@ -139,6 +143,8 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::ListGroups => list_groups::handle(shard, &req).await.map(Some),
         ApiKey::DeleteGroups => delete_groups::handle(shard, &req).await.map(Some),
         ApiKey::OffsetDelete => offset_delete::handle(shard, &req).await.map(Some),
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(shard, &req).await.map(Some),
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(shard, &req).await.map(Some),
         ApiKey::InitProducerId => init_producer_id::handle(shard, &req).await.map(Some),
         ApiKey::AddPartitionsToTxn => add_partitions_to_txn::handle(shard, &req).await.map(Some),
         ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(shard, &req).await.map(Some),

@@ -28,8 +28,14 @@ pub const VERSIONS: (i16, i16) = (0, 9);
 
 type Wanted = Option<Vec<(String, i32)>>;
 
-async fn fetch(shard: &Rc<Shard>, group: &str, parts: Wanted, require_stable: bool) -> (i16, Vec<FetchedOffset>) {
-    let call = FetchOffsets { group: group.to_string(), parts, require_stable };
+async fn fetch(
+    shard: &Rc<Shard>,
+    group: &str,
+    parts: Wanted,
+    require_stable: bool,
+    member: Option<(String, i32)>,
+) -> (i16, Vec<FetchedOffset>) {
+    let call = FetchOffsets { group: group.to_string(), parts, require_stable, member };
     match shard.invoke(shard.group_coordinator(group), call).await {
         Ok(answer) => answer,
         Err(_) => (errors::COORDINATOR_NOT_AVAILABLE, Vec::new()),
@@ -59,7 +65,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             let wanted: Wanted = g.topics.as_ref().map(|topics| {
                 topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (string(&t.name.0), *p))).collect()
             });
-            let (error, found) = fetch(shard, &string(&g.group_id.0), wanted, request.require_stable).await;
+            // v9: a consumer-protocol member names itself and its epoch (checked by the
+            // coordinator); an admin client sends a null member id.
+            let member = if v >= 9 { g.member_id.as_ref().map(|id| (string(id), g.member_epoch)) } else { None };
+            let (error, found) = fetch(shard, &string(&g.group_id.0), wanted, request.require_stable, member).await;
             let topics = by_topic(found)
                 .into_iter()
                 .map(|(topic, parts)| {
@@ -90,7 +99,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (string(&t.name.0), *p))).collect()
         });
         let (error, mut found) =
-            fetch(shard, &string(&request.group_id.0), wanted.clone(), v >= 7 && request.require_stable).await;
+            fetch(shard, &string(&request.group_id.0), wanted.clone(), v >= 7 && request.require_stable, None).await;
         if v <= 1 {
             found = without_group_error(error, found, wanted.unwrap_or_default());
         }

@@ -1,5 +1,7 @@
 //! Consumer groups: the classic group coordinator (JoinGroup / SyncGroup / Heartbeat /
-//! LeaveGroup), committed offsets, and the group admin APIs.
+//! LeaveGroup), committed offsets, and the group admin APIs. Consumer-protocol (KIP-848)
+//! groups share the id namespace, the offsets and the storage; their state machine is
+//! `consumer`, their coordinator side `consumer_coordinator`.
 //!
 //! Each group belongs to one partition of `__consumer_offsets` (Kafka's hash of the group
 //! id), and so to the shard that owns that partition: that shard is the group's
@@ -16,6 +18,8 @@
 //! and Dead once deleted. Timers (session expiry, the join phase's deadline and initial
 //! delay, the sync deadline, offset retention) are checked by one ticker per shard.
 
+pub mod consumer;
+pub mod consumer_coordinator;
 pub mod report;
 pub mod store;
 
@@ -23,6 +27,7 @@ use crate::errors;
 use crate::internal::{self, Host};
 use crate::log::TopicPartition;
 use bytes::Bytes;
+use consumer_coordinator::consumer_view;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::StaticPermit;
 use std::cell::RefCell;
@@ -154,6 +159,8 @@ pub struct MemberView {
 pub struct GroupView {
     pub error: i16,
     pub group: String,
+    /// "classic" or "consumer" (KIP-848), as ListGroups v5 reports it.
+    pub group_type: String,
     pub state: String,
     pub protocol_type: String,
     pub protocol: String,
@@ -203,6 +210,18 @@ pub struct FetchOffsets {
     pub group: String,
     pub parts: Option<Vec<(String, i32)>>,
     pub require_stable: bool,
+    /// OffsetFetch v9+: (member id, member epoch), checked against a consumer group.
+    pub member: Option<(String, i32)>,
+}
+
+/// ConsumerGroupHeartbeat.
+#[derive(Debug)]
+pub struct ConsumerHeartbeat(pub consumer::HeartbeatArgs);
+
+/// ConsumerGroupDescribe, one group.
+#[derive(Debug)]
+pub struct ConsumerDescribe {
+    pub group: String,
 }
 
 /// DescribeGroups, one group.
@@ -308,6 +327,9 @@ struct Group {
     /// Offsets committed inside open transactions, by producer id: applied when the
     /// transaction's COMMIT marker reaches this group's offsets partition, dropped on ABORT.
     pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
+    /// Set: a consumer-protocol (KIP-848) group; the classic fields above stay Empty and
+    /// only `offsets` (and the pending ones) are shared.
+    consumer: Option<consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -329,7 +351,13 @@ impl Group {
             state_since_ms: now_ms,
             next_seq: 0,
             pending_txn: HashMap::new(),
+            consumer: None,
         }
+    }
+
+    /// A consumer-protocol group with members: not for classic requests or cleanup.
+    fn consumer_active(&self) -> bool {
+        self.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
     }
 
     fn set_state(&mut self, state: State) {
@@ -405,9 +433,13 @@ impl Group {
     }
 
     fn view(&self, shard: usize) -> GroupView {
+        if let Some(c) = &self.consumer {
+            return consumer_view(self, c, shard);
+        }
         GroupView {
             error: errors::NONE,
             group: self.id.clone(),
+            group_type: "classic".to_string(),
             state: self.state.name().to_string(),
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: self.protocol.clone().unwrap_or_default(),
@@ -542,6 +574,11 @@ impl Coordinator {
                 groups.insert(group_id.clone(), Group::new(&group_id, crate::runtime::now_ms()));
             }
             let group = groups.get_mut(&group_id).expect("inserted above");
+            if group.consumer_active() {
+                return error_join(errors::INCONSISTENT_GROUP_PROTOCOL, &args.member_id);
+            }
+            // An empty consumer group becomes classic (its offsets stay).
+            group.consumer = None;
             join_locked(group, args, timing(host))
         };
         if persist {
@@ -757,12 +794,18 @@ impl Coordinator {
         group_id: &str,
         parts: Option<&[(String, i32)]>,
         require_stable: bool,
+        member: Option<(&str, i32)>,
     ) -> (i16, Vec<FetchedOffset>) {
         if let Err(code) = self.serving(host, group_id) {
             return (code, Vec::new());
         }
         let groups = self.groups.borrow();
         let group = groups.get(group_id);
+        if let Some(c) = group.and_then(|g| g.consumer.as_ref()) {
+            if let Err(code) = consumer_coordinator::fetch_allowed(c, member) {
+                return (code, Vec::new());
+            }
+        }
         let found = |topic: &str, partition: i32| -> FetchedOffset {
             let c = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
             let pending =
@@ -792,8 +835,9 @@ impl Coordinator {
             return GroupView { error, group: group_id.to_string(), shard, ..Default::default() };
         }
         match self.groups.borrow().get(group_id) {
-            Some(g) => g.view(shard),
-            None => GroupView {
+            Some(g) if g.consumer.is_none() => g.view(shard),
+            // A consumer group is not a classic group (Kafka: "is not a classic group").
+            _ => GroupView {
                 error: errors::GROUP_ID_NOT_FOUND,
                 group: group_id.to_string(),
                 state: State::Dead.name().to_string(),
@@ -807,9 +851,9 @@ impl Coordinator {
         let groups = self.groups.borrow();
         let mut out: Vec<GroupView> = groups
             .values()
-            .filter(|g| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state.name())))
-            .filter(|g| types.is_empty() || types.iter().any(|t| Some(t.as_str()) == g.protocol_type.as_deref()))
             .map(|g| GroupView { members: Vec::new(), offsets: Vec::new(), ..g.view(shard) })
+            .filter(|v| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(&v.state)))
+            .filter(|v| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(&v.group_type)))
             .collect();
         out.sort_by(|a, b| a.group.cmp(&b.group));
         out
@@ -832,12 +876,14 @@ impl Coordinator {
                 return errors::GROUP_ID_NOT_FOUND;
             };
             match group.state {
+                _ if group.consumer_active() => return errors::NON_EMPTY_GROUP,
                 State::Empty => {}
                 State::Dead => return errors::GROUP_ID_NOT_FOUND,
                 _ => return errors::NON_EMPTY_GROUP,
             }
-            group.offsets.keys().cloned().collect::<Vec<_>>()
+            (group.offsets.keys().cloned().collect::<Vec<_>>(), group.consumer.is_some())
         };
+        let (keys, consumer) = keys;
         let mut records: Vec<(Bytes, Option<Bytes>)> = keys
             .iter()
             .map(|(t, p)| {
@@ -846,13 +892,16 @@ impl Coordinator {
             })
             .collect();
         records.push((store::encode_key(&Key::Group { group: group_id.to_string() }), None));
+        if consumer {
+            records.push((store::encode_key(&Key::ConsumerGroup { group: group_id.to_string() }), None));
+        }
         let _gate = self.gate(host, group_id).await;
         if let Err(e) = write(host, group_id, records).await {
             eprintln!("sluice: group {group_id:?}: writing the deletion failed: {e}");
             return errors::COORDINATOR_NOT_AVAILABLE;
         }
         let mut groups = self.groups.borrow_mut();
-        if groups.get(group_id).is_some_and(|g| g.state == State::Empty) {
+        if groups.get(group_id).is_some_and(|g| g.state == State::Empty && !g.consumer_active()) {
             groups.remove(group_id);
         }
         errors::NONE
@@ -873,7 +922,9 @@ impl Coordinator {
             let Some(group) = groups.get(group_id).filter(|g| g.state != State::Dead) else {
                 return (errors::GROUP_ID_NOT_FOUND, vec![errors::NONE; parts.len()]);
             };
-            let subscribed: Vec<String> = if group.state == State::Empty {
+            let subscribed: Vec<String> = if let Some(c) = &group.consumer {
+                consumer_coordinator::subscribed_topics(c)
+            } else if group.state == State::Empty {
                 Vec::new()
             } else if group.protocol_type.as_deref() == Some("consumer") {
                 let protocol = group.protocol.clone().unwrap_or_default();
@@ -973,9 +1024,9 @@ impl Coordinator {
     pub async fn expire(&self, host: &Rc<impl Host>) {
         let now = crate::runtime::now_ms();
         let retention = host.config().offsets_retention_minutes.saturating_mul(60_000);
-        let mut work: Vec<(String, Vec<(String, i32)>, bool)> = Vec::new();
+        let mut work: Vec<(String, Vec<(String, i32)>, bool, bool)> = Vec::new();
         for group in self.groups.borrow().values() {
-            if group.state != State::Empty {
+            if group.state != State::Empty || group.consumer_active() {
                 continue;
             }
             let expired: Vec<(String, i32)> = group
@@ -983,17 +1034,19 @@ impl Coordinator {
                 .iter()
                 .filter(|(_, c)| match c.value.expire_timestamp {
                     Some(at) => now >= at,
-                    None if group.protocol_type.is_some() => now.saturating_sub(group.state_since_ms) >= retention,
+                    None if group.protocol_type.is_some() || group.consumer.is_some() => {
+                        now.saturating_sub(group.state_since_ms) >= retention
+                    }
                     None => now.saturating_sub(c.value.commit_timestamp) >= retention,
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
             let drop_group = expired.len() == group.offsets.len();
             if !expired.is_empty() || drop_group {
-                work.push((group.id.clone(), expired, drop_group));
+                work.push((group.id.clone(), expired, drop_group, group.consumer.is_some()));
             }
         }
-        for (group_id, expired, drop_group) in work {
+        for (group_id, expired, drop_group, consumer) in work {
             let mut records: Vec<(Bytes, Option<Bytes>)> = expired
                 .iter()
                 .map(|(t, p)| {
@@ -1002,6 +1055,9 @@ impl Coordinator {
                 .collect();
             if drop_group {
                 records.push((store::encode_key(&Key::Group { group: group_id.clone() }), None));
+                if consumer {
+                    records.push((store::encode_key(&Key::ConsumerGroup { group: group_id.clone() }), None));
+                }
             }
             let _gate = self.gate(host, &group_id).await;
             if write(host, &group_id, records).await.is_err() {
@@ -1012,7 +1068,7 @@ impl Coordinator {
                 for k in &expired {
                     g.offsets.remove(k);
                 }
-                if drop_group && g.state == State::Empty && g.offsets.is_empty() {
+                if drop_group && g.state == State::Empty && g.offsets.is_empty() && !g.consumer_active() {
                     groups.remove(&group_id);
                 }
             }
@@ -1065,7 +1121,7 @@ impl Coordinator {
                     Ok(())
                 }
                 // Without a generation (TxnOffsetCommit v0–v2, or -1) there is nothing to check.
-                Some(_) if m.generation < 0 => Ok(()),
+                Some(g) if m.generation < 0 && !g.consumer_active() => Ok(()),
                 Some(group) => commit_allowed(group, m),
             }
         };
@@ -1114,7 +1170,10 @@ impl Coordinator {
                     if store::partition_for(&g.id, partitions) != tp.partition {
                         continue;
                     }
-                    if g.protocol_type.is_some() || !g.members.is_empty() {
+                    if let Some(c) = &g.consumer {
+                        let key = store::encode_key(&Key::ConsumerGroup { group: g.id.clone() });
+                        records.push((key, Some(c.encode())));
+                    } else if g.protocol_type.is_some() || !g.members.is_empty() {
                         let key = store::encode_key(&Key::Group { group: g.id.clone() });
                         records.push((key, Some(store::encode_group(&g.to_value()))));
                     }
@@ -1139,7 +1198,8 @@ impl Coordinator {
         tp: &TopicPartition,
         log: &Rc<crate::log::PartitionLog>,
     ) -> Result<usize, String> {
-        let partitions = host.config().offsets_topic_num_partitions;
+        let cfg = host.config();
+        let partitions = cfg.offsets_topic_num_partitions;
         let mut records = 0usize;
         internal::for_each_record(log, tp, |r| {
             if r.control {
@@ -1150,12 +1210,13 @@ impl Coordinator {
             }
             records += 1;
             let txn = r.transactional.then_some(r.producer_id);
-            self.replay(r.key.as_deref(), r.value.as_deref(), tp, txn);
+            self.replay(r.key.as_deref(), r.value.as_deref(), tp, txn, &cfg);
         })
         .await?;
         // Kafka's cleanup: an empty group with nothing committed is not kept.
         self.groups.borrow_mut().retain(|id, g| {
-            store::partition_for(id, partitions) != tp.partition || !(g.state == State::Empty && g.offsets.is_empty())
+            store::partition_for(id, partitions) != tp.partition
+                || !(g.state == State::Empty && g.offsets.is_empty() && !g.consumer_active())
         });
         self.owned.borrow_mut().insert(tp.partition);
         Ok(records)
@@ -1183,11 +1244,21 @@ impl Coordinator {
         all
     }
 
-    fn replay(&self, key: Option<&[u8]>, value: Option<&[u8]>, tp: &TopicPartition, txn: Option<i64>) {
+    fn replay(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        tp: &TopicPartition,
+        txn: Option<i64>,
+        cfg: &crate::config::BrokerConfig,
+    ) {
         let Some(key) = key.and_then(store::decode_key) else {
             eprintln!("sluice: {tp}: skipping a record with an unreadable key");
             return;
         };
+        if let Key::ConsumerGroup { group } = &key {
+            return self.replay_consumer(group, value, tp, cfg);
+        }
         let mut groups = self.groups.borrow_mut();
         match key {
             Key::Offset { group, topic, partition } => match value.map(store::decode_offset) {
@@ -1209,12 +1280,15 @@ impl Coordinator {
                 }
                 Some(None) => eprintln!("sluice: {tp}: skipping an unreadable offset of group {group:?}"),
             },
+            Key::ConsumerGroup { .. } => {}
             Key::Group { group } => match value.map(store::decode_group) {
                 None => {
                     groups.remove(&group);
                 }
                 Some(Some(value)) => {
                     let g = groups.entry(group.clone()).or_insert_with(|| Group::new(&group, value.state_timestamp));
+                    // A classic group from here on.
+                    g.consumer = None;
                     apply_stored(g, value);
                 }
                 Some(None) => eprintln!("sluice: {tp}: skipping unreadable metadata of group {group:?}"),
@@ -1620,6 +1694,9 @@ fn sync_locked(group: &mut Group, args: &SyncArgs) -> Result<SyncOutcome, i16> {
 
 /// OffsetCommit's membership checks (Kafka's order).
 fn commit_allowed(group: &mut Group, m: &MemberRef) -> Result<(), i16> {
+    if let Some(c) = &group.consumer {
+        return consumer_coordinator::commit_allowed(c, &m.member_id, m.generation);
+    }
     if group.state == State::Dead {
         return Err(errors::COORDINATOR_NOT_AVAILABLE);
     }

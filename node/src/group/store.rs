@@ -6,6 +6,11 @@
 //!   timestamp) when the commit asked for a retention of its own;
 //! - group metadata: key version 2 `(group)`, value version 3 (protocol type, generation,
 //!   protocol, leader, state timestamp, members with their subscription and assignment);
+//! - a consumer-protocol (KIP-848) group: key version [`CONSUMER_GROUP_KEY_VERSION`]
+//!   `(group)`, value the whole group as `group::consumer` encodes it. This one is the
+//!   node's own: Kafka stores such a group as several record kinds (key versions 3–8); see
+//!   `group::consumer` for why one snapshot. Its key version is far above any Kafka uses, so
+//!   neither reader mistakes the other's records;
 //! - a null value is a tombstone: the offset or the group is gone.
 //!
 //! Readers accept key versions 0–2 and value versions 0–3. Parsing is bounds-checked: a
@@ -16,10 +21,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// `offsets.topic.num.partitions`' name, and the topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// The key version of a stored consumer-protocol group (the node's own record kind).
+pub const CONSUMER_GROUP_KEY_VERSION: i16 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     Offset { group: String, topic: String, partition: i32 },
     Group { group: String },
+    ConsumerGroup { group: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +103,10 @@ pub fn encode_key(key: &Key) -> Bytes {
             out.put_i16(2);
             put_str(&mut out, group);
         }
+        Key::ConsumerGroup { group } => {
+            out.put_i16(CONSUMER_GROUP_KEY_VERSION);
+            put_str(&mut out, group);
+        }
     }
     out.freeze()
 }
@@ -149,6 +162,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf }
+    }
+
+    /// The next `n` bytes as they are.
+    pub fn take_bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        self.take(n)
     }
 
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
@@ -218,6 +236,7 @@ pub fn decode_key(buf: &[u8]) -> Option<Key> {
     match r.i16()? {
         0 | 1 => Some(Key::Offset { group: r.str()?, topic: r.str()?, partition: r.i32()? }),
         2 => Some(Key::Group { group: r.str()? }),
+        CONSUMER_GROUP_KEY_VERSION => Some(Key::ConsumerGroup { group: r.str()? }),
         _ => None,
     }
 }
@@ -327,6 +346,8 @@ mod tests {
         let key = Key::Offset { group: "g".into(), topic: "t".into(), partition: 7 };
         assert_eq!(decode_key(&encode_key(&key)), Some(key));
         let key = Key::Group { group: "g2".into() };
+        assert_eq!(decode_key(&encode_key(&key)), Some(key));
+        let key = Key::ConsumerGroup { group: "g3".into() };
         assert_eq!(decode_key(&encode_key(&key)), Some(key));
         for expire in [None, Some(99)] {
             let v = OffsetValue {

@@ -454,6 +454,29 @@ static LIST_TRANSACTIONS_REQUEST: [Field; 3] = [
     Field { name: "DurationFilter", versions: Versions::from(1), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int64 },
 ];
 
+static CONSUMER_GROUP_HEARTBEAT_REQUEST__TOPIC_PARTITIONS: [Field; 2] = [
+    Field { name: "TopicId", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Uuid },
+    Field { name: "Partitions", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static CONSUMER_GROUP_HEARTBEAT_REQUEST: [Field; 10] = [
+    Field { name: "GroupId", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "MemberId", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "MemberEpoch", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "InstanceId", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "RackId", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "RebalanceTimeoutMs", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "SubscribedTopicNames", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
+    Field { name: "SubscribedTopicRegex", versions: Versions::from(1), nullable: Versions::from(1), tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "ServerAssignor", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "TopicPartitions", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&CONSUMER_GROUP_HEARTBEAT_REQUEST__TOPIC_PARTITIONS) },
+];
+
+static CONSUMER_GROUP_DESCRIBE_REQUEST: [Field; 2] = [
+    Field { name: "GroupIds", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
+    Field { name: "IncludeAuthorizedOperations", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+];
+
 static PRODUCE_REQUEST_MESSAGE: Message = Message {
     name: "ProduceRequest",
     api_key: 0,
@@ -718,6 +741,22 @@ static LIST_TRANSACTIONS_REQUEST_MESSAGE: Message = Message {
     fields: &LIST_TRANSACTIONS_REQUEST,
 };
 
+static CONSUMER_GROUP_HEARTBEAT_REQUEST_MESSAGE: Message = Message {
+    name: "ConsumerGroupHeartbeatRequest",
+    api_key: 68,
+    valid: Versions::new(0, 1),
+    flexible: Versions::from(0),
+    fields: &CONSUMER_GROUP_HEARTBEAT_REQUEST,
+};
+
+static CONSUMER_GROUP_DESCRIBE_REQUEST_MESSAGE: Message = Message {
+    name: "ConsumerGroupDescribeRequest",
+    api_key: 69,
+    valid: Versions::new(0, 1),
+    flexible: Versions::from(0),
+    fields: &CONSUMER_GROUP_DESCRIBE_REQUEST,
+};
+
 /// The schema of request `api_key`, if one was generated.
 pub(super) fn message(api_key: i16) -> Option<&'static Message> {
     match api_key {
@@ -754,13 +793,15 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         61 => Some(&DESCRIBE_PRODUCERS_REQUEST_MESSAGE),
         65 => Some(&DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE),
         66 => Some(&LIST_TRANSACTIONS_REQUEST_MESSAGE),
+        68 => Some(&CONSUMER_GROUP_HEARTBEAT_REQUEST_MESSAGE),
+        69 => Some(&CONSUMER_GROUP_DESCRIBE_REQUEST_MESSAGE),
         _ => None,
     }
 }
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 33] = [
+pub(super) static MESSAGES: [&Message; 35] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -794,4 +835,6 @@ pub(super) static MESSAGES: [&Message; 33] = [
     &DESCRIBE_PRODUCERS_REQUEST_MESSAGE,
     &DESCRIBE_TRANSACTIONS_REQUEST_MESSAGE,
     &LIST_TRANSACTIONS_REQUEST_MESSAGE,
+    &CONSUMER_GROUP_HEARTBEAT_REQUEST_MESSAGE,
+    &CONSUMER_GROUP_DESCRIBE_REQUEST_MESSAGE,
 ];

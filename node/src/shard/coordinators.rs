@@ -35,6 +35,10 @@ impl Host for Shard {
         self.registry.borrow().get(topic).map_or(0, |t| t.partitions)
     }
 
+    fn topics(&self) -> Vec<(String, u128, i32)> {
+        self.registry.borrow().topics().map(|t| (t.name.clone(), t.id.0, t.partitions)).collect()
+    }
+
     fn new_producer_id(self: &Rc<Self>) -> impl Future<Output = Result<i64, String>> {
         self.allocate_producer_id()
     }
@@ -151,6 +155,15 @@ async fn run_group_timers(shard: Rc<Shard>) {
     let mut last_compaction = Instant::now();
     while !shard.stopping.get() {
         glommio::timer::sleep(crate::group::TICK).await;
+        for group in shard.groups.consumer_tick(&shard) {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = shard.groups.persist_consumer(&shard, &group).await {
+                    eprintln!("sluice: group {group:?}: storing the consumer group failed: {e}");
+                }
+            })
+            .detach();
+        }
         for group in shard.groups.tick() {
             let shard = shard.clone();
             glommio::spawn_local(async move {

@@ -102,6 +102,8 @@ ops! {
     DeleteGroup(group::Delete);
     DeleteOffsets(group::DeleteOffsets);
     GroupViews(group::Views);
+    ConsumerHeartbeat(group::ConsumerHeartbeat);
+    ConsumerDescribe(group::ConsumerDescribe);
     InitTxn(txn::Init);
     AddPartitionsToTxn(txn::AddPartitions);
     EndTxn(txn::End);
@@ -525,7 +527,8 @@ impl ShardOp for group::TxnCommit {
 impl ShardOp for group::FetchOffsets {
     type Reply = (i16, Vec<FetchedOffset>);
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        shard.groups.fetch_offsets(shard, &self.group, self.parts.as_deref(), self.require_stable)
+        let member = self.member.as_ref().map(|(id, epoch)| (id.as_str(), *epoch));
+        shard.groups.fetch_offsets(shard, &self.group, self.parts.as_deref(), self.require_stable, member)
     }
 }
 
@@ -561,6 +564,20 @@ impl ShardOp for group::Views {
     type Reply = Vec<GroupView>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         shard.groups.views(shard.id)
+    }
+}
+
+impl ShardOp for group::ConsumerHeartbeat {
+    type Reply = group::consumer::HeartbeatResult;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.consumer_heartbeat(shard, self.0).await
+    }
+}
+
+impl ShardOp for group::ConsumerDescribe {
+    type Reply = group::consumer_coordinator::Described;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        shard.groups.consumer_describe(shard, &self.group)
     }
 }
 

@@ -5,7 +5,7 @@ errors as Kafka's names and codes ("NON_EMPTY_GROUP", 68), states as Kafka spell
 ("Stable", "Empty", ...), partitions as [topic, p].
 
 Ops:
-  list                              {"groups": [{"group", "state", "protocol_type"}]}
+  list                              {"groups": [{"group", "state", "protocol_type", "type" (ck)}]}
   describe --group G [--group G2]   {"groups": {G: {"error", "code", "state", "protocol",
                                       "protocol_type", "members": [{"member_id", "client_id",
                                       "host", "instance_id", "assignment": [[t, p], ...]}]}}}
@@ -27,6 +27,11 @@ import sys
 import time
 
 from grp_common import emit_result, log, state_name
+
+
+def type_name(t):
+    """A confluent-kafka ConsumerGroupType as Kafka spells group types ("consumer", "classic")."""
+    return None if t is None else t.name.lower()
 
 
 def parse_args():
@@ -153,7 +158,8 @@ def ck_op(a):
         res = admin.list_consumer_groups(request_timeout=a.timeout).result()
         return {
             "groups": [{"group": g.group_id, "state": state_name(g.state),
-                        "protocol_type": "" if g.is_simple_consumer_group else "consumer"}
+                        "protocol_type": "" if g.is_simple_consumer_group else "consumer",
+                        "type": type_name(getattr(g, "type", None))}
                        for g in res.valid],
             "errors": [ck_err(e)[0] for e in (res.errors or [])],
         }
@@ -172,6 +178,7 @@ def ck_op(a):
                 "state": state_name(d.state),
                 "protocol": d.partition_assignor,
                 "protocol_type": "" if d.is_simple_consumer_group else "consumer",
+                "type": type_name(getattr(d, "type", None)),
                 "members": [{
                     "member_id": m.member_id,
                     "client_id": m.client_id,
@@ -179,6 +186,9 @@ def ck_op(a):
                     "instance_id": m.group_instance_id,
                     "assignment": sorted([tp.topic, tp.partition] for tp in
                                          ((m.assignment.topic_partitions if m.assignment else None) or [])),
+                    "target": sorted([tp.topic, tp.partition] for tp in
+                                     ((m.target_assignment.topic_partitions
+                                       if getattr(m, "target_assignment", None) else None) or [])),
                 } for m in d.members],
             }
         return {"groups": out}

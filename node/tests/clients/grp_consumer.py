@@ -58,6 +58,11 @@ def parse_args():
     p.add_argument("--batch", type=int, default=100, help="records per poll at most")
     p.add_argument("--stop-on-error", action="store_true", help="close after the first consume error")
     p.add_argument("--no-records", action="store_true", help="do not print recs events (counts only)")
+    p.add_argument("--group-protocol", choices=["classic", "consumer"], default="classic",
+                   help="confluent-kafka's group.protocol: consumer = KIP-848 (the coordinator assigns; "
+                        "session timeout, heartbeat interval and strategy are the broker's then)")
+    p.add_argument("--remote-assignor", default=None,
+                   help="group.remote.assignor (server-side assignor) with --group-protocol consumer")
     return p.parse_args()
 
 
@@ -182,9 +187,18 @@ def run_ck(a, m):
     }
     if a.instance_id:
         conf["group.instance.id"] = a.instance_id
+    if a.group_protocol == "consumer":
+        # librdkafka refuses the classic knobs under KIP-848: the broker owns them.
+        for k in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+            conf.pop(k)
+        conf["group.protocol"] = "consumer"
+        if a.remote_assignor:
+            conf["group.remote.assignor"] = a.remote_assignor
     c = ck.Consumer(conf)
 
     def coop():
+        if a.group_protocol == "consumer":
+            return True  # KIP-848: always incremental (assign/revoke name only what changes)
         try:
             return c.rebalance_protocol() == "COOPERATIVE"
         except Exception:  # noqa: BLE001
@@ -385,7 +399,7 @@ def main():
     else:
         import kafka
         version = "kafka-python " + kafka.__version__
-    emit("start", name=m.name, client=version, pid=os.getpid(), group=a.group,
+    emit("start", group_protocol=a.group_protocol, name=m.name, client=version, pid=os.getpid(), group=a.group,
          instance_id=a.instance_id, strategy=a.strategy, commit=a.commit, reset=a.reset)
     try:
         reason, t = (run_ck if a.client == "ck" else run_kp)(a, m)

@@ -13,6 +13,14 @@ Measured, each --rounds times (a fresh group per round):
 join_ms and leave_ms include up to one heartbeat.interval.ms (--heartbeat-ms, default 1000):
 the members already in the group learn of a rebalance from their next heartbeat, as in Kafka.
 
+--group-protocol consumer measures the same with KIP-848's protocol (group.protocol=consumer):
+the node assigns (--remote-assignor, default the node's first group.consumer.assignors), the
+heartbeat interval and session timeout are the node's (group.consumer.heartbeat.interval.ms,
+group.consumer.session.timeout.ms; --heartbeat-ms / --session-timeout-ms are not sent), and
+assignments are incremental (a revocation names only what moves). A new member gets a
+partition only after its owner's next heartbeat acknowledged giving it up, so join_ms and
+leave_ms include up to two of the node's heartbeat intervals.
+
 Usage (node started with e.g. --set group.initial.rebalance.delay.ms=0):
   .venv/bin/python node/tests/clients/grp_rebalance_time.py --bootstrap 127.0.0.1:9092 \\
       --members 3 --partitions 60
@@ -42,6 +50,8 @@ def parse_args():
     p.add_argument("--heartbeat-ms", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=120.0, help="give up on one phase after this long")
     p.add_argument("--group-prefix", default="rebalance-time-")
+    p.add_argument("--group-protocol", default="classic", choices=["classic", "consumer"])
+    p.add_argument("--remote-assignor", default=None, help="group.remote.assignor (consumer protocol)")
     return p.parse_args()
 
 
@@ -57,10 +67,11 @@ class Member(threading.Thread):
         import confluent_kafka as ck
 
         a = self.a
+        incremental = a.strategy == "cooperative-sticky" or a.group_protocol == "consumer"
 
         def on_assign(c, parts):
             with self.board.lock:
-                if a.strategy == "cooperative-sticky":
+                if incremental:
                     self.board.assign[self.name] |= {p.partition for p in parts}
                 else:
                     self.board.assign[self.name] = {p.partition for p in parts}
@@ -69,14 +80,14 @@ class Member(threading.Thread):
 
         def on_revoke(c, parts):
             with self.board.lock:
-                if a.strategy == "cooperative-sticky":
+                if incremental:
                     self.board.assign[self.name] -= {p.partition for p in parts}
                 else:
                     self.board.assign[self.name] = set()
                     self.board.assigned[self.name] = False
                 self.board.changed.notify_all()
 
-        c = ck.Consumer({
+        conf = {
             "bootstrap.servers": a.bootstrap,
             "group.id": self.group,
             "client.id": self.name,
@@ -85,7 +96,15 @@ class Member(threading.Thread):
             "partition.assignment.strategy": a.strategy,
             "enable.auto.commit": False,
             "auto.offset.reset": "latest",
-        })
+        }
+        if a.group_protocol == "consumer":
+            # librdkafka refuses these under KIP-848: the broker owns them.
+            for k in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+                del conf[k]
+            conf["group.protocol"] = "consumer"
+            if a.remote_assignor:
+                conf["group.remote.assignor"] = a.remote_assignor
+        c = ck.Consumer(conf)
         with self.board.lock:
             self.board.assign[self.name] = set()
             self.board.assigned[self.name] = False
@@ -179,7 +198,8 @@ def one_round(a, r):
     with board.lock:
         # A leave revokes first: wait for the others' revocations, not their old assignment.
         for n in rest:
-            board.assigned[n] = board.assigned.get(n, False) and a.strategy == "cooperative-sticky"
+            board.assigned[n] = board.assigned.get(n, False) and (
+                a.strategy == "cooperative-sticky" or a.group_protocol == "consumer")
     t0 = time.monotonic()
     leaver.stop.set()
     leaver.closed.wait(a.timeout)
@@ -202,9 +222,11 @@ def main():
     emit_result({
         "members": a.members,
         "partitions": a.partitions,
-        "strategy": a.strategy,
-        "session_timeout_ms": a.session_timeout_ms,
-        "heartbeat_ms": a.heartbeat_ms,
+        "group_protocol": a.group_protocol,
+        "strategy": a.strategy if a.group_protocol == "classic" else (a.remote_assignor or "node default"),
+        # The node's under the consumer protocol (not sent by the client).
+        "session_timeout_ms": a.session_timeout_ms if a.group_protocol == "classic" else None,
+        "heartbeat_ms": a.heartbeat_ms if a.group_protocol == "classic" else None,
         "rounds": rounds,
         "initial_ms": summary([r["initial_ms"] for r in rounds]),
         "join_ms": summary([r["join_ms"] for r in rounds]),
