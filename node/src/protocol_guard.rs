@@ -1560,13 +1560,8 @@ mod tests {
         assert!(error.contains("varint"), "{error}");
     }
 
-    /// A tagged field the schema knows must fill exactly its declared size, because the
-    /// crate decodes it by type and ignores the size; an unknown one is skipped by size and
-    /// must fit in the body.
-    #[test]
-    fn tagged_field_sizes_are_enforced() {
-        // Fetch v12 top level ends with the tagged section: [count, tag 0 = ClusterId, size,
-        // compact string]. Build the minimal v12 body by hand.
+    /// A Fetch v12 body up to its topics: replica id, waits and sizes, isolation, session.
+    fn fetch_v12_head() -> Vec<u8> {
         let mut body = vec![];
         body.extend_from_slice(&(-1i32).to_be_bytes()); // replica_id
         body.extend_from_slice(&500i32.to_be_bytes()); // max_wait_ms
@@ -1575,6 +1570,17 @@ mod tests {
         body.push(0); // isolation_level
         body.extend_from_slice(&0i32.to_be_bytes()); // session_id
         body.extend_from_slice(&(-1i32).to_be_bytes()); // session_epoch
+        body
+    }
+
+    /// A tagged field the schema knows must fill exactly its declared size, because the
+    /// crate decodes it by type and ignores the size; an unknown one is skipped by size and
+    /// must fit in the body.
+    #[test]
+    fn tagged_field_sizes_are_enforced() {
+        // Fetch v12 top level ends with the tagged section: [count, tag 0 = ClusterId, size,
+        // compact string]. Build the minimal v12 body by hand.
+        let mut body = fetch_v12_head();
         body.push(1); // topics: empty compact array
         body.push(1); // forgotten topics: empty
         body.push(1); // rack_id: ""
@@ -1623,14 +1629,7 @@ mod tests {
         assert!(check_body(3, 9, &flexible).expect_err("compact count past the cap").contains("more than the"));
         // Fetch v12 top level ends with its tagged section: n unknown tags (90), each empty.
         let fetch = |n: usize| {
-            let mut body = vec![];
-            body.extend_from_slice(&(-1i32).to_be_bytes()); // replica_id
-            body.extend_from_slice(&500i32.to_be_bytes()); // max_wait_ms
-            body.extend_from_slice(&1i32.to_be_bytes()); // min_bytes
-            body.extend_from_slice(&1024i32.to_be_bytes()); // max_bytes
-            body.push(0); // isolation_level
-            body.extend_from_slice(&0i32.to_be_bytes()); // session_id
-            body.extend_from_slice(&(-1i32).to_be_bytes()); // session_epoch
+            let mut body = fetch_v12_head();
             body.extend_from_slice(&[1, 1, 1]); // topics, forgotten topics: empty; rack_id ""
             let mut v = n as u32;
             while v >= 0x80 {

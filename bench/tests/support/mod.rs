@@ -32,7 +32,9 @@ fn node_binary() -> PathBuf {
     }
     let workspace =
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is inside the workspace").to_path_buf();
-    let bin = workspace.join("target/debug/sluice");
+    // The build's own target directory (CARGO_TARGET_DIR, when set, moves it).
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
+    let bin = target.join("debug/sluice");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)

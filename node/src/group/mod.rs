@@ -582,7 +582,16 @@ impl Coordinator {
             join_locked(group, args, timing(host))
         };
         if persist {
-            let _ = self.persist_group(host, &group_id).await;
+            // The member's new state did not become durable: it hears so (a retriable error;
+            // it joins again) rather than carrying on with a membership a restart would lose.
+            if let Err(e) = self.persist_group(host, &group_id).await {
+                eprintln!("sluice: group {group_id:?}: storing a join failed: {e}");
+                let member_id = match &outcome {
+                    JoinOutcome::Now(result) => result.member_id.clone(),
+                    JoinOutcome::Wait(_, member_id) => member_id.clone(),
+                };
+                return error_join(errors::COORDINATOR_NOT_AVAILABLE, &member_id);
+            }
         }
         match outcome {
             JoinOutcome::Now(result) => result,
@@ -732,7 +741,12 @@ impl Coordinator {
             ((errors::NONE, codes), emptied)
         };
         if emptied {
-            let _ = self.persist_group(host, group_id).await;
+            if let Err(e) = self.persist_group(host, group_id).await {
+                // Left in memory, not on disk: after a restart the members would be back until
+                // their sessions expire. Said to the client (retriable), not swallowed.
+                eprintln!("sluice: group {group_id:?}: storing a leave failed: {e}");
+                return (errors::COORDINATOR_NOT_AVAILABLE, result.1);
+            }
         }
         result
     }
