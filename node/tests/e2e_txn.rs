@@ -1099,3 +1099,49 @@ fn transaction_state_is_compacted_and_survives_sigkill() {
         "init_transactions after the restart bumps the stored epoch"
     );
 }
+
+/// #14 Show 5: aborted transactions, then a SIGKILL (no producer snapshot: the aborted list
+/// comes from the log's markers) and then a clean restart (snapshot and `.txnindex` files):
+/// read_committed readers never see an aborted record, read_uncommitted ones see them all.
+#[test]
+fn aborted_records_stay_hidden_after_a_sigkill_and_after_a_clean_restart() {
+    let mut node = start_node("0-1", 2);
+    let topic = "aborts-restart";
+    support::create_topic(&node, topic, 2);
+    for i in 0..6 {
+        let (end, prefix) = if i % 2 == 0 { ("commit", format!("c{i}")) } else { ("abort", format!("a{i}")) };
+        let id = format!("restart-txn-{}", i % 2);
+        let args = [
+            "--client",
+            "ck",
+            "--bootstrap",
+            node.bootstrap(),
+            "--topic",
+            topic,
+            "--txn-id",
+            &id,
+            "--count",
+            "40",
+            "--prefix",
+            &prefix,
+            "--end",
+            end,
+        ];
+        py_json_timeout(&node, "txn_produce.py", &args, Duration::from_secs(60));
+    }
+    let check = |node: &Node, when: &str| {
+        let committed = read_topic(node, "ck", topic, "read_committed", 120, 1.0);
+        assert_eq!(committed.len(), 120, "{when}: the three committed transactions");
+        let aborted: Vec<&Rec> = committed.iter().filter(|r| r.value().starts_with('a')).collect();
+        assert!(aborted.is_empty(), "{when}: read_committed served aborted records: {aborted:?}");
+        let all = read_topic(node, "ck", topic, "read_uncommitted", 240, 0.5);
+        assert_eq!(all.len(), 240, "{when}: read_uncommitted sees all six transactions");
+    };
+    check(&node, "before any restart");
+    node.kill();
+    node.restart();
+    check(&node, "after a SIGKILL (aborted list rebuilt from the markers)");
+    node.restart(); // clean stop (producer snapshots, .txnindex files) and start
+    check(&node, "after a clean restart (aborted list from snapshot and .txnindex)");
+    node.stop();
+}
