@@ -86,7 +86,6 @@ pub struct Cleanable {
     pub dirty_ratio: f64,
     /// Due: the ratio reached `min.cleanable.dirty.ratio`, or `max.compaction.lag.ms` passed.
     pub due: bool,
-    pub dirty_bytes: u64,
 }
 
 /// What one cleaning did.
@@ -172,11 +171,7 @@ impl PartitionLog {
         }
         let dirty_ratio = dirty as f64 / (clean + dirty) as f64;
         let overdue = oldest_dirty.is_some_and(|t| t >= 0 && now_ms.saturating_sub(t) > config.max_compaction_lag_ms);
-        Some(Cleanable {
-            dirty_ratio,
-            due: dirty_ratio >= config.min_cleanable_dirty_ratio || overdue,
-            dirty_bytes: dirty,
-        })
+        Some(Cleanable { dirty_ratio, due: dirty_ratio >= config.min_cleanable_dirty_ratio || overdue })
     }
 
     /// Stops a cleaning under way at its next step (the log is closing or being deleted).
@@ -251,7 +246,12 @@ impl PartitionLog {
         {
             let written = self.clean_group(group, &rules, &mut pass, &mut stats).await?;
             if !written {
-                return Ok(Some(stats)); // the log changed under us: try again next time
+                // The log changed under us (retention, DeleteRecords): what was swapped stays
+                // swapped; the rest waits for the next cleaning.
+                stats.cleaned_upto = self.cleaned_upto();
+                stats.segments_after = self.segment_count();
+                stats.elapsed_ms = started.elapsed().as_millis() as u64;
+                return Ok(Some(stats));
             }
         }
         self.state.borrow_mut().cleaned_upto = map_end;
