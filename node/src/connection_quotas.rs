@@ -12,8 +12,12 @@
 //! processor threads).
 //!
 //! The decision is pure ([`Counts::admit`]): the caller passes the limits in force (they are
-//! dynamic broker configs, read from the accepting shard's settings at each accept).
+//! dynamic broker configs, read from the accepting shard's settings at each accept). The
+//! node-wide limit is also capped by what `RLIMIT_NOFILE` leaves for connections
+//! (`descriptors::ConnectionRoom`): a node out of descriptors behaves as one at
+//! `max.connections`.
 
+use crate::descriptors::ConnectionRoom;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Default)]
 pub struct ConnectionQuotas {
     counts: Mutex<Counts>,
+    room: ConnectionRoom,
 }
 
 /// What to do with a connection just accepted.
@@ -29,9 +34,10 @@ pub struct ConnectionQuotas {
 pub enum Admission {
     /// Serve it; the slot is given back when this value is dropped.
     Admitted(ConnectionSlot),
-    /// The node holds `max.connections` already: keep the connection waiting (unread) and
-    /// ask again when one closes — Kafka's acceptor blocks the same way.
-    NodeFull,
+    /// The node holds `max.connections` already — or as many as its descriptor limit leaves
+    /// room for (`by_descriptors`, with that limit): keep the connection waiting (unread)
+    /// and ask again when one closes — Kafka's acceptor blocks the same way.
+    NodeFull { by_descriptors: Option<usize> },
     /// Its address holds its limit already (the limit is given): close it now, as Kafka does.
     TooManyFromAddress(usize),
 }
@@ -45,9 +51,11 @@ impl ConnectionQuotas {
     /// limit first (a full node makes even an over-limit address wait), then the address's.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_for_ip: usize) -> Admission {
         let ip = ip.to_canonical();
-        match self.lock().admit(ip, max_total, max_for_ip) {
+        let mut counts = self.lock();
+        let room = self.room.max_connections(counts.total);
+        match counts.admit(ip, max_total.min(room), max_for_ip) {
             Decision::Admit => Admission::Admitted(ConnectionSlot { quotas: self.clone(), ip }),
-            Decision::NodeFull => Admission::NodeFull,
+            Decision::NodeFull => Admission::NodeFull { by_descriptors: (room < max_total).then(|| self.room.limit()) },
             Decision::AddressFull => Admission::TooManyFromAddress(max_for_ip),
         }
     }

@@ -35,8 +35,9 @@ const RINGS_PER_SHARD: u64 = 3;
 /// Below this many open files a busy node runs out (connections, partitions, segments):
 /// the common service default that Kafka's own docs suggest at least.
 const NOFILE_RECOMMENDED: u64 = 65536;
-/// Descriptors per segment: `.log`, `.index`, `.timeindex` (network.md).
-const FDS_PER_SEGMENT: u64 = 3;
+/// Descriptors per segment: its `.log` (the index files are opened only to be written;
+/// `log::segment::IndexFiles`).
+const FDS_PER_SEGMENT: u64 = 1;
 /// Descriptors per shard besides partitions: three rings, their eventfds, the listener,
 /// timers and slack. An estimate, generous on purpose.
 const FDS_PER_SHARD: u64 = 16;

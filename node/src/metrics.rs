@@ -82,8 +82,11 @@ pub struct Metrics {
     pub connections_refused_per_ip: u64,
     /// Connections closed after `connections.max.idle.ms` without a request or a response.
     pub connections_closed_idle: u64,
-    /// Times this shard's acceptor stopped because the node held `max.connections`.
+    /// Times this shard's acceptor stopped because the node held `max.connections` (or as
+    /// many connections as its descriptor limit leaves room for).
     pub accept_blocked: u64,
+    /// `accept` calls that failed (EMFILE, ENFILE, ENOBUFS...): each is followed by a back-off.
+    pub accept_failures: u64,
     /// Kafka requests read from this shard's connections.
     pub requests: u64,
     /// Connections closed because of a malformed or oversized frame.
@@ -245,7 +248,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders the gathered metrics in Prometheus' text format.
 pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&Metrics) -> u64); 13] = [
+    let counters: [(&str, &str, fn(&Metrics) -> u64); 14] = [
         ("sluice_connections_accepted_total", "Kafka connections accepted", |m| m.connections_accepted),
         ("sluice_connections_open", "Kafka connections open now", |m| m.connections_open),
         (
@@ -260,8 +263,13 @@ pub fn render(shards: &[Metrics], partitions: &[PartitionStat]) -> String {
         ),
         (
             "sluice_accept_blocked_total",
-            "times the shard stopped accepting because the node held max.connections",
+            "times the shard stopped accepting because the node held max.connections or the connections its descriptor limit leaves room for",
             |m| m.accept_blocked,
+        ),
+        (
+            "sluice_accept_failures_total",
+            "accept calls that failed (EMFILE, ENFILE, ...), each followed by a back-off",
+            |m| m.accept_failures,
         ),
         ("sluice_shard_requests_total", "Kafka requests read from the shard's connections", |m| m.requests),
         ("sluice_shard_bytes_received_total", "bytes of Kafka requests read from the shard's connections", |m| {

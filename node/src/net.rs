@@ -64,18 +64,47 @@ const CONNECTION_SLOT_POLL: Duration = Duration::from_millis(10);
 /// others are counted in it (a flood from one address must not flood the log).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
+/// At most one line per shard per this interval about failed accepts, or about the descriptor
+/// limit holding connections back (the others are counted in it).
+const ACCEPT_TROUBLE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// After a failed accept (EMFILE, ENFILE, ENOBUFS...) the shard waits this long before the
+/// next, doubling up to the maximum while they keep failing: a full descriptor table must
+/// not turn the accept loop into a busy loop.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Accepts connections until `stop` is set.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: Rc<Cell<bool>>, quotas: Arc<ConnectionQuotas>) {
-    let mut refusals = Refusals { since_log: 0, logged: None };
+    let mut refusals = Refusals { since_log: 0, logged: None, descriptors_logged: None };
+    let mut failures = Refusals { since_log: 0, logged: None, descriptors_logged: None };
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("sluice: shard {} accept failed: {e}", shard.id);
-                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+                shard.metrics.borrow_mut().accept_failures += 1;
+                failures.since_log += 1;
+                if failures.logged.is_none_or(|at| at.elapsed() >= ACCEPT_TROUBLE_LOG_INTERVAL) {
+                    eprintln!(
+                        "sluice: shard {}: accept failed: {e} ({} times since the last such line); retrying \
+                         with a back-off of up to {} ms",
+                        shard.id,
+                        failures.since_log,
+                        ACCEPT_BACKOFF_MAX.as_millis()
+                    );
+                    failures.since_log = 0;
+                    failures.logged = Some(Instant::now());
+                }
+                if stop.get() {
+                    return;
+                }
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
+        backoff = ACCEPT_BACKOFF_MIN;
         if stop.get() {
             return;
         }
@@ -105,10 +134,12 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: Rc<Cell<bool>>
     }
 }
 
-/// Refused connections not yet logged on this shard, and when the last line was written.
+/// Refused connections (or failed accepts) not yet logged on this shard, and when the last
+/// line was written; when the last "descriptor limit" line was.
 struct Refusals {
     since_log: u64,
     logged: Option<Instant>,
+    descriptors_logged: Option<Instant>,
 }
 
 /// A slot for a connection from `ip`: at once, or once the node is under `max.connections`
@@ -135,14 +166,26 @@ async fn admit(
                          maximum of {limit} connections (max.connections.per.ip); {} refused since the last such line",
                         shard.id, refusals.since_log
                     );
-                    *refusals = Refusals { since_log: 0, logged: Some(Instant::now()) };
+                    refusals.since_log = 0;
+                    refusals.logged = Some(Instant::now());
                 }
                 return None;
             }
-            Admission::NodeFull => {
+            Admission::NodeFull { by_descriptors } => {
                 if !blocked {
                     blocked = true;
                     shard.metrics.borrow_mut().accept_blocked += 1;
+                    let due = refusals.descriptors_logged.is_none_or(|at| at.elapsed() >= ACCEPT_TROUBLE_LOG_INTERVAL);
+                    if let (Some(limit), true) = (by_descriptors, due) {
+                        eprintln!(
+                            "sluice: shard {}: holding {} connections, as many as the descriptor limit leaves room \
+                             for (RLIMIT_NOFILE {limit}, less the open files and a reserve); new connections wait \
+                             in the listen backlog until one closes — raise the limit (`ulimit -n`)",
+                            shard.id,
+                            quotas.total()
+                        );
+                        refusals.descriptors_logged = Some(Instant::now());
+                    }
                 }
                 if stop.get() {
                     return None;

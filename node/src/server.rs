@@ -60,6 +60,22 @@ struct Startup {
     closed: AtomicBool,
 }
 
+/// Once every partition is open: says so when the descriptor limit leaves room for few
+/// connections (`descriptors`; `sluice doctor` explains the same from outside).
+fn warn_if_few_descriptors(soft: u64, hard: u64) {
+    let Some(open) = crate::descriptors::open_count() else { return };
+    let limit = usize::try_from(soft).unwrap_or(usize::MAX);
+    let reserve = crate::descriptors::reserve(limit);
+    let room = limit.saturating_sub(reserve).saturating_sub(open);
+    if room < crate::descriptors::LOW_ROOM_WARNING {
+        eprintln!(
+            "sluice: warning: the descriptor limit is low: RLIMIT_NOFILE {soft} (hard {hard}), {open} open after \
+             opening the partitions, {reserve} kept in reserve: room for {room} connections. Raise it \
+             (`ulimit -n 65536`, systemd LimitNOFILE=); `sluice doctor` checks it."
+        );
+    }
+}
+
 /// Runs the node until SIGINT/SIGTERM. Prints the ready line on stdout.
 pub fn run(args: ServerArgs) -> Result<(), String> {
     let dir = std::path::absolute(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
@@ -71,6 +87,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         claim_address(admin, ADMIN_LISTENER, "--admin")?;
     }
     raise_memlock_limit();
+    let (nofile, nofile_hard) = crate::descriptors::raise_nofile_limit();
     let setup = prepare(&args)?;
     block_stop_signals();
     let n = args.cores.len();
@@ -127,6 +144,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     if marker.exists() {
         std::fs::remove_file(&marker).map_err(|e| format!("removing {}: {e}", marker.display()))?;
     }
+    warn_if_few_descriptors(nofile, nofile_hard);
     let kafka = kafka.expect("n >= 1 shards reported");
     let admin = admin.map_or_else(|| "-".to_string(), |a| a.to_string());
     println!("sluice: ready kafka={kafka} admin={admin} shards={n}");

@@ -5,13 +5,27 @@
 //! connection closes) and `connections.max.idle.ms` (an idle connection, a silent one and one
 //! holding half a frame are closed; a busy one is not).
 //!
+//! Descriptors (Build/Show 2): under `ulimit -n 256` the node starts, warns, holds no more
+//! connections than its limit leaves room for (the rest wait in the listen backlog) and
+//! serves an established client meanwhile; a topic it has no descriptors for is refused; a
+//! creation that fails part-way leaves no trace on any shard.
+//!
 //! The flood test needs about 3,400 descriptors in this process: it raises its own soft
 //! `RLIMIT_NOFILE` (the node, its child, inherits it) and fails with a message when the hard
 //! limit does not allow it. Needs `bash scripts/test-deps.sh` (kcat and the `.venv`).
 
 mod support;
 
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
+    FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use serde_json::json;
 use socket2::{Domain, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
@@ -239,4 +253,207 @@ fn idle_connections_and_half_frames_are_closed_after_connections_max_idle_ms() {
     api_versions(&mut busy);
     assert_eq!(metric(&node, "sluice_connections_closed_idle_total"), 3);
     assert_eq!(metric(&node, "sluice_bad_frames_total"), 0, "an idle close is not a bad frame");
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// CreateTopics v7 of one topic: its error code and message.
+fn create_topic_wire(client: &mut Client, topic: &str, partitions: i32) -> (i16, String) {
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    client.send(ApiKey::CreateTopics, 7, &create);
+    let r: CreateTopicsResponse = client.recv(ApiKey::CreateTopics, 7);
+    let t = &r.topics[0];
+    (t.error_code, t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}
+
+/// The topics a connection's Metadata (v4, no auto-creation) lists.
+fn listed_topics(client: &mut Client) -> Vec<String> {
+    client.send(
+        ApiKey::Metadata,
+        4,
+        &MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false),
+    );
+    let meta: MetadataResponse = client.recv(ApiKey::Metadata, 4);
+    meta.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.to_string())).collect()
+}
+
+/// Produces `count` small records to `topic`/`partition` with acks=all (Produce v9): the
+/// error code and the base offset.
+fn produce_wire(client: &mut Client, topic: &str, partition: i32, count: usize) -> (i16, i64) {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            delete_horizon: false,
+            key: None,
+            value: Some(Bytes::from(format!("record-{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut batch, records.iter(), &options).unwrap();
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(batch.freeze()))]),
+    ]);
+    client.send(ApiKey::Produce, 9, &req);
+    let r: ProduceResponse = client.recv(ApiKey::Produce, 9);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Fetch v12 from offset 0: the error code and how many record bytes came.
+fn fetch_wire(client: &mut Client, topic: &str, partition: i32) -> (i16, usize) {
+    let req = FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+        FetchTopic::default().with_topic(name(topic)).with_partitions(vec![FetchPartition::default()
+            .with_partition(partition)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20)]),
+    ]);
+    client.send(ApiKey::Fetch, 12, &req);
+    let r: FetchResponse = client.recv(ApiKey::Fetch, 12);
+    let p = &r.responses[0].partitions[0];
+    (p.error_code, p.records.as_ref().map_or(0, |b| b.len()))
+}
+
+/// Connections from `from`, as many as it takes (at most 64) for every shard to hold one of
+/// them: a question asked on each of them is asked of every shard.
+fn one_on_each_shard(node: &Node) -> Vec<Client> {
+    let mut clients = Vec::new();
+    while clients.len() < 64 {
+        let mut c = Client::connect(node.bootstrap());
+        api_versions(&mut c);
+        clients.push(c);
+        let (_, body) = http_get(node.admin().expect("admin listener"), "/metrics");
+        let busy_shards = body
+            .lines()
+            .filter(|l| l.starts_with("sluice_connections_open{"))
+            .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) > 0)
+            .count();
+        if busy_shards == node.shards() {
+            return clients;
+        }
+    }
+    panic!("64 connections and a shard still holds none: {}", node.logs(20));
+}
+
+/// `ulimit -n 256` (Show 2): the node starts (one descriptor per segment; the index files are
+/// opened only to be written) and says the limit is low; 400 connections from 127.0.0.2 are
+/// held by the kernel while the node holds only what its limit leaves room for, keeping a
+/// reserve, so an established client on 127.0.0.1 still creates a topic, produces with
+/// acks=all and fetches; the acceptor does not flood the log; a topic of 200 partitions it has
+/// no descriptors for is refused and leaves nothing behind; once the flood goes, new clients
+/// are served.
+#[test]
+fn under_ulimit_n_256_an_established_client_is_served_while_400_connections_are_held() {
+    const FLOOD_LOW: usize = 400;
+    let node = Node::start_with_nofile(&["--cores", "0-1"], Some(256));
+    wait_for(
+        "the warning about the low limit",
+        Duration::from_secs(5),
+        || node.logs(40),
+        || node.logs(40).contains("the descriptor limit is low"),
+    );
+    let mut honest = Client::connect(node.bootstrap());
+    api_versions(&mut honest);
+    assert_eq!(create_topic_wire(&mut honest, "served", 2).0, 0);
+
+    let addr: SocketAddr = node.bootstrap().parse().unwrap();
+    let flood = std::thread::spawn(move || (0..FLOOD_LOW).map(|_| connect_from("127.0.0.2", addr)).collect::<Vec<_>>());
+    let held = flood.join().unwrap();
+    let diag = || node.logs(20);
+    wait_for("the acceptor to stop at the descriptor limit", Duration::from_secs(20), diag, || {
+        metric(&node, "sluice_accept_blocked_total") >= 1
+    });
+    let open = metric(&node, "sluice_connections_open");
+    assert!(open < FLOOD_LOW as u64, "the node holds {open} connections under a limit of 256 descriptors");
+    assert!(open >= 32, "the node holds only {open} connections: its files take too many descriptors");
+
+    let started = Instant::now();
+    for p in 0..2 {
+        assert_eq!(produce_wire(&mut honest, "served", p, 100), (0, 0), "acks=all produce to served-{p}");
+        let (error, bytes) = fetch_wire(&mut honest, "served", p);
+        assert_eq!(error, 0, "fetch of served-{p}");
+        assert!(bytes > 100 * 8, "fetch of served-{p} returned {bytes} bytes");
+    }
+    let (error, message) = create_topic_wire(&mut honest, "too-big", 200);
+    assert_eq!(error, 56, "KAFKA_STORAGE_ERROR for a topic without descriptors: {message}");
+    assert!(message.contains("RLIMIT_NOFILE"), "the message names the limit: {message}");
+    eprintln!("limits figure: under nofile 256 with {FLOOD_LOW} connections offered the node held {open}; the established client was served in {:?}", started.elapsed());
+    let accept_lines = node.logs(400).matches("accept failed").count();
+    assert!(accept_lines <= 8, "{accept_lines} 'accept failed' lines: the log is flooded");
+
+    drop(held);
+    wait_for("the flood's connections to be gone", Duration::from_secs(20), diag, || {
+        metric(&node, "sluice_connections_open") <= 1
+    });
+    for mut c in one_on_each_shard(&node) {
+        let topics = listed_topics(&mut c);
+        assert!(topics.contains(&"served".to_string()), "{topics:?}");
+        assert!(!topics.contains(&"too-big".to_string()), "a shard knows the refused topic: {topics:?}");
+    }
+    let traces: Vec<_> = std::fs::read_dir(node.data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("too-big"))
+        .collect();
+    assert!(traces.is_empty(), "the refused topic left {traces:?}");
+}
+
+/// A creation that fails part-way — one partition's directory cannot be made (a file of its
+/// name is in the way), so one shard fails while the others have opened theirs — is undone
+/// on every shard: no shard's Metadata lists the topic, before or after a restart, no
+/// directory of it is left (the file that was in the way is), and once the obstacle is gone
+/// the same creation succeeds whole.
+#[test]
+fn a_topic_creation_that_fails_part_way_leaves_no_trace_on_any_shard() {
+    let mut node = Node::start(&["--cores", "0-1", "--set", "auto.create.topics.enable=false"]);
+    let obstacle = node.data_dir().join("half-5");
+    std::fs::write(&obstacle, b"not a partition").unwrap();
+    let mut c = Client::connect(node.bootstrap());
+    let (error, message) = create_topic_wire(&mut c, "half", 8);
+    assert_eq!(error, 56, "KAFKA_STORAGE_ERROR: {message}");
+    let data_dir = node.data_dir().to_path_buf();
+    let traces = || -> Vec<String> {
+        std::fs::read_dir(&data_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("half-") && e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(traces().is_empty(), "left behind: {:?}", traces());
+    assert!(obstacle.is_file(), "the file in the way is not ours to delete");
+    for mut c in one_on_each_shard(&node) {
+        assert!(!listed_topics(&mut c).contains(&"half".to_string()), "a shard still knows the topic");
+        assert_eq!(produce_wire(&mut c, "half", 0, 1).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    }
+    drop(c);
+    node.restart();
+    let mut c = Client::connect(node.bootstrap());
+    assert_eq!(create_topic_wire(&mut c, "other", 1).0, 0);
+    let topics = listed_topics(&mut c);
+    assert!(topics.contains(&"other".to_string()), "Metadata lists topics: {topics:?}");
+    assert!(!topics.contains(&"half".to_string()), "the topic came back after a restart: {topics:?}");
+
+    std::fs::remove_file(&obstacle).unwrap();
+    assert_eq!(create_topic_wire(&mut c, "half", 8).0, 0);
+    for p in 0..8 {
+        assert_eq!(produce_wire(&mut c, "half", p, 3), (0, 0), "half-{p} takes writes");
+    }
+    assert_eq!(traces().len(), 8);
 }

@@ -807,15 +807,17 @@ impl PartitionLog {
         use RoundError::{Sync, Write};
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| Sync(LogError::Offline))?;
         let covered = self.written.get();
-        let (active, index_writes, closed, dir_dirty, txn_entries) = {
+        // The active segment's index entries stay in memory until it rolls or the log
+        // closes: after a crash its indexes are rebuilt from the `.log` anyway (it holds the
+        // recovery point), so writing them each round would only cost two opens.
+        let (active, closed, dir_dirty, txn_entries) = {
             let mut st = self.state.borrow_mut();
-            let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
+            let (_, seg) = st.segments.iter().next_back().expect("active segment");
             let active = seg.log.clone();
-            let writes = seg.take_index_writes(false);
             let closed = std::mem::take(&mut st.closed_unsynced);
             let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
             let txn_entries = std::mem::take(&mut st.txn_pending);
-            (active, writes, closed, dir_dirty, txn_entries)
+            (active, closed, dir_dirty, txn_entries)
         };
         let sync = |e: LogError| Sync(e);
         for (log, indexes) in &closed {
@@ -832,7 +834,6 @@ impl PartitionLog {
                 txn_entries.iter().filter(|(b, _)| *b == base).map(|(_, a)| a).collect();
             append_txn_entries(&self.dir, base, &entries).await.map_err(Write)?;
         }
-        index_writes.apply().await.map_err(Write)?;
         fdatasync(&active.file).await.map_err(sync)?;
         if dir_dirty {
             sync_dir(&self.dir).await.map_err(sync)?;
@@ -1217,15 +1218,14 @@ impl PartitionLog {
         let next = self.next_offset();
         self.sync_to(next).await?;
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-        let (writes, files) = {
+        let writes = {
             let mut st = self.state.borrow_mut();
             let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
             // As Kafka's `LogSegment.close`: the time index ends with the newest timestamp.
             seg.state.seal();
-            (seg.take_index_writes(false), seg.index_files.clone())
+            seg.take_index_writes(false)
         };
-        writes.apply().await?;
-        files.sync().await?;
+        writes.apply_synced().await?;
         let snapshot = self.state.borrow().producers.encode_snapshot();
         checkpoint::write_atomic(&self.dir, &snapshot_name(next), snapshot).await?;
         Ok(())

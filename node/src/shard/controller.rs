@@ -68,12 +68,53 @@ impl Shard {
         if let Some(existing) = self.registry.borrow().get(name) {
             return Err((errors::TOPIC_ALREADY_EXISTS, format!("topic {:?} already exists", existing.name)));
         }
+        // One descriptor per partition (its active segment's `.log`), kept out of the reserve.
+        crate::descriptors::room_for(partitions as usize, &format!("topic {name:?} with {partitions} partitions"))
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         crate::topic_config::write(&self.setup.data_dir, name, &configs)
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs };
-        self.place_new_partitions(name, 0, partitions).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let created = match self.place_new_partitions(name, 0, partitions).await {
+            Ok(()) => self.broadcast_topic(&info).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = created {
+            self.undo_create(name, partitions).await;
+            return Err((errors::KAFKA_STORAGE_ERROR, format!("creating topic {name:?}: {e} (nothing was kept)")));
+        }
         Ok(info)
+    }
+
+    /// A creation that failed part-way (a shard could not open its partitions: descriptors,
+    /// disk) is taken back everywhere, so that no shard's registry, placement or data dir
+    /// keeps a trace and every shard answers Metadata alike: each shard forgets the topic and
+    /// deletes what it opened, then any partition directory left half made goes, then the
+    /// configs and the placement. Best effort: what cannot be undone is logged.
+    async fn undo_create(self: &Rc<Self>, name: &str, partitions: i32) {
+        let forgotten = self.invoke_each(|_| true, || ops::ApplyDelete { name: name.to_string() }).await;
+        let mut trouble: Vec<String> = match forgotten {
+            Ok(results) => results.into_iter().filter_map(Result::err).collect(),
+            Err(e) => vec![e],
+        };
+        for p in 0..partitions {
+            let dir = self.setup.data_dir.join(TopicPartition::new(name.to_string(), p).dir_name());
+            // Only a directory: a file of that name was there before us (and may be why the
+            // creation failed); it is not ours to remove.
+            if dir.is_dir() {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    trouble.push(format!("deleting {}: {e}", dir.display()));
+                }
+            }
+        }
+        if let Err(e) = crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new()) {
+            trouble.push(e);
+        }
+        if let Err(e) = self.unplace_topic(name).await {
+            trouble.push(e);
+        }
+        for t in trouble {
+            eprintln!("sluice: undoing the failed creation of topic {name:?}: {t}");
+        }
     }
 
     /// CreatePartitions: grows a topic; a count at or below the current one is refused, as
@@ -89,6 +130,9 @@ impl Shard {
             let msg = format!("topic {name:?} has {} partitions; the count can only grow", info.partitions);
             return Err((errors::INVALID_PARTITIONS, msg));
         }
+        let more = (partitions - info.partitions) as usize;
+        crate::descriptors::room_for(more, &format!("{more} more partitions of topic {name:?}"))
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         self.place_new_partitions(name, info.partitions, partitions - info.partitions)
             .await
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;

@@ -71,12 +71,19 @@ pub struct Node {
     stderr: Lines,
     /// Every start of this node so far (1 after `start`).
     starts: usize,
+    /// `RLIMIT_NOFILE` (soft and hard) the node runs under, if not the test's.
+    nofile: Option<u64>,
 }
 
 impl Node {
     /// Starts a node with `args` (e.g. `&["--cores", "0", "--set", "num.partitions=6"]`) on a
     /// fresh data directory, and waits for its ready line.
     pub fn start(args: &[&str]) -> Node {
+        Node::start_with_nofile(args, None)
+    }
+
+    /// `start`, under `RLIMIT_NOFILE` `nofile` (soft and hard, as `ulimit -n` sets them).
+    pub fn start_with_nofile(args: &[&str], nofile: Option<u64>) -> Node {
         let data = TempDir::new("e2e");
         let mut node = Node {
             child: None,
@@ -88,6 +95,7 @@ impl Node {
             stdout: Lines::default(),
             stderr: Lines::default(),
             starts: 0,
+            nofile,
         };
         node.spawn();
         node
@@ -107,6 +115,20 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure calls only setrlimit, which is
+            // async-signal-safe, and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.starts += 1;
         let start_no = self.starts;
