@@ -7,7 +7,8 @@
 //!
 //! `SLUICE_FAULT_DIR=DIR`: while `DIR/write` exists, every log write (partition appends,
 //! indexes, `.txnindex`, checkpoints) fails with the errno the file names (`ENOSPC` or
-//! `EIO`); while `DIR/sync` exists, every partition fdatasync does. A test creates and
+//! `EIO`); while `DIR/sync` exists, every partition fdatasync does; while `DIR/index`
+//! exists, only the writes of `.index`/`.timeindex` files do. A test creates and
 //! removes the files while the node runs (one `stat` per write or sync, only when the
 //! variable is set).
 
@@ -21,6 +22,7 @@ static FAULT_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
 pub enum Io {
     Write,
     Sync,
+    Index,
 }
 
 /// The error to fail this I/O with, if the test asked for one.
@@ -29,6 +31,7 @@ pub fn io_fault(io: Io) -> Option<std::io::Error> {
     let name = match io {
         Io::Write => "write",
         Io::Sync => "sync",
+        Io::Index => "index",
     };
     let what = std::fs::read_to_string(dir.join(name)).ok()?;
     let errno = if what.trim() == "EIO" { libc::EIO } else { libc::ENOSPC };

@@ -454,7 +454,7 @@ async fn write_responses(
             };
             if let Some(r) = response {
                 if let Err(e) = queue_response(shard, &mut stream, &mut out, r, method).await {
-                    return Err(close_both(&stream, format!("write failed: {e}")).await);
+                    return write_failed(&stream, e).await;
                 }
             }
             // The next request's response, if it is complete already (never waits).
@@ -466,7 +466,7 @@ async fn write_responses(
             }
         }
         if let Err(e) = flush(&mut stream, &mut out).await {
-            return Err(close_both(&stream, format!("write failed: {e}")).await);
+            return write_failed(&stream, e).await;
         }
         activity.touch();
         if out.capacity() > RESPONSE_BUFFER_KEPT_BYTES {
@@ -475,6 +475,20 @@ async fn write_responses(
     }
     let _ = stream.close().await;
     Ok(())
+}
+
+/// A response could not be written: the connection ends. A peer that closed or reset its
+/// end (a consumer leaving in the middle of a fetch) ends it as a close does: not a bad
+/// frame, not a log line.
+async fn write_failed(stream: &TcpStream, e: std::io::Error) -> Result<(), Close> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let gone = matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted);
+    let close = close_both(stream, format!("write failed: {e}")).await;
+    if gone {
+        Ok(())
+    } else {
+        Err(close)
+    }
 }
 
 /// Sends the responses queued before a request that closes the connection, then closes it.

@@ -161,6 +161,57 @@ fn retention_deletes_old_closed_segments_and_moves_the_log_start() {
     });
 }
 
+/// Descriptors of this process open on files of `dir` that have been deleted.
+fn deleted_files_held(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|t| t.starts_with(&*dir.to_string_lossy()) && t.ends_with(" (deleted)"))
+        .collect()
+}
+
+/// A partition that is only ever written with acks=1 (no sync asked for, no `flush.*`):
+/// each rolled segment is still flushed in the background, as Kafka flushes at a roll, so
+/// the recovery point follows the rolls, and a segment retention deleted is let go of — its
+/// descriptor and its disk space are not held until the node stops.
+#[test]
+fn rolled_segments_are_flushed_and_let_go_of_without_any_sync_asked_for() {
+    let tmp = TempDir::new("roll-flush");
+    let dir = tmp.path().join("t-0");
+    let dir2 = dir.clone();
+    test_executor().run(async move {
+        let config = LogConfig { retention_ms: 1000, ..small_segments() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        let value = vec![3u8; 500];
+        for i in 0..40 {
+            let ts = if i < 30 { 1_000 } else { 100_000 };
+            log.append(&batch(&[&value], ts + i), 0, 0).await.unwrap();
+        }
+        let last_base = *log.segment_bases().last().unwrap();
+        assert!(last_base > 20, "{:?}", log.segment_bases());
+        for _ in 0..100 {
+            if log.recovery_point() >= last_base {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(log.recovery_point() >= last_base, "the rolled segments were flushed: {}", log.recovery_point());
+        let out = log.enforce_retention(100_500).await.unwrap();
+        assert!(out.deleted_segments >= 3, "{out:?}");
+        // glommio closes a dropped file through the ring: give the executor a moment.
+        let mut held = deleted_files_held(&dir2);
+        for _ in 0..100 {
+            if held.is_empty() {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            held = deleted_files_held(&dir2);
+        }
+        assert!(held.is_empty(), "deleted segments still held open: {held:?}");
+    });
+}
+
 #[test]
 fn offsets_are_found_by_timestamp_at_record_granularity() {
     let tmp = TempDir::new("timestamp");

@@ -70,3 +70,55 @@ fn a_failed_write_is_never_visible_and_the_log_repairs_itself_when_writes_succee
         log.append(&batch(&[b"again"], 105), 0, 0).await.unwrap();
     });
 }
+
+/// ENOSPC on the index writes of a roll (only those: `SLUICE_FAULT_DIR/index`): the append
+/// that rolled is acknowledged (indexes are derived data), the sealed segment's index files
+/// are not left partial, and once writes succeed they are written whole — after a close,
+/// byte for byte what a log that never met the fault wrote.
+#[test]
+fn an_index_write_that_fails_at_a_roll_is_redone_whole() {
+    let tmp = TempDir::new("faults");
+    let faults = tmp.path().join("faults");
+    std::fs::create_dir_all(&faults).unwrap();
+    std::env::set_var("SLUICE_FAULT_DIR", &faults);
+    let (control, faulty) = (tmp.path().join("control-0"), tmp.path().join("faulty-0"));
+    let (control2, faulty2) = (control.clone(), faulty.clone());
+    test_executor().run(async move {
+        let config = LogConfig { segment_bytes: 4096, index_interval_bytes: 256, ..LogConfig::default() };
+        let value = [7u8; 100];
+        let log = PartitionLog::open(&control, config.clone(), OpenHint::default()).await.unwrap();
+        let mut before_roll = 0;
+        while log.segment_count() == 1 {
+            log.append(&batch(&[&value], 1000 + before_roll), 0, 0).await.unwrap();
+            before_roll += 1;
+        }
+        for i in before_roll..before_roll + 5 {
+            log.append(&batch(&[&value], 1000 + i), 0, 0).await.unwrap();
+        }
+        log.close().await.unwrap();
+
+        let log = PartitionLog::open(&faulty, config.clone(), OpenHint::default()).await.unwrap();
+        for i in 0..before_roll - 1 {
+            log.append(&batch(&[&value], 1000 + i), 0, 0).await.unwrap();
+        }
+        std::fs::write(faults.join("index"), "ENOSPC").unwrap();
+        log.append(&batch(&[&value], 1000 + before_roll - 1), 0, 0).await.expect("the append that rolled");
+        assert_eq!(log.segment_count(), 2, "it rolled");
+        let sealed_index = faulty.join(format!("{:020}.index", 0));
+        assert!(!sealed_index.exists(), "no partial index is left while it cannot be written");
+        log.sync_to(log.next_offset()).await.expect("acks=all is not refused for an index");
+        assert!(!sealed_index.exists());
+        std::fs::remove_file(faults.join("index")).unwrap();
+        for i in before_roll..before_roll + 5 {
+            log.append(&batch(&[&value], 1000 + i), 0, 0).await.unwrap();
+        }
+        log.close().await.unwrap();
+    });
+    for ext in ["index", "timeindex"] {
+        let name = format!("{:020}.{ext}", 0);
+        let want = std::fs::read(control2.join(&name)).unwrap();
+        let got = std::fs::read(faulty2.join(&name)).unwrap_or_default();
+        assert!(!want.is_empty(), "the control's {name} has entries");
+        assert_eq!(got, want, "{name} of the segment whose roll met the fault");
+    }
+}

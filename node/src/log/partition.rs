@@ -148,6 +148,10 @@ struct LogState {
     /// Aborted transactions (with their segment's base) not yet in a `.txnindex`: the next
     /// sync round appends and syncs them.
     txn_pending: Vec<(i64, producer::AbortedTxn)>,
+    /// Sealed segments (by base) whose index files could not be written at their roll (a
+    /// full disk): their files are removed (a start rebuilds missing indexes from the
+    /// `.log`) and each sync round and `close` try to write them whole again.
+    index_rewrites: Vec<i64>,
 }
 
 enum Enqueue {
@@ -273,6 +277,7 @@ impl PartitionLog {
                 cleaned_upto: clean::read_checkpoint(dir),
                 swap_pending: None,
                 txn_pending: Vec::new(),
+                index_rewrites: Vec::new(),
             }),
             written: OffsetWatch::new(as_watch(next_offset)),
             synced: OffsetWatch::new(as_watch(next_offset)),
@@ -427,7 +432,7 @@ impl PartitionLog {
                     let written = self.written.wait_for(as_watch(info.last_offset + 1));
                     self.start_writer();
                     if flush_now {
-                        self.spawn_flush(info.last_offset + 1);
+                        self.spawn_flush(info.last_offset + 1, true);
                     }
                     written.await.map_err(|_| LogError::Offline)?;
                     if epoch_changed {
@@ -440,7 +445,16 @@ impl PartitionLog {
                     self.written.wait_for(as_watch(info.last_offset + 1)).await.map_err(|_| LogError::Offline)?;
                     return Ok(info);
                 }
-                Enqueue::NeedRoll => self.roll().await?,
+                Enqueue::NeedRoll => {
+                    self.roll().await?;
+                    // As Kafka's roll: the sealed segment is flushed in the background (the
+                    // append does not wait). The sync round also lets go of the sealed
+                    // segment's handle: without it a partition that never syncs (acks=1, no
+                    // `flush.*`) would hold every rolled segment's descriptor — and, once
+                    // retention deleted it, its disk space — for good.
+                    let base = self.next_offset();
+                    self.spawn_flush(base, false);
+                }
                 Enqueue::Busy => self.wait_structure().await,
             }
         }
@@ -521,13 +535,17 @@ impl PartitionLog {
         Ok(Enqueue::Done(info, epoch_changed, flush_now))
     }
 
-    /// `flush.messages` was crossed: sync in the background; the append does not wait for it.
-    fn spawn_flush(self: &Rc<Self>, offset: i64) {
+    /// Syncs up to `offset` in the background; the append does not wait for it. For
+    /// `flush.messages` (`scheduled`: clears the flag that keeps one such flush at a time)
+    /// and after a roll.
+    fn spawn_flush(self: &Rc<Self>, offset: i64, scheduled: bool) {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
             // An error has already taken the partition offline; nothing more to do here.
             let _ = this.sync_to(offset).await;
-            this.state.borrow_mut().flush_scheduled = false;
+            if scheduled {
+                this.state.borrow_mut().flush_scheduled = false;
+            }
         })
         .detach();
     }
@@ -736,11 +754,45 @@ impl PartitionLog {
         let base = self.state.borrow().next_offset;
         let result = Segment::create(&self.dir, base, &self.config()).await;
         self.state.borrow_mut().exclusive = false;
+        let old_base = self.state.borrow().segments.keys().next_back().copied();
         let closed_index_writes = self.install_rolled(base, result?);
-        if let Some(writes) = closed_index_writes {
-            writes.apply().await?;
+        if let (Some(writes), Some(old_base)) = (closed_index_writes, old_base) {
+            // The roll itself stands (the new segment takes this append); the old segment's
+            // indexes are derived data, written again later.
+            if let Err(e) = writes.apply().await {
+                eprintln!("sluice: {}: index of segment {old_base} not written at its roll: {e}", self.dir.display());
+                self.index_write_failed(old_base);
+            }
         }
         Ok(())
+    }
+
+    /// An index write of sealed segment `base` failed: its index files go (a partial one
+    /// could pass as sane and hide entries; a missing one is rebuilt at the next start) and
+    /// it is written whole again by a later sync round or `close`.
+    fn index_write_failed(&self, base: i64) {
+        let dir = self.dir.clone();
+        let mut st = self.state.borrow_mut();
+        if let Some(seg) = st.segments.get_mut(&base) {
+            seg.remove_index_files(&dir);
+            if !st.index_rewrites.contains(&base) {
+                st.index_rewrites.push(base);
+            }
+        }
+    }
+
+    /// Writes (and fdatasyncs) the indexes whose writes failed at a roll. Errors are logged
+    /// and the segments stay listed: nothing acknowledged depends on them.
+    async fn rewrite_failed_indexes(&self) {
+        let bases = std::mem::take(&mut self.state.borrow_mut().index_rewrites);
+        for base in bases {
+            let writes = self.state.borrow_mut().segments.get_mut(&base).map(|seg| seg.take_index_writes(true));
+            let Some(writes) = writes else { continue }; // deleted meanwhile
+            if let Err(e) = writes.apply_synced().await {
+                eprintln!("sluice: {}: index of segment {base} still not written: {e}", self.dir.display());
+                self.index_write_failed(base);
+            }
+        }
     }
 
     /// Makes `segment` the active one and seals the old one, which the next sync round will
@@ -806,6 +858,7 @@ impl PartitionLog {
     async fn sync_round(&self) -> Result<(), RoundError> {
         use RoundError::{Sync, Write};
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| Sync(LogError::Offline))?;
+        self.rewrite_failed_indexes().await;
         let covered = self.written.get();
         // The active segment's index entries stay in memory until it rolls or the log
         // closes: after a crash its indexes are rebuilt from the `.log` anyway (it holds the
@@ -1218,6 +1271,7 @@ impl PartitionLog {
         let next = self.next_offset();
         self.sync_to(next).await?;
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        self.rewrite_failed_indexes().await;
         let writes = {
             let mut st = self.state.borrow_mut();
             let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");

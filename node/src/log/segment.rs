@@ -302,6 +302,9 @@ impl IndexWrites {
     }
 
     async fn write(self, sync: bool) -> Result<(), LogError> {
+        if let Some(e) = crate::fault::io_fault(crate::fault::Io::Index) {
+            return Err(LogError::io("writing an index (injected fault)", e));
+        }
         for (path, (bytes, at)) in [(&self.files.index, self.index), (&self.files.time_index, self.time_index)] {
             if bytes.is_empty() && !self.rewrite && !sync {
                 continue;
@@ -330,7 +333,14 @@ impl IndexFiles {
     /// is reported to a descriptor opened after it — kernel-notes/).
     pub async fn sync(&self) -> Result<(), LogError> {
         for path in [&self.index, &self.time_index] {
-            let file = Segment::open_rw(path, false).await?;
+            // Never created here: a file removed after a failed write must stay missing.
+            let file = match OpenOptions::new().read(true).write(true).buffered_open(path).await {
+                Ok(file) => file,
+                Err(e) => match std::io::Error::from(e) {
+                    e if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    e => return Err(LogError::io(format!("opening {}", path.display()), e)),
+                },
+            };
             let synced = file.fdatasync().await;
             file.close().await?;
             synced?;
@@ -535,6 +545,17 @@ impl Segment {
         self.index_persisted = self.state.index.len();
         self.time_index_persisted = self.state.time_index.len();
         writes
+    }
+
+    /// Unlinks the two index files (best effort: unlinking needs no space, and a file left
+    /// would only be found damaged or short and rebuilt) and counts no entry as written.
+    pub fn remove_index_files(&mut self, dir: &Path) {
+        let [_, index, time_index] = Self::paths(dir, self.base_offset);
+        for path in [index, time_index] {
+            let _ = std::fs::remove_file(path);
+        }
+        self.index_persisted = 0;
+        self.time_index_persisted = 0;
     }
 
     /// Unlinks the segment's three files. Readers holding the `SegmentFile` keep reading: an
