@@ -12,7 +12,7 @@
 //!   pair; the file → pipe leg runs on an io-wq worker. No copy, but two ops and a worker hop
 //!   per 64 KiB.
 //! - `copy`: read into a recycled buffer (`pread` when cached, else an io_uring read), then
-//!   write to the socket: two copies in the node.
+//!   write to the socket, 1 MiB at a time: two copies in the node.
 //!
 //! Measured in node CPU per GiB of catch-up consume in `bench/RESULTS.md` (2026-12-04); the
 //! default is the cheapest there, see `config.rs`.
@@ -124,9 +124,29 @@ async fn splice(stream: &mut TcpStream, file: &BufferedFile, position: u64, leng
     Ok(())
 }
 
-/// Reads the range into a recycled buffer (on the shard when it is in the page cache, through
-/// the ring when not), then writes it.
+/// Bytes `copy` reads and writes at a time. A write waits as long as the client does not
+/// read, and the buffer is held meanwhile: reading a whole range first (up to the client's
+/// `partition_max_bytes`, 8 MiB and more) made every stuck consumer hold that much of the
+/// node's memory (20 connections that stopped reading 8 MiB fetches: +160 MiB RSS,
+/// `tests/e2e_slow_consumer.rs`). Per MiB, one more read and write call is noise next to
+/// copying the MiB.
+pub const COPY_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Copies the range through a recycled buffer, `COPY_CHUNK_BYTES` at a time: reads each
+/// chunk (on the shard when it is in the page cache, through the ring when not), then
+/// writes it.
 async fn copy(stream: &mut TcpStream, file: &BufferedFile, position: u64, length: u64) -> Result<()> {
+    let end = position + length;
+    let mut at = position;
+    while at < end {
+        let chunk = (end - at).min(COPY_CHUNK_BYTES);
+        copy_chunk(stream, file, at, chunk).await?;
+        at += chunk;
+    }
+    Ok(())
+}
+
+async fn copy_chunk(stream: &mut TcpStream, file: &BufferedFile, position: u64, length: u64) -> Result<()> {
     let mut buf = frame_pool::take(length as usize);
     if read_cached(file, position, &mut buf)? {
         stream.write_all(&buf).await?;

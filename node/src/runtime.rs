@@ -102,6 +102,24 @@ mod tests {
         });
     }
 
+    /// A send parked on a full bounded channel must fail when the receiver goes; glommio-ng
+    /// 0.12 woke it and parked it again, for ever (patched in node/vendor/glommio-ng). A
+    /// connection whose writer ended (its client gone) while the reader waited for room never
+    /// ended: it kept its socket and the answers queued in the channel, with a duplicated
+    /// descriptor per partition each (`tests/e2e_slow_consumer.rs`).
+    #[test]
+    fn a_send_parked_on_a_full_channel_fails_when_the_receiver_goes() {
+        test_executor().run(async {
+            let (tx, rx) = glommio::channels::local_channel::new_bounded::<u32>(1);
+            tx.try_send(1).unwrap();
+            let mut send = Box::pin(tx.send(2));
+            assert!(futures_lite::future::poll_once(&mut send).await.is_none(), "parked: the channel is full");
+            drop(rx);
+            let after = futures_lite::future::poll_once(&mut send).await;
+            assert!(matches!(after, Some(Err(_))), "the parked send still waits for a receiver that is gone");
+        });
+    }
+
     /// An open whose future is dropped while the operation is in the kernel completes with a
     /// descriptor nobody reads; glommio-ng 0.12 leaked it (patched: the reactor closes it).
     #[test]

@@ -326,7 +326,11 @@ impl<T> State<T> {
     }
 
     fn wait_for_room(&mut self) -> PollResult<()> {
-        if !self.is_full() {
+        // Sluice patch: once the receiver is gone (`recv_waiters` is `None`) nothing will
+        // ever make room in a full channel, and a sender parked here waited for ever (its
+        // receiver's drop woke it, and it parked again). Let it through to `try_send`,
+        // which reports the channel closed.
+        if !self.is_full() || self.recv_waiters.is_none() {
             PollResult::Ready(())
         } else {
             PollResult::Pending(WaiterKind::Sender)
