@@ -21,7 +21,8 @@
 //! address already at its limit is accepted and closed at once, as Kafka does; the counts
 //! are node-wide (`connection_quotas`). `connections.max.idle.ms` — a connection that has
 //! read no frame and written no response for that long, with no request in flight, is
-//! closed; this includes one that sent part of a frame and stopped.
+//! closed; this includes one that sent part of a frame and stopped, and one whose peer
+//! stopped reading (a response write unfinished for that long, requests pending or not).
 //!
 //! Hostile input: the length prefix is checked against `socket.request.max.bytes` before a
 //! byte of the body is buffered; a frame that cannot be parsed closes this connection only.
@@ -212,6 +213,12 @@ struct Activity {
     last: Cell<Instant>,
     /// Requests read and not answered yet: a connection waiting for an answer is not idle.
     pending: Cell<usize>,
+    /// Since when the writer has been writing the response it is on, if it is writing one.
+    /// A write that has not finished after `connections.max.idle.ms` means the peer stopped
+    /// reading: the connection is idle even with requests pending (it would otherwise hold
+    /// their answers — and the segments they name — for ever). Kafka closes it too: it
+    /// counts socket activity, and a peer that reads nothing makes none.
+    writing_since: Cell<Option<Instant>>,
 }
 
 impl Activity {
@@ -219,17 +226,34 @@ impl Activity {
         self.last.set(Instant::now());
     }
 
-    /// Returns once the connection has been idle for `idle` (never while a request is in
-    /// flight). One timer per connection, re-armed once per `idle` at most: nothing per request.
+    /// Returns once the connection has been idle for `idle`: no traffic and no request in
+    /// flight, or one response write unfinished for that long. One timer per connection,
+    /// re-armed once per `idle` at most: nothing per request.
     async fn idle_for(&self, idle: Duration) {
         loop {
             let quiet = self.last.get().elapsed();
             if self.pending.get() == 0 && quiet >= idle {
                 return;
             }
-            let wait = if self.pending.get() > 0 { idle } else { idle - quiet };
+            let writing = self.writing_since.get().map(|since| since.elapsed());
+            if writing.is_some_and(|w| w >= idle) {
+                return;
+            }
+            let mut wait = if self.pending.get() > 0 { idle } else { idle.saturating_sub(quiet) };
+            if let Some(w) = writing {
+                wait = wait.min(idle.saturating_sub(w));
+            }
+            let wait = wait.max(Duration::from_millis(1));
             glommio::timer::sleep(wait).await;
         }
+    }
+
+    /// Runs one response write, marked as under way (see `writing_since`).
+    async fn writing<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        self.writing_since.set(Some(Instant::now()));
+        let result = write.await;
+        self.writing_since.set(None);
+        result
     }
 }
 
@@ -286,7 +310,8 @@ async fn connection(shard: &Rc<Shard>, stream: TcpStream) -> Result<Ended, Close
     set_nonblocking(stream.as_raw_fd()).map_err(|e| Close(format!("O_NONBLOCK: {e}")))?;
     let peer = stream.peer_addr().ok();
     let (mut reader, writer_stream) = SocketHalf::split(stream);
-    let activity = Rc::new(Activity { last: Cell::new(Instant::now()), pending: Cell::new(0) });
+    let activity =
+        Rc::new(Activity { last: Cell::new(Instant::now()), pending: Cell::new(0), writing_since: Cell::new(None) });
     let (tx, rx) = local_channel::new_bounded::<Pending>(IN_FLIGHT_REQUESTS_MAX);
     let config = shard.config();
     let method = config.fetch_send_method;
@@ -453,7 +478,7 @@ async fn write_responses(
                 None => return Err(close_after(&mut stream, &mut out, "request handler was cancelled".into()).await),
             };
             if let Some(r) = response {
-                if let Err(e) = queue_response(shard, &mut stream, &mut out, r, method).await {
+                if let Err(e) = activity.writing(queue_response(shard, &mut stream, &mut out, r, method)).await {
                     return write_failed(&stream, e).await;
                 }
             }
@@ -465,7 +490,7 @@ async fn write_responses(
                 }
             }
         }
-        if let Err(e) = flush(&mut stream, &mut out).await {
+        if let Err(e) = activity.writing(flush(&mut stream, &mut out)).await {
             return write_failed(&stream, e).await;
         }
         activity.touch();

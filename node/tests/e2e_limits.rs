@@ -285,6 +285,11 @@ fn listed_topics(client: &mut Client) -> Vec<String> {
 /// Produces `count` small records to `topic`/`partition` with acks=all (Produce v9): the
 /// error code and the base offset.
 fn produce_wire(client: &mut Client, topic: &str, partition: i32, count: usize) -> (i16, i64) {
+    produce_sized(client, topic, partition, count, 0)
+}
+
+/// `produce_wire` with values of `value_bytes` (0: "record-i").
+fn produce_sized(client: &mut Client, topic: &str, partition: i32, count: usize, value_bytes: usize) -> (i16, i64) {
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: false,
@@ -298,7 +303,11 @@ fn produce_wire(client: &mut Client, topic: &str, partition: i32, count: usize) 
             timestamp: 1_700_000_000_000,
             delete_horizon: false,
             key: None,
-            value: Some(Bytes::from(format!("record-{i}"))),
+            value: Some(if value_bytes == 0 {
+                Bytes::from(format!("record-{i}"))
+            } else {
+                Bytes::from(vec![b'v'; value_bytes])
+            }),
             headers: Default::default(),
         })
         .collect();
@@ -456,4 +465,44 @@ fn a_topic_creation_that_fails_part_way_leaves_no_trace_on_any_shard() {
         assert_eq!(produce_wire(&mut c, "half", p, 3), (0, 0), "half-{p} takes writes");
     }
     assert_eq!(traces().len(), 8);
+}
+
+/// `connections.max.idle.ms=1000` and a client that pipelines large fetches and never reads
+/// their answers: the node's write stalls, and after about a second without progress the
+/// connection is closed (counted as idle) — it does not keep its answers, and the segments
+/// they name, for ever. A client that reads is not closed meanwhile.
+#[test]
+fn a_connection_whose_peer_stopped_reading_is_closed_after_connections_max_idle_ms() {
+    let node = Node::start(&["--cores", "0-1", "--set", "connections.max.idle.ms=1000"]);
+    let mut c = Client::connect(node.bootstrap());
+    assert_eq!(create_topic_wire(&mut c, "stuck", 1).0, 0);
+    for _ in 0..8 {
+        assert_eq!(produce_sized(&mut c, "stuck", 0, 64, 16 * 1024).0, 0);
+    }
+    let mut stuck = Client::connect(node.bootstrap());
+    for _ in 0..24 {
+        let req =
+            FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(16 << 20).with_topics(vec![
+                FetchTopic::default().with_topic(name("stuck")).with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(16 << 20)]),
+            ]);
+        stuck.send(ApiKey::Fetch, 12, &req);
+    }
+    // The reading client keeps talking all along (it is never idle); the stuck one is closed.
+    let started = Instant::now();
+    let closed_after = loop {
+        api_versions(&mut c);
+        if metric(&node, "sluice_connections_closed_idle_total") == 1 {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the stuck connection is still open: {}", node.logs(20));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    api_versions(&mut c);
+    assert_eq!(metric(&node, "sluice_connections_open"), 1, "only the reading client is left");
+    assert!(closed_after >= Duration::from_millis(900), "closed after only {closed_after:?}");
+    assert_eq!(metric(&node, "sluice_bad_frames_total"), 0, "an idle close is not a bad frame");
+    drop(stuck);
 }
