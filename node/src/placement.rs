@@ -62,7 +62,12 @@ impl Placement {
 
     /// Forgets every partition of `topic`.
     pub fn remove_topic(&mut self, topic: &str) {
-        self.owners.retain(|tp, _| tp.topic != topic);
+        self.remove_partitions_from(topic, 0);
+    }
+
+    /// Forgets the partitions of `topic` numbered `from` and up.
+    pub fn remove_partitions_from(&mut self, topic: &str, from: i32) {
+        self.owners.retain(|tp, _| tp.topic != topic || tp.partition < from);
     }
 
     /// Shards for `count` new partitions of `topic` starting at `first`: each goes to the

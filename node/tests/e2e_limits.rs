@@ -17,12 +17,14 @@
 mod support;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
-    FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -271,6 +273,28 @@ fn create_topic_wire(client: &mut Client, topic: &str, partitions: i32) -> (i16,
     (t.error_code, t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
 }
 
+/// CreatePartitions v3 growing `topic` to `count`: the error code and message.
+fn grow_topic_wire(client: &mut Client, topic: &str, count: i32) -> (i16, String) {
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatePartitionsTopic::default().with_name(name(topic)).with_count(count)]);
+    client.send(ApiKey::CreatePartitions, 3, &req);
+    let r: CreatePartitionsResponse = client.recv(ApiKey::CreatePartitions, 3);
+    let t = &r.results[0];
+    (t.error_code, t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}
+
+/// How many partitions a connection's Metadata (v4) gives `topic` (0: not listed).
+fn partitions_listed(client: &mut Client, topic: &str) -> usize {
+    client.send(
+        ApiKey::Metadata,
+        4,
+        &MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false),
+    );
+    let meta: MetadataResponse = client.recv(ApiKey::Metadata, 4);
+    meta.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic)).map_or(0, |t| t.partitions.len())
+}
+
 /// The topics a connection's Metadata (v4, no auto-creation) lists.
 fn listed_topics(client: &mut Client) -> Vec<String> {
     client.send(
@@ -427,7 +451,8 @@ fn under_ulimit_n_256_an_established_client_is_served_while_400_connections_are_
 /// name is in the way), so one shard fails while the others have opened theirs — is undone
 /// on every shard: no shard's Metadata lists the topic, before or after a restart, no
 /// directory of it is left (the file that was in the way is), and once the obstacle is gone
-/// the same creation succeeds whole.
+/// the same creation succeeds whole. The same for CreatePartitions: a growth that fails
+/// part-way leaves the topic as it was on every shard.
 #[test]
 fn a_topic_creation_that_fails_part_way_leaves_no_trace_on_any_shard() {
     let mut node = Node::start(&["--cores", "0-1", "--set", "auto.create.topics.enable=false"]);
@@ -465,6 +490,21 @@ fn a_topic_creation_that_fails_part_way_leaves_no_trace_on_any_shard() {
         assert_eq!(produce_wire(&mut c, "half", p, 3), (0, 0), "half-{p} takes writes");
     }
     assert_eq!(traces().len(), 8);
+
+    // Growth is undone the same way: partitions 8..12 with a file where half-10 would go.
+    let obstacle = data_dir.join("half-10");
+    std::fs::write(&obstacle, b"not a partition").unwrap();
+    let (error, message) = grow_topic_wire(&mut c, "half", 12);
+    assert_eq!(error, 56, "KAFKA_STORAGE_ERROR: {message}");
+    assert_eq!(traces().len(), 8, "the new partitions' directories went: {:?}", traces());
+    for mut c in one_on_each_shard(&node) {
+        assert_eq!(partitions_listed(&mut c, "half"), 8, "a shard kept the failed growth");
+    }
+    assert_eq!(produce_wire(&mut c, "half", 7, 1), (0, 3), "the old partitions still take writes");
+    std::fs::remove_file(&obstacle).unwrap();
+    assert_eq!(grow_topic_wire(&mut c, "half", 12).0, 0);
+    assert_eq!(produce_wire(&mut c, "half", 11, 1), (0, 0), "a new partition takes writes");
+    assert_eq!(traces().len(), 12);
 }
 
 /// `connections.max.idle.ms=1000` and a client that pipelines large fetches and never reads

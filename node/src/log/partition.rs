@@ -148,9 +148,9 @@ struct LogState {
     /// Aborted transactions (with their segment's base) not yet in a `.txnindex`: the next
     /// sync round appends and syncs them.
     txn_pending: Vec<(i64, producer::AbortedTxn)>,
-    /// Sealed segments (by base) whose index files could not be written at their roll (a
-    /// full disk): their files are removed (a start rebuilds missing indexes from the
-    /// `.log`) and each sync round and `close` try to write them whole again.
+    /// Segments (by base) whose index files could not be written (a full disk): their files
+    /// are removed (a start rebuilds missing indexes from the `.log`) and each sync round and
+    /// `close` try to write them whole again.
     index_rewrites: Vec<i64>,
 }
 
@@ -767,7 +767,7 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// An index write of sealed segment `base` failed: its index files go (a partial one
+    /// An index write of segment `base` failed: its index files go (a partial one
     /// could pass as sane and hide entries; a missing one is rebuilt at the next start) and
     /// it is written whole again by a later sync round or `close`.
     fn index_write_failed(&self, base: i64) {
@@ -781,7 +781,7 @@ impl PartitionLog {
         }
     }
 
-    /// Writes (and fdatasyncs) the indexes whose writes failed at a roll. Errors are logged
+    /// Writes (and fdatasyncs) the indexes whose writes failed. Errors are logged
     /// and the segments stay listed: nothing acknowledged depends on them.
     async fn rewrite_failed_indexes(&self) {
         let bases = std::mem::take(&mut self.state.borrow_mut().index_rewrites);
@@ -852,25 +852,27 @@ impl PartitionLog {
         }
     }
 
-    /// One fdatasync round: covers everything written when it starts. A failed write of an
-    /// index or `.txnindex` is a `RoundError::Write` (derived data, rebuilt by `repair`); a
-    /// failed fdatasync a `RoundError::Sync`.
+    /// One fdatasync round: covers everything written when it starts. A failed write of a
+    /// `.txnindex` is a `RoundError::Write` (rebuilt by `repair`), a failed fdatasync a
+    /// `RoundError::Sync`; a failed index write fails nothing (`index_write_failed`).
     async fn sync_round(&self) -> Result<(), RoundError> {
         use RoundError::{Sync, Write};
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| Sync(LogError::Offline))?;
         self.rewrite_failed_indexes().await;
         let covered = self.written.get();
-        // The active segment's index entries stay in memory until it rolls or the log
-        // closes: after a crash its indexes are rebuilt from the `.log` anyway (it holds the
-        // recovery point), so writing them each round would only cost two opens.
-        let (active, closed, dir_dirty, txn_entries) = {
+        // The active segment's new index entries reach their files too (opened for it: two
+        // opens per round that has entries), so what is on disk after a sync is what Kafka's
+        // mmapped indexes would show a tool; not fdatasynced — after a crash the active
+        // segment's indexes are rebuilt from the `.log`.
+        let (active, index_writes, closed, dir_dirty, txn_entries) = {
             let mut st = self.state.borrow_mut();
-            let (_, seg) = st.segments.iter().next_back().expect("active segment");
+            let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
             let active = seg.log.clone();
+            let writes = seg.take_index_writes(false);
             let closed = std::mem::take(&mut st.closed_unsynced);
             let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
             let txn_entries = std::mem::take(&mut st.txn_pending);
-            (active, closed, dir_dirty, txn_entries)
+            (active, writes, closed, dir_dirty, txn_entries)
         };
         let sync = |e: LogError| Sync(e);
         for (log, indexes) in &closed {
@@ -886,6 +888,13 @@ impl PartitionLog {
             let entries: Vec<&producer::AbortedTxn> =
                 txn_entries.iter().filter(|(b, _)| *b == base).map(|(_, a)| a).collect();
             append_txn_entries(&self.dir, base, &entries).await.map_err(Write)?;
+        }
+        // As at a roll: a failed index write fails nobody's sync (the entries are derived
+        // data); the files go and are written whole again later.
+        if let Err(e) = index_writes.apply().await {
+            let base = active.base_offset;
+            eprintln!("sluice: {}: index of segment {base} not written: {e}", self.dir.display());
+            self.index_write_failed(base);
         }
         fdatasync(&active.file).await.map_err(sync)?;
         if dir_dirty {

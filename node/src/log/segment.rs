@@ -385,7 +385,7 @@ impl Segment {
         IndexFiles { index, time_index }
     }
 
-    /// Opens (creates) the `.log`; with `truncate`, empties it and removes both index files.
+    /// Opens (creates) the `.log`; with `truncate`, empties it and both index files.
     async fn open_files(
         dir: &Path,
         base_offset: i64,
@@ -394,13 +394,10 @@ impl Segment {
         let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
         let file = Self::open_rw(&log_path, truncate).await?;
         if truncate {
-            // Stale entries of an interrupted roll must not lie past what will be written.
+            // Created empty, as Kafka creates a segment's three files together (tools list
+            // them); stale entries of an interrupted roll must not lie past what is written.
             for path in [&index_path, &time_path] {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io(format!("removing {}", path.display()), e)),
-                }
+                Self::open_rw(path, true).await?.close().await?;
             }
         }
         let index_files = IndexFiles { index: index_path, time_index: time_path };

@@ -79,24 +79,25 @@ impl Shard {
             Err(e) => Err(e),
         };
         if let Err(e) = created {
-            self.undo_create(name, partitions).await;
+            self.undo_partitions(name, 0, partitions).await;
             return Err((errors::KAFKA_STORAGE_ERROR, format!("creating topic {name:?}: {e} (nothing was kept)")));
         }
         Ok(info)
     }
 
-    /// A creation that failed part-way (a shard could not open its partitions: descriptors,
-    /// disk) is taken back everywhere, so that no shard's registry, placement or data dir
-    /// keeps a trace and every shard answers Metadata alike: each shard forgets the topic and
-    /// deletes what it opened, then any partition directory left half made goes, then the
-    /// configs and the placement. Best effort: what cannot be undone is logged.
-    async fn undo_create(self: &Rc<Self>, name: &str, partitions: i32) {
-        let forgotten = self.invoke_each(|_| true, || ops::ApplyDelete { name: name.to_string() }).await;
+    /// A creation (`from` 0) or a growth (`from`: the old count) that failed part-way (a
+    /// shard could not open its partitions: descriptors, disk) is taken back everywhere, so
+    /// that no shard's registry, placement or data dir keeps a trace of partitions `from..to`
+    /// and every shard answers Metadata alike: each shard forgets them and deletes what it
+    /// opened, then any partition directory left half made goes, then the placement (and for
+    /// a creation the configs). Best effort: what cannot be undone is logged.
+    async fn undo_partitions(self: &Rc<Self>, name: &str, from: i32, to: i32) {
+        let forgotten = self.invoke_each(|_| true, || ops::ApplyDelete { name: name.to_string(), from }).await;
         let mut trouble: Vec<String> = match forgotten {
             Ok(results) => results.into_iter().filter_map(Result::err).collect(),
             Err(e) => vec![e],
         };
-        for p in 0..partitions {
+        for p in from..to {
             let dir = self.setup.data_dir.join(TopicPartition::new(name.to_string(), p).dir_name());
             // Only a directory: a file of that name was there before us (and may be why the
             // creation failed); it is not ours to remove.
@@ -106,14 +107,17 @@ impl Shard {
                 }
             }
         }
-        if let Err(e) = crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new()) {
-            trouble.push(e);
+        if from == 0 {
+            if let Err(e) = crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new()) {
+                trouble.push(e);
+            }
         }
-        if let Err(e) = self.unplace_topic(name).await {
+        let table = self.placement.borrow().clone();
+        if let Err(e) = table.persist(&self.setup.data_dir).await {
             trouble.push(e);
         }
         for t in trouble {
-            eprintln!("sluice: undoing the failed creation of topic {name:?}: {t}");
+            eprintln!("sluice: undoing partitions {from}..{to} of topic {name:?}: {t}");
         }
     }
 
@@ -133,11 +137,17 @@ impl Shard {
         let more = (partitions - info.partitions) as usize;
         crate::descriptors::room_for(more, &format!("{more} more partitions of topic {name:?}"))
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        self.place_new_partitions(name, info.partitions, partitions - info.partitions)
-            .await
-            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let old = info.partitions;
         info.partitions = partitions;
-        self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let grown = match self.place_new_partitions(name, old, partitions - old).await {
+            Ok(()) => self.broadcast_topic(&info).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = grown {
+            self.undo_partitions(name, old, partitions).await;
+            let msg = format!("adding partitions {old}..{partitions} to topic {name:?}: {e} (nothing was kept)");
+            return Err((errors::KAFKA_STORAGE_ERROR, msg));
+        }
         Ok(info)
     }
 
@@ -148,10 +158,10 @@ impl Shard {
         let Some(info) = self.registry.borrow().get(name).cloned() else {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
         };
-        self.apply_delete(name).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        self.apply_delete(name, 0).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         crate::topic_config::write(&self.setup.data_dir, name, &BTreeMap::new())
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        let others = self.invoke_each(|s| s != self.id, || ops::ApplyDelete { name: name.to_string() }).await;
+        let others = self.invoke_each(|s| s != self.id, || ops::ApplyDelete { name: name.to_string(), from: 0 }).await;
         for result in others.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))? {
             result.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         }
@@ -159,12 +169,22 @@ impl Shard {
         Ok(info)
     }
 
-    /// Forgets a topic and deletes the directories of the partitions this shard owns.
-    /// Fetches in flight keep their descriptors and finish; the files go with the last one.
-    pub async fn apply_delete(&self, name: &str) -> Result<(), String> {
-        self.registry.borrow_mut().remove(name);
-        self.placement.borrow_mut().remove_topic(name);
-        let owned: Vec<TopicPartition> = self.logs.borrow().keys().filter(|tp| tp.topic == name).cloned().collect();
+    /// Forgets a topic's partitions from `from` on (0: the topic) and deletes the directories
+    /// of those this shard owns. Fetches in flight keep their descriptors and finish; the
+    /// files go with the last one.
+    pub async fn apply_delete(&self, name: &str, from: i32) -> Result<(), String> {
+        if from == 0 {
+            self.registry.borrow_mut().remove(name);
+        } else {
+            let kept = self.registry.borrow().get(name).cloned();
+            if let Some(mut info) = kept {
+                info.partitions = info.partitions.min(from);
+                self.registry.borrow_mut().upsert(info);
+            }
+        }
+        self.placement.borrow_mut().remove_partitions_from(name, from);
+        let owned: Vec<TopicPartition> =
+            self.logs.borrow().keys().filter(|tp| tp.topic == name && tp.partition >= from).cloned().collect();
         for tp in owned {
             if let Some(log) = self.logs.borrow_mut().remove(&tp) {
                 log.stop_cleaning();

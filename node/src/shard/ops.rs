@@ -330,16 +330,18 @@ impl ShardOp for ApplyTopic {
     }
 }
 
-/// From the controller to every shard: forget the topic and delete your partitions.
+/// From the controller to every shard: forget the topic's partitions from `from` on (0: the
+/// whole topic) and delete those you own.
 #[derive(Debug)]
 pub struct ApplyDelete {
     pub name: String,
+    pub from: i32,
 }
 
 impl ShardOp for ApplyDelete {
     type Reply = Result<(), String>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        shard.apply_delete(&self.name).await
+        shard.apply_delete(&self.name, self.from).await
     }
 }
 
