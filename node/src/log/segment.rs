@@ -272,8 +272,9 @@ impl SegmentState {
 /// Where a segment's two index files are. They are opened only to be written or synced and
 /// closed right after (issue #14, Build 2): the entries live in memory, so a segment holds
 /// one descriptor (its `.log`) rather than three, and a node with many partitions starts
-/// and serves under a low `RLIMIT_NOFILE`. A roll, a truncation or a close opens them; a
-/// sync round of a sealed segment opens them once more to fdatasync them.
+/// and serves under a low `RLIMIT_NOFILE`. A sync round with new entries, a roll, a
+/// truncation or a close opens them; a sealed segment's are opened once more to be
+/// fdatasynced.
 #[derive(Debug, Clone)]
 pub struct IndexFiles {
     index: PathBuf,
