@@ -103,6 +103,37 @@ fn connection_count(name: &str, v: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("{name}: {n} is negative"))
 }
 
+/// Parses `advertised.listeners`, Kafka's `NAME://HOST:PORT[,NAME://HOST:PORT...]`: the node
+/// has one plaintext listener, so one entry (named PLAINTEXT, or unnamed); `HOST:PORT` alone is
+/// taken too. IPv6 hosts in brackets. Empty: not set. A host of 0.0.0.0 (or ::) is refused, as
+/// Kafka refuses it: a client cannot connect to "any address".
+pub fn advertised_listener(name: &str, v: &str) -> Result<Option<(String, i32)>, String> {
+    let entries: Vec<&str> = v.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    let entry = match entries.as_slice() {
+        [] => return Ok(None),
+        [one] => *one,
+        _ => return Err(format!("{name}: this node has one listener; give one entry, got {v:?}")),
+    };
+    let address = match entry.split_once("://") {
+        Some((listener, rest)) if listener.eq_ignore_ascii_case("PLAINTEXT") => rest,
+        Some((listener, _)) => {
+            return Err(format!("{name}: listener {listener:?} is not served (only PLAINTEXT), in {entry:?}"))
+        }
+        None => entry,
+    };
+    let bad = || format!("{name}: {entry:?} is not HOST:PORT (IPv6 hosts in brackets)");
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || host.contains(['/', ' ']) || port == 0 {
+        return Err(bad());
+    }
+    if host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+        return Err(format!("{name}: {host} is not an address a client can connect to"));
+    }
+    Ok(Some((host.to_string(), port as i32)))
+}
+
 /// Parses `max.connections.per.ip.overrides` (Kafka's format, `host:count,host:count`).
 /// Hosts must be IP addresses (`[::1]:5` or `::1:5` for IPv6): Kafka resolves host names
 /// when the setting is applied, which here would block a shard on DNS (a dynamic change is
@@ -203,6 +234,11 @@ macro_rules! setting {
 
 const SETTINGS: &[Setting] = &[
     setting!("node.id", Int, Some("0"), false, "this node's id in Metadata responses (default 0)", |c, v| c.node_id = int("node.id", v)?),
+    setting!(
+        "advertised.listeners", List, None, false,
+        "the address clients are told to connect to (Metadata, FindCoordinator, DescribeCluster): `PLAINTEXT://HOST:PORT` or `HOST:PORT`; default: the bound --listen address",
+        |c, v| { c.advertised_listener = advertised_listener("advertised.listeners", v)? }
+    ),
     setting!("num.partitions", Int, Some("1"), false, "partitions of an auto-created topic (default 1)", |c, v| {
         c.num_partitions = int("num.partitions", v)?
     }),
@@ -479,6 +515,8 @@ const SETTINGS: &[Setting] = &[
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// `advertised.listeners`: the host and port clients are given, if set.
+    pub advertised_listener: Option<(String, i32)>,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
     pub default_replication_factor: i16,
@@ -545,6 +583,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             node_id: 0,
+            advertised_listener: None,
             num_partitions: 1,
             auto_create_topics: true,
             default_replication_factor: 1,
@@ -1050,6 +1089,23 @@ fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advertised_listeners_take_kafkas_forms_and_refuse_what_no_client_can_use() {
+        let ok = |v: &str| advertised_listener("advertised.listeners", v).unwrap();
+        assert_eq!(ok("PLAINTEXT://broker-1.example:19092"), Some(("broker-1.example".into(), 19092)));
+        assert_eq!(ok("plaintext://10.0.0.7:9092"), Some(("10.0.0.7".into(), 9092)));
+        assert_eq!(ok("host:9092"), Some(("host".into(), 9092)));
+        assert_eq!(ok("PLAINTEXT://[2001:db8::1]:9092"), Some(("2001:db8::1".into(), 9092)));
+        assert_eq!(ok(""), None);
+        for bad in ["PLAINTEXT://0.0.0.0:9092", "[::]:9092", "SSL://h:9093", "h:0", "h", "a:1,b:2", "PLAINTEXT://:9092"]
+        {
+            assert!(advertised_listener("advertised.listeners", bad).is_err(), "{bad} accepted");
+        }
+        let mut c = BrokerConfig::default();
+        c.set_all(["advertised.listeners=PLAINTEXT://sluice.example:9092"]).unwrap();
+        assert_eq!(c.advertised_listener, Some(("sluice.example".into(), 9092)));
+    }
 
     #[test]
     fn kafka_names_set_typed_fields_and_typos_are_errors() {

@@ -209,7 +209,10 @@ async fn shard_main(
     shard.start_coordinators().await?;
     let listener = bind_listener(id, &args.listen, &startup)?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    *shard.advertised.borrow_mut() = (local.ip().to_string(), local.port() as i32);
+    *shard.advertised.borrow_mut() = match &setup.config.advertised_listener {
+        Some(advertised) => advertised.clone(),
+        None => (local.ip().to_string(), local.port() as i32),
+    };
     let admin_addr = match (&args.admin, id) {
         (Some(addr), 0) => {
             // One socket, without SO_REUSEPORT: nobody else can bind it while it is ours.

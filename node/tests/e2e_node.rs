@@ -125,3 +125,39 @@ fn bad_settings_are_refused_at_start() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+/// `advertised.listeners` (Kafka's name and form): clients are told the advertised address,
+/// not the bound one, in Metadata, FindCoordinator and DescribeCluster; 0.0.0.0 is refused
+/// at start, as Kafka refuses it.
+#[test]
+fn advertised_listeners_is_the_address_clients_are_given() {
+    use kafka_protocol::messages::{
+        ApiKey, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+        MetadataRequest, MetadataResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use support::wire::Client;
+    let node = Node::start(&["--cores", "0-1", "--set", "advertised.listeners=PLAINTEXT://sluice.example:19092"]);
+    let mut c = Client::connect(node.bootstrap());
+    c.send(ApiKey::Metadata, 9, &MetadataRequest::default().with_topics(None));
+    let meta: MetadataResponse = c.recv(ApiKey::Metadata, 9);
+    let brokers: Vec<(String, i32)> = meta.brokers.iter().map(|b| (b.host.to_string(), b.port)).collect();
+    assert_eq!(brokers, [("sluice.example".to_string(), 19092)]);
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")).with_key_type(0);
+    c.send(ApiKey::FindCoordinator, 3, &find);
+    let coordinator: FindCoordinatorResponse = c.recv(ApiKey::FindCoordinator, 3);
+    assert_eq!(coordinator.error_code, 0);
+    assert_eq!((coordinator.host.to_string(), coordinator.port), ("sluice.example".to_string(), 19092));
+    c.send(ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
+    let cluster: DescribeClusterResponse = c.recv(ApiKey::DescribeCluster, 0);
+    let brokers: Vec<(String, i32)> = cluster.brokers.iter().map(|b| (b.host.to_string(), b.port)).collect();
+    assert_eq!(brokers, [("sluice.example".to_string(), 19092)]);
+
+    let mut refused = support::sluice_command();
+    refused.args(["--listen", "127.0.0.1:0", "--admin", "off", "--set", "advertised.listeners=0.0.0.0:9092"]);
+    refused.arg("--data-dir").arg(node.data_dir().join("other"));
+    let out = run(refused, None, Duration::from_secs(20));
+    assert!(!out.status.success(), "started with 0.0.0.0 advertised");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("advertised.listeners"), "{err}");
+}
