@@ -77,12 +77,31 @@ pub fn open_count() -> Option<usize> {
     Some(entries.count().saturating_sub(1))
 }
 
+/// The descriptors open now against the soft limit and its reserve.
+#[derive(Debug, Clone, Copy)]
+pub struct Headroom {
+    pub open: usize,
+    pub limit: usize,
+    pub reserve: usize,
+}
+
+impl Headroom {
+    /// Counted now; `None` if the open descriptors cannot be counted (no procfs).
+    pub fn now() -> Option<Headroom> {
+        let limit = soft_limit();
+        Some(Headroom { open: open_count()?, limit, reserve: reserve(limit) })
+    }
+
+    /// Descriptors that may still be opened without touching the reserve.
+    pub fn free(&self) -> usize {
+        self.limit.saturating_sub(self.reserve).saturating_sub(self.open)
+    }
+}
+
 /// Room for `more` descriptors beyond those open now, keeping the reserve: `Err` names the
 /// limit for the client (a CreateTopics that would leave the node without its reserve).
 pub fn room_for(more: usize, what: &str) -> Result<(), String> {
-    let limit = soft_limit();
-    let Some(open) = open_count() else { return Ok(()) };
-    let reserve = reserve(limit);
+    let Some(Headroom { open, limit, reserve }) = Headroom::now() else { return Ok(()) };
     if open.saturating_add(more).saturating_add(reserve) <= limit {
         return Ok(());
     }

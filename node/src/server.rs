@@ -63,10 +63,8 @@ struct Startup {
 /// Once every partition is open: says so when the descriptor limit leaves room for few
 /// connections (`descriptors`; `sluice doctor` explains the same from outside).
 fn warn_if_few_descriptors(soft: u64, hard: u64) {
-    let Some(open) = crate::descriptors::open_count() else { return };
-    let limit = usize::try_from(soft).unwrap_or(usize::MAX);
-    let reserve = crate::descriptors::reserve(limit);
-    let room = limit.saturating_sub(reserve).saturating_sub(open);
+    let Some(headroom) = crate::descriptors::Headroom::now() else { return };
+    let (open, reserve, room) = (headroom.open, headroom.reserve, headroom.free());
     if room < crate::descriptors::LOW_ROOM_WARNING {
         eprintln!(
             "sluice: warning: the descriptor limit is low: RLIMIT_NOFILE {soft} (hard {hard}), {open} open after \
