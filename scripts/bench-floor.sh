@@ -30,7 +30,8 @@
 # extra node settings; IGGY_DIR (a built apache/iggy checkout: target/release/iggy-server and
 # iggy-bench; the iggy run is skipped without it); IGGY_MB [4000] data per iggy-bench run (more
 # than ~10 GB does not fit iggy-bench in the 4 GiB cgroup: it aborts on an allocation); BASE_BIN (another sluice binary, e.g. an
-# earlier commit's, measured like sluice-bench by the tool "base"); OUT [bench/out/floor-<UTC time>].
+# earlier commit's, measured like sluice-bench by the tool "base"; default this build); BASE_SET
+# [NODE_SET] the base run's node settings (the same binary under other settings); OUT [bench/out/floor-<UTC time>].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
@@ -97,8 +98,10 @@ run_floor() {
 
 run_sluice_bench() {
     local d tool="${2:-sluice-bench}"
+    local set="${NODE_SET:-}"
+    [ "$tool" = base ] && set="${BASE_SET:-$set}"
     d="$(fresh sb-$1)"
-    NODE_BIN="${3:-target/release/sluice}" node_start "$d" ${NODE_SET:-}
+    NODE_BIN="${3:-target/release/sluice}" node_start "$d" $set
     "$bench" produce --bootstrap "$kafka" --topic floor --partitions "$partitions" --size "$size" --acks "$acks" \
         --batch-bytes "$batch" --in-flight 5 --cores "$load_core" --warmup 2 --duration "$secs" --node-pid "$node" \
         --quiet 1 --out "$out/$tool-$1" >"$out/$tool-$1.txt"
@@ -265,7 +268,7 @@ for r in $(seq "$rounds"); do
         case "$t" in
             floor) measured run_floor "$r" ;;
             sluice-bench) measured run_sluice_bench "$r" ;;
-            base) measured run_sluice_bench "$r" base "$BASE_BIN" ;;
+            base) measured run_sluice_bench "$r" base "${BASE_BIN:-target/release/sluice}" ;;
             rdkafka) measured run_rdkafka "$r" ;;
             iggy) measured run_iggy "$r" ;;
             consume) measured run_consume "$r" ;;

@@ -477,6 +477,11 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.log.write_behind_bytes = int("log.write.behind.bytes", v)? }
     ),
     setting!(
+        "log.roll.flush.delay.ms", Long, Some("35000"), false,
+        "Sluice's own: fdatasync a rolled segment this long after the roll (Kafka: at once, 0); by default after the kernel's own writeback (dirty_expire 30 s + 5 s), so the flush costs no writeback on the shard's core (default 35000)",
+        |c, v| { c.log.roll_flush_delay_ms = int("log.roll.flush.delay.ms", v)? }
+    ),
+    setting!(
         "fetch.send.method", String, Some("sendfile"), false,
         "Sluice's own: how fetched records reach the socket: sendfile, splice or copy (default sendfile)",
         |c, v| { c.fetch_send_method = v.trim().trim_matches('"').parse::<SendMethod>()? }

@@ -277,6 +277,8 @@ fn random_config(rng: &mut fastrand::Rng) -> LogConfig {
         segment_ms: if rng.bool() { rng.i64(200..=3_000) } else { i64::MAX },
         retention_ms: if rng.bool() { rng.i64(1_000..=8_000) } else { -1 },
         retention_bytes: if rng.bool() { rng.i64(4_096..=40_000) } else { -1 },
+        // Roll flushes at once or a little later, racing the model's next operations.
+        roll_flush_delay_ms: rng.i64(0..=20),
         ..LogConfig::default()
     }
 }

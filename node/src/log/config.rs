@@ -5,6 +5,12 @@ use crate::limits::{
     SEGMENT_INDEX_BYTES_DEFAULT,
 };
 
+/// Default of `log.roll.flush.delay.ms`: the kernel's `vm.dirty_expire_centisecs` (30 s) plus
+/// one period of its flusher (`vm.dirty_writeback_centisecs`, 5 s), at their defaults. By then
+/// the kernel's flusher threads have written the sealed segment's pages back, so the flush
+/// finds them clean and only commits the journal and flushes the device cache.
+pub const ROLL_FLUSH_DELAY_MS_DEFAULT: i64 = 35_000;
+
 /// Kafka's defaults, so an operator reading Kafka's documentation gets what it says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
@@ -38,6 +44,9 @@ pub struct LogConfig {
     /// `log.write.behind.bytes` (Sluice's own): start writeback of every this many bytes
     /// written (0 = leave it to the kernel's flusher). See `PartitionLog::write_behind`.
     pub write_behind_bytes: u64,
+    /// `log.roll.flush.delay.ms` (Sluice's own): how long after a roll the sealed segment is
+    /// fdatasynced (Kafka flushes it at once). See `PartitionLog::schedule_roll_flush`.
+    pub roll_flush_delay_ms: i64,
     /// `cleanup.policy` holds `delete`: retention deletes old segments.
     pub cleanup_delete: bool,
     /// `cleanup.policy` holds `compact`: the shard's cleaner keeps the latest record per key
@@ -97,6 +106,7 @@ impl Default for LogConfig {
             validate_records: true,
             write_method: WriteMethod::Pwritev,
             write_behind_bytes: 0,
+            roll_flush_delay_ms: ROLL_FLUSH_DELAY_MS_DEFAULT,
             cleanup_delete: true,
             cleanup_compact: false,
             min_cleanable_dirty_ratio: 0.5,
@@ -121,6 +131,9 @@ impl LogConfig {
         }
         if self.flush_messages < 1 {
             return Err("flush.messages must be at least 1".into());
+        }
+        if self.roll_flush_delay_ms < 0 {
+            return Err(format!("log.roll.flush.delay.ms must not be negative, got {}", self.roll_flush_delay_ms));
         }
         if self.flush_ms < 0 {
             return Err(format!("flush.ms must not be negative, got {}", self.flush_ms));

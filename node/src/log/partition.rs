@@ -131,6 +131,11 @@ struct LogState {
     repair_not_before_ms: i64,
     /// Rolled segments whose data and indexes the next sync round must fsync.
     closed_unsynced: Vec<(Rc<SegmentFile>, IndexFiles)>,
+    /// Rolls whose sealed segments are yet to be flushed: (when, the new active segment's
+    /// base), oldest first (`schedule_roll_flush`).
+    roll_flushes: VecDeque<(i64, i64)>,
+    /// A task is working through `roll_flushes`.
+    roll_flusher_running: bool,
     /// A segment file was created or deleted since the directory was last fsynced.
     dir_dirty: bool,
     /// When the oldest append not yet covered by a sync was made (for `flush.ms`).
@@ -269,6 +274,8 @@ impl PartitionLog {
                 repairing: false,
                 repair_not_before_ms: 0,
                 closed_unsynced: Vec::new(),
+                roll_flushes: VecDeque::new(),
+                roll_flusher_running: false,
                 dir_dirty: false,
                 first_unflushed_ms: None,
                 epochs,
@@ -432,7 +439,7 @@ impl PartitionLog {
                     let written = self.written.wait_for(as_watch(info.last_offset + 1));
                     self.start_writer();
                     if flush_now {
-                        self.spawn_flush(info.last_offset + 1, true);
+                        self.spawn_flush(info.last_offset + 1);
                     }
                     written.await.map_err(|_| LogError::Offline)?;
                     if epoch_changed {
@@ -447,13 +454,8 @@ impl PartitionLog {
                 }
                 Enqueue::NeedRoll => {
                     self.roll().await?;
-                    // As Kafka's roll: the sealed segment is flushed in the background (the
-                    // append does not wait). The sync round also lets go of the sealed
-                    // segment's handle: without it a partition that never syncs (acks=1, no
-                    // `flush.*`) would hold every rolled segment's descriptor — and, once
-                    // retention deleted it, its disk space — for good.
                     let base = self.next_offset();
-                    self.spawn_flush(base, false);
+                    self.schedule_roll_flush(base);
                 }
                 Enqueue::Busy => self.wait_structure().await,
             }
@@ -535,16 +537,74 @@ impl PartitionLog {
         Ok(Enqueue::Done(info, epoch_changed, flush_now))
     }
 
-    /// Syncs up to `offset` in the background; the append does not wait for it. For
-    /// `flush.messages` (`scheduled`: clears the flag that keeps one such flush at a time)
-    /// and after a roll.
-    fn spawn_flush(self: &Rc<Self>, offset: i64, scheduled: bool) {
+    /// Syncs up to `offset` in the background for `flush.messages`; the append does not wait
+    /// for it. Clears the flag that keeps one such flush at a time.
+    fn spawn_flush(self: &Rc<Self>, offset: i64) {
         let this = Rc::clone(self);
         glommio::spawn_local(async move {
             // An error has already taken the partition offline; nothing more to do here.
             let _ = this.sync_to(offset).await;
-            if scheduled {
-                this.state.borrow_mut().flush_scheduled = false;
+            this.state.borrow_mut().flush_scheduled = false;
+        })
+        .detach();
+    }
+
+    /// As Kafka's roll, the segments sealed below `base` are flushed in the background (the
+    /// append does not wait) and the recovery point moves up to `base`, so a start after a
+    /// crash re-validates only what came after. The flush also lets go of the sealed
+    /// segments' handles: without it a partition that never syncs (acks=1, no `flush.*`)
+    /// would hold every rolled segment's descriptor for good.
+    ///
+    /// Unlike Kafka, not at once but `log.roll.flush.delay.ms` later (35 s by default): an
+    /// fdatasync right after the roll writes the whole segment back itself, on an io-wq
+    /// worker that runs on the shard's core — about 10 % of an acks=1 produce's CPU per GiB
+    /// (bench/RESULTS.md (11), (12)) that the kernel's flusher threads spend anyway, off the
+    /// shard, once the pages are `vm.dirty_expire_centisecs` old. Flushed after that, the
+    /// pages are clean and the flush only commits the journal and flushes the device cache.
+    /// A crash in between re-validates a little more of the log at the next start (at most
+    /// what was written in the delay); nothing acknowledged depends on it (acks=all syncs).
+    fn schedule_roll_flush(self: &Rc<Self>, base: i64) {
+        let due = crate::runtime::now_ms().saturating_add(self.config().roll_flush_delay_ms);
+        {
+            let mut st = self.state.borrow_mut();
+            st.roll_flushes.push_back((due, base));
+            if std::mem::replace(&mut st.roll_flusher_running, true) {
+                return;
+            }
+        }
+        // Weak: a pending flush does not keep a closed or deleted partition alive.
+        let weak = Rc::downgrade(self);
+        glommio::spawn_local(async move {
+            loop {
+                let Some(due) = weak.upgrade().and_then(|log| log.state.borrow().roll_flushes.front().map(|r| r.0))
+                else {
+                    return;
+                };
+                let wait = due - crate::runtime::now_ms();
+                if wait > 0 {
+                    glommio::timer::sleep(std::time::Duration::from_millis(wait as u64)).await;
+                }
+                let Some(log) = weak.upgrade() else { return };
+                let upto = {
+                    let mut st = log.state.borrow_mut();
+                    let now = crate::runtime::now_ms();
+                    let mut upto = None;
+                    while let Some(&(_, base)) = st.roll_flushes.front().filter(|r| r.0 <= now) {
+                        upto = Some(base);
+                        st.roll_flushes.pop_front();
+                    }
+                    upto
+                };
+                if let Some(base) = upto {
+                    // An error has already taken the partition offline; nothing more to do.
+                    let _ = log.sync_sealed(base).await;
+                }
+                let mut st = log.state.borrow_mut();
+                if st.roll_flushes.is_empty() || st.offline {
+                    st.roll_flushes.clear();
+                    st.roll_flusher_running = false;
+                    return;
+                }
             }
         })
         .detach();
@@ -815,6 +875,20 @@ impl PartitionLog {
     /// Waits until every offset below `offset` is on disk, sharing fdatasync rounds with every
     /// other waiter (group commit). acks=all waits on this.
     pub async fn sync_to(&self, offset: i64) -> Result<(), LogError> {
+        self.sync_upto(offset, false).await
+    }
+
+    /// `sync_to(base)` for the flush after a roll to `base`: when it needs a round of its own,
+    /// that round syncs the sealed segments (and the directory) but not the active one,
+    /// whose pages the kernel may still be writing back. Offsets below `base` all lie in
+    /// sealed segments, so they are then on disk all the same. A truncation since may have
+    /// cut the log below `base`: then up to the active segment's base.
+    pub async fn sync_sealed(&self, base: i64) -> Result<(), LogError> {
+        let active_base = self.state.borrow().segments.keys().next_back().copied().unwrap_or(0);
+        self.sync_upto(base.min(active_base), true).await
+    }
+
+    async fn sync_upto(&self, offset: i64, sealed_only: bool) -> Result<(), LogError> {
         let target = as_watch(offset);
         loop {
             if self.synced.get() >= target {
@@ -835,7 +909,7 @@ impl PartitionLog {
                 self.sync_rounds.wait_for(round + 1).await.map_err(|_| LogError::Offline)?;
                 continue;
             }
-            let result = self.sync_round().await;
+            let result = self.sync_round(sealed_only.then_some(target)).await;
             self.state.borrow_mut().sync_running = false;
             self.sync_rounds.advance(round + 1);
             match result {
@@ -852,14 +926,20 @@ impl PartitionLog {
         }
     }
 
-    /// One fdatasync round: covers everything written when it starts. A failed write of a
-    /// `.txnindex` is a `RoundError::Write` (rebuilt by `repair`), a failed fdatasync a
-    /// `RoundError::Sync`; a failed index write fails nothing (`index_write_failed`).
-    async fn sync_round(&self) -> Result<(), RoundError> {
+    /// One fdatasync round: covers everything written when it starts — or, with `sealed`
+    /// (an offset no higher than the active segment's base, all written), only the sealed
+    /// segments, up to that offset. A failed write of a `.txnindex` is a `RoundError::Write`
+    /// (rebuilt by `repair`), a failed fdatasync a `RoundError::Sync`; a failed index write
+    /// fails nothing (`index_write_failed`).
+    async fn sync_round(&self, sealed: Option<u64>) -> Result<(), RoundError> {
         use RoundError::{Sync, Write};
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| Sync(LogError::Offline))?;
         self.rewrite_failed_indexes().await;
-        let covered = self.written.get();
+        let written = self.written.get();
+        let active_base = self.state.borrow().segments.keys().next_back().map_or(0, |&b| as_watch(b));
+        // A truncation between the caller's check and the permit: sync it all.
+        let sealed = sealed.filter(|&upto| upto <= active_base && upto <= written);
+        let covered = sealed.unwrap_or(written);
         // The active segment's new index entries reach their files too (opened for it: two
         // opens per round that has entries), so what is on disk after a sync is what Kafka's
         // mmapped indexes would show a tool; not fdatasynced — after a crash the active
@@ -868,7 +948,8 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             let (_, seg) = st.segments.iter_mut().next_back().expect("active segment");
             let active = seg.log.clone();
-            let writes = seg.take_index_writes(false);
+            // A sealed-only round leaves the active segment's entries for a later round.
+            let writes = sealed.is_none().then(|| seg.take_index_writes(false));
             let closed = std::mem::take(&mut st.closed_unsynced);
             let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
             let txn_entries = std::mem::take(&mut st.txn_pending);
@@ -891,12 +972,14 @@ impl PartitionLog {
         }
         // As at a roll: a failed index write fails nobody's sync (the entries are derived
         // data); the files go and are written whole again later.
-        if let Err(e) = index_writes.apply().await {
-            let base = active.base_offset;
-            eprintln!("sluice: {}: index of segment {base} not written: {e}", self.dir.display());
-            self.index_write_failed(base);
+        if let Some(index_writes) = index_writes {
+            if let Err(e) = index_writes.apply().await {
+                let base = active.base_offset;
+                eprintln!("sluice: {}: index of segment {base} not written: {e}", self.dir.display());
+                self.index_write_failed(base);
+            }
+            fdatasync(&active.file).await.map_err(sync)?;
         }
-        fdatasync(&active.file).await.map_err(sync)?;
         if dir_dirty {
             sync_dir(&self.dir).await.map_err(sync)?;
         }
@@ -1258,6 +1341,8 @@ impl PartitionLog {
                 st.segments.remove(base);
             }
             st.txn_pending.retain(|(b, _)| !removed.contains(b));
+            // A deleted segment needs no flush: its descriptor goes now, not at the next round.
+            st.closed_unsynced.retain(|(log, _)| !removed.contains(&log.base_offset));
             if !removed.is_empty() {
                 st.dir_dirty = true;
             }
