@@ -33,11 +33,13 @@ const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 const REQUEST_HEADERS_MAX: usize = 64;
 
 /// The paths served, with what each returns (the 404 body lists them).
-pub const PATHS: [(&str, &str); 7] = [
+pub const PATHS: [(&str, &str); 9] = [
     ("/metrics", "Prometheus text: per-shard load and latency, per-partition offsets and bytes, groups"),
     ("/layout", "JSON: partitions with their shard, sizes, offsets and bytes/s; each shard's load"),
     ("/groups", "JSON: consumer groups, members, assignments, committed offsets and lag"),
     ("/groups.txt", "the table `sluice groups` prints"),
+    ("/v1/brokers", "JSON: the cluster's registered brokers (a node on its own: itself)"),
+    ("/v1/cluster/quorum", "JSON: this node's view of the metadata quorum: leader, epoch, high watermark, voters"),
     ("/v1/partitions/kafka/T/P", "JSON: partition P of topic T: its core (replicas) and move status"),
     ("/v1/partitions/kafka/T/P/replicas", "POST [{\"node_id\": N, \"core\": C}]: move the partition to core C"),
     ("/v1/partitions/rebalance_cores", "POST: move partitions so the cores' measured load evens out"),
@@ -148,7 +150,8 @@ async fn handle(shard: &Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()>
             (status, kind, text, false)
         }
         Parsed::Request(method, path, _, _) => {
-            let known = PATHS.iter().take(4).any(|(p, _)| *p == path);
+            // The GET documents: the paths before the partition ones.
+            let known = PATHS.iter().take(6).any(|(p, _)| *p == path);
             match method.as_str() {
                 _ if !known => ("404 Not Found", "text/plain", not_found(&path), false),
                 "GET" | "HEAD" => {
@@ -278,6 +281,11 @@ async fn document(shard: &Rc<Shard>, path: &str) -> (&'static str, String) {
             let groups = shard.groups_everywhere(|| Views).await;
             ("application/json", report::groups_json(&groups, &p))
         }
+        "/v1/brokers" => ("application/json", brokers_json(shard)),
+        "/v1/cluster/quorum" => {
+            let status = shard.quorum.borrow().as_ref().map(|q| q.status());
+            ("application/json", serde_json::to_string(&status).expect("the status serializes"))
+        }
         "/groups.txt" => {
             let (_, p) = shard.all_stats().await;
             let groups = shard.groups_everywhere(|| Views).await;
@@ -288,6 +296,24 @@ async fn document(shard: &Rc<Shard>, path: &str) -> (&'static str, String) {
             ("application/json", metrics::layout_json(&m, &p))
         }
     }
+}
+
+/// `/v1/brokers`, in Redpanda's shape: the registered brokers of the cluster, or this node
+/// alone when it is not in one.
+fn brokers_json(shard: &Rc<Shard>) -> String {
+    let quorum = shard.quorum.borrow().clone();
+    let brokers: Vec<serde_json::Value> = match quorum {
+        Some(q) => q
+            .brokers()
+            .into_iter()
+            .map(|b| serde_json::json!({"node_id": b.id, "host": b.host, "port": b.port, "broker_epoch": b.epoch}))
+            .collect(),
+        None => {
+            let (host, port) = shard.advertised.borrow().clone();
+            vec![serde_json::json!({"node_id": shard.config().node_id, "host": host, "port": port})]
+        }
+    };
+    serde_json::Value::Array(brokers).to_string()
 }
 
 #[cfg(test)]

@@ -239,6 +239,11 @@ const SETTINGS: &[Setting] = &[
         "the address clients are told to connect to (Metadata, FindCoordinator, DescribeCluster): `PLAINTEXT://HOST:PORT` or `HOST:PORT`; default: the bound --listen address",
         |c, v| { c.advertised_listener = advertised_listener("advertised.listeners", v)? }
     ),
+    setting!(
+        "controller.quorum.voters", List, None, false,
+        "the cluster's voters, ID@HOST:PORT,... (Kafka's form): every node is one, its own entry is where it listens for the quorum; unset: the node runs alone",
+        |c, v| { c.quorum_voters = if v.trim().is_empty() { None } else { Some(crate::quorum::parse_voters(v)?) } }
+    ),
     setting!("num.partitions", Int, Some("1"), false, "partitions of an auto-created topic (default 1)", |c, v| {
         c.num_partitions = int("num.partitions", v)?
     }),
@@ -522,6 +527,9 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `advertised.listeners`: the host and port clients are given, if set.
     pub advertised_listener: Option<(String, i32)>,
+    /// `controller.quorum.voters`: the cluster's nodes and their quorum addresses; none =
+    /// a node on its own.
+    pub quorum_voters: Option<Vec<crate::quorum::Voter>>,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
     pub default_replication_factor: i16,
@@ -589,6 +597,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 0,
             advertised_listener: None,
+            quorum_voters: None,
             num_partitions: 1,
             auto_create_topics: true,
             default_replication_factor: 1,

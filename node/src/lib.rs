@@ -28,6 +28,7 @@ pub mod partition;
 pub mod placement;
 pub mod protocol;
 pub mod protocol_guard;
+pub mod quorum;
 pub mod runtime;
 pub mod server;
 pub mod shard;

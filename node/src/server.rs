@@ -211,6 +211,12 @@ async fn shard_main(
         Some(advertised) => advertised.clone(),
         None => (local.ip().to_string(), local.port() as i32),
     };
+    if let (Some(voters), 0) = (&setup.config.quorum_voters, id) {
+        let quorum = crate::quorum::Quorum::start(setup.config.node_id, voters, &setup.data_dir).await?;
+        *shard.quorum.borrow_mut() = Some(quorum.clone());
+        let (host, port) = shard.advertised.borrow().clone();
+        glommio::spawn_local(register_broker(quorum, setup.config.node_id, host, port)).detach();
+    }
     let admin_addr = match (&args.admin, id) {
         (Some(addr), 0) => {
             // One socket, without SO_REUSEPORT: nobody else can bind it while it is ours.
@@ -256,6 +262,25 @@ async fn shard_main(
         }
         Ok(())
     }
+}
+
+/// Registers this node's Kafka listener in the quorum (KRaft's broker registration), retrying
+/// until a leader commits it: until then the cluster does not list this broker.
+async fn register_broker(quorum: Rc<crate::quorum::Quorum>, id: i32, host: String, port: i32) {
+    let incarnation = rand_incarnation();
+    let record = crate::quorum::Record::RegisterBroker { id, host, port, incarnation };
+    loop {
+        match quorum.propose(record.clone(), Duration::from_secs(10)).await {
+            Ok(()) => return,
+            Err(e) => eprintln!("sluice: broker registration not committed yet: {e}"),
+        }
+    }
+}
+
+/// Tells this start of the node from its earlier ones (KRaft's incarnation id).
+fn rand_incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    (nanos as u64) ^ ((std::process::id() as u64) << 32)
 }
 
 /// Shares of the load sampler's task queue against the default queue's 1000: it runs once a

@@ -91,6 +91,8 @@ pub struct Shard {
     controller: Semaphore,
     /// The Kafka listener's address, for Metadata responses.
     pub advertised: RefCell<(String, i32)>,
+    /// Shard 0 of a node in a cluster (`controller.quorum.voters`): its part in the quorum.
+    pub quorum: RefCell<Option<Rc<crate::quorum::Quorum>>>,
     /// Set when the node is stopping: connections stop taking new requests.
     pub stopping: std::cell::Cell<bool>,
     /// Requests (from connections or other shards) being handled on this shard right now.
@@ -170,6 +172,7 @@ impl Shard {
             peer_of_shard,
             controller: Semaphore::new(1),
             advertised: RefCell::new(("127.0.0.1".into(), 9092)),
+            quorum: RefCell::new(None),
         })
     }
 

@@ -1,0 +1,160 @@
+//! The cluster's metadata quorum (issue #15, Build 1 and the first part of Build 2), on three
+//! node processes on 127.0.0.1, 127.0.0.2 and 127.0.0.3 started with Kafka's settings
+//! (`node.id`, `controller.quorum.voters`): they elect one leader, every node learns every
+//! broker's registration (its Kafka listener) through the replicated log, a SIGKILLed leader
+//! is replaced by one of the two left with a higher epoch, and the killed node comes back as
+//! a follower whose new registration (new port, higher broker epoch) every node sees.
+
+mod support;
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+use support::{http_get, sluice_command, Node};
+
+/// How long the quorum may take to settle after a start or a death before the test gives up
+/// (a liveness bound, not a speed claim: elections take 1-2 s timeouts).
+const SETTLE: Duration = Duration::from_secs(20);
+
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}")).local_addr().unwrap().port()
+}
+
+fn voters() -> String {
+    (1..=3).map(|i| format!("{i}@127.0.0.{i}:{}", free_port(&format!("127.0.0.{i}")))).collect::<Vec<_>>().join(",")
+}
+
+fn start_node(i: usize, voters: &str) -> Node {
+    let (listen, admin) = (format!("127.0.0.{i}:0"), format!("127.0.0.{i}:0"));
+    let (id, voters) = (format!("node.id={i}"), format!("controller.quorum.voters={voters}"));
+    let args = ["--cores", "0", "--listen", &listen, "--admin", &admin, "--set", &id, "--set", &voters];
+    Node::start(&args)
+}
+
+fn quorum(node: &Node) -> Value {
+    let (code, body) = http_get(node.admin().expect("an admin listener"), "/v1/cluster/quorum");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// (node id, host, port, broker epoch) of every registered broker, as `node` sees them.
+fn brokers(node: &Node) -> Vec<(i64, String, i64, i64)> {
+    let (code, body) = http_get(node.admin().expect("an admin listener"), "/v1/brokers");
+    assert_eq!(code, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let list = doc.as_array().unwrap_or_else(|| panic!("not a list: {body}"));
+    list.iter()
+        .map(|b| {
+            let host = b["host"].as_str().unwrap_or_default().to_string();
+            (b["node_id"].as_i64().unwrap(), host, b["port"].as_i64().unwrap(), b["broker_epoch"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+/// The Kafka listener each running node advertises: (node id, host, port).
+fn listeners(nodes: &[(usize, &Node)]) -> Vec<(i64, String, i64)> {
+    nodes
+        .iter()
+        .map(|(i, n)| {
+            let (host, port) = n.bootstrap().rsplit_once(':').unwrap();
+            (*i as i64, host.to_string(), port.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Every node with its node id (1-based, as started).
+fn all(nodes: &[Node]) -> Vec<(usize, &Node)> {
+    nodes.iter().enumerate().map(|(i, n)| (i + 1, n)).collect()
+}
+
+/// Waits until every node in `nodes` names the same leader in the same epoch and holds the
+/// same committed log; returns (leader id, epoch).
+fn settled(nodes: &[(usize, &Node)]) -> (i64, i64) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let views: Vec<Value> = nodes.iter().map(|(_, n)| quorum(n)).collect();
+        let leader = views[0]["leader_id"].as_i64();
+        let agree = views.iter().all(|v| {
+            v["leader_id"].as_i64() == leader
+                && v["leader_epoch"] == views[0]["leader_epoch"]
+                && v["high_watermark"] == views[0]["high_watermark"]
+        });
+        let leader_listed = leader.is_some_and(|l| nodes.iter().any(|(i, _)| *i as i64 == l));
+        if agree && leader_listed {
+            let leading: Vec<_> = views.iter().filter(|v| v["state"] == "leader").collect();
+            assert_eq!(leading.len(), 1, "one node calls itself leader: {views:?}");
+            return (leader.unwrap(), views[0]["leader_epoch"].as_i64().unwrap());
+        }
+        assert!(Instant::now() < deadline, "the quorum did not settle within {SETTLE:?}: {views:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until every node lists exactly `expected` (id, host, port) as the registered brokers.
+fn registered(nodes: &[(usize, &Node)], expected: &[(i64, String, i64)]) -> Vec<(i64, String, i64, i64)> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let seen: Vec<_> = nodes.iter().map(|(_, n)| brokers(n)).collect();
+        let matches = |list: &Vec<(i64, String, i64, i64)>| {
+            list.iter().map(|(i, h, p, _)| (*i, h.clone(), *p)).collect::<Vec<_>>() == expected
+        };
+        if seen.iter().all(matches) && seen.iter().all(|s| *s == seen[0]) {
+            return seen[0].clone();
+        }
+        assert!(Instant::now() < deadline, "registrations did not reach every node: {seen:?}, expected {expected:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_nodes_elect_a_leader_share_their_registrations_and_replace_a_killed_leader() {
+    let voters = voters();
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+
+    let (leader, epoch) = settled(&all(&nodes));
+    let first = registered(&all(&nodes), &listeners(&all(&nodes)));
+    for (i, host, _, broker_epoch) in &first {
+        assert_eq!(host, &format!("127.0.0.{i}"), "each node registers its own listener");
+        assert!(*broker_epoch > 0, "a broker epoch is the registration's log index: {first:?}");
+    }
+
+    // The leader dies without a word; the other two elect one of themselves, later in time.
+    let dead = leader as usize;
+    nodes[dead - 1].kill();
+    let started = Instant::now();
+    let rest: Vec<(usize, &Node)> = all(&nodes).into_iter().filter(|(i, _)| *i != dead).collect();
+    let (new_leader, new_epoch) = settled(&rest);
+    let failover = started.elapsed();
+    assert_ne!(new_leader, leader, "a dead node cannot lead");
+    assert!(new_epoch > epoch, "a new leader comes with a higher epoch: {epoch} then {new_epoch}");
+    eprintln!(
+        "leader {leader} (epoch {epoch}) killed: node {new_leader} leads in epoch {new_epoch} after {failover:?}"
+    );
+
+    // It comes back (on a new Kafka port) as a follower and registers again.
+    nodes[dead - 1].restart();
+    let (after, _) = settled(&all(&nodes));
+    assert_eq!(after, new_leader, "a returning node follows the leader it finds");
+    let second = registered(&all(&nodes), &listeners(&all(&nodes)));
+    let old = first.iter().find(|b| b.0 == dead as i64).unwrap();
+    let new = second.iter().find(|b| b.0 == dead as i64).unwrap();
+    assert!(new.3 > old.3, "the new registration has a higher broker epoch: {old:?} then {new:?}");
+    for n in &mut nodes {
+        n.stop();
+    }
+}
+
+#[test]
+fn a_node_whose_id_is_not_among_the_voters_refuses_to_start_and_says_why() {
+    let data = sluice::testing::TempDir::new("not-a-voter");
+    let voters = format!("1@127.0.0.1:{},2@127.0.0.2:{}", free_port("127.0.0.1"), free_port("127.0.0.2"));
+    let out = sluice_command()
+        .args(["--listen", "127.0.0.1:0", "--admin", "off", "--cores", "0", "--data-dir"])
+        .arg(data.path())
+        .args(["--set", "node.id=7", "--set", &format!("controller.quorum.voters={voters}")])
+        .output()
+        .expect("running sluice");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {stderr}");
+    assert!(stderr.contains("node.id 7 is not among controller.quorum.voters"), "{stderr}");
+}
