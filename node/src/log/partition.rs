@@ -576,10 +576,18 @@ impl PartitionLog {
         let weak = Rc::downgrade(self);
         glommio::spawn_local(async move {
             loop {
-                let Some(due) = weak.upgrade().and_then(|log| log.state.borrow().roll_flushes.front().map(|r| r.0))
-                else {
-                    return;
+                let Some(log) = weak.upgrade() else { return };
+                let due = {
+                    let mut st = log.state.borrow_mut();
+                    match st.roll_flushes.front() {
+                        Some(&(due, _)) => due,
+                        None => {
+                            st.roll_flusher_running = false;
+                            return;
+                        }
+                    }
                 };
+                drop(log);
                 let wait = due - crate::runtime::now_ms();
                 if wait > 0 {
                     glommio::timer::sleep(std::time::Duration::from_millis(wait as u64)).await;
@@ -950,7 +958,18 @@ impl PartitionLog {
             let active = seg.log.clone();
             // A sealed-only round leaves the active segment's entries for a later round.
             let writes = sealed.is_none().then(|| seg.take_index_writes(false));
-            let closed = std::mem::take(&mut st.closed_unsynced);
+            // A sealed-only round takes the segments wholly below its offset, not those
+            // sealed since, whose pages the kernel has not had time to write back.
+            let closed = match sealed {
+                None => std::mem::take(&mut st.closed_unsynced),
+                Some(upto) => {
+                    let (below, later) = std::mem::take(&mut st.closed_unsynced)
+                        .into_iter()
+                        .partition(|(log, _)| as_watch(log.base_offset) < upto);
+                    st.closed_unsynced = later;
+                    below
+                }
+            };
             let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
             let txn_entries = std::mem::take(&mut st.txn_pending);
             (active, writes, closed, dir_dirty, txn_entries)
