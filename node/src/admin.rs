@@ -306,7 +306,10 @@ fn brokers_json(shard: &Rc<Shard>) -> String {
         Some(q) => q
             .brokers()
             .into_iter()
-            .map(|b| serde_json::json!({"node_id": b.id, "host": b.host, "port": b.port, "broker_epoch": b.epoch}))
+            .map(|b| {
+                let fenced = b.fenced;
+                serde_json::json!({"node_id": b.id, "host": b.host, "port": b.port, "broker_epoch": b.epoch, "fenced": fenced})
+            })
             .collect(),
         None => {
             let (host, port) = shard.advertised.borrow().clone();

@@ -244,6 +244,16 @@ const SETTINGS: &[Setting] = &[
         "the cluster's voters, ID@HOST:PORT,... (Kafka's form): every node is one, its own entry is where it listens for the quorum; unset: the node runs alone",
         |c, v| { c.quorum_voters = if v.trim().is_empty() { None } else { Some(crate::quorum::parse_voters(v)?) } }
     ),
+    setting!(
+        "broker.heartbeat.interval.ms", Int, Some("2000"), false,
+        "in a cluster: how often a broker heartbeats to the quorum's leader (default 2000)",
+        |c, v| { c.broker_heartbeat_interval_ms = int::<u64>("broker.heartbeat.interval.ms", v)?.max(1) }
+    ),
+    setting!(
+        "broker.session.timeout.ms", Int, Some("9000"), false,
+        "in a cluster: a broker not heard from for this long is fenced (not listed to clients) until it is heard from again (default 9000)",
+        |c, v| { c.broker_session_timeout_ms = int::<u64>("broker.session.timeout.ms", v)?.max(1) }
+    ),
     setting!("num.partitions", Int, Some("1"), false, "partitions of an auto-created topic (default 1)", |c, v| {
         c.num_partitions = int("num.partitions", v)?
     }),
@@ -530,6 +540,10 @@ pub struct BrokerConfig {
     /// `controller.quorum.voters`: the cluster's nodes and their quorum addresses; none =
     /// a node on its own.
     pub quorum_voters: Option<Vec<crate::quorum::Voter>>,
+    /// `broker.heartbeat.interval.ms` and `broker.session.timeout.ms` (KRaft's): how often a
+    /// broker tells the quorum's leader it is alive, and how long a silent one stays unfenced.
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
     pub default_replication_factor: i16,
@@ -598,6 +612,8 @@ impl Default for BrokerConfig {
             node_id: 0,
             advertised_listener: None,
             quorum_voters: None,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
             num_partitions: 1,
             auto_create_topics: true,
             default_replication_factor: 1,

@@ -211,11 +211,17 @@ async fn shard_main(
         Some(advertised) => advertised.clone(),
         None => (local.ip().to_string(), local.port() as i32),
     };
-    if let (Some(voters), 0) = (&setup.config.quorum_voters, id) {
-        let quorum = crate::quorum::Quorum::start(setup.config.node_id, voters, &setup.data_dir).await?;
+    if let (Some(voters), Some(view), 0) = (&setup.config.quorum_voters, &setup.cluster, id) {
+        let c = &setup.config;
+        let liveness = crate::quorum::Liveness {
+            heartbeat: Duration::from_millis(c.broker_heartbeat_interval_ms),
+            session: Duration::from_millis(c.broker_session_timeout_ms),
+        };
+        let quorum = crate::quorum::Quorum::start(c.node_id, voters, &setup.data_dir, view.clone(), liveness).await?;
         *shard.quorum.borrow_mut() = Some(quorum.clone());
         let (host, port) = shard.advertised.borrow().clone();
-        glommio::spawn_local(register_broker(quorum, setup.config.node_id, host, port)).detach();
+        let cluster_id = setup.cluster_id.clone();
+        glommio::spawn_local(register_broker(quorum, c.node_id, host, port, cluster_id)).detach();
     }
     let admin_addr = match (&args.admin, id) {
         (Some(addr), 0) => {
@@ -265,14 +271,15 @@ async fn shard_main(
 }
 
 /// Registers this node's Kafka listener in the quorum (KRaft's broker registration), retrying
-/// until a leader commits it: until then the cluster does not list this broker.
-async fn register_broker(quorum: Rc<crate::quorum::Quorum>, id: i32, host: String, port: i32) {
+/// until a leader commits it: until then the cluster does not list this broker. Proposes this
+/// node's cluster id first: the first one committed becomes the cluster's.
+async fn register_broker(quorum: Rc<crate::quorum::Quorum>, id: i32, host: String, port: i32, cluster_id: String) {
+    use crate::quorum::Record;
     let incarnation = rand_incarnation();
-    let record = crate::quorum::Record::RegisterBroker { id, host, port, incarnation };
-    loop {
-        match quorum.propose(record.clone(), Duration::from_secs(10)).await {
-            Ok(()) => return,
-            Err(e) => eprintln!("sluice: broker registration not committed yet: {e}"),
+    let records = [Record::SetClusterId { id: cluster_id }, Record::RegisterBroker { id, host, port, incarnation }];
+    for record in records {
+        while let Err(e) = quorum.propose(record.clone(), Duration::from_secs(10)).await {
+            eprintln!("sluice: broker registration not committed yet: {e}");
         }
     }
 }
@@ -386,6 +393,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
         clean_shutdown: dir.join(CLEAN_SHUTDOWN_FILE).exists(),
         producer_id_start: read_producer_id_block(&dir)?,
         placement: crate::placement::Placement::load(&dir, args.cores.len())?,
+        cluster: args.config.quorum_voters.as_ref().map(|_| Default::default()),
         data_dir: dir,
         registry,
         cluster_id,

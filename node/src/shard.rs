@@ -69,6 +69,18 @@ pub struct ShardSetup {
     pub producer_id_start: i64,
     /// Which shard owns which partition (`partition-placement`).
     pub placement: crate::placement::Placement,
+    /// In a cluster (`controller.quorum.voters`): what the metadata log says, for every shard.
+    pub cluster: Option<crate::quorum::SharedView>,
+}
+
+/// What Metadata and DescribeCluster tell clients of the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterAnswer {
+    /// (node id, host, port) of each broker listed.
+    pub brokers: Vec<(i32, String, i32)>,
+    /// The active controller (the quorum's leader); -1 when none is known, as Kafka says it.
+    pub controller_id: i32,
+    pub cluster_id: String,
 }
 
 #[derive(Debug)]
@@ -178,6 +190,34 @@ impl Shard {
 
     pub fn shards(&self) -> usize {
         self.setup.shards
+    }
+
+    /// Alone: this node, its own controller. In a cluster: the registered brokers that are
+    /// not fenced (this node among them even before its registration is known), the quorum's
+    /// leader and the cluster's id.
+    pub fn cluster_answer(&self) -> ClusterAnswer {
+        let node = self.config().node_id;
+        let (host, port) = self.advertised.borrow().clone();
+        let own = (node, host, port);
+        let Some(view) = &self.setup.cluster else {
+            return ClusterAnswer {
+                brokers: vec![own],
+                controller_id: node,
+                cluster_id: self.setup.cluster_id.clone(),
+            };
+        };
+        let view = crate::quorum::read_view(view);
+        let mut brokers: Vec<_> =
+            view.brokers.iter().filter(|b| !b.fenced).map(|b| (b.id, b.host.clone(), b.port)).collect();
+        if !brokers.iter().any(|b| b.0 == node) {
+            brokers.push(own);
+            brokers.sort();
+        }
+        ClusterAnswer {
+            brokers,
+            controller_id: view.leader.unwrap_or(-1),
+            cluster_id: view.cluster_id.unwrap_or_else(|| self.setup.cluster_id.clone()),
+        }
     }
 
     /// The settings in force now (a snapshot: a dynamic change replaces them).

@@ -4,12 +4,17 @@
 //! broker's registration (its Kafka listener) through the replicated log, a SIGKILLed leader
 //! is replaced by one of the two left with a higher epoch, and the killed node comes back as
 //! a follower whose new registration (new port, higher broker epoch) every node sees.
+//! Clients see the cluster through Metadata: every live broker, one cluster id, the quorum's
+//! leader as the controller; a broker silent for `broker.session.timeout.ms` is fenced and
+//! drops out of Metadata until it is back.
 
 mod support;
 
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
+use support::wire::Client;
 use support::{http_get, sluice_command, Node};
 
 /// How long the quorum may take to settle after a start or a death before the test gives up
@@ -27,7 +32,23 @@ fn voters() -> String {
 fn start_node(i: usize, voters: &str) -> Node {
     let (listen, admin) = (format!("127.0.0.{i}:0"), format!("127.0.0.{i}:0"));
     let (id, voters) = (format!("node.id={i}"), format!("controller.quorum.voters={voters}"));
-    let args = ["--cores", "0", "--listen", &listen, "--admin", &admin, "--set", &id, "--set", &voters];
+    let args = [
+        "--cores",
+        "0",
+        "--listen",
+        &listen,
+        "--admin",
+        &admin,
+        "--set",
+        &id,
+        "--set",
+        &voters,
+        // Short, so that fencing shows within the test; Kafka's are 2000 and 9000.
+        "--set",
+        "broker.heartbeat.interval.ms=200",
+        "--set",
+        "broker.session.timeout.ms=2000",
+    ];
     Node::start(&args)
 }
 
@@ -60,6 +81,43 @@ fn listeners(nodes: &[(usize, &Node)]) -> Vec<(i64, String, i64)> {
             (*i as i64, host.to_string(), port.parse().unwrap())
         })
         .collect()
+}
+
+/// What a client learns from `node`'s Metadata (v12, every topic): the brokers (id, host,
+/// port), the controller id and the cluster id.
+fn metadata(node: &Node) -> (Vec<(i64, String, i64)>, i32, String) {
+    let mut c = Client::connect(node.bootstrap());
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![])));
+    let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+    let mut brokers: Vec<_> =
+        m.brokers.iter().map(|b| (b.node_id.0 as i64, b.host.to_string(), b.port as i64)).collect();
+    brokers.sort();
+    (brokers, m.controller_id.0, m.cluster_id.map(|c| c.to_string()).unwrap_or_default())
+}
+
+/// Waits until every node's Metadata lists exactly `expected` with `controller` as the
+/// controller and one cluster id; returns that id.
+fn clients_see(nodes: &[(usize, &Node)], expected: &[(i64, String, i64)], controller: i64) -> String {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let seen: Vec<_> = nodes.iter().map(|(_, n)| metadata(n)).collect();
+        let ok = seen.iter().all(|(b, c, id)| b == expected && *c as i64 == controller && *id == seen[0].2);
+        if ok {
+            return seen[0].2.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Metadata did not settle: {seen:?}, expected {expected:?}, controller {controller}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The fenced brokers per `/v1/brokers` of the first of `nodes` (the others agree: `registered`).
+fn brokers_fenced(nodes: &[(usize, &Node)]) -> Vec<i64> {
+    let (_, body) = http_get(nodes[0].1.admin().expect("an admin listener"), "/v1/brokers");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    doc.as_array().unwrap().iter().filter(|b| b["fenced"] == true).map(|b| b["node_id"].as_i64().unwrap()).collect()
 }
 
 /// Every node with its node id (1-based, as started).
@@ -117,6 +175,8 @@ fn three_nodes_elect_a_leader_share_their_registrations_and_replace_a_killed_lea
         assert_eq!(host, &format!("127.0.0.{i}"), "each node registers its own listener");
         assert!(*broker_epoch > 0, "a broker epoch is the registration's log index: {first:?}");
     }
+    let cluster_id = clients_see(&all(&nodes), &listeners(&all(&nodes)), leader);
+    assert!(!cluster_id.is_empty());
 
     // The leader dies without a word; the other two elect one of themselves, later in time.
     let dead = leader as usize;
@@ -130,6 +190,9 @@ fn three_nodes_elect_a_leader_share_their_registrations_and_replace_a_killed_lea
     eprintln!(
         "leader {leader} (epoch {epoch}) killed: node {new_leader} leads in epoch {new_epoch} after {failover:?}"
     );
+    // Silent past the session timeout: fenced, so clients are no longer sent to it.
+    assert_eq!(clients_see(&rest, &listeners(&rest), new_leader), cluster_id, "one cluster id throughout");
+    assert_eq!(brokers_fenced(&rest), vec![dead as i64], "the dead node is fenced, no other");
 
     // It comes back (on a new Kafka port) as a follower and registers again.
     nodes[dead - 1].restart();
@@ -139,6 +202,8 @@ fn three_nodes_elect_a_leader_share_their_registrations_and_replace_a_killed_lea
     let old = first.iter().find(|b| b.0 == dead as i64).unwrap();
     let new = second.iter().find(|b| b.0 == dead as i64).unwrap();
     assert!(new.3 > old.3, "the new registration has a higher broker epoch: {old:?} then {new:?}");
+    assert_eq!(clients_see(&all(&nodes), &listeners(&all(&nodes)), new_leader), cluster_id);
+    assert!(brokers_fenced(&all(&nodes)).is_empty(), "back and heartbeating: unfenced");
     for n in &mut nodes {
         n.stop();
     }

@@ -1,4 +1,5 @@
-//! DescribeCluster, versions 0–2: this node is the whole cluster and its controller; asked for
+//! DescribeCluster, versions 0–2: the cluster's brokers and its controller (this node alone,
+//! or the quorum's view: `Shard::cluster_answer`); asked for
 //! authorized operations, every cluster operation (no authorizer; see `authorized_operations`).
 
 use super::{authorized_operations, decode, Close};
@@ -13,16 +14,21 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: DescribeClusterRequest = decode(req)?;
-    let node = shard.config().node_id;
-    let (host, port) = shard.advertised.borrow().clone();
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(node))
-        .with_host(StrBytes::from_string(host))
-        .with_port(port);
+    let cluster = shard.cluster_answer();
+    let brokers: Vec<_> = cluster
+        .brokers
+        .into_iter()
+        .map(|(id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port)
+        })
+        .collect();
     let mut body = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(shard.setup.cluster_id.clone()))
-        .with_controller_id(BrokerId(node))
-        .with_brokers(vec![broker])
+        .with_cluster_id(StrBytes::from_string(cluster.cluster_id))
+        .with_controller_id(BrokerId(cluster.controller_id))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(authorized_operations::when(
             request.include_cluster_authorized_operations,
             authorized_operations::CLUSTER,

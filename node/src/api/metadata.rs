@@ -1,6 +1,7 @@
 //! Metadata, versions 0–12.
 //!
-//! One broker (this node) leads every partition. Topics asked for and unknown are created
+//! This node leads every partition it lists (in a cluster too, for now: topics are each
+//! node's own); the brokers listed are the cluster's (`Shard::cluster_answer`). Topics asked for and unknown are created
 //! when `auto.create.topics.enable` is on and the request allows it (v4+), as Kafka does.
 //! Topic ids appear from v10; v12's topic-id lookups are answered by id.
 
@@ -41,18 +42,24 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             }
         }
     }
-    let (host, port) = shard.advertised.borrow().clone();
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node))
-        .with_host(StrBytes::from_string(host))
-        .with_port(port);
+    let cluster = shard.cluster_answer();
+    let brokers: Vec<_> = cluster
+        .brokers
+        .into_iter()
+        .map(|(id, host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port)
+        })
+        .collect();
     // v8+: asked for authorized operations, every topic and (v8–v10) cluster operation.
     let topic_ops = authorized_operations::when(
         version >= 8 && request.include_topic_authorized_operations,
         authorized_operations::TOPIC,
     );
     let topics: Vec<_> = topics.into_iter().map(|t| t.with_topic_authorized_operations(topic_ops)).collect();
-    let mut body = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
+    let mut body = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
     if (8..=10).contains(&version) {
         body = body.with_cluster_authorized_operations(authorized_operations::when(
             request.include_cluster_authorized_operations,
@@ -60,10 +67,10 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         ));
     }
     if version >= 1 {
-        body = body.with_controller_id(BrokerId(node));
+        body = body.with_controller_id(BrokerId(cluster.controller_id));
     }
     if version >= 2 {
-        body = body.with_cluster_id(Some(StrBytes::from_string(shard.setup.cluster_id.clone())));
+        body = body.with_cluster_id(Some(StrBytes::from_string(cluster.cluster_id)));
     }
     Ok(encode_response(req.api_key, version, req.header.correlation_id, &body))
 }

@@ -4,7 +4,13 @@
 //! replicated log holds metadata records (`Record`); every node applies them in log order to
 //! its `ClusterState`. So far it holds the broker registrations: each node registers its
 //! Kafka listener when it starts, and the registration's log index is its broker epoch, as in
-//! KRaft. Topics, partitions, leaders and ISR are not in it yet.
+//! KRaft. Brokers heartbeat to the leader; one silent for `broker.session.timeout.ms` is
+//! fenced (a record), and unfenced when it is heard from again, as KRaft does. The first
+//! cluster id proposed is the cluster's. Topics, partitions, leaders and ISR are not in it yet.
+//!
+//! Every shard reads what the log says through a `View` (a lock shared across the node's
+//! threads, written on shard 0 when records apply and when the leader changes; Metadata and
+//! DescribeCluster read it, nothing on the produce or fetch path does).
 //!
 //! Without `controller.quorum.voters` there is no quorum and the node runs alone, as before.
 
@@ -18,8 +24,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 pub type NodeId = u64;
 
@@ -38,6 +44,12 @@ pub enum Record {
     /// KRaft's `RegisterBrokerRecord`: a node's Kafka listener at one of its starts
     /// (`incarnation` tells starts apart).
     RegisterBroker { id: i32, host: String, port: i32, incarnation: u64 },
+    /// The cluster's id: the first one proposed stands (each node proposes its own).
+    SetClusterId { id: String },
+    /// KRaft's `FenceBrokerRecord`: the broker (of that epoch) missed its session timeout.
+    FenceBroker { id: i32, epoch: u64 },
+    /// KRaft's `UnfenceBrokerRecord`: it is heard from again.
+    UnfenceBroker { id: i32, epoch: u64 },
 }
 
 /// A registered broker.
@@ -49,6 +61,34 @@ pub struct Broker {
     /// KRaft's broker epoch: the log index of the registration.
     pub epoch: u64,
     pub incarnation: u64,
+    /// Not heard from within `broker.session.timeout.ms`: not listed to clients.
+    pub fenced: bool,
+}
+
+/// What the log says, for every shard to read (see the module's doc).
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub cluster_id: Option<String>,
+    /// The quorum's leader (Kafka's active controller), as this node last heard.
+    pub leader: Option<i32>,
+    /// Registered brokers by node id, fenced ones included.
+    pub brokers: Vec<Broker>,
+}
+
+pub type SharedView = Arc<RwLock<View>>;
+
+/// A copy of the view (a poisoned lock still holds the last view written).
+pub fn read_view(view: &SharedView) -> View {
+    view.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Broker liveness timing, under KRaft's setting names.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// `broker.heartbeat.interval.ms`
+    pub heartbeat: Duration,
+    /// `broker.session.timeout.ms`
+    pub session: Duration,
 }
 
 /// One entry of `controller.quorum.voters`: `ID@HOST:PORT`.
@@ -108,6 +148,19 @@ pub struct Status {
     pub current_voters: Vec<i32>,
 }
 
+/// The leader's record of when it last heard from each broker (in memory: a new leader gives
+/// every broker a full session from its election on).
+#[derive(Debug, Default)]
+pub struct Heard {
+    last: RefCell<BTreeMap<i32, Instant>>,
+}
+
+impl Heard {
+    pub fn beat(&self, id: i32) {
+        self.last.borrow_mut().insert(id, Instant::now());
+    }
+}
+
 impl std::fmt::Debug for Quorum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Quorum").field("node_id", &self.node_id).field("voters", &self.voters).finish()
@@ -120,6 +173,9 @@ pub struct Quorum {
     raft: Raft<Types>,
     state: Rc<RefCell<store::ClusterState>>,
     voters: Vec<Voter>,
+    view: SharedView,
+    heard: Rc<Heard>,
+    liveness: Liveness,
 }
 
 /// How often the leader sends heartbeats, and the election timeout's range (KRaft:
@@ -131,7 +187,13 @@ impl Quorum {
     /// Opens this node's quorum state under `data_dir`, listens on its voter address and
     /// joins the quorum. A node that never took part proposes the voter set as the first
     /// membership (every voter does; the same set, so whichever lands first stands).
-    pub async fn start(node_id: i32, voters: &[Voter], data_dir: &Path) -> Result<Rc<Quorum>, String> {
+    pub async fn start(
+        node_id: i32,
+        voters: &[Voter],
+        data_dir: &Path,
+        view: SharedView,
+        liveness: Liveness,
+    ) -> Result<Rc<Quorum>, String> {
         let me = voters
             .iter()
             .find(|v| v.id == node_id)
@@ -141,7 +203,7 @@ impl Quorum {
         let dir = data_dir.join(store::DIR);
         let log = store::LogStore::open(&dir)?;
         let pristine = log.is_pristine();
-        let sm = store::StateMachine::open(&dir)?;
+        let sm = store::StateMachine::open(&dir, view.clone())?;
         let state = sm.state.clone();
         let config = Config {
             cluster_name: "sluice".into(),
@@ -155,7 +217,8 @@ impl Quorum {
         let raft = Raft::new(node_id as NodeId, Arc::new(config), rpc::Network, log, sm)
             .await
             .map_err(|e| format!("starting the quorum: {e}"))?;
-        glommio::spawn_local(rpc::serve(listener, raft.clone())).detach();
+        let heard = Rc::new(Heard::default());
+        glommio::spawn_local(rpc::serve(listener, raft.clone(), heard.clone())).detach();
         if pristine {
             let members: BTreeMap<NodeId, BasicNode> =
                 voters.iter().map(|v| (v.id as NodeId, BasicNode { addr: v.addr() })).collect();
@@ -164,7 +227,19 @@ impl Quorum {
                 eprintln!("sluice: quorum: not initialising ({e}): a peer did");
             }
         }
-        Ok(Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec() }))
+        let quorum = Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec(), view, heard, liveness });
+        glommio::spawn_local(follow_leader(Rc::downgrade(&quorum))).detach();
+        glommio::spawn_local(send_heartbeats(Rc::downgrade(&quorum))).detach();
+        glommio::spawn_local(fence_silent_brokers(Rc::downgrade(&quorum))).detach();
+        Ok(quorum)
+    }
+
+    fn leader(&self) -> Option<i32> {
+        self.raft.metrics().borrow().current_leader.map(|l| l as i32)
+    }
+
+    fn voter(&self, id: i32) -> Option<&Voter> {
+        self.voters.iter().find(|v| v.id == id)
     }
 
     pub fn status(&self) -> Status {
@@ -204,7 +279,7 @@ impl Quorum {
                 Some(l) if l == self.node_id as NodeId => {
                     self.raft.client_write(record.clone()).await.map(|_| ()).map_err(|e| e.to_string())
                 }
-                Some(l) => match self.voters.iter().find(|v| v.id as NodeId == l) {
+                Some(l) => match self.voter(l as i32) {
                     Some(v) => {
                         tried.insert(v.id);
                         rpc::Peer::new(l, v.addr()).propose(record.clone(), Duration::from_secs(2)).await
@@ -220,6 +295,79 @@ impl Quorum {
             glommio::timer::sleep(Duration::from_millis(100)).await;
         }
         Err(format!("not committed within {timeout:?}: {last_error} (asked {tried:?})"))
+    }
+}
+
+/// Keeps `View::leader` current (a leader change is not a log entry).
+async fn follow_leader(quorum: std::rc::Weak<Quorum>) {
+    let Some(q) = quorum.upgrade() else { return };
+    let mut metrics = q.raft.metrics();
+    drop(q);
+    loop {
+        let leader = metrics.borrow().current_leader.map(|l| l as i32);
+        let Some(q) = quorum.upgrade() else { return };
+        q.view.write().unwrap_or_else(|p| p.into_inner()).leader = leader;
+        drop(q);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Every `broker.heartbeat.interval.ms`, tells the leader this broker is alive (KRaft's
+/// BrokerHeartbeat); the leader notes its own beats directly.
+async fn send_heartbeats(quorum: std::rc::Weak<Quorum>) {
+    let mut peer: Option<(i32, rpc::Peer)> = None;
+    loop {
+        let Some(q) = quorum.upgrade() else { return };
+        let interval = q.liveness.heartbeat;
+        match q.leader() {
+            Some(l) if l == q.node_id => q.heard.beat(l),
+            Some(l) => {
+                if peer.as_ref().is_none_or(|(id, _)| *id != l) {
+                    peer = q.voter(l).map(|v| (l, rpc::Peer::new(l as NodeId, v.addr())));
+                }
+                let id = q.node_id;
+                drop(q);
+                if let Some((_, p)) = peer.as_mut() {
+                    // A lost beat is made up by the next one; the session is several beats long.
+                    let _ = p.heartbeat(id, interval).await;
+                }
+            }
+            None => {}
+        }
+        glommio::timer::sleep(interval).await;
+    }
+}
+
+/// On the leader: fences a registered broker not heard from for `broker.session.timeout.ms`
+/// and unfences one heard from again (each a record every node applies).
+async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
+    let mut leading_since: Option<Instant> = None;
+    loop {
+        let Some(q) = quorum.upgrade() else { return };
+        let tick = q.liveness.heartbeat.min(Duration::from_secs(1));
+        if q.leader() != Some(q.node_id) {
+            leading_since = None;
+        } else {
+            let since = *leading_since.get_or_insert_with(Instant::now);
+            let now = Instant::now();
+            let brokers = q.brokers();
+            for b in brokers {
+                let heard = q.heard.last.borrow().get(&b.id).copied().map_or(since, |t| t.max(since));
+                let silent = now.duration_since(heard) > q.liveness.session;
+                let record = match (b.fenced, silent) {
+                    (false, true) => Record::FenceBroker { id: b.id, epoch: b.epoch },
+                    (true, false) => Record::UnfenceBroker { id: b.id, epoch: b.epoch },
+                    _ => continue,
+                };
+                if let Err(e) = q.propose(record, q.liveness.session).await {
+                    eprintln!("sluice: quorum: broker {} liveness not recorded: {e}", b.id);
+                }
+            }
+        }
+        drop(q);
+        glommio::timer::sleep(tick).await;
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Request {
     Vote(VoteRequest<NodeId>),
     Snapshot(InstallSnapshotRequest<Types>),
     Propose(Record),
+    /// KRaft's BrokerHeartbeat: broker `id` is alive (to the leader).
+    Heartbeat(i32),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,6 +41,7 @@ pub enum Response {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// Committed, or why not (not the leader, no quorum).
     Propose(Result<(), String>),
+    Heartbeat,
 }
 
 async fn write_frame(stream: &mut TcpStream, value: &impl Serialize) -> io::Result<()> {
@@ -63,7 +66,7 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io:
 }
 
 /// Serves peers' requests to this node's Raft until the listener fails.
-pub async fn serve(listener: TcpListener, raft: Raft<Types>) {
+pub async fn serve(listener: TcpListener, raft: Raft<Types>, heard: std::rc::Rc<super::Heard>) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -72,7 +75,7 @@ pub async fn serve(listener: TcpListener, raft: Raft<Types>) {
                 continue;
             }
         };
-        let raft = raft.clone();
+        let (raft, heard) = (raft.clone(), heard.clone());
         glommio::spawn_local(async move {
             let mut stream = stream;
             let _ = stream.set_nodelay(true);
@@ -84,6 +87,10 @@ pub async fn serve(listener: TcpListener, raft: Raft<Types>) {
                     Request::Snapshot(r) => Response::Snapshot(raft.install_snapshot(r).await),
                     Request::Propose(record) => {
                         Response::Propose(raft.client_write(record).await.map(|_| ()).map_err(|e| e.to_string()))
+                    }
+                    Request::Heartbeat(id) => {
+                        heard.beat(id);
+                        Response::Heartbeat
                     }
                 };
                 if write_frame(&mut stream, &response).await.is_err() {
@@ -156,6 +163,17 @@ impl Peer {
     pub async fn propose(&mut self, record: Record, ttl: Duration) -> Result<(), String> {
         match self.call(&Request::Propose(record), ttl).await {
             Ok(Response::Propose(r)) => r,
+            Ok(_) => Err("a mismatched answer".into()),
+            Err((_, e)) => Err(format!("node {} at {}: {e}", self.target, self.addr)),
+        }
+    }
+}
+
+impl Peer {
+    /// Tells the peer (the leader) that broker `id` is alive.
+    pub async fn heartbeat(&mut self, id: i32, ttl: Duration) -> Result<(), String> {
+        match self.call(&Request::Heartbeat(id), ttl).await {
+            Ok(Response::Heartbeat) => Ok(()),
             Ok(_) => Err("a mismatched answer".into()),
             Err((_, e)) => Err(format!("node {} at {}: {e}", self.target, self.addr)),
         }

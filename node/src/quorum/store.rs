@@ -10,7 +10,7 @@
 //! The files are written with blocking calls on shard 0: metadata writes are few (a broker
 //! registration, a topic change) and small, unlike the partition log's.
 
-use super::{Broker, NodeId, Record, Types};
+use super::{Broker, NodeId, Record, SharedView, Types};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
@@ -231,6 +231,9 @@ pub struct ClusterState {
     pub membership: StoredMembership<NodeId, BasicNode>,
     /// Registered brokers by node id.
     pub brokers: BTreeMap<i32, Broker>,
+    /// The first cluster id proposed.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 impl ClusterState {
@@ -238,9 +241,26 @@ impl ClusterState {
         match record {
             Record::RegisterBroker { id, host, port, incarnation } => {
                 // Kafka's broker epoch is the offset of the registration record.
-                let broker =
-                    Broker { id: *id, host: host.clone(), port: *port, epoch: log_id.index, incarnation: *incarnation };
+                let epoch = log_id.index;
+                let broker = Broker {
+                    id: *id,
+                    host: host.clone(),
+                    port: *port,
+                    epoch,
+                    incarnation: *incarnation,
+                    fenced: false,
+                };
                 self.brokers.insert(*id, broker);
+            }
+            Record::SetClusterId { id } => {
+                self.cluster_id.get_or_insert_with(|| id.clone());
+            }
+            // Of that registration only: a newer one supersedes the record.
+            Record::FenceBroker { id, epoch } | Record::UnfenceBroker { id, epoch } => {
+                let fence = matches!(record, Record::FenceBroker { .. });
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                    b.fenced = fence;
+                }
             }
         }
     }
@@ -257,11 +277,12 @@ struct StoredSnapshot {
 pub struct StateMachine {
     dir: PathBuf,
     pub state: Rc<RefCell<ClusterState>>,
+    view: SharedView,
 }
 
 impl StateMachine {
     /// The state as of the last snapshot (openraft applies the log after it).
-    pub fn open(dir: &Path) -> Result<StateMachine, String> {
+    pub fn open(dir: &Path, view: SharedView) -> Result<StateMachine, String> {
         let state = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
             Ok(b) => {
                 let s: StoredSnapshot =
@@ -271,7 +292,17 @@ impl StateMachine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClusterState::default(),
             Err(e) => return Err(format!("reading {}/{SNAPSHOT_FILE}: {e}", dir.display())),
         };
-        Ok(StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(state)) })
+        let sm = StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(state)), view };
+        sm.publish();
+        Ok(sm)
+    }
+
+    /// Copies what the shards read into the shared view.
+    fn publish(&self) {
+        let s = self.state.borrow();
+        let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
+        v.cluster_id = s.cluster_id.clone();
+        v.brokers = s.brokers.values().cloned().collect();
     }
 
     /// Writes the snapshot file; returns the snapshot's data (the state alone).
@@ -323,11 +354,13 @@ impl RaftStateMachine<Types> for StateMachine {
             }
             out.push(());
         }
+        drop(s);
+        self.publish();
         Ok(out)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        Builder { sm: StateMachine { dir: self.dir.clone(), state: self.state.clone() } }
+        Builder { sm: StateMachine { dir: self.dir.clone(), state: self.state.clone(), view: self.view.clone() } }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
@@ -345,6 +378,7 @@ impl RaftStateMachine<Types> for StateMachine {
         state.membership = meta.last_membership.clone();
         self.persist(meta, &state).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         *self.state.borrow_mut() = state;
+        self.publish();
         Ok(())
     }
 
