@@ -221,6 +221,9 @@ async fn shard_main(
         *shard.quorum.borrow_mut() = Some(quorum.clone());
         let (host, port) = shard.advertised.borrow().clone();
         let cluster_id = setup.cluster_id.clone();
+        if let Some(records) = quorum.take_applied() {
+            glommio::spawn_local(follow_topic_records(shard.clone(), records)).detach();
+        }
         glommio::spawn_local(register_broker(quorum, c.node_id, host, port, cluster_id)).detach();
     }
     let admin_addr = match (&args.admin, id) {
@@ -280,6 +283,28 @@ async fn register_broker(quorum: Rc<crate::quorum::Quorum>, id: i32, host: Strin
     for record in records {
         while let Err(e) = quorum.propose(record.clone(), Duration::from_secs(10)).await {
             eprintln!("sluice: broker registration not committed yet: {e}");
+        }
+    }
+}
+
+/// Shard 0 of a node in a cluster: opens and deletes topics as their records apply from the
+/// metadata log (all of them again at each start; applying is idempotent).
+async fn follow_topic_records(
+    shard: Rc<Shard>,
+    records: glommio::channels::local_channel::LocalReceiver<crate::quorum::Record>,
+) {
+    use crate::quorum::Record;
+    while let Some(record) = records.recv().await {
+        let result = match record {
+            Record::CreateTopic { name, id, nodes, configs } => {
+                let partitions = nodes.len() as i32;
+                shard.apply_cluster_topic(TopicInfo { name, id: TopicId(id), partitions, configs, nodes }).await
+            }
+            Record::DeleteTopic { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            eprintln!("sluice: applying the metadata log: {e}");
         }
     }
 }
@@ -360,6 +385,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
                     id: TopicId::random(),
                     partitions: wanted,
                     configs: BTreeMap::new(),
+                    nodes: Vec::new(),
                 });
                 wanted
             }

@@ -84,6 +84,17 @@ pub struct TopicInfo {
     pub partitions: i32,
     /// Topic-config overrides (Kafka names; see `topic_config`).
     pub configs: BTreeMap<String, String>,
+    /// In a cluster: the node hosting each partition (its leader and, until replication is
+    /// built, its only replica), as the metadata quorum placed it. Empty for a node alone,
+    /// which hosts every partition.
+    pub nodes: Vec<i32>,
+}
+
+impl TopicInfo {
+    /// The node hosting partition `p` (`alone`, this node, when the topic is not placed).
+    pub fn node_of(&self, p: i32, alone: i32) -> i32 {
+        self.nodes.get(p as usize).copied().unwrap_or(alone)
+    }
 }
 
 /// The topics of the node: one copy per shard, changed only by messages from shard 0.
@@ -133,6 +144,7 @@ impl Registry {
                 id: id.unwrap_or(TopicId(0)),
                 partitions: 0,
                 configs: BTreeMap::new(),
+                nodes: Vec::new(),
             });
             info.partitions = info.partitions.max(tp.partition + 1);
             if info.id == TopicId(0) {

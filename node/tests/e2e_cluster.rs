@@ -10,7 +10,7 @@
 
 mod support;
 
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -222,4 +222,165 @@ fn a_node_whose_id_is_not_among_the_voters_refuses_to_start_and_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started anyway: {stderr}");
     assert!(stderr.contains("node.id 7 is not among controller.quorum.voters"), "{stderr}");
+}
+
+/// Metadata of one topic as `node` answers it: (error, topic id, leader of each partition).
+fn topic_metadata(node: &Node, topic: &str) -> (i16, u128, Vec<i32>) {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let mut c = Client::connect(node.bootstrap());
+    let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name(topic)));
+    let request = MetadataRequest::default().with_topics(Some(vec![wanted])).with_allow_auto_topic_creation(false);
+    c.send(ApiKey::Metadata, 12, &request);
+    let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+    let t = &m.topics[0];
+    let mut parts: Vec<_> = t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+    parts.sort();
+    (t.error_code, t.topic_id.as_u128(), parts.into_iter().map(|(_, l)| l).collect())
+}
+
+/// The partitions of `topic` whose directories are in `node`'s data dir.
+fn partition_dirs(node: &Node, topic: &str) -> Vec<i32> {
+    let mut found: Vec<i32> = std::fs::read_dir(node.data_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            name.strip_prefix(&format!("{topic}-")).and_then(|p| p.parse().ok())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// CreateTopics v7 of one topic with `replication_factor`: (error, message).
+fn create(node: &Node, topic: &str, partitions: i32, replication_factor: i16) -> (i16, String) {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let mut c = Client::connect(node.bootstrap());
+    let topic = CreatableTopic::default()
+        .with_name(support::wire::name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor);
+    c.send(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![topic]));
+    let r: CreateTopicsResponse = c.recv(ApiKey::CreateTopics, 7);
+    (r.topics[0].error_code, r.topics[0].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+}
+
+#[test]
+fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_through_any_node() {
+    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, FindCoordinatorRequest};
+    use kafka_protocol::messages::{FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse};
+    use std::process::Command;
+    let voters = voters();
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+
+    // Created through node 1: every node knows it alike; its 6 partitions are spread, two per
+    // node, and each node holds the directories of exactly the partitions it leads.
+    assert_eq!(create(&nodes[0], "spread", 6, 1), (0, String::new()));
+    let (error, id, leaders) = topic_metadata(&nodes[0], "spread");
+    assert_eq!(error, 0);
+    assert_eq!(leaders.len(), 6);
+    for n in &nodes {
+        assert_eq!(topic_metadata(n, "spread"), (0, id, leaders.clone()), "every node answers alike");
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let led: Vec<i32> = (0..6).filter(|&p| leaders[p as usize] == i as i32 + 1).collect();
+        assert_eq!(led.len(), 2, "two partitions per node: {leaders:?}");
+        let deadline = Instant::now() + SETTLE;
+        while partition_dirs(n, "spread") != led {
+            assert!(Instant::now() < deadline, "node {} holds {:?}, leads {led:?}", i + 1, partition_dirs(n, "spread"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    // A real client bootstrapped from node 1 writes to every partition's leader; another,
+    // bootstrapped from node 3, reads everything back.
+    let lines: Vec<String> = (0..60).map(|i| format!("key{i}:value{i}")).collect();
+    let mut produce = Command::new(support::kcat());
+    produce.args(["-b", nodes[0].bootstrap(), "-P", "-t", "spread", "-K:", "-X", "acks=all"]);
+    let out = support::run(produce, Some(lines.join("\n").into_bytes()), Duration::from_secs(60));
+    support::check(&out, "kcat produce", &nodes[0]);
+    let mut consume = Command::new(support::kcat());
+    consume.args(["-b", nodes[2].bootstrap(), "-C", "-t", "spread", "-e", "-o", "beginning", "-f", "%p %k %s\n"]);
+    let out = support::run(consume, None, Duration::from_secs(60));
+    support::check(&out, "kcat consume", &nodes[2]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut got: Vec<String> = text.lines().map(|l| l.split_once(' ').unwrap().1.replace(' ', ":")).collect();
+    got.sort();
+    let mut want = lines.clone();
+    want.sort();
+    assert_eq!(got, want, "every record back, once");
+    let used: std::collections::BTreeSet<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert!(used.len() >= 3, "the keys reached several partitions: {used:?}");
+
+    // Node 2 restarts (on a new Kafka port): it reopens what it hosts as the log replays,
+    // registers its new address, and a client reading through node 1 gets everything again.
+    nodes[1].restart();
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    for n in &nodes {
+        assert_eq!(topic_metadata(n, "spread"), (0, id, leaders.clone()), "the same placement after a restart");
+    }
+    let mut consume = Command::new(support::kcat());
+    consume.args(["-b", nodes[0].bootstrap(), "-C", "-t", "spread", "-e", "-o", "beginning", "-f", "%k:%s\n"]);
+    let out = support::run(consume, None, Duration::from_secs(60));
+    support::check(&out, "kcat consume after a restart", &nodes[0]);
+    let mut again: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    again.sort();
+    assert_eq!(again, want, "every record after node 2's restart");
+
+    // Asked of a node that does not lead it, a partition answers NOT_LEADER_OR_FOLLOWER.
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let elsewhere = (leaders[0] % 3) as usize; // a node index whose node id is not leaders[0]
+    let mut c = Client::connect(nodes[elsewhere].bootstrap());
+    let part = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1);
+    let topic = ListOffsetsTopic::default().with_name(support::wire::name("spread")).with_partitions(vec![part]);
+    c.send(
+        ApiKey::ListOffsets,
+        7,
+        &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]),
+    );
+    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
+    assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from node {}", elsewhere + 1);
+
+    // Replication is not built: a factor above 1 is refused, saying which case it is.
+    let (error, message) = create(&nodes[1], "replicated", 1, 3);
+    assert_eq!(error, 38, "INVALID_REPLICATION_FACTOR: {message}");
+    assert!(message.contains("not replicated yet"), "{message}");
+    let (error, message) = create(&nodes[1], "too-many", 1, 4);
+    assert_eq!(error, 38);
+    assert!(message.contains("exceeds the 3 available brokers"), "{message}");
+
+    // A group's coordinator is the same node whichever node is asked.
+    let coordinators: Vec<i32> = nodes
+        .iter()
+        .map(|n| {
+            let mut c = Client::connect(n.bootstrap());
+            c.send(
+                ApiKey::FindCoordinator,
+                3,
+                &FindCoordinatorRequest::default()
+                    .with_key(kafka_protocol::protocol::StrBytes::from_static_str("readers")),
+            );
+            let r: FindCoordinatorResponse = c.recv(ApiKey::FindCoordinator, 3);
+            assert_eq!(r.error_code, 0);
+            r.node_id.0
+        })
+        .collect();
+    assert!(coordinators.iter().all(|&c| c == coordinators[0]), "{coordinators:?}");
+
+    // Deleted through node 2: gone from every node, with its directories.
+    let mut c = Client::connect(nodes[1].bootstrap());
+    let delete =
+        DeleteTopicsRequest::default().with_topic_names(vec![support::wire::name("spread")]).with_timeout_ms(15_000);
+    c.send(ApiKey::DeleteTopics, 5, &delete);
+    let r: DeleteTopicsResponse = c.recv(ApiKey::DeleteTopics, 5);
+    assert_eq!(r.responses[0].error_code, 0);
+    let deadline = Instant::now() + SETTLE;
+    for n in &nodes {
+        while topic_metadata(n, "spread").0 != 3 || !partition_dirs(n, "spread").is_empty() {
+            assert!(Instant::now() < deadline, "topic still on a node: {:?}", topic_metadata(n, "spread"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

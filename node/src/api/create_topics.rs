@@ -40,10 +40,17 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         } else if let Err(e) = assigned {
             Err(e)
         } else if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
-            Err((
-                errors::INVALID_REPLICATION_FACTOR,
-                format!("replication factor {} exceeds the 1 available broker", topic.replication_factor),
-            ))
+            let brokers = shard.cluster_answer().brokers.len();
+            let why = if topic.replication_factor as usize > brokers || topic.replication_factor < 1 {
+                let s = if brokers == 1 { "" } else { "s" };
+                format!("replication factor {} exceeds the {brokers} available broker{s}", topic.replication_factor)
+            } else {
+                format!(
+                    "replication factor {}: partitions are not replicated yet (issue #15); use 1",
+                    topic.replication_factor
+                )
+            };
+            Err((errors::INVALID_REPLICATION_FACTOR, why))
         } else if partitions < 1 {
             Err((errors::INVALID_PARTITIONS, format!("number of partitions {partitions} must be at least 1")))
         } else if let Err(e) = config_check {

@@ -8,7 +8,7 @@
 use super::{authorized_operations, decode, topic_name, uuid, Close};
 use crate::errors;
 use crate::protocol::{encode_response, Request, Response};
-use crate::shard::{ops, Shard};
+use crate::shard::{ops, ClusterAnswer, Shard};
 use crate::topics::{validate_topic_name, TopicId, TopicInfo};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -34,7 +34,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     match wanted {
         None => {
             let all: Vec<TopicInfo> = shard.registry.borrow().topics().cloned().collect();
-            topics.extend(all.iter().map(|t| topic_entry(t, version, node)));
+            let cluster = shard.cluster_answer();
+            topics.extend(all.iter().map(|t| topic_entry(t, version, node, &cluster)));
         }
         Some(list) => {
             for (name, id) in list {
@@ -86,7 +87,7 @@ async fn lookup(
     let Some(name) = name else {
         let found = shard.registry.borrow().by_id(TopicId(id.as_u128())).cloned();
         return match found {
-            Some(info) => topic_entry(&info, version, node),
+            Some(info) => topic_entry(&info, version, node, &shard.cluster_answer()),
             None => MetadataResponseTopic::default().with_topic_id(id).with_error_code(errors::UNKNOWN_TOPIC_ID),
         };
     };
@@ -113,22 +114,28 @@ async fn lookup(
         },
         None => return error_entry(&name, errors::UNKNOWN_TOPIC_OR_PARTITION),
     };
-    topic_entry(&info, version, node)
+    topic_entry(&info, version, node, &shard.cluster_answer())
 }
 
 fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
     MetadataResponseTopic::default().with_name(Some(topic_name(name))).with_error_code(code)
 }
 
-fn topic_entry(info: &TopicInfo, version: i16, node: i32) -> MetadataResponseTopic {
-    let node = BrokerId(node);
+/// A topic's entry: each partition led by the node hosting it (this node, alone). In a
+/// cluster, a partition whose node is not listed (fenced, or not registered) has no leader
+/// to offer: LEADER_NOT_AVAILABLE, as Kafka answers for an offline partition.
+fn topic_entry(info: &TopicInfo, version: i16, node: i32, cluster: &ClusterAnswer) -> MetadataResponseTopic {
     let partitions = (0..info.partitions)
         .map(|p| {
-            let part = MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node]);
+            let host = info.node_of(p, node);
+            let listed = cluster.brokers.iter().any(|b| b.0 == host);
+            let part =
+                MetadataResponsePartition::default().with_partition_index(p).with_replica_nodes(vec![BrokerId(host)]);
+            let part = if listed {
+                part.with_leader_id(BrokerId(host)).with_isr_nodes(vec![BrokerId(host)])
+            } else {
+                part.with_leader_id(BrokerId(-1)).with_error_code(errors::LEADER_NOT_AVAILABLE)
+            };
             if version >= 7 {
                 part.with_leader_epoch(0)
             } else {

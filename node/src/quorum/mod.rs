@@ -50,6 +50,20 @@ pub enum Record {
     FenceBroker { id: i32, epoch: u64 },
     /// KRaft's `UnfenceBrokerRecord`: it is heard from again.
     UnfenceBroker { id: i32, epoch: u64 },
+    /// KRaft's `TopicRecord` with its `PartitionRecord`s: a topic, its configs, and the node
+    /// hosting each partition. The first of a name stands; a later one of the same name is
+    /// ignored (its proposer learns so: `Quorum::topic`).
+    CreateTopic { name: String, id: u128, nodes: Vec<i32>, configs: BTreeMap<String, String> },
+    /// KRaft's `RemoveTopicRecord` (of that topic id only).
+    DeleteTopic { name: String, id: u128 },
+}
+
+/// A topic as the metadata log holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub id: u128,
+    pub nodes: Vec<i32>,
+    pub configs: BTreeMap<String, String>,
 }
 
 /// A registered broker.
@@ -176,6 +190,8 @@ pub struct Quorum {
     view: SharedView,
     heard: Rc<Heard>,
     liveness: Liveness,
+    /// Topic records as they apply, for shard 0 to act on (`take_applied`).
+    applied: RefCell<Option<glommio::channels::local_channel::LocalReceiver<Record>>>,
 }
 
 /// How often the leader sends heartbeats, and the election timeout's range (KRaft:
@@ -203,13 +219,17 @@ impl Quorum {
         let dir = data_dir.join(store::DIR);
         let log = store::LogStore::open(&dir)?;
         let pristine = log.is_pristine();
-        let sm = store::StateMachine::open(&dir, view.clone())?;
+        let (forward, applied) = glommio::channels::local_channel::new_unbounded();
+        let sm = store::StateMachine::open(&dir, view.clone(), forward)?;
         let state = sm.state.clone();
         let config = Config {
             cluster_name: "sluice".into(),
             heartbeat_interval: HEARTBEAT_MS,
             election_timeout_min: ELECTION_TIMEOUT_MS.0,
             election_timeout_max: ELECTION_TIMEOUT_MS.1,
+            // The metadata log stays small (registrations, fencing, topics); snapshots and
+            // purging come when it holds more.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             ..Default::default()
         }
         .validate()
@@ -227,11 +247,33 @@ impl Quorum {
                 eprintln!("sluice: quorum: not initialising ({e}): a peer did");
             }
         }
-        let quorum = Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec(), view, heard, liveness });
+        let applied = RefCell::new(Some(applied));
+        let quorum = Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec(), view, heard, liveness, applied });
         glommio::spawn_local(follow_leader(Rc::downgrade(&quorum))).detach();
         glommio::spawn_local(send_heartbeats(Rc::downgrade(&quorum))).detach();
         glommio::spawn_local(fence_silent_brokers(Rc::downgrade(&quorum))).detach();
         Ok(quorum)
+    }
+
+    /// The topic records applied from now on (and those replayed at start), once: shard 0
+    /// opens and deletes partitions by them.
+    pub fn take_applied(&self) -> Option<glommio::channels::local_channel::LocalReceiver<Record>> {
+        self.applied.borrow_mut().take()
+    }
+
+    /// The topic of that name as the log holds it.
+    pub fn topic(&self, name: &str) -> Option<TopicRecord> {
+        self.state.borrow().topics.get(name).cloned()
+    }
+
+    /// Registered, unfenced brokers' ids, ascending.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.state.borrow().brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     fn leader(&self) -> Option<i32> {

@@ -10,7 +10,8 @@
 //! The files are written with blocking calls on shard 0: metadata writes are few (a broker
 //! registration, a topic change) and small, unlike the partition log's.
 
-use super::{Broker, NodeId, Record, SharedView, Types};
+use super::{Broker, NodeId, Record, SharedView, TopicRecord, Types};
+use glommio::channels::local_channel::LocalSender;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
@@ -234,10 +235,31 @@ pub struct ClusterState {
     /// The first cluster id proposed.
     #[serde(default)]
     pub cluster_id: Option<String>,
+    #[serde(default)]
+    pub topics: BTreeMap<String, TopicRecord>,
 }
 
 impl ClusterState {
-    fn apply(&mut self, log_id: LogId<NodeId>, record: &Record) {
+    /// Applies `record`; returns whether it changed the topics.
+    fn apply(&mut self, log_id: LogId<NodeId>, record: &Record) -> bool {
+        match record {
+            Record::CreateTopic { name, id, nodes, configs } => {
+                if self.topics.contains_key(name) {
+                    return false;
+                }
+                let topic = TopicRecord { id: *id, nodes: nodes.clone(), configs: configs.clone() };
+                self.topics.insert(name.clone(), topic);
+                return true;
+            }
+            Record::DeleteTopic { name, id } => {
+                if self.topics.get(name).is_none_or(|t| t.id != *id) {
+                    return false;
+                }
+                self.topics.remove(name);
+                return true;
+            }
+            _ => {}
+        }
         match record {
             Record::RegisterBroker { id, host, port, incarnation } => {
                 // Kafka's broker epoch is the offset of the registration record.
@@ -262,7 +284,9 @@ impl ClusterState {
                     b.fenced = fence;
                 }
             }
+            Record::CreateTopic { .. } | Record::DeleteTopic { .. } => {}
         }
+        false
     }
 }
 
@@ -278,11 +302,13 @@ pub struct StateMachine {
     dir: PathBuf,
     pub state: Rc<RefCell<ClusterState>>,
     view: SharedView,
+    /// Where applied topic records go (shard 0 acts on them).
+    forward: Option<LocalSender<Record>>,
 }
 
 impl StateMachine {
     /// The state as of the last snapshot (openraft applies the log after it).
-    pub fn open(dir: &Path, view: SharedView) -> Result<StateMachine, String> {
+    pub fn open(dir: &Path, view: SharedView, forward: LocalSender<Record>) -> Result<StateMachine, String> {
         let state = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
             Ok(b) => {
                 let s: StoredSnapshot =
@@ -292,7 +318,8 @@ impl StateMachine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClusterState::default(),
             Err(e) => return Err(format!("reading {}/{SNAPSHOT_FILE}: {e}", dir.display())),
         };
-        let sm = StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(state)), view };
+        let sm =
+            StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(state)), view, forward: Some(forward) };
         sm.publish();
         Ok(sm)
     }
@@ -349,7 +376,14 @@ impl RaftStateMachine<Types> for StateMachine {
             s.last_applied = Some(e.log_id);
             match &e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(record) => s.apply(e.log_id, record),
+                EntryPayload::Normal(record) => {
+                    if s.apply(e.log_id, record) {
+                        if let Some(f) = &self.forward {
+                            // Unbounded; fails only once shard 0 stopped listening.
+                            let _ = f.try_send(record.clone());
+                        }
+                    }
+                }
                 EntryPayload::Membership(m) => s.membership = StoredMembership::new(Some(e.log_id), m.clone()),
             }
             out.push(());
@@ -360,7 +394,9 @@ impl RaftStateMachine<Types> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        Builder { sm: StateMachine { dir: self.dir.clone(), state: self.state.clone(), view: self.view.clone() } }
+        let sm =
+            StateMachine { dir: self.dir.clone(), state: self.state.clone(), view: self.view.clone(), forward: None };
+        Builder { sm }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {

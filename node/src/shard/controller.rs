@@ -13,6 +13,18 @@ use crate::topics::{self, TopicId, TopicInfo};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+/// How long a topic change through the metadata quorum may take to commit and apply here.
+const CLUSTER_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refuses `what` in a cluster: it changes a topic in ways the metadata log does not carry
+/// yet (the change would reach this node only).
+fn not_in_a_cluster(shard: &Shard, what: &str) -> Result<(), (i16, String)> {
+    match shard.setup.cluster {
+        Some(_) => Err((errors::INVALID_REQUEST, format!("{what} is not supported in a cluster yet (issue #15)"))),
+        None => Ok(()),
+    }
+}
+
 /// Producer ids reserved on disk at a time (a restart skips what was left of a block).
 const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The file on shard 0 that holds the end of the last reserved block.
@@ -63,6 +75,10 @@ impl Shard {
         if partitions < 1 {
             return Err((errors::INVALID_PARTITIONS, "number of partitions must be at least 1".into()));
         }
+        let quorum = self.quorum.borrow().clone();
+        if let Some(quorum) = quorum {
+            return self.create_cluster_topic(&quorum, name, partitions, configs).await;
+        }
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         if let Some(existing) = self.registry.borrow().get(name) {
@@ -73,7 +89,7 @@ impl Shard {
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         crate::topic_config::write(&self.setup.data_dir, name, &configs)
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs };
+        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs, nodes: Vec::new() };
         let created = match self.place_new_partitions(name, 0, partitions).await {
             Ok(()) => self.broadcast_topic(&info).await,
             Err(e) => Err(e),
@@ -121,9 +137,97 @@ impl Shard {
         }
     }
 
+    /// A topic of a cluster: placed on the live brokers (partition p on the p-th of them,
+    /// from a random start, as Kafka spreads leaders) and committed through the metadata
+    /// quorum; every node then opens the partitions it hosts (`apply_cluster_topic`).
+    /// Returns once this node has it. The first topic of a name committed stands.
+    async fn create_cluster_topic(
+        self: &Rc<Self>,
+        quorum: &Rc<crate::quorum::Quorum>,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicInfo, (i16, String)> {
+        let exists = || (errors::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"));
+        if quorum.topic(name).is_some() || self.registry.borrow().get(name).is_some() {
+            return Err(exists());
+        }
+        let live = quorum.live_brokers();
+        if live.is_empty() {
+            return Err((errors::INVALID_REPLICATION_FACTOR, "no broker of the cluster is registered and live".into()));
+        }
+        let id = TopicId::random();
+        let start = (id.0 % live.len() as u128) as usize;
+        let nodes: Vec<i32> = (0..partitions as usize).map(|p| live[(start + p) % live.len()]).collect();
+        let here = nodes.iter().filter(|&&n| n == quorum.node_id()).count();
+        crate::descriptors::room_for(here, &format!("{here} partitions of topic {name:?}"))
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let record = crate::quorum::Record::CreateTopic {
+            name: name.to_string(),
+            id: id.0,
+            nodes: nodes.clone(),
+            configs: configs.clone(),
+        };
+        quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+        let info = TopicInfo { name: name.to_string(), id, partitions, configs, nodes };
+        let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
+        loop {
+            match quorum.topic(name) {
+                Some(t) if t.id != id.0 => return Err(exists()),
+                Some(_) if self.registry.borrow().get(name).is_some_and(|t| t.id == id && t.nodes == info.nodes) => {
+                    // The apply holds the permit from before the registry changes until every
+                    // shard has opened its partitions: once it is free, they are open.
+                    drop(self.controller.acquire_permit(1).await);
+                    return Ok(info);
+                }
+                _ => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                let msg =
+                    format!("topic {name:?} was committed but not yet opened here within {CLUSTER_CHANGE_TIMEOUT:?}");
+                return Err((errors::REQUEST_TIMED_OUT, msg));
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Acts on a topic record of the metadata log (shard 0, in log order; again for every
+    /// record at each start, so it is idempotent): writes the topic's configs, places its
+    /// partitions on this node's shards and has each shard open those it owns and this node
+    /// hosts. A topic this node had from before it joined a cluster is left as it is.
+    pub async fn apply_cluster_topic(self: &Rc<Self>, info: TopicInfo) -> Result<(), String> {
+        let _permit = self.controller.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
+        let existing = self.registry.borrow().get(&info.name).cloned();
+        if let Some(old) = &existing {
+            if old.id != info.id {
+                return Err(format!("topic {:?} exists here with another id; the cluster's is not opened", info.name));
+            }
+            if old.nodes == info.nodes && old.partitions == info.partitions {
+                return Ok(());
+            }
+        }
+        crate::topic_config::write(&self.setup.data_dir, &info.name, &info.configs)?;
+        let placed = existing.as_ref().map_or(0, |old| old.partitions);
+        if info.partitions > placed {
+            self.place_new_partitions(&info.name, placed, info.partitions - placed).await?;
+        }
+        self.broadcast_topic(&info).await
+    }
+
+    /// Acts on a topic deletion of the metadata log (shard 0): the topic of that id goes
+    /// from every shard, with its partitions' files.
+    pub async fn apply_cluster_delete(self: &Rc<Self>, name: &str, id: TopicId) -> Result<(), String> {
+        let _permit = self.controller.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
+        if self.registry.borrow().get(name).is_none_or(|t| t.id != id) {
+            return Ok(());
+        }
+        self.delete_topic_here(name).await.map(|_| ()).map_err(|(_, e)| e)
+    }
+
     /// CreatePartitions: grows a topic; a count at or below the current one is refused, as
     /// Kafka does (partitions are never removed: keys would move).
     pub(super) async fn grow_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
+        not_in_a_cluster(self, "CreatePartitions")?;
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         let current = self.registry.borrow().get(name).cloned();
@@ -151,10 +255,41 @@ impl Shard {
         Ok(info)
     }
 
-    /// DeleteTopics: every shard forgets the topic and deletes its partition directories.
+    /// DeleteTopics: every shard forgets the topic and deletes its partition directories; in
+    /// a cluster, on every node, through the metadata quorum.
     pub(super) async fn delete_topic(self: &Rc<Self>, name: &str) -> Result<TopicInfo, (i16, String)> {
+        let quorum = self.quorum.borrow().clone();
+        if let Some(quorum) = quorum {
+            return self.delete_cluster_topic(&quorum, name).await;
+        }
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
+        self.delete_topic_here(name).await
+    }
+
+    async fn delete_cluster_topic(
+        self: &Rc<Self>,
+        quorum: &Rc<crate::quorum::Quorum>,
+        name: &str,
+    ) -> Result<TopicInfo, (i16, String)> {
+        let (Some(info), Some(record)) = (self.registry.borrow().get(name).cloned(), quorum.topic(name)) else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
+        };
+        let delete = crate::quorum::Record::DeleteTopic { name: name.to_string(), id: record.id };
+        quorum.propose(delete, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+        let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
+        while self.registry.borrow().get(name).is_some_and(|t| t.id.0 == record.id) {
+            if std::time::Instant::now() >= deadline {
+                let msg = format!("the deletion of topic {name:?} was committed but is not done here yet");
+                return Err((errors::REQUEST_TIMED_OUT, msg));
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok(info)
+    }
+
+    /// Deletes topic `name` from every shard of this node (the controller permit held).
+    async fn delete_topic_here(self: &Rc<Self>, name: &str) -> Result<TopicInfo, (i16, String)> {
         let Some(info) = self.registry.borrow().get(name).cloned() else {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
         };
@@ -211,6 +346,7 @@ impl Shard {
         change: ConfigChange,
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
+        not_in_a_cluster(self, "altering a topic's configs")?;
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         let Some(mut info) = self.registry.borrow().get(name).cloned() else {
@@ -288,9 +424,11 @@ impl Shard {
         if changed {
             self.reconfigure_logs(Some(&info.name))?;
         }
+        let node = self.config().node_id;
         for p in 0..info.partitions {
             let tp = TopicPartition::new(info.name.clone(), p);
-            if self.owner(&tp) == self.id && self.log(&tp).is_none() {
+            let hosted = info.node_of(p, node) == node;
+            if hosted && self.owner(&tp) == self.id && self.log(&tp).is_none() {
                 self.open_partition(tp, info.id).await.map_err(|e| e.to_string())?;
             }
         }
