@@ -20,6 +20,10 @@ pub enum LogError {
     Corrupt(String),
     /// An idempotent producer's batch was refused (sequence or epoch): `code` is Kafka's.
     Sequence { code: i16, producer_id: i64 },
+    /// Replicated batches that do not continue the log (Kafka's
+    /// UnexpectedAppendOffsetException): their first offset is below the log end, or their
+    /// offsets do not increase. Nothing was written.
+    UnexpectedOffset { log_end: i64, first: i64 },
 }
 
 impl LogError {
@@ -35,6 +39,7 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => crate::errors::OFFSET_OUT_OF_RANGE,
             LogError::Io { .. } | LogError::Offline | LogError::Corrupt(_) => crate::errors::KAFKA_STORAGE_ERROR,
             LogError::Sequence { code, .. } => *code,
+            LogError::UnexpectedOffset { .. } => crate::errors::OFFSET_OUT_OF_RANGE,
         }
     }
 }
@@ -52,6 +57,9 @@ impl fmt::Display for LogError {
             LogError::Io { context, source } => write!(f, "{context}: {source}"),
             LogError::Offline => write!(f, "partition is offline after an I/O error"),
             LogError::Corrupt(what) => write!(f, "corrupt log file: {what}"),
+            LogError::UnexpectedOffset { log_end, first } => {
+                write!(f, "replicated batches from offset {first} do not continue the log, which ends at {log_end}")
+            }
             LogError::Sequence { code, producer_id } => {
                 let what = match *code {
                     crate::errors::OUT_OF_ORDER_SEQUENCE_NUMBER => "out-of-order sequence number",

@@ -159,6 +159,14 @@ struct LogState {
     index_rewrites: Vec<i64>,
 }
 
+/// Who appends: the leader (assigns offsets, stamps its leader epoch) or a replica (keeps
+/// what the leader wrote).
+#[derive(Debug, Clone, Copy)]
+enum Writer {
+    Leader { epoch: i32, control_allowed: bool },
+    Replica,
+}
+
 enum Enqueue {
     /// Queued: the offsets, whether the leader epoch changed, whether `flush.messages` was crossed.
     Done(AppendInfo, bool, bool),
@@ -338,6 +346,26 @@ impl PartitionLog {
         self.synced.get() as i64
     }
 
+    /// Kafka's `LeaderEpochFileCache.endOffsetFor`, what OffsetForLeaderEpoch answers: for
+    /// the latest epoch, (it, the log end); for an older one, (the largest epoch at or below
+    /// it, the start offset of the first epoch above it) — where a replica that last wrote in
+    /// `requested` must cut its log; (-1, -1) for an epoch past the latest, or none known.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let st = self.state.borrow();
+        let Some(latest) = st.epochs.last() else { return (-1, -1) };
+        if requested < 0 {
+            return (-1, -1);
+        }
+        if requested == latest.epoch {
+            return (latest.epoch, self.log_end_offset());
+        }
+        let Some(higher) = st.epochs.iter().position(|e| e.epoch > requested) else { return (-1, -1) };
+        match higher.checked_sub(1) {
+            Some(floor) => (st.epochs[floor].epoch, st.epochs[higher].start_offset),
+            None => (requested, st.epochs[higher].start_offset),
+        }
+    }
+
     /// The watch appends advance: fetch long-polls wait on it.
     pub fn end_watch(&self) -> &OffsetWatch {
         &self.written
@@ -390,6 +418,17 @@ impl PartitionLog {
         self.append_inner(records, leader_epoch, now_ms, false).await
     }
 
+    /// Appends batches as another replica wrote them (a follower's append, Kafka's
+    /// `appendAsFollower`): offsets, leader epochs and producer fields are kept, not
+    /// assigned. Each batch is checked as stored batches are (CRC, lengths; compaction may
+    /// have left gaps), the first must start at or past the log end and each after the one
+    /// before (else `UnexpectedOffset`, nothing written); a higher leader epoch in a batch
+    /// starts a new entry of the leader-epoch cache, as Kafka's follower does. Keeps slices
+    /// of `records`. Returns once the bytes are in the page cache.
+    pub async fn append_replicated(self: &Rc<Self>, records: &Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.append_with(records, Writer::Replica, now_ms).await
+    }
+
     /// Appends a transaction marker for `producer_id` (COMMIT or ABORT): its open
     /// transaction in this partition ends; an abort goes into the `.txnindex`.
     pub async fn append_marker(
@@ -411,24 +450,42 @@ impl PartitionLog {
         now_ms: i64,
         control_allowed: bool,
     ) -> Result<AppendInfo, LogError> {
-        let spans = batch::validate_all(records, Check::Produced)?;
+        self.append_with(records, Writer::Leader { epoch: leader_epoch, control_allowed }, now_ms).await
+    }
+
+    async fn append_with(
+        self: &Rc<Self>,
+        records: &Bytes,
+        writer: Writer,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let (control_allowed, check) = match writer {
+            Writer::Leader { control_allowed, .. } => (control_allowed, Check::Produced),
+            Writer::Replica => (true, Check::Stored),
+        };
+        let replica = matches!(writer, Writer::Replica);
+        let spans = batch::validate_all(records, check)?;
+        if spans.is_empty() {
+            return Err(LogError::InvalidBatch(BatchError::InvalidRecords("no record batch".into())));
+        }
         if !control_allowed && spans.iter().any(|s| s.header.is_control()) {
             let why = "control batches are written by the transaction coordinator, not by clients";
             return Err(LogError::InvalidBatch(BatchError::InvalidRecords(why.into())));
         }
         let config = self.config();
-        if config.validate_records || config.cleanup_compact {
+        if !replica && (config.validate_records || config.cleanup_compact) {
             for span in &spans {
                 super::records::validate(&records[span.position..], &span.header, config.cleanup_compact)
                     .map_err(BatchError::from)?;
             }
         }
         let max = config.max_message_bytes as usize;
-        if let Some(big) = spans.iter().find(|s| s.header.size_bytes() > max) {
+        // A replica takes what its leader took (Kafka's followers do not check either).
+        if let Some(big) = spans.iter().find(|s| !replica && s.header.size_bytes() > max) {
             return Err(LogError::MessageTooLarge { size: big.header.size_bytes(), max });
         }
         loop {
-            let queued = self.enqueue(records, &spans, leader_epoch, now_ms);
+            let queued = self.enqueue(records, &spans, writer, now_ms);
             if queued.is_err() {
                 self.repair_soon();
             }
@@ -462,14 +519,19 @@ impl PartitionLog {
         }
     }
 
-    /// The synchronous part of an append: assigns offsets and queues the bytes.
+    /// The synchronous part of an append: assigns offsets (a leader's) or checks them (a
+    /// replica's) and queues the bytes.
     fn enqueue(
         &self,
         records: &Bytes,
         spans: &[batch::BatchSpan],
-        leader_epoch: i32,
+        writer: Writer,
         now_ms: i64,
     ) -> Result<Enqueue, LogError> {
+        let (leader_epoch, replica) = match writer {
+            Writer::Leader { epoch, .. } => (epoch, false),
+            Writer::Replica => (-1, true),
+        };
         let config = self.config();
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
@@ -481,11 +543,22 @@ impl PartitionLog {
         }
         let offsets: i64 = spans.iter().map(|s| s.header.last_offset_delta as i64 + 1).sum();
         let max_timestamp = spans.iter().map(|s| s.header.max_timestamp).max().unwrap_or(-1);
-        if let Some(duplicate) = check_sequences(&st.producers, spans, st.next_offset, st.log_start_offset)? {
-            return Ok(Enqueue::Duplicate(duplicate));
-        }
-        let first_offset = st.next_offset;
-        let last_offset = first_offset + offsets - 1;
+        let (first_offset, last_offset) = if replica {
+            // The leader's offsets, continuing the log and increasing.
+            let mut end = st.next_offset;
+            for s in spans {
+                if s.header.base_offset < end {
+                    return Err(LogError::UnexpectedOffset { log_end: st.next_offset, first: s.header.base_offset });
+                }
+                end = s.header.last_offset() + 1;
+            }
+            (spans[0].header.base_offset, end - 1)
+        } else {
+            if let Some(duplicate) = check_sequences(&st.producers, spans, st.next_offset, st.log_start_offset)? {
+                return Ok(Enqueue::Duplicate(duplicate));
+            }
+            (st.next_offset, st.next_offset + offsets - 1)
+        };
         let (&base, active) = st.segments.iter_mut().next_back().expect("a log always has an active segment");
         if active.state.should_roll(base, &config, records.len() as u64, max_timestamp, last_offset) {
             st.exclusive = true;
@@ -494,18 +567,30 @@ impl PartitionLog {
         let position = active.state.size;
         let job = queue_buffer(&mut st.queue, &active.log, base, position, records.len());
         let mut offset = first_offset;
+        let mut new_epochs = Vec::new();
         for span in spans {
             let (at, size) = (span.position, span.header.size_bytes());
-            // baseOffset and partitionLeaderEpoch lie outside the CRC: patched in a copy of
-            // the batch's first bytes, the rest goes to the file straight from the frame.
-            let mut prefix = [0u8; batch::PATCHED_PREFIX_BYTES];
-            prefix.copy_from_slice(&records[at..at + batch::PATCHED_PREFIX_BYTES]);
-            batch::patch_base_offset(&mut prefix, offset);
-            batch::patch_leader_epoch(&mut prefix, leader_epoch);
-            job.pieces.push(Piece::Prefix(prefix));
-            job.pieces.push(Piece::Shared(records.slice(at + batch::PATCHED_PREFIX_BYTES..at + size)));
+            let header = if replica {
+                // As the leader wrote it; a newer leader epoch starts an entry of the cache.
+                job.pieces.push(Piece::Shared(records.slice(at..at + size)));
+                let epoch = span.header.partition_leader_epoch;
+                let last = new_epochs.last().or(st.epochs.last()).map_or(-1, |e: &EpochEntry| e.epoch);
+                if epoch >= 0 && epoch > last {
+                    new_epochs.push(EpochEntry { epoch, start_offset: span.header.base_offset });
+                }
+                span.header
+            } else {
+                // baseOffset and partitionLeaderEpoch lie outside the CRC: patched in a copy of
+                // the batch's first bytes, the rest goes to the file straight from the frame.
+                let mut prefix = [0u8; batch::PATCHED_PREFIX_BYTES];
+                prefix.copy_from_slice(&records[at..at + batch::PATCHED_PREFIX_BYTES]);
+                batch::patch_base_offset(&mut prefix, offset);
+                batch::patch_leader_epoch(&mut prefix, leader_epoch);
+                job.pieces.push(Piece::Prefix(prefix));
+                job.pieces.push(Piece::Shared(records.slice(at + batch::PATCHED_PREFIX_BYTES..at + size)));
+                BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header }
+            };
             job.len += size;
-            let header = BatchHeader { base_offset: offset, partition_leader_epoch: leader_epoch, ..span.header };
             active.state.account_batch(&header, position + at as u64, &config);
             st.producers.record(&header, now_ms);
             if header.is_control() {
@@ -519,10 +604,17 @@ impl PartitionLog {
         st.queue.back_mut().expect("just queued").end_offset = offset;
         st.next_offset = offset;
         st.first_unflushed_ms.get_or_insert(now_ms);
-        let epoch_changed = leader_epoch >= 0 && st.epochs.last().is_none_or(|e| leader_epoch > e.epoch);
-        if epoch_changed {
-            st.epochs.push(EpochEntry { epoch: leader_epoch, start_offset: first_offset });
-        }
+        let epoch_changed = if replica {
+            let changed = !new_epochs.is_empty();
+            st.epochs.extend(new_epochs);
+            changed
+        } else {
+            let changed = leader_epoch >= 0 && st.epochs.last().is_none_or(|e| leader_epoch > e.epoch);
+            if changed {
+                st.epochs.push(EpochEntry { epoch: leader_epoch, start_offset: first_offset });
+            }
+            changed
+        };
         let unflushed = (offset - self.synced.get() as i64).max(0) as u64;
         let flush_now = unflushed >= config.flush_messages && !st.flush_scheduled;
         st.flush_scheduled |= flush_now;
