@@ -291,17 +291,17 @@ async fn register_broker(quorum: Rc<crate::quorum::Quorum>, id: i32, host: Strin
 /// metadata log (all of them again at each start; applying is idempotent).
 async fn follow_topic_records(
     shard: Rc<Shard>,
-    records: glommio::channels::local_channel::LocalReceiver<crate::quorum::Record>,
+    records: glommio::channels::local_channel::LocalReceiver<crate::quorum::TopicChange>,
 ) {
-    use crate::quorum::Record;
-    while let Some(record) = records.recv().await {
-        let result = match record {
-            Record::CreateTopic { name, id, nodes, configs } => {
-                let partitions = nodes.len() as i32;
-                shard.apply_cluster_topic(TopicInfo { name, id: TopicId(id), partitions, configs, nodes }).await
+    use crate::quorum::TopicChange;
+    while let Some(change) = records.recv().await {
+        let result = match change {
+            TopicChange::Upsert { name, topic } => {
+                let (id, partitions) = (TopicId(topic.id), topic.nodes.len() as i32);
+                let info = TopicInfo { name, id, partitions, configs: topic.configs, nodes: topic.nodes };
+                shard.apply_cluster_topic(info).await
             }
-            Record::DeleteTopic { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
-            _ => Ok(()),
+            TopicChange::Delete { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
         };
         if let Err(e) = result {
             eprintln!("sluice: applying the metadata log: {e}");
@@ -363,6 +363,28 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let cluster_id = cluster_id(&dir, args.config.node_id)?;
     let mut registry = Registry::scan(&dir)?;
+    if args.config.quorum_voters.is_some() {
+        // In a cluster a topic's partitions are spread over the nodes: until the metadata
+        // log replays, this node hosts just those whose directories it has (the log then
+        // says where every partition is; see `apply_cluster_topic`).
+        let scanned: Vec<TopicInfo> = registry.topics().cloned().collect();
+        for mut info in scanned {
+            if crate::partition::is_internal(&info.name) {
+                continue; // each node's own, whole
+            }
+            info.nodes = (0..info.partitions)
+                .map(|p| {
+                    let here = dir.join(TopicPartition::new(info.name.clone(), p).dir_name()).is_dir();
+                    if here {
+                        args.config.node_id
+                    } else {
+                        -1
+                    }
+                })
+                .collect();
+            registry.upsert(info);
+        }
+    }
     let mut config = args.config.clone();
     // The internal topics exist from the first start; their partition counts are fixed then.
     for (name, wanted) in [

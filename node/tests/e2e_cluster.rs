@@ -329,6 +329,77 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     again.sort();
     assert_eq!(again, want, "every record after node 2's restart");
 
+    // Grown through node 3 (6 -> 9): every node sees the same new leaders and the nodes
+    // hold the new partitions they lead.
+    {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+        let mut c = Client::connect(nodes[2].bootstrap());
+        let grow = CreatePartitionsTopic::default().with_name(support::wire::name("spread")).with_count(9);
+        c.send(
+            ApiKey::CreatePartitions,
+            3,
+            &CreatePartitionsRequest::default().with_timeout_ms(15_000).with_topics(vec![grow]),
+        );
+        let r: CreatePartitionsResponse = c.recv(ApiKey::CreatePartitions, 3);
+        assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    }
+    let (_, _, grown) = topic_metadata(&nodes[2], "spread");
+    assert_eq!(grown.len(), 9);
+    assert_eq!(grown[..6], leaders[..], "the first six keep their leaders");
+    for (i, n) in nodes.iter().enumerate() {
+        let deadline = Instant::now() + SETTLE;
+        while topic_metadata(n, "spread") != (0, id, grown.clone()) {
+            assert!(Instant::now() < deadline, "node {} answers {:?}", i + 1, topic_metadata(n, "spread"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let led: Vec<i32> = (0..9).filter(|&p| grown[p as usize] == i as i32 + 1).collect();
+        let deadline = Instant::now() + SETTLE;
+        while partition_dirs(n, "spread") != led {
+            assert!(Instant::now() < deadline, "node {} holds {:?}, leads {led:?}", i + 1, partition_dirs(n, "spread"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    // A topic config set through node 2 is what every node describes.
+    {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+        use kafka_protocol::protocol::StrBytes;
+        let s = |v: &str| StrBytes::from_string(v.to_string());
+        let mut c = Client::connect(nodes[1].bootstrap());
+        let config = AlterableConfig::default()
+            .with_name(s("retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(s("3600000")));
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("spread"))
+            .with_configs(vec![config]);
+        c.send(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+        );
+        let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
+        assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+        for (i, n) in nodes.iter().enumerate() {
+            let mut c = Client::connect(n.bootstrap());
+            let keys = Some(vec![s("retention.ms")]);
+            let resource = DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("spread"))
+                .with_configuration_keys(keys);
+            c.send(ApiKey::DescribeConfigs, 4, &DescribeConfigsRequest::default().with_resources(vec![resource]));
+            let d: DescribeConfigsResponse = c.recv(ApiKey::DescribeConfigs, 4);
+            let value =
+                d.results[0].configs.iter().find(|c| c.name.as_str() == "retention.ms").and_then(|c| c.value.clone());
+            assert_eq!(value.as_deref(), Some("3600000"), "node {}", i + 1);
+        }
+    }
+
     // Asked of a node that does not lead it, a partition answers NOT_LEADER_OR_FOLLOWER.
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     let elsewhere = (leaders[0] % 3) as usize; // a node index whose node id is not leaders[0]

@@ -56,6 +56,18 @@ pub enum Record {
     CreateTopic { name: String, id: u128, nodes: Vec<i32>, configs: BTreeMap<String, String> },
     /// KRaft's `RemoveTopicRecord` (of that topic id only).
     DeleteTopic { name: String, id: u128 },
+    /// More partitions for the topic of that id, on these nodes (KRaft's `PartitionRecord`s
+    /// of a CreatePartitions).
+    GrowTopic { name: String, id: u128, nodes: Vec<i32> },
+    /// The topic's config overrides, whole (KRaft's `ConfigRecord`s of a topic).
+    SetTopicConfigs { name: String, id: u128, configs: BTreeMap<String, String> },
+}
+
+/// What shard 0 acts on as topic records apply: a topic as it now is, or its deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicChange {
+    Upsert { name: String, topic: TopicRecord },
+    Delete { name: String, id: u128 },
 }
 
 /// A topic as the metadata log holds it.
@@ -191,7 +203,7 @@ pub struct Quorum {
     heard: Rc<Heard>,
     liveness: Liveness,
     /// Topic records as they apply, for shard 0 to act on (`take_applied`).
-    applied: RefCell<Option<glommio::channels::local_channel::LocalReceiver<Record>>>,
+    applied: RefCell<Option<glommio::channels::local_channel::LocalReceiver<TopicChange>>>,
 }
 
 /// How often the leader sends heartbeats, and the election timeout's range (KRaft:
@@ -257,7 +269,7 @@ impl Quorum {
 
     /// The topic records applied from now on (and those replayed at start), once: shard 0
     /// opens and deletes partitions by them.
-    pub fn take_applied(&self) -> Option<glommio::channels::local_channel::LocalReceiver<Record>> {
+    pub fn take_applied(&self) -> Option<glommio::channels::local_channel::LocalReceiver<TopicChange>> {
         self.applied.borrow_mut().take()
     }
 

@@ -10,7 +10,7 @@
 //! The files are written with blocking calls on shard 0: metadata writes are few (a broker
 //! registration, a topic change) and small, unlike the partition log's.
 
-use super::{Broker, NodeId, Record, SharedView, TopicRecord, Types};
+use super::{Broker, NodeId, Record, SharedView, TopicChange, TopicRecord, Types};
 use glommio::channels::local_channel::LocalSender;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -240,23 +240,33 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// Applies `record`; returns whether it changed the topics.
-    fn apply(&mut self, log_id: LogId<NodeId>, record: &Record) -> bool {
+    /// Applies `record`; returns the change of a topic it made, if any.
+    fn apply(&mut self, log_id: LogId<NodeId>, record: &Record) -> Option<TopicChange> {
+        let upsert =
+            |name: &String, topic: &TopicRecord| TopicChange::Upsert { name: name.clone(), topic: topic.clone() };
         match record {
             Record::CreateTopic { name, id, nodes, configs } => {
                 if self.topics.contains_key(name) {
-                    return false;
+                    return None;
                 }
                 let topic = TopicRecord { id: *id, nodes: nodes.clone(), configs: configs.clone() };
                 self.topics.insert(name.clone(), topic);
-                return true;
+                return self.topics.get(name).map(|t| upsert(name, t));
             }
             Record::DeleteTopic { name, id } => {
-                if self.topics.get(name).is_none_or(|t| t.id != *id) {
-                    return false;
-                }
+                self.topics.get(name).filter(|t| t.id == *id)?;
                 self.topics.remove(name);
-                return true;
+                return Some(TopicChange::Delete { name: name.clone(), id: *id });
+            }
+            Record::GrowTopic { name, id, nodes } => {
+                let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
+                topic.nodes.extend(nodes.iter().copied());
+                return self.topics.get(name).map(|t| upsert(name, t));
+            }
+            Record::SetTopicConfigs { name, id, configs } => {
+                let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
+                topic.configs = configs.clone();
+                return self.topics.get(name).map(|t| upsert(name, t));
             }
             _ => {}
         }
@@ -284,9 +294,12 @@ impl ClusterState {
                     b.fenced = fence;
                 }
             }
-            Record::CreateTopic { .. } | Record::DeleteTopic { .. } => {}
+            Record::CreateTopic { .. }
+            | Record::DeleteTopic { .. }
+            | Record::GrowTopic { .. }
+            | Record::SetTopicConfigs { .. } => {}
         }
-        false
+        None
     }
 }
 
@@ -303,12 +316,12 @@ pub struct StateMachine {
     pub state: Rc<RefCell<ClusterState>>,
     view: SharedView,
     /// Where applied topic records go (shard 0 acts on them).
-    forward: Option<LocalSender<Record>>,
+    forward: Option<LocalSender<TopicChange>>,
 }
 
 impl StateMachine {
     /// The state as of the last snapshot (openraft applies the log after it).
-    pub fn open(dir: &Path, view: SharedView, forward: LocalSender<Record>) -> Result<StateMachine, String> {
+    pub fn open(dir: &Path, view: SharedView, forward: LocalSender<TopicChange>) -> Result<StateMachine, String> {
         let state = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
             Ok(b) => {
                 let s: StoredSnapshot =
@@ -377,11 +390,9 @@ impl RaftStateMachine<Types> for StateMachine {
             match &e.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(record) => {
-                    if s.apply(e.log_id, record) {
-                        if let Some(f) = &self.forward {
-                            // Unbounded; fails only once shard 0 stopped listening.
-                            let _ = f.try_send(record.clone());
-                        }
+                    if let (Some(change), Some(f)) = (s.apply(e.log_id, record), &self.forward) {
+                        // Unbounded; fails only once shard 0 stopped listening.
+                        let _ = f.try_send(change);
                     }
                 }
                 EntryPayload::Membership(m) => s.membership = StoredMembership::new(Some(e.log_id), m.clone()),

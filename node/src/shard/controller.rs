@@ -16,15 +16,6 @@ use std::rc::Rc;
 /// How long a topic change through the metadata quorum may take to commit and apply here.
 const CLUSTER_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Refuses `what` in a cluster: it changes a topic in ways the metadata log does not carry
-/// yet (the change would reach this node only).
-fn not_in_a_cluster(shard: &Shard, what: &str) -> Result<(), (i16, String)> {
-    match shard.setup.cluster {
-        Some(_) => Err((errors::INVALID_REQUEST, format!("{what} is not supported in a cluster yet (issue #15)"))),
-        None => Ok(()),
-    }
-}
-
 /// Producer ids reserved on disk at a time (a restart skips what was left of a block).
 const PRODUCER_ID_BLOCK: i64 = 1000;
 /// The file on shard 0 that holds the end of the last reserved block.
@@ -202,7 +193,7 @@ impl Shard {
             if old.id != info.id {
                 return Err(format!("topic {:?} exists here with another id; the cluster's is not opened", info.name));
             }
-            if old.nodes == info.nodes && old.partitions == info.partitions {
+            if *old == info {
                 return Ok(());
             }
         }
@@ -227,7 +218,10 @@ impl Shard {
     /// CreatePartitions: grows a topic; a count at or below the current one is refused, as
     /// Kafka does (partitions are never removed: keys would move).
     pub(super) async fn grow_topic(self: &Rc<Self>, name: &str, partitions: i32) -> Result<TopicInfo, (i16, String)> {
-        not_in_a_cluster(self, "CreatePartitions")?;
+        let quorum = self.quorum.borrow().clone();
+        if let Some(quorum) = quorum {
+            return self.grow_cluster_topic(&quorum, name, partitions).await;
+        }
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         let current = self.registry.borrow().get(name).cloned();
@@ -277,14 +271,8 @@ impl Shard {
         };
         let delete = crate::quorum::Record::DeleteTopic { name: name.to_string(), id: record.id };
         quorum.propose(delete, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
-        let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
-        while self.registry.borrow().get(name).is_some_and(|t| t.id.0 == record.id) {
-            if std::time::Instant::now() >= deadline {
-                let msg = format!("the deletion of topic {name:?} was committed but is not done here yet");
-                return Err((errors::REQUEST_TIMED_OUT, msg));
-            }
-            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let what = format!("the deletion of topic {name:?}");
+        self.until_applied(&what, |s| s.registry.borrow().get(name).is_none_or(|t| t.id.0 != record.id)).await?;
         Ok(info)
     }
 
@@ -346,8 +334,7 @@ impl Shard {
         change: ConfigChange,
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
-        not_in_a_cluster(self, "altering a topic's configs")?;
-        let _permit =
+        let permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
         let Some(mut info) = self.registry.borrow().get(name).cloned() else {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
@@ -361,10 +348,77 @@ impl Shard {
         if validate_only || configs == info.configs {
             return Ok(());
         }
+        let quorum = self.quorum.borrow().clone();
+        if let Some(quorum) = quorum {
+            // Every node takes the new set as the record applies (`apply_cluster_topic`).
+            drop(permit);
+            let record = crate::quorum::Record::SetTopicConfigs {
+                name: name.to_string(),
+                id: info.id.0,
+                configs: configs.clone(),
+            };
+            quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+            let what = format!("the configs of topic {name:?}");
+            return self
+                .until_applied(&what, |s| s.registry.borrow().get(name).is_none_or(|t| t.configs == configs))
+                .await;
+        }
         crate::topic_config::write(&self.setup.data_dir, name, &configs)
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         info.configs = configs;
         self.broadcast_topic(&info).await.map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))
+    }
+
+    /// After a topic change committed through the metadata quorum: waits until this node has
+    /// applied it (`done`), and for the apply under way to finish (it holds the controller
+    /// permit until every shard has taken the change).
+    async fn until_applied(self: &Rc<Self>, what: &str, done: impl Fn(&Shard) -> bool) -> Result<(), (i16, String)> {
+        let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
+        while !done(self) {
+            if std::time::Instant::now() >= deadline {
+                let msg = format!("{what}: committed, but not applied here within {CLUSTER_CHANGE_TIMEOUT:?}");
+                return Err((errors::REQUEST_TIMED_OUT, msg));
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        drop(self.controller.acquire_permit(1).await);
+        Ok(())
+    }
+
+    /// CreatePartitions in a cluster: the new partitions go to the live brokers after the
+    /// node of the topic's last partition, in turn, through the metadata quorum.
+    async fn grow_cluster_topic(
+        self: &Rc<Self>,
+        quorum: &Rc<crate::quorum::Quorum>,
+        name: &str,
+        partitions: i32,
+    ) -> Result<TopicInfo, (i16, String)> {
+        let Some(record) = quorum.topic(name) else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
+        };
+        let current = record.nodes.len() as i32;
+        if partitions <= current {
+            let msg = format!("topic {name:?} has {current} partitions; the count can only grow");
+            return Err((errors::INVALID_PARTITIONS, msg));
+        }
+        let live = quorum.live_brokers();
+        if live.is_empty() {
+            return Err((errors::INVALID_REPLICATION_FACTOR, "no broker of the cluster is registered and live".into()));
+        }
+        let start = record.nodes.last().and_then(|l| live.iter().position(|b| b == l)).map_or(0, |i| i + 1);
+        let nodes: Vec<i32> = (0..(partitions - current) as usize).map(|i| live[(start + i) % live.len()]).collect();
+        let here = nodes.iter().filter(|&&n| n == quorum.node_id()).count();
+        crate::descriptors::room_for(here, &format!("{here} more partitions of topic {name:?}"))
+            .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
+        let grow = crate::quorum::Record::GrowTopic { name: name.to_string(), id: record.id, nodes };
+        quorum.propose(grow, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+        let what = format!("partitions {current}..{partitions} of topic {name:?}");
+        self.until_applied(&what, |s| s.registry.borrow().get(name).is_none_or(|t| t.partitions >= partitions)).await?;
+        self.registry
+            .borrow()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| (errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} was deleted meanwhile")))
     }
 
     /// AlterConfigs / IncrementalAlterConfigs of the broker, on shard 0: `per_broker` is
