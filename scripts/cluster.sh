@@ -13,8 +13,8 @@
 # Environment: CLUSTER_DIR [./data/cluster] (each node's data dir, log and pid file);
 # SLUICE_BIN [target/release/sluice]; CLUSTER_ARGS extra arguments for every node.
 #
-# What the cluster shares so far (issue #15): the metadata quorum and the broker
-# registrations. Topics and their data are still each node's own.
+# What the cluster shares so far (issue #15): the metadata quorum, the broker registrations
+# and liveness, and the topics (spread over the nodes, one replica per partition).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${CLUSTER_DIR:-data/cluster}"
