@@ -29,6 +29,7 @@ pub mod placement;
 pub mod protocol;
 pub mod protocol_guard;
 pub mod quorum;
+pub mod replica;
 pub mod runtime;
 pub mod server;
 pub mod shard;

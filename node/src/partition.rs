@@ -45,6 +45,9 @@ pub struct FetchPart {
     pub at_least_one: bool,
     /// isolation_level=1: only up to the last stable offset, with the aborted transactions.
     pub read_committed: bool,
+    /// A follower's fetch (Kafka's replica id, issue #15): the node id of the replica. It
+    /// reads up to the log end, and its fetch offset is its log end for the high watermark.
+    pub replica: Option<i32>,
 }
 
 /// What a fetch found in one partition; `D` is the data: a local range or a sent one.
@@ -97,6 +100,7 @@ pub async fn produce(
     };
     if acks == -1 {
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+        let deadline = std::time::Instant::now() + timeout;
         let synced = futures_lite::future::or(async { Some(log.sync_to(info.last_offset + 1).await) }, async {
             glommio::timer::sleep(timeout).await;
             None
@@ -106,6 +110,30 @@ pub async fn produce(
             Some(Ok(())) => {}
             Some(Err(e)) => return failed(e.kafka_error_code(), e.to_string()),
             None => return failed(errors::REQUEST_TIMED_OUT, "the fdatasync did not finish within timeout.ms".into()),
+        }
+        if log.is_replicated_leader() {
+            // Kafka's acks=all: every in-sync replica has the batches (the high watermark
+            // passed them). The replica set is all of the partition's replicas for now (no
+            // ISR changes yet): a replica that is down holds acks=all up until the timeout.
+            let replicated = log.high_watermark_watch().wait_for(info.last_offset as u64 + 1);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let replicated = futures_lite::future::or(async { Some(replicated.await.is_ok()) }, async {
+                glommio::timer::sleep(left).await;
+                None
+            })
+            .await;
+            match replicated {
+                Some(true) => {}
+                Some(false) => {
+                    return failed(errors::NOT_LEADER_OR_FOLLOWER, "the partition stopped being served here".into())
+                }
+                None => {
+                    return failed(
+                        errors::REQUEST_TIMED_OUT,
+                        "the followers did not have the records within timeout.ms".into(),
+                    )
+                }
+            }
         }
     }
     ProduceOutcome {
@@ -119,7 +147,14 @@ pub async fn produce(
 /// Reads whole batches from `part.offset` (read_committed: up to the last stable offset,
 /// with the aborted transactions of the range).
 pub async fn fetch(log: &Rc<PartitionLog>, part: &FetchPart) -> FetchOutcome<FileRange> {
-    match log.read_upto(part.offset, part.max_bytes, part.at_least_one, part.read_committed).await {
+    let read = match part.replica {
+        Some(replica) => {
+            log.follower_fetched(replica, part.offset);
+            log.read_replica(part.offset, part.max_bytes).await
+        }
+        None => log.read_upto(part.offset, part.max_bytes, part.at_least_one, part.read_committed).await,
+    };
+    match read {
         Ok(info) => {
             let aborted = match (&info.range, part.read_committed) {
                 (Some(_), true) => log.aborted_between(info.first_offset, info.next_offset),

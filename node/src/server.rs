@@ -298,7 +298,8 @@ async fn follow_topic_records(
         let result = match change {
             TopicChange::Upsert { name, topic } => {
                 let (id, partitions) = (TopicId(topic.id), topic.nodes.len() as i32);
-                let info = TopicInfo { name, id, partitions, configs: topic.configs, nodes: topic.nodes };
+                let (configs, nodes, replicas) = (topic.configs, topic.nodes, topic.replicas);
+                let info = TopicInfo { name, id, partitions, configs, nodes, replicas };
                 shard.apply_cluster_topic(info).await
             }
             TopicChange::Delete { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
@@ -408,6 +409,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
                     partitions: wanted,
                     configs: BTreeMap::new(),
                     nodes: Vec::new(),
+                    replicas: Vec::new(),
                 });
                 wanted
             }

@@ -105,6 +105,8 @@ pub struct Shard {
     pub advertised: RefCell<(String, i32)>,
     /// Shard 0 of a node in a cluster (`controller.quorum.voters`): its part in the quorum.
     pub quorum: RefCell<Option<Rc<crate::quorum::Quorum>>>,
+    /// The partitions this shard follows in a cluster, each with its fetcher's stop flag.
+    pub replica_fetchers: RefCell<HashMap<TopicPartition, Rc<std::cell::Cell<bool>>>>,
     /// Set when the node is stopping: connections stop taking new requests.
     pub stopping: std::cell::Cell<bool>,
     /// Requests (from connections or other shards) being handled on this shard right now.
@@ -185,6 +187,7 @@ impl Shard {
             controller: Semaphore::new(1),
             advertised: RefCell::new(("127.0.0.1".into(), 9092)),
             quorum: RefCell::new(None),
+            replica_fetchers: RefCell::new(HashMap::new()),
         })
     }
 
@@ -267,6 +270,14 @@ impl Shard {
         if self.moving.borrow().contains(tp) {
             return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
+        if self.setup.cluster.is_some() {
+            // A follower holds the partition too, but only its leader serves clients.
+            let me = self.config().node_id;
+            let leader = self.registry.borrow().get(&tp.topic).map(|t| t.node_of(tp.partition, me));
+            if leader.is_some_and(|l| l != me) {
+                return Err(errors::NOT_LEADER_OR_FOLLOWER);
+            }
+        }
         match self.log(tp) {
             Some(log) => Ok(log),
             None if self.registry.borrow().get(&tp.topic).is_some_and(|t| tp.partition < t.partitions) => {
@@ -347,10 +358,14 @@ impl Shard {
     }
 
     /// Parks until one of the partitions has data past its offset, or `wait` elapses.
-    pub async fn wait_local(&self, parts: &[(TopicPartition, i64)], wait: Duration) {
+    pub async fn wait_local(&self, parts: &[(TopicPartition, i64, bool)], wait: Duration) {
         let waits: Vec<crate::watch::WaitFor> = parts
             .iter()
-            .filter_map(|(tp, offset)| Some(self.log(tp)?.end_watch().wait_for((*offset + 1).max(0) as u64)))
+            .filter_map(|(tp, offset, replica)| {
+                let log = self.log(tp)?;
+                let watch = if *replica { log.log_end_watch() } else { log.end_watch() };
+                Some(watch.wait_for((*offset + 1).max(0) as u64))
+            })
             .collect();
         futures_lite::future::or(
             async {

@@ -88,12 +88,23 @@ pub struct TopicInfo {
     /// built, its only replica), as the metadata quorum placed it. Empty for a node alone,
     /// which hosts every partition.
     pub nodes: Vec<i32>,
+    /// In a cluster: each partition's replicas, its leader (`nodes`) first. Empty, or empty
+    /// for a partition: the leader alone.
+    pub replicas: Vec<Vec<i32>>,
 }
 
 impl TopicInfo {
-    /// The node hosting partition `p` (`alone`, this node, when the topic is not placed).
+    /// The node leading partition `p` (`alone`, this node, when the topic is not placed).
     pub fn node_of(&self, p: i32, alone: i32) -> i32 {
         self.nodes.get(p as usize).copied().unwrap_or(alone)
+    }
+
+    /// Partition `p`'s replicas, its leader first.
+    pub fn replicas_of(&self, p: i32, alone: i32) -> Vec<i32> {
+        match self.replicas.get(p as usize) {
+            Some(r) if !r.is_empty() => r.clone(),
+            _ => vec![self.node_of(p, alone)],
+        }
     }
 }
 
@@ -145,6 +156,7 @@ impl Registry {
                 partitions: 0,
                 configs: BTreeMap::new(),
                 nodes: Vec::new(),
+                replicas: Vec::new(),
             });
             info.partitions = info.partitions.max(tp.partition + 1);
             if info.id == TopicId(0) {

@@ -414,10 +414,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
     assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from node {}", elsewhere + 1);
 
-    // Replication is not built: a factor above 1 is refused, saying which case it is.
-    let (error, message) = create(&nodes[1], "replicated", 1, 3);
-    assert_eq!(error, 38, "INVALID_REPLICATION_FACTOR: {message}");
-    assert!(message.contains("not replicated yet"), "{message}");
+    // More replicas than brokers: refused, saying so.
     let (error, message) = create(&nodes[1], "too-many", 1, 4);
     assert_eq!(error, 38);
     assert!(message.contains("exceeds the 3 available brokers"), "{message}");
@@ -454,4 +451,96 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The segment files (`.log`) of partition `p` of `topic` in `node`'s data dir, with their bytes.
+fn segment_bytes(node: &Node, topic: &str, p: i32) -> Vec<(String, Vec<u8>)> {
+    let dir = node.data_dir().join(format!("{topic}-{p}"));
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Replication factor 3 (issue #15 Build 3, first part): every node holds every partition,
+/// followers copy their leader with Kafka's Fetch, acks=all is answered once every replica
+/// has the records, and the three copies end byte for byte the same.
+#[test]
+fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    use std::process::Command;
+    let voters = voters();
+    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create(&nodes[0], "copies", 3, 3), (0, String::new()));
+
+    // Every partition: three replicas, the first leads, all three in sync.
+    let mut c = Client::connect(nodes[1].bootstrap());
+    let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name("copies")));
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
+    let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+    let mut leaders = Vec::new();
+    for part in &m.topics[0].partitions {
+        let mut replicas: Vec<i32> = part.replica_nodes.iter().map(|r| r.0).collect();
+        assert_eq!(part.leader_id.0, replicas[0], "the first replica leads");
+        assert_eq!(part.isr_nodes.len(), 3);
+        leaders.push((part.partition_index, part.leader_id.0));
+        replicas.sort();
+        assert_eq!(replicas, vec![1, 2, 3]);
+    }
+    leaders.sort();
+    let distinct: std::collections::BTreeSet<i32> = leaders.iter().map(|l| l.1).collect();
+    assert_eq!(distinct.len(), 3, "leaders spread: {leaders:?}");
+
+    // acks=all through node 2, read back through node 3.
+    let lines: Vec<String> = (0..300).map(|i| format!("k{i}:v{i}")).collect();
+    let mut produce = Command::new(support::kcat());
+    produce.args(["-b", nodes[1].bootstrap(), "-P", "-t", "copies", "-K:", "-X", "acks=all"]);
+    let out = support::run(produce, Some(lines.join("\n").into_bytes()), Duration::from_secs(60));
+    support::check(&out, "kcat produce acks=all", &nodes[1]);
+    let mut consume = Command::new(support::kcat());
+    consume.args(["-b", nodes[2].bootstrap(), "-C", "-t", "copies", "-e", "-o", "beginning", "-f", "%k:%s\n"]);
+    let out = support::run(consume, None, Duration::from_secs(60));
+    support::check(&out, "kcat consume", &nodes[2]);
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    got.sort();
+    let mut want = lines.clone();
+    want.sort();
+    assert_eq!(got, want, "every record back, once");
+
+    // Every replica holds its leader's segments, byte for byte.
+    for &(p, leader) in &leaders {
+        let reference = segment_bytes(&nodes[leader as usize - 1], "copies", p);
+        assert!(reference.iter().any(|(_, b)| !b.is_empty()), "partition {p} got records");
+        for (i, n) in nodes.iter().enumerate() {
+            let deadline = Instant::now() + SETTLE;
+            while segment_bytes(n, "copies", p) != reference {
+                assert!(Instant::now() < deadline, "node {} does not hold partition {p} as its leader {leader}", i + 1);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    // A follower does not serve clients.
+    let (p, leader) = leaders[0];
+    let follower = (leader % 3) as usize; // the index of a node that is not the leader
+    let mut c = Client::connect(nodes[follower].bootstrap());
+    let part = ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1);
+    let topic = ListOffsetsTopic::default().with_name(support::wire::name("copies")).with_partitions(vec![part]);
+    c.send(
+        ApiKey::ListOffsets,
+        7,
+        &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]),
+    );
+    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
+    assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from a follower");
 }

@@ -118,3 +118,34 @@ fn a_diverged_follower_cuts_where_the_new_leader_says_and_converges() {
     });
     assert_eq!(segments(&f2), segments(&l2), "converged, byte for byte");
 }
+
+/// A leader's high watermark is the lowest log end of its replicas: consumers read below it,
+/// followers read past it, and it moves as each follower's fetch offset does.
+#[test]
+fn a_leaders_high_watermark_follows_its_slowest_replica() {
+    let tmp = TempDir::new("hw");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        log.lead(&[2, 3]);
+        let value = vec![9u8; 100];
+        for i in 0..4 {
+            log.append(&batch(&[&value, &value], i), 0, 0).await.unwrap();
+        }
+        assert_eq!(log.log_end_offset(), 8);
+        assert_eq!(log.high_watermark(), 0, "no follower has fetched");
+        assert!(log.read(0, 1 << 20, true).await.unwrap().range.is_none(), "consumers see nothing yet");
+        let replica = log.read_replica(0, 1 << 20).await.unwrap();
+        assert_eq!(replica.next_offset, 8, "a follower reads to the log end");
+        assert_eq!(replica.high_watermark, 0);
+        log.follower_fetched(2, 8);
+        assert_eq!(log.high_watermark(), 0, "node 3 has not fetched");
+        log.follower_fetched(3, 4);
+        assert_eq!(log.high_watermark(), 4);
+        let seen = log.read(0, 1 << 20, true).await.unwrap();
+        assert_eq!(seen.next_offset, 4, "consumers stop at the high watermark: {seen:?}");
+        log.follower_fetched(3, 8);
+        assert_eq!(log.high_watermark(), 8);
+        assert_eq!(log.read(0, 1 << 20, true).await.unwrap().next_offset, 8);
+    });
+}

@@ -39,17 +39,14 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             Err((errors::INVALID_TOPIC_EXCEPTION, e))
         } else if let Err(e) = assigned {
             Err(e)
-        } else if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
+        } else if topic.replication_factor != -1
+            && (topic.replication_factor < 1
+                || topic.replication_factor as usize > shard.cluster_answer().brokers.len())
+        {
             let brokers = shard.cluster_answer().brokers.len();
-            let why = if topic.replication_factor as usize > brokers || topic.replication_factor < 1 {
-                let s = if brokers == 1 { "" } else { "s" };
-                format!("replication factor {} exceeds the {brokers} available broker{s}", topic.replication_factor)
-            } else {
-                format!(
-                    "replication factor {}: partitions are not replicated yet (issue #15); use 1",
-                    topic.replication_factor
-                )
-            };
+            let s = if brokers == 1 { "" } else { "s" };
+            let why =
+                format!("replication factor {} exceeds the {brokers} available broker{s}", topic.replication_factor);
             Err((errors::INVALID_REPLICATION_FACTOR, why))
         } else if partitions < 1 {
             Err((errors::INVALID_PARTITIONS, format!("number of partitions {partitions} must be at least 1")))
@@ -62,7 +59,12 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             }
         } else {
             shard
-                .controller(ops::CreateTopic { name: name.clone(), partitions, configs: configs.clone() })
+                .controller(ops::CreateTopic {
+                    name: name.clone(),
+                    partitions,
+                    replication_factor: topic.replication_factor,
+                    configs: configs.clone(),
+                })
                 .await
                 .map(Some)
         };

@@ -60,6 +60,9 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let started = Instant::now();
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let response_max = if request.max_bytes > 0 { request.max_bytes as u64 } else { i32::MAX as u64 };
+    // A follower's fetch names its node (v15+ in ReplicaState); consumers send -1.
+    let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    let replica = (replica_id >= 0).then_some(replica_id);
     let mut topics_out: Vec<(String, uuid::Uuid)> = Vec::new();
     let mut slots = Vec::new();
     for topic in &request.topics {
@@ -82,7 +85,8 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 offset: p.fetch_offset,
                 max_bytes: (p.partition_max_bytes.max(0) as u64).min(response_max) as usize,
                 at_least_one: true,
-                read_committed: request.isolation_level == 1,
+                read_committed: request.isolation_level == 1 && replica.is_none(),
+                replica,
             };
             slots.push(Slot { topic: topics_out.len() - 1, part, error });
         }
@@ -98,8 +102,16 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         if bytes >= min_bytes || any_error || left.is_zero() || slots.is_empty() {
             break;
         }
-        let ends: Vec<(TopicPartition, i64)> =
-            slots.iter().zip(&outcomes).map(|(s, o)| (s.part.tp.clone(), o.high_watermark)).collect();
+        // Consumers wait for the high watermark to pass what they saw; followers for the
+        // log end to pass their fetch offset.
+        let ends: Vec<(TopicPartition, i64, bool)> = slots
+            .iter()
+            .zip(&outcomes)
+            .map(|(s, o)| match s.part.replica {
+                Some(_) => (s.part.tp.clone(), s.part.offset, true),
+                None => (s.part.tp.clone(), o.high_watermark, false),
+            })
+            .collect();
         wait_any(shard, ends, left).await;
         outcomes = read_all(shard, &slots).await;
     }
@@ -151,10 +163,10 @@ fn map_data<A>(o: FetchOutcome<A>, f: impl FnOnce(A) -> Data) -> FetchOutcome<Da
 }
 
 /// Parks until any partition's log end passes the given end, or `wait` elapses.
-async fn wait_any(shard: &Rc<Shard>, ends: Vec<(TopicPartition, i64)>, wait: Duration) {
-    let mut per_shard: BTreeMap<usize, Vec<(TopicPartition, i64)>> = BTreeMap::new();
-    for (tp, end) in ends {
-        per_shard.entry(shard.owner(&tp)).or_default().push((tp, end));
+async fn wait_any(shard: &Rc<Shard>, ends: Vec<(TopicPartition, i64, bool)>, wait: Duration) {
+    let mut per_shard: BTreeMap<usize, Vec<(TopicPartition, i64, bool)>> = BTreeMap::new();
+    for (tp, end, replica) in ends {
+        per_shard.entry(shard.owner(&tp)).or_default().push((tp, end, replica));
     }
     // Plain futures, not spawned tasks: whatever has not finished is dropped here, which
     // deregisters its wakers. (Spawned waiter tasks parked on an idle partition were kept

@@ -101,6 +101,7 @@ async fn lookup(
             .controller(ops::CreateTopic {
                 name: name.clone(),
                 partitions: shard.config().num_partitions,
+                replication_factor: -1,
                 configs: Default::default(),
             })
             .await
@@ -128,13 +129,17 @@ fn topic_entry(info: &TopicInfo, version: i16, node: i32, cluster: &ClusterAnswe
     let partitions = (0..info.partitions)
         .map(|p| {
             let host = info.node_of(p, node);
-            let listed = cluster.brokers.iter().any(|b| b.0 == host);
-            let part =
-                MetadataResponsePartition::default().with_partition_index(p).with_replica_nodes(vec![BrokerId(host)]);
-            let part = if listed {
-                part.with_leader_id(BrokerId(host)).with_isr_nodes(vec![BrokerId(host)])
+            let listed = |n: &i32| cluster.brokers.iter().any(|b| b.0 == *n);
+            let replicas = info.replicas_of(p, node);
+            // No ISR changes yet: the live replicas stand for it.
+            let isr: Vec<BrokerId> = replicas.iter().filter(|r| listed(r)).map(|&r| BrokerId(r)).collect();
+            let part = MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_replica_nodes(replicas.iter().map(|&r| BrokerId(r)).collect());
+            let part = if listed(&host) {
+                part.with_leader_id(BrokerId(host)).with_isr_nodes(isr)
             } else {
-                part.with_leader_id(BrokerId(-1)).with_error_code(errors::LEADER_NOT_AVAILABLE)
+                part.with_leader_id(BrokerId(-1)).with_isr_nodes(isr).with_error_code(errors::LEADER_NOT_AVAILABLE)
             };
             if version >= 7 {
                 part.with_leader_epoch(0)

@@ -130,6 +130,7 @@ async fn resolve_topic(shard: &Rc<Shard>, name: &str) -> Result<i32, i16> {
         .controller(ops::CreateTopic {
             name: name.to_string(),
             partitions: shard.config().num_partitions,
+            replication_factor: -1,
             configs: Default::default(),
         })
         .await

@@ -159,6 +159,17 @@ struct LogState {
     index_rewrites: Vec<i64>,
 }
 
+/// The log's part in replication (issue #15).
+#[derive(Debug)]
+enum Role {
+    /// The only replica: the high watermark is the log end.
+    Alone,
+    /// Leads; the followers' log ends by node id (-1: not fetched yet).
+    Leader(BTreeMap<i32, i64>),
+    /// Follows: the high watermark is the leader's.
+    Follower,
+}
+
 /// Who appends: the leader (assigns offsets, stamps its leader epoch) or a replica (keeps
 /// what the leader wrote).
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +194,9 @@ pub struct PartitionLog {
     config: RefCell<Rc<LogConfig>>,
     state: RefCell<LogState>,
     written: OffsetWatch,
+    /// The high watermark (see `high_watermark`); the log end while the log is `Role::Alone`.
+    hw: OffsetWatch,
+    role: RefCell<Role>,
     synced: OffsetWatch,
     sync_rounds: OffsetWatch,
     structure: Semaphore,
@@ -295,6 +309,8 @@ impl PartitionLog {
                 index_rewrites: Vec::new(),
             }),
             written: OffsetWatch::new(as_watch(next_offset)),
+            hw: OffsetWatch::new(as_watch(next_offset)),
+            role: RefCell::new(Role::Alone),
             synced: OffsetWatch::new(as_watch(next_offset)),
             sync_rounds: OffsetWatch::new(0),
             structure: Semaphore::new(1),
@@ -336,9 +352,74 @@ impl PartitionLog {
         self.written.get() as i64
     }
 
-    /// On a single node the high watermark is the log end: every replica (this one) has it.
+    /// Offsets below the high watermark are on every replica (in-sync, issue #15): the most
+    /// a consumer may read. With one replica (`Role::Alone`) it is the log end.
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        (self.hw.get() as i64).min(self.log_end_offset())
+    }
+
+    /// The high watermark's watch: consumers' long polls and acks=all of a replicated
+    /// partition wait on it.
+    pub fn high_watermark_watch(&self) -> &OffsetWatch {
+        &self.hw
+    }
+
+    /// The log end's watch (what replicas wait on: they copy up to the log end).
+    pub fn log_end_watch(&self) -> &OffsetWatch {
+        &self.written
+    }
+
+    /// This log leads a replicated partition whose other replicas are `followers`: from now
+    /// on the high watermark is the lowest log end of all replicas (each follower's is the
+    /// offset it last fetched from: `follower_fetched`). It starts where it is: after a
+    /// leader's restart, its log end (Kafka restores it from `replication-offset-checkpoint`,
+    /// so a tail no follower had shows later there).
+    pub fn lead(&self, followers: &[i32]) {
+        let ends = followers.iter().map(|&f| (f, -1)).collect();
+        *self.role.borrow_mut() = Role::Leader(ends);
+        self.recompute_high_watermark();
+    }
+
+    /// This log follows a leader: its high watermark is what the leader says
+    /// (`follow_high_watermark`), not its own log end.
+    pub fn follow(&self) {
+        *self.role.borrow_mut() = Role::Follower;
+    }
+
+    /// Whether this log leads a replicated partition (acks=all waits for the followers).
+    pub fn is_replicated_leader(&self) -> bool {
+        matches!(&*self.role.borrow(), Role::Leader(f) if !f.is_empty())
+    }
+
+    /// A follower fetched from `offset`: it holds every offset below. The high watermark
+    /// moves up to the lowest log end of all replicas.
+    pub fn follower_fetched(&self, follower: i32, offset: i64) {
+        if let Role::Leader(ends) = &mut *self.role.borrow_mut() {
+            if let Some(end) = ends.get_mut(&follower) {
+                *end = offset;
+            }
+        }
+        self.recompute_high_watermark();
+    }
+
+    /// A follower's high watermark: the leader's, as far as this log has it.
+    pub fn follow_high_watermark(&self, leader_hw: i64) {
+        let hw = leader_hw.min(self.log_end_offset()).max(0);
+        if hw as u64 > self.hw.get() {
+            self.hw.advance(hw as u64);
+        }
+    }
+
+    fn recompute_high_watermark(&self) {
+        let end = self.log_end_offset();
+        let hw = match &*self.role.borrow() {
+            Role::Alone => end,
+            Role::Leader(ends) => ends.values().copied().fold(end, i64::min),
+            Role::Follower => return,
+        };
+        if hw >= 0 && hw as u64 > self.hw.get() {
+            self.hw.advance(hw as u64);
+        }
     }
 
     /// Every offset below this was fsynced: the value for `recovery-point-offset-checkpoint`.
@@ -366,9 +447,9 @@ impl PartitionLog {
         }
     }
 
-    /// The watch appends advance: fetch long-polls wait on it.
+    /// The end consumers see (the high watermark): their fetch long-polls wait on it.
     pub fn end_watch(&self) -> &OffsetWatch {
-        &self.written
+        &self.hw
     }
 
     /// How many fdatasync rounds have run (group commit makes this far smaller than the
@@ -757,6 +838,7 @@ impl PartitionLog {
                 seg.written = seg.written.max(end);
             }
             self.written.advance(as_watch(job.end_offset));
+            self.recompute_high_watermark();
             self.write_behind(&job.file, job.segment_base, job.position, end);
         }
     }
@@ -871,6 +953,7 @@ impl PartitionLog {
         }
         eprintln!("sluice: partition {} is offline: {error}", self.dir.display());
         self.written.fail();
+        self.hw.fail();
         self.synced.fail();
         self.sync_rounds.fail();
     }
@@ -1131,8 +1214,29 @@ impl PartitionLog {
         at_least_one: bool,
         committed: bool,
     ) -> Result<ReadInfo, LogError> {
-        let (log_start, hw) = (self.log_start_offset(), self.high_watermark());
-        let upper = if committed { self.last_stable_offset() } else { hw };
+        let upper = if committed { self.last_stable_offset() } else { self.high_watermark() };
+        self.read_below(from, max_bytes, at_least_one, upper, self.high_watermark()).await
+    }
+
+    /// `read` for a follower (replica fetch): up to the log end, past the high watermark.
+    pub async fn read_replica(&self, from: i64, max_bytes: usize) -> Result<ReadInfo, LogError> {
+        let end = self.log_end_offset();
+        let mut info = self.read_below(from, max_bytes, true, end, end).await?;
+        info.high_watermark = self.high_watermark();
+        Ok(info)
+    }
+
+    /// Reads whole batches from `from`, stopping before `upper`; `hw` bounds the offsets
+    /// that may be asked for (past it: OffsetOutOfRange) and is what the answer reports.
+    async fn read_below(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        upper: i64,
+        hw: i64,
+    ) -> Result<ReadInfo, LogError> {
+        let log_start = self.log_start_offset();
         if from < log_start || from > hw {
             return Err(LogError::OffsetOutOfRange { offset: from, log_start, log_end: hw });
         }
@@ -1150,8 +1254,9 @@ impl PartitionLog {
         // Walk segments from the one holding `from`; later ones only matter after a gap.
         let mut cursor = self.segment_for(from, None);
         while let Some((file, start, mut end)) = cursor {
-            if upper < hw {
-                // Stop before the batch holding the last stable offset (a batch boundary).
+            if upper < self.log_end_offset() {
+                // Stop before the batch holding the last stable offset or the high watermark
+                // (batch boundaries both).
                 if let Some(open) = file.find_batch(start as u64, upper, end).await? {
                     end = open.position;
                 }
@@ -1377,6 +1482,7 @@ impl PartitionLog {
         };
         self.written.reset(as_watch(new_end).min(self.written.get()));
         self.synced.reset(as_watch(new_end).min(self.synced.get()));
+        self.hw.reset(as_watch(new_end).min(self.hw.get()));
         let epochs = self.leader_epochs();
         checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
         Ok(new_end)

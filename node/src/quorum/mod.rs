@@ -53,12 +53,26 @@ pub enum Record {
     /// KRaft's `TopicRecord` with its `PartitionRecord`s: a topic, its configs, and the node
     /// hosting each partition. The first of a name stands; a later one of the same name is
     /// ignored (its proposer learns so: `Quorum::topic`).
-    CreateTopic { name: String, id: u128, nodes: Vec<i32>, configs: BTreeMap<String, String> },
+    CreateTopic {
+        name: String,
+        id: u128,
+        nodes: Vec<i32>,
+        configs: BTreeMap<String, String>,
+        /// Each partition's replicas, its leader first (absent: the leader alone).
+        #[serde(default)]
+        replicas: Vec<Vec<i32>>,
+    },
     /// KRaft's `RemoveTopicRecord` (of that topic id only).
     DeleteTopic { name: String, id: u128 },
     /// More partitions for the topic of that id, on these nodes (KRaft's `PartitionRecord`s
     /// of a CreatePartitions).
-    GrowTopic { name: String, id: u128, nodes: Vec<i32> },
+    GrowTopic {
+        name: String,
+        id: u128,
+        nodes: Vec<i32>,
+        #[serde(default)]
+        replicas: Vec<Vec<i32>>,
+    },
     /// The topic's config overrides, whole (KRaft's `ConfigRecord`s of a topic).
     SetTopicConfigs { name: String, id: u128, configs: BTreeMap<String, String> },
 }
@@ -74,8 +88,12 @@ pub enum TopicChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
     pub id: u128,
+    /// Each partition's leader.
     pub nodes: Vec<i32>,
     pub configs: BTreeMap<String, String>,
+    /// Each partition's replicas, its leader first (empty: the leader alone).
+    #[serde(default)]
+    pub replicas: Vec<Vec<i32>>,
 }
 
 /// A registered broker.

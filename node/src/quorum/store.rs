@@ -245,11 +245,12 @@ impl ClusterState {
         let upsert =
             |name: &String, topic: &TopicRecord| TopicChange::Upsert { name: name.clone(), topic: topic.clone() };
         match record {
-            Record::CreateTopic { name, id, nodes, configs } => {
+            Record::CreateTopic { name, id, nodes, configs, replicas } => {
                 if self.topics.contains_key(name) {
                     return None;
                 }
-                let topic = TopicRecord { id: *id, nodes: nodes.clone(), configs: configs.clone() };
+                let (nodes, configs, replicas) = (nodes.clone(), configs.clone(), replicas.clone());
+                let topic = TopicRecord { id: *id, nodes, configs, replicas };
                 self.topics.insert(name.clone(), topic);
                 return self.topics.get(name).map(|t| upsert(name, t));
             }
@@ -258,8 +259,17 @@ impl ClusterState {
                 self.topics.remove(name);
                 return Some(TopicChange::Delete { name: name.clone(), id: *id });
             }
-            Record::GrowTopic { name, id, nodes } => {
+            Record::GrowTopic { name, id, nodes, replicas } => {
                 let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
+                if !topic.replicas.is_empty() || !replicas.is_empty() {
+                    // Keep one replica list per partition.
+                    let singles = topic.nodes.iter().map(|&n| vec![n]);
+                    let mut all: Vec<Vec<i32>> =
+                        if topic.replicas.is_empty() { singles.collect() } else { topic.replicas.clone() };
+                    let added = nodes.iter().enumerate().map(|(i, &n)| replicas.get(i).cloned().unwrap_or(vec![n]));
+                    all.extend(added);
+                    topic.replicas = all;
+                }
                 topic.nodes.extend(nodes.iter().copied());
                 return self.topics.get(name).map(|t| upsert(name, t));
             }

@@ -59,6 +59,7 @@ impl Shard {
         self: &Rc<Self>,
         name: &str,
         partitions: i32,
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicInfo, (i16, String)> {
         topics::validate_topic_name(name).map_err(|e| (errors::INVALID_TOPIC_EXCEPTION, e))?;
@@ -68,7 +69,8 @@ impl Shard {
         }
         let quorum = self.quorum.borrow().clone();
         if let Some(quorum) = quorum {
-            return self.create_cluster_topic(&quorum, name, partitions, configs).await;
+            let rf = if replication_factor < 1 { self.config().default_replication_factor } else { replication_factor };
+            return self.create_cluster_topic(&quorum, name, partitions, rf.max(1) as usize, configs).await;
         }
         let _permit =
             self.controller.acquire_permit(1).await.map_err(|_| (errors::KAFKA_STORAGE_ERROR, "closed".into()))?;
@@ -80,7 +82,9 @@ impl Shard {
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         crate::topic_config::write(&self.setup.data_dir, name, &configs)
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        let info = TopicInfo { name: name.to_string(), id: TopicId::random(), partitions, configs, nodes: Vec::new() };
+        let id = TopicId::random();
+        let info =
+            TopicInfo { name: name.to_string(), id, partitions, configs, nodes: Vec::new(), replicas: Vec::new() };
         let created = match self.place_new_partitions(name, 0, partitions).await {
             Ok(()) => self.broadcast_topic(&info).await,
             Err(e) => Err(e),
@@ -137,6 +141,7 @@ impl Shard {
         quorum: &Rc<crate::quorum::Quorum>,
         name: &str,
         partitions: i32,
+        replication_factor: usize,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicInfo, (i16, String)> {
         let exists = || (errors::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"));
@@ -147,10 +152,19 @@ impl Shard {
         if live.is_empty() {
             return Err((errors::INVALID_REPLICATION_FACTOR, "no broker of the cluster is registered and live".into()));
         }
+        if replication_factor > live.len() {
+            let n = live.len();
+            let msg = format!("replication factor {replication_factor} exceeds the {n} live brokers");
+            return Err((errors::INVALID_REPLICATION_FACTOR, msg));
+        }
         let id = TopicId::random();
         let start = (id.0 % live.len() as u128) as usize;
-        let nodes: Vec<i32> = (0..partitions as usize).map(|p| live[(start + p) % live.len()]).collect();
-        let here = nodes.iter().filter(|&&n| n == quorum.node_id()).count();
+        // Partition p: the live brokers from the (start + p)-th on, in turn; the first leads.
+        let replicas: Vec<Vec<i32>> = (0..partitions as usize)
+            .map(|p| (0..replication_factor).map(|r| live[(start + p + r) % live.len()]).collect())
+            .collect();
+        let nodes: Vec<i32> = replicas.iter().map(|r| r[0]).collect();
+        let here = replicas.iter().filter(|r| r.contains(&quorum.node_id())).count();
         crate::descriptors::room_for(here, &format!("{here} partitions of topic {name:?}"))
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         let record = crate::quorum::Record::CreateTopic {
@@ -158,9 +172,10 @@ impl Shard {
             id: id.0,
             nodes: nodes.clone(),
             configs: configs.clone(),
+            replicas: replicas.clone(),
         };
         quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
-        let info = TopicInfo { name: name.to_string(), id, partitions, configs, nodes };
+        let info = TopicInfo { name: name.to_string(), id, partitions, configs, nodes, replicas };
         let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
         loop {
             match quorum.topic(name) {
@@ -309,6 +324,9 @@ impl Shard {
         let owned: Vec<TopicPartition> =
             self.logs.borrow().keys().filter(|tp| tp.topic == name && tp.partition >= from).cloned().collect();
         for tp in owned {
+            if let Some(stop) = self.replica_fetchers.borrow_mut().remove(&tp) {
+                stop.set(true);
+            }
             if let Some(log) = self.logs.borrow_mut().remove(&tp) {
                 log.stop_cleaning();
             }
@@ -405,12 +423,21 @@ impl Shard {
         if live.is_empty() {
             return Err((errors::INVALID_REPLICATION_FACTOR, "no broker of the cluster is registered and live".into()));
         }
+        let rf = record.replicas.first().map_or(1, |r| r.len().max(1));
+        if rf > live.len() {
+            let msg = format!("the topic's {rf} replicas per partition exceed the {} live brokers", live.len());
+            return Err((errors::INVALID_REPLICATION_FACTOR, msg));
+        }
         let start = record.nodes.last().and_then(|l| live.iter().position(|b| b == l)).map_or(0, |i| i + 1);
-        let nodes: Vec<i32> = (0..(partitions - current) as usize).map(|i| live[(start + i) % live.len()]).collect();
-        let here = nodes.iter().filter(|&&n| n == quorum.node_id()).count();
+        let replicas: Vec<Vec<i32>> = (0..(partitions - current) as usize)
+            .map(|i| (0..rf).map(|r| live[(start + i + r) % live.len()]).collect())
+            .collect();
+        let nodes: Vec<i32> = replicas.iter().map(|r| r[0]).collect();
+        let here = replicas.iter().filter(|r| r.contains(&quorum.node_id())).count();
+        let replicas = if rf > 1 { replicas } else { Vec::new() };
         crate::descriptors::room_for(here, &format!("{here} more partitions of topic {name:?}"))
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
-        let grow = crate::quorum::Record::GrowTopic { name: name.to_string(), id: record.id, nodes };
+        let grow = crate::quorum::Record::GrowTopic { name: name.to_string(), id: record.id, nodes, replicas };
         quorum.propose(grow, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
         let what = format!("partitions {current}..{partitions} of topic {name:?}");
         self.until_applied(&what, |s| s.registry.borrow().get(name).is_none_or(|t| t.partitions >= partitions)).await?;
@@ -481,11 +508,42 @@ impl Shard {
         let node = self.config().node_id;
         for p in 0..info.partitions {
             let tp = TopicPartition::new(info.name.clone(), p);
-            let hosted = info.node_of(p, node) == node;
-            if hosted && self.owner(&tp) == self.id && self.log(&tp).is_none() {
-                self.open_partition(tp, info.id).await.map_err(|e| e.to_string())?;
+            let replicas = info.replicas_of(p, node);
+            if !replicas.contains(&node) || self.owner(&tp) != self.id {
+                continue;
+            }
+            if self.log(&tp).is_none() {
+                self.open_partition(tp.clone(), info.id).await.map_err(|e| e.to_string())?;
+            }
+            let Some(log) = self.log(&tp) else { continue };
+            let leader = info.node_of(p, node);
+            if leader == node {
+                if replicas.len() > 1 {
+                    let followers: Vec<i32> = replicas.iter().copied().filter(|&r| r != node).collect();
+                    log.lead(&followers);
+                }
+            } else {
+                log.follow();
+                self.start_replica_fetcher(tp, log, leader);
             }
         }
         Ok(())
+    }
+
+    /// Starts copying `tp` from its leader (node `leader`) unless a fetcher runs already.
+    fn start_replica_fetcher(&self, tp: TopicPartition, log: Rc<crate::log::PartitionLog>, leader: i32) {
+        if self.replica_fetchers.borrow().contains_key(&tp) {
+            return;
+        }
+        let stop = Rc::new(std::cell::Cell::new(false));
+        self.replica_fetchers.borrow_mut().insert(tp.clone(), stop.clone());
+        let view = self.setup.cluster.clone();
+        let address = move || {
+            let view = crate::quorum::read_view(view.as_ref()?);
+            let b = view.brokers.into_iter().find(|b| b.id == leader && !b.fenced)?;
+            Some(format!("{}:{}", b.host, b.port))
+        };
+        let me = self.config().node_id;
+        glommio::spawn_local(crate::replica::follow(log, tp, me, address, stop)).detach();
     }
 }

@@ -148,6 +148,13 @@ impl Shard {
         if from == target {
             return Ok(());
         }
+        let me = self.config().node_id;
+        let replicated =
+            self.registry.borrow().get(&tp.topic).is_some_and(|t| t.replicas_of(tp.partition, me).len() > 1);
+        if replicated {
+            let msg = "moving a replicated partition between cores is not supported yet (issue #15)";
+            return Err(MoveError::BadRequest(msg.into()));
+        }
         self.moving.borrow_mut().insert(tp.clone());
         let result = self.move_between(tp, from, target).await;
         self.moving.borrow_mut().remove(tp);
@@ -265,6 +272,7 @@ impl Shard {
         // Long-poll fetches parked on this log would not see appends on the new owner:
         // wake them now; they read again and get NOT_LEADER_OR_FOLLOWER, which clients retry.
         log.end_watch().fail();
+        log.log_end_watch().fail();
         self.maintained.remove(&log);
         self.load.borrow_mut().forget(tp);
         Ok(hint)

@@ -187,7 +187,9 @@ impl ShardOp for Fetch {
 
 #[derive(Debug)]
 pub struct Wait {
-    pub parts: Vec<(TopicPartition, i64)>,
+    /// (partition, offset to pass, whether a follower waits: on the log end, not the high
+    /// watermark).
+    pub parts: Vec<(TopicPartition, i64, bool)>,
     pub wait: Duration,
 }
 
@@ -281,13 +283,16 @@ impl ShardOp for OffsetsBefore {
 pub struct CreateTopic {
     pub name: String,
     pub partitions: i32,
+    /// Replicas per partition in a cluster (-1: `default.replication.factor`); a node alone
+    /// has one (the API refuses more).
+    pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
 }
 
 impl ShardOp for CreateTopic {
     type Reply = TopicResult;
     async fn run(self, shard: &Rc<Shard>) -> TopicResult {
-        shard.create_topic(&self.name, self.partitions, self.configs).await
+        shard.create_topic(&self.name, self.partitions, self.replication_factor, self.configs).await
     }
 }
 

@@ -1,0 +1,181 @@
+//! A follower's fetcher (issue #15, Build 3): on the shard that owns a partition this node
+//! follows, one task copies the leader's log into the local one with Kafka's own Fetch
+//! (v12, `replica_id` = this node's id), as Kafka's replica fetchers do: from the local log
+//! end, whole batches appended as the leader wrote them (`PartitionLog::append_replicated`),
+//! the leader's high watermark taken as the follower's. The fetch offset tells the leader
+//! what this replica holds, which moves the leader's high watermark (acks=all waits on it).
+//!
+//! Not yet as Kafka: one connection per followed partition (Kafka: one fetcher per leader
+//! and thread, batching partitions); no leader changes, so no truncation by leader epoch
+//! (`end_offset_for_epoch` is ready for it) — a follower whose log is past the leader's
+//! (OFFSET_OUT_OF_RANGE) cuts back to the leader's high watermark, as Kafka did before
+//! KIP-101.
+
+use crate::log::{PartitionLog, TopicPartition};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The Fetch version spoken (topic names, `replica_id` in the body).
+const FETCH_VERSION: i16 = 12;
+/// How long the leader may hold a fetch with nothing new (Kafka's `replica.fetch.wait.max.ms`).
+const FETCH_WAIT_MS: i32 = 500;
+/// Bytes per fetch (Kafka's `replica.fetch.max.bytes`).
+const FETCH_MAX_BYTES: i32 = 1 << 20;
+/// A response frame longer than this closes the connection.
+const FRAME_BYTES_MAX: usize = 64 << 20;
+/// Pause after an error before trying again (Kafka's `replica.fetch.backoff.ms`).
+const BACKOFF: Duration = Duration::from_millis(200);
+/// How long a connection attempt or an exchange may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Copies the leader's log of `tp` into `log` until `stop` is set. `leader` gives the
+/// leader's Kafka address (host:port) when it is known and live.
+pub async fn follow(
+    log: Rc<PartitionLog>,
+    tp: TopicPartition,
+    me: i32,
+    leader: impl Fn() -> Option<String>,
+    stop: Rc<Cell<bool>>,
+) {
+    let mut correlation = 0i32;
+    let mut stream: Option<TcpStream> = None;
+    let mut complained = false;
+    while !stop.get() {
+        if stream.is_none() {
+            let Some(addr) = leader() else {
+                glommio::timer::sleep(BACKOFF).await;
+                continue;
+            };
+            match TcpStream::connect_timeout(addr.as_str(), IO_TIMEOUT).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                }
+                Err(e) => {
+                    if !complained {
+                        eprintln!("sluice: replica of {tp}: leader at {addr} not reachable: {e}");
+                        complained = true;
+                    }
+                    glommio::timer::sleep(BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        correlation = correlation.wrapping_add(1);
+        let s = stream.as_mut().expect("connected above");
+        let exchange = fetch_once(s, &tp, me, log.log_end_offset(), correlation);
+        let answer = futures_lite::future::or(async { Some(exchange.await) }, async {
+            glommio::timer::sleep(IO_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64)).await;
+            None
+        })
+        .await;
+        let (error, hw, records) = match answer {
+            Some(Ok(a)) => a,
+            Some(Err(_)) | None => {
+                stream = None;
+                glommio::timer::sleep(BACKOFF).await;
+                continue;
+            }
+        };
+        complained = false;
+        match error {
+            0 => {}
+            crate::errors::OFFSET_OUT_OF_RANGE if hw >= 0 && hw < log.log_end_offset() => {
+                eprintln!("sluice: replica of {tp}: past the leader's log; cutting back to its high watermark {hw}");
+                if let Err(e) = log.truncate_to(hw).await {
+                    eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
+                }
+                continue;
+            }
+            _ => {
+                // Not (yet) the leader, or the partition is moving there: ask again shortly.
+                glommio::timer::sleep(BACKOFF).await;
+                continue;
+            }
+        }
+        if let Some(records) = records.filter(|r| !r.is_empty()) {
+            if let Err(e) = log.append_replicated(&records, crate::runtime::now_ms()).await {
+                eprintln!("sluice: replica of {tp}: appending what the leader sent failed: {e}");
+                glommio::timer::sleep(BACKOFF).await;
+                continue;
+            }
+        }
+        log.follow_high_watermark(hw);
+    }
+}
+
+/// One Fetch of `tp` from `offset`: (error code, high watermark, records).
+async fn fetch_once(
+    stream: &mut TcpStream,
+    tp: &TopicPartition,
+    me: i32,
+    offset: i64,
+    correlation: i32,
+) -> std::io::Result<(i16, i64, Option<Bytes>)> {
+    let partition = FetchPartition::default()
+        .with_partition(tp.partition)
+        .with_fetch_offset(offset)
+        .with_current_leader_epoch(-1)
+        .with_last_fetched_epoch(-1)
+        .with_log_start_offset(-1)
+        .with_partition_max_bytes(FETCH_MAX_BYTES);
+    let topic = FetchTopic::default()
+        .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+        .with_partitions(vec![partition]);
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_max_wait_ms(FETCH_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_MAX_BYTES)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![topic]);
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(FETCH_VERSION)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_string(format!("sluice-replica-{me}"))));
+    let mut buf = BytesMut::new();
+    let bad = |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+    header.encode(&mut buf, ApiKey::Fetch.request_header_version(FETCH_VERSION)).map_err(bad)?;
+    request.encode(&mut buf, FETCH_VERSION).map_err(bad)?;
+    let mut frame = Vec::with_capacity(4 + buf.len());
+    frame.extend_from_slice(&(buf.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&buf);
+    stream.write_all(&frame).await?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = i32::from_be_bytes(len).max(0) as usize;
+    if len > FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a {len}-byte fetch response")));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    let mut body = Bytes::from(body);
+    let header =
+        ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(FETCH_VERSION)).map_err(bad)?;
+    if header.correlation_id != correlation {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "an answer to another request"));
+    }
+    let response = FetchResponse::decode(&mut body, FETCH_VERSION).map_err(bad)?;
+    if response.error_code != 0 {
+        return Ok((response.error_code, -1, None));
+    }
+    let part = response
+        .responses
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .find(|p| p.partition_index == tp.partition)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "the partition is not in the answer"))?;
+    Ok((part.error_code, part.high_watermark, part.records))
+}
