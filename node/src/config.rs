@@ -274,6 +274,9 @@ const SETTINGS: &[Setting] = &[
     setting!("message.max.bytes", Int, Some("1048588"), true, "largest record batch accepted (default 1048588)", |c, v| {
         c.log.max_message_bytes = int("message.max.bytes", v)?
     }),
+    setting!("min.insync.replicas", Int, Some("1"), true, "in a cluster: in-sync replicas acks=all needs (default 1)", |c, v| {
+        c.log.min_insync_replicas = int("min.insync.replicas", v)?
+    }),
     setting!("log.segment.bytes", Int, Some("1073741824"), true, "segment size that triggers a roll (default 1 GiB)", |c, v| {
         c.log.segment_bytes = int("log.segment.bytes", v)?
     }),

@@ -15,6 +15,7 @@ pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = E::UnknownTopicOrPartition.code();
 pub const NOT_LEADER_OR_FOLLOWER: i16 = E::NotLeaderOrFollower.code();
 pub const REQUEST_TIMED_OUT: i16 = E::RequestTimedOut.code();
 pub const LEADER_NOT_AVAILABLE: i16 = E::LeaderNotAvailable.code();
+pub const NOT_ENOUGH_REPLICAS: i16 = E::NotEnoughReplicas.code();
 pub const MESSAGE_TOO_LARGE: i16 = E::MessageTooLarge.code();
 pub const OFFSET_METADATA_TOO_LARGE: i16 = E::OffsetMetadataTooLarge.code();
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = E::CoordinatorLoadInProgress.code();

@@ -48,6 +48,9 @@ pub struct FetchPart {
     /// A follower's fetch (Kafka's replica id, issue #15): the node id of the replica. It
     /// reads up to the log end, and its fetch offset is its log end for the high watermark.
     pub replica: Option<i32>,
+    /// The leader epoch of the follower's last batch (-1: none): where it diverges from
+    /// this log, the answer says so instead of sending records (Kafka's KIP-320 fetch).
+    pub last_fetched_epoch: i32,
 }
 
 /// What a fetch found in one partition; `D` is the data: a local range or a sent one.
@@ -60,6 +63,9 @@ pub struct FetchOutcome<D> {
     pub last_stable_offset: i64,
     /// read_committed: aborted transactions in the returned range (producer id, first offset).
     pub aborted: Vec<(i64, i64)>,
+    /// To a follower whose log diverged from this one: (the epoch, its end offset here)
+    /// — the follower cuts its log there and fetches again (Kafka's DivergingEpoch).
+    pub diverging: Option<(i32, i64)>,
 }
 
 impl<D> FetchOutcome<D> {
@@ -72,6 +78,7 @@ impl<D> FetchOutcome<D> {
             data: None,
             last_stable_offset: -1,
             aborted: Vec::new(),
+            diverging: None,
         }
     }
 }
@@ -94,7 +101,11 @@ pub async fn produce(
         Some(Ok(v)) => Bytes::from(v),
         Some(Err(e)) => return failed(e.kafka_error_code(), e.to_string()),
     };
-    let info = match log.append_shared(&records, 0, now).await {
+    if acks == -1 && log.in_sync_replicas() < log.config().min_insync_replicas as usize {
+        let (isr, min) = (log.in_sync_replicas(), log.config().min_insync_replicas);
+        return failed(errors::NOT_ENOUGH_REPLICAS, format!("{isr} in-sync replicas, min.insync.replicas is {min}"));
+    }
+    let info = match log.append_shared(&records, log.leader_epoch(), now).await {
         Ok(info) => info,
         Err(e) => return failed(e.kafka_error_code(), e.to_string()),
     };
@@ -144,10 +155,30 @@ pub async fn produce(
     }
 }
 
+/// Where a follower whose last batch has leader epoch `epoch` and whose log ends at `end`
+/// diverges from `log`: Kafka's rule, `end_offset_for_epoch` of its epoch — a different
+/// epoch, or an end below the follower's.
+fn diverges(log: &PartitionLog, epoch: i32, end: i64) -> Option<(i32, i64)> {
+    let (found, found_end) = log.end_offset_for_epoch(epoch);
+    (found != epoch || found_end < end).then_some((found, found_end))
+}
+
 /// Reads whole batches from `part.offset` (read_committed: up to the last stable offset,
 /// with the aborted transactions of the range).
 pub async fn fetch(log: &Rc<PartitionLog>, part: &FetchPart) -> FetchOutcome<FileRange> {
     let read = match part.replica {
+        Some(_) if part.last_fetched_epoch >= 0 && diverges(log, part.last_fetched_epoch, part.offset).is_some() => {
+            let (epoch, end) = diverges(log, part.last_fetched_epoch, part.offset).expect("checked");
+            return FetchOutcome {
+                error: errors::NONE,
+                high_watermark: log.high_watermark(),
+                log_start_offset: log.log_start_offset(),
+                data: None,
+                last_stable_offset: log.last_stable_offset(),
+                aborted: Vec::new(),
+                diverging: Some((epoch, end)),
+            };
+        }
         Some(replica) => {
             log.follower_fetched(replica, part.offset);
             log.read_replica(part.offset, part.max_bytes).await
@@ -167,6 +198,7 @@ pub async fn fetch(log: &Rc<PartitionLog>, part: &FetchPart) -> FetchOutcome<Fil
                 data: info.range,
                 last_stable_offset: log.last_stable_offset(),
                 aborted,
+                diverging: None,
             }
         }
         Err(e) => FetchOutcome {
@@ -176,6 +208,7 @@ pub async fn fetch(log: &Rc<PartitionLog>, part: &FetchPart) -> FetchOutcome<Fil
             data: None,
             last_stable_offset: log.last_stable_offset(),
             aborted: Vec::new(),
+            diverging: None,
         },
     }
 }

@@ -5,11 +5,13 @@
 //! the leader's high watermark taken as the follower's. The fetch offset tells the leader
 //! what this replica holds, which moves the leader's high watermark (acks=all waits on it).
 //!
+//! Each fetch carries the leader epoch of the follower's last batch; where the follower's
+//! log diverged from the leader's (it copied from a leader that lost leadership before the
+//! others had it), the leader answers with the diverging epoch and its end there, and the
+//! follower cuts its log to it and fetches again (Kafka's KIP-320 truncation through Fetch).
+//!
 //! Not yet as Kafka: one connection per followed partition (Kafka: one fetcher per leader
-//! and thread, batching partitions); no leader changes, so no truncation by leader epoch
-//! (`end_offset_for_epoch` is ready for it) — a follower whose log is past the leader's
-//! (OFFSET_OUT_OF_RANGE) cuts back to the leader's high watermark, as Kafka did before
-//! KIP-101.
+//! and thread, batching partitions).
 
 use crate::log::{PartitionLog, TopicPartition};
 use bytes::{Bytes, BytesMut};
@@ -72,13 +74,14 @@ pub async fn follow(
         }
         correlation = correlation.wrapping_add(1);
         let s = stream.as_mut().expect("connected above");
-        let exchange = fetch_once(s, &tp, me, log.log_end_offset(), correlation);
+        let last_epoch = log.leader_epochs().last().map_or(-1, |e| e.epoch);
+        let exchange = fetch_once(s, &tp, me, log.log_end_offset(), last_epoch, correlation);
         let answer = futures_lite::future::or(async { Some(exchange.await) }, async {
             glommio::timer::sleep(IO_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64)).await;
             None
         })
         .await;
-        let (error, hw, records) = match answer {
+        let (error, hw, records, diverging) = match answer {
             Some(Ok(a)) => a,
             Some(Err(_)) | None => {
                 stream = None;
@@ -102,6 +105,15 @@ pub async fn follow(
                 continue;
             }
         }
+        if let Some((epoch, end)) = diverging {
+            let cut = end.min(log.log_end_offset());
+            eprintln!("sluice: replica of {tp}: diverged from the leader after epoch {epoch}; cutting back to {cut}");
+            if let Err(e) = log.truncate_to(cut).await {
+                eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
+                glommio::timer::sleep(BACKOFF).await;
+            }
+            continue;
+        }
         if let Some(records) = records.filter(|r| !r.is_empty()) {
             if let Err(e) = log.append_replicated(&records, crate::runtime::now_ms()).await {
                 eprintln!("sluice: replica of {tp}: appending what the leader sent failed: {e}");
@@ -113,19 +125,24 @@ pub async fn follow(
     }
 }
 
-/// One Fetch of `tp` from `offset`: (error code, high watermark, records).
+/// What one Fetch answered: error code, high watermark, records, and (epoch, end offset)
+/// where the follower's log diverged.
+type Answer = (i16, i64, Option<Bytes>, Option<(i32, i64)>);
+
+/// One Fetch of `tp` from `offset`, the last batch there having leader epoch `last_epoch`.
 async fn fetch_once(
     stream: &mut TcpStream,
     tp: &TopicPartition,
     me: i32,
     offset: i64,
+    last_epoch: i32,
     correlation: i32,
-) -> std::io::Result<(i16, i64, Option<Bytes>)> {
+) -> std::io::Result<Answer> {
     let partition = FetchPartition::default()
         .with_partition(tp.partition)
         .with_fetch_offset(offset)
         .with_current_leader_epoch(-1)
-        .with_last_fetched_epoch(-1)
+        .with_last_fetched_epoch(last_epoch)
         .with_log_start_offset(-1)
         .with_partition_max_bytes(FETCH_MAX_BYTES);
     let topic = FetchTopic::default()
@@ -169,7 +186,7 @@ async fn fetch_once(
     }
     let response = FetchResponse::decode(&mut body, FETCH_VERSION).map_err(bad)?;
     if response.error_code != 0 {
-        return Ok((response.error_code, -1, None));
+        return Ok((response.error_code, -1, None, None));
     }
     let part = response
         .responses
@@ -177,5 +194,7 @@ async fn fetch_once(
         .flat_map(|t| t.partitions)
         .find(|p| p.partition_index == tp.partition)
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "the partition is not in the answer"))?;
-    Ok((part.error_code, part.high_watermark, part.records))
+    let d = &part.diverging_epoch;
+    let diverging = (d.epoch >= 0 && d.end_offset >= 0).then_some((d.epoch, d.end_offset));
+    Ok((part.error_code, part.high_watermark, part.records, diverging))
 }

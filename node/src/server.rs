@@ -298,8 +298,16 @@ async fn follow_topic_records(
         let result = match change {
             TopicChange::Upsert { name, topic } => {
                 let (id, partitions) = (TopicId(topic.id), topic.nodes.len() as i32);
-                let (configs, nodes, replicas) = (topic.configs, topic.nodes, topic.replicas);
-                let info = TopicInfo { name, id, partitions, configs, nodes, replicas };
+                let info = TopicInfo {
+                    name,
+                    id,
+                    partitions,
+                    configs: topic.configs,
+                    nodes: topic.nodes,
+                    replicas: topic.replicas,
+                    leader_epochs: topic.leader_epochs,
+                    isr: topic.isr,
+                };
                 shard.apply_cluster_topic(info).await
             }
             TopicChange::Delete { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
@@ -365,21 +373,23 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
     let cluster_id = cluster_id(&dir, args.config.node_id)?;
     let mut registry = Registry::scan(&dir)?;
     if args.config.quorum_voters.is_some() {
-        // In a cluster a topic's partitions are spread over the nodes: until the metadata
-        // log replays, this node hosts just those whose directories it has (the log then
-        // says where every partition is; see `apply_cluster_topic`).
+        // In a cluster a topic's partitions are spread over the nodes and each has one
+        // leader: until the metadata log replays, this node opens the partitions whose
+        // directories it has as a replica with no leader known (so it serves no client and
+        // stamps no batch), and the log then says who leads (`apply_cluster_topic`).
         let scanned: Vec<TopicInfo> = registry.topics().cloned().collect();
         for mut info in scanned {
             if crate::partition::is_internal(&info.name) {
                 continue; // each node's own, whole
             }
-            info.nodes = (0..info.partitions)
+            info.nodes = vec![-1; info.partitions as usize];
+            info.replicas = (0..info.partitions)
                 .map(|p| {
                     let here = dir.join(TopicPartition::new(info.name.clone(), p).dir_name()).is_dir();
                     if here {
-                        args.config.node_id
+                        vec![args.config.node_id]
                     } else {
-                        -1
+                        Vec::new()
                     }
                 })
                 .collect();
@@ -408,8 +418,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
                     id: TopicId::random(),
                     partitions: wanted,
                     configs: BTreeMap::new(),
-                    nodes: Vec::new(),
-                    replicas: Vec::new(),
+                    ..Default::default()
                 });
                 wanted
             }

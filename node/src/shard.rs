@@ -105,8 +105,11 @@ pub struct Shard {
     pub advertised: RefCell<(String, i32)>,
     /// Shard 0 of a node in a cluster (`controller.quorum.voters`): its part in the quorum.
     pub quorum: RefCell<Option<Rc<crate::quorum::Quorum>>>,
-    /// The partitions this shard follows in a cluster, each with its fetcher's stop flag.
-    pub replica_fetchers: RefCell<HashMap<TopicPartition, Rc<std::cell::Cell<bool>>>>,
+    /// The partitions this shard follows in a cluster: the leader each fetcher copies from,
+    /// and its stop flag.
+    pub replica_fetchers: RefCell<HashMap<TopicPartition, (i32, Rc<std::cell::Cell<bool>>)>>,
+    /// ISR expansions asked of the controller and not answered yet: (partition, replica).
+    isr_requests: RefCell<std::collections::HashSet<(TopicPartition, i32)>>,
     /// Set when the node is stopping: connections stop taking new requests.
     pub stopping: std::cell::Cell<bool>,
     /// Requests (from connections or other shards) being handled on this shard right now.
@@ -188,6 +191,7 @@ impl Shard {
             advertised: RefCell::new(("127.0.0.1".into(), 9092)),
             quorum: RefCell::new(None),
             replica_fetchers: RefCell::new(HashMap::new()),
+            isr_requests: RefCell::new(std::collections::HashSet::new()),
         })
     }
 
@@ -342,11 +346,17 @@ impl Shard {
     }
 
     /// Reads each part from its (local) partition.
-    pub async fn fetch_local(&self, parts: &[FetchPart]) -> Vec<FetchOutcome<crate::log::FileRange>> {
+    pub async fn fetch_local(self: &Rc<Self>, parts: &[FetchPart]) -> Vec<FetchOutcome<crate::log::FileRange>> {
         let mut out = Vec::with_capacity(parts.len());
         for part in parts {
             let outcome = match self.serving_log(&part.tp) {
-                Ok(log) => partition::fetch(&log, part).await,
+                Ok(log) => {
+                    let outcome = partition::fetch(&log, part).await;
+                    if let Some(replica) = part.replica.filter(|&r| log.caught_up_outside_isr(r)) {
+                        self.request_isr_expansion(&part.tp, replica);
+                    }
+                    outcome
+                }
                 Err(error) => FetchOutcome::failed(error),
             };
             if let Some(range) = &outcome.data {
@@ -355,6 +365,23 @@ impl Shard {
             out.push(outcome);
         }
         out
+    }
+
+    /// Asks the controller (shard 0, the quorum) to add a caught-up follower to the in-sync
+    /// replicas; one request at a time per partition and follower.
+    fn request_isr_expansion(self: &Rc<Self>, tp: &TopicPartition, replica: i32) {
+        if !self.isr_requests.borrow_mut().insert((tp.clone(), replica)) {
+            return;
+        }
+        let (shard, tp) = (self.clone(), tp.clone());
+        glommio::spawn_local(async move {
+            let asked = shard.invoke(0, ops::ExpandIsr { tp: tp.clone(), replica }).await;
+            if let Err(e) = asked.and_then(|r| r) {
+                eprintln!("sluice: {tp}: adding replica {replica} to the in-sync replicas failed: {e}");
+            }
+            shard.isr_requests.borrow_mut().remove(&(tp, replica));
+        })
+        .detach();
     }
 
     /// Parks until one of the partitions has data past its offset, or `wait` elapses.
@@ -589,5 +616,6 @@ fn send_outcome(o: FetchOutcome<crate::log::FileRange>) -> FetchOutcome<SentRang
         data,
         last_stable_offset: o.last_stable_offset,
         aborted: o.aborted,
+        diverging: o.diverging,
     }
 }

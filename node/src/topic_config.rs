@@ -97,6 +97,12 @@ const TOPIC_SETTINGS: &[TopicSetting] = &[
         doc: "a record stays uncompacted at least this long",
     },
     TopicSetting {
+        name: "min.insync.replicas",
+        broker: "min.insync.replicas",
+        ty: ConfigType::Int,
+        doc: "in a cluster: acks=all is refused (NOT_ENOUGH_REPLICAS) while fewer replicas are in sync",
+    },
+    TopicSetting {
         name: "retention.bytes",
         broker: "log.retention.bytes",
         ty: ConfigType::Long,
@@ -170,6 +176,7 @@ pub fn log_config(base: &LogConfig, configs: &BTreeMap<String, String>) -> Resul
             "retention.ms" => c.retention_ms = int(name, v)?,
             "retention.bytes" => c.retention_bytes = int(name, v)?,
             "max.message.bytes" => c.max_message_bytes = int(name, v)?,
+            "min.insync.replicas" => c.min_insync_replicas = int(name, v)?,
             "cleanup.policy" => {
                 config::apply_cleanup_policy(&mut c, name, v)?;
             }
@@ -239,6 +246,7 @@ fn render(name: &str, log: &LogConfig, broker: &BrokerConfig, configs: &BTreeMap
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
         "max.message.bytes" => log.max_message_bytes.to_string(),
+        "min.insync.replicas" => log.min_insync_replicas.to_string(),
         "retention.bytes" => log.retention_bytes.to_string(),
         "retention.ms" => log.retention_ms.to_string(),
         "segment.bytes" => log.segment_bytes.to_string(),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A topic id: Kafka's 128-bit UUID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicId(pub u128);
 
 impl TopicId {
@@ -77,7 +77,7 @@ impl TopicId {
 }
 
 /// What every shard knows about a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicInfo {
     pub name: String,
     pub id: TopicId,
@@ -91,6 +91,10 @@ pub struct TopicInfo {
     /// In a cluster: each partition's replicas, its leader (`nodes`) first. Empty, or empty
     /// for a partition: the leader alone.
     pub replicas: Vec<Vec<i32>>,
+    /// In a cluster: each partition's leader epoch (absent: 0).
+    pub leader_epochs: Vec<i32>,
+    /// In a cluster: each partition's in-sync replicas (absent: all its replicas).
+    pub isr: Vec<Vec<i32>>,
 }
 
 impl TopicInfo {
@@ -105,6 +109,15 @@ impl TopicInfo {
             Some(r) if !r.is_empty() => r.clone(),
             _ => vec![self.node_of(p, alone)],
         }
+    }
+
+    pub fn epoch_of(&self, p: i32) -> i32 {
+        self.leader_epochs.get(p as usize).copied().unwrap_or(0)
+    }
+
+    /// Partition `p`'s in-sync replicas.
+    pub fn isr_of(&self, p: i32, alone: i32) -> Vec<i32> {
+        self.isr.get(p as usize).cloned().unwrap_or_else(|| self.replicas_of(p, alone))
     }
 }
 
@@ -155,8 +168,7 @@ impl Registry {
                 id: id.unwrap_or(TopicId(0)),
                 partitions: 0,
                 configs: BTreeMap::new(),
-                nodes: Vec::new(),
-                replicas: Vec::new(),
+                ..Default::default()
             });
             info.partitions = info.partitions.max(tp.partition + 1);
             if info.id == TopicId(0) {

@@ -544,3 +544,100 @@ fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
     let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
     assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from a follower");
 }
+
+/// (leader, leader epoch, ISR sorted) of partition 0 of `topic`, as `node` answers.
+fn partition0(node: &Node, topic: &str) -> (i32, i32, Vec<i32>) {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let mut c = Client::connect(node.bootstrap());
+    let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name(topic)));
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
+    let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+    let p = m.topics[0].partitions.iter().find(|p| p.partition_index == 0).expect("partition 0");
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|r| r.0).collect();
+    isr.sort();
+    (p.leader_id.0, p.leader_epoch, isr)
+}
+
+/// kcat: `lines` (KEY:VALUE) with acks=all through `bootstrap`; panics on failure.
+fn produce_all(bootstrap: &str, topic: &str, lines: &[String], node: &Node) {
+    let mut produce = std::process::Command::new(support::kcat());
+    produce.args(["-b", bootstrap, "-P", "-t", topic, "-K:", "-X", "acks=all"]);
+    let out = support::run(produce, Some(lines.join("\n").into_bytes()), Duration::from_secs(60));
+    support::check(&out, "kcat produce acks=all", node);
+}
+
+/// kcat: every record of `topic` through `bootstrap`, as KEY:VALUE, sorted.
+fn consume_all(bootstrap: &str, topic: &str, node: &Node) -> Vec<String> {
+    let mut consume = std::process::Command::new(support::kcat());
+    consume.args(["-b", bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-f", "%k:%s\n"]);
+    let out = support::run(consume, None, Duration::from_secs(60));
+    support::check(&out, "kcat consume", node);
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    got.sort();
+    got
+}
+
+/// The leader of a replicated partition is SIGKILLed: once it is fenced the controller makes
+/// an in-sync replica leader in a new epoch, acks=all goes on through it, nothing
+/// acknowledged is lost or doubled; the old leader comes back as a follower, catches up,
+/// re-enters the in-sync replicas and ends byte for byte like the new leader.
+#[test]
+fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_follower() {
+    let voters = voters();
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create(&nodes[0], "failover", 1, 3), (0, String::new()));
+    let (leader, epoch, isr) = partition0(&nodes[0], "failover");
+    assert_eq!(isr, vec![1, 2, 3]);
+    let before: Vec<String> = (0..100).map(|i| format!("a{i}:before{i}")).collect();
+    let bootstrap_all: String = nodes.iter().map(|n| n.bootstrap().to_string()).collect::<Vec<_>>().join(",");
+    produce_all(&bootstrap_all, "failover", &before, &nodes[0]);
+
+    let dead = leader as usize - 1;
+    nodes[dead].kill();
+    let killed = Instant::now();
+    let survivor = (dead + 1) % 3;
+    let deadline = Instant::now() + SETTLE;
+    let (new_leader, new_epoch, new_isr) = loop {
+        let seen = partition0(&nodes[survivor], "failover");
+        if seen.0 >= 0 && seen.0 != leader && seen.1 > epoch {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "no new leader: {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "leader {leader} (epoch {epoch}) killed: node {new_leader} leads in epoch {new_epoch} after {:?}",
+        killed.elapsed()
+    );
+    assert!(!new_isr.contains(&leader), "the dead leader left the in-sync replicas: {new_isr:?}");
+
+    // acks=all through the survivors; everything acknowledged, once.
+    let after: Vec<String> = (0..100).map(|i| format!("b{i}:after{i}")).collect();
+    let survivors: String =
+        (0..3).filter(|&i| i != dead).map(|i| nodes[i].bootstrap().to_string()).collect::<Vec<_>>().join(",");
+    produce_all(&survivors, "failover", &after, &nodes[survivor]);
+    let mut want: Vec<String> = before.iter().chain(after.iter()).cloned().collect();
+    want.sort();
+    assert_eq!(consume_all(&survivors, "failover", &nodes[survivor]), want);
+
+    // Back: a follower that catches up and is in sync again, its log the new leader's.
+    nodes[dead].restart();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let seen = partition0(&nodes[survivor], "failover");
+        if seen.2 == vec![1, 2, 3] {
+            assert_eq!(seen.0, new_leader, "a returning replica does not take the lead back by itself");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old leader is not back in sync: {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reference = segment_bytes(&nodes[new_leader as usize - 1], "failover", 0);
+    let deadline = Instant::now() + SETTLE;
+    while segment_bytes(&nodes[dead], "failover", 0) != reference {
+        assert!(Instant::now() < deadline, "the old leader's log is not the new leader's");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

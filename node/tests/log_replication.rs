@@ -127,7 +127,7 @@ fn a_leaders_high_watermark_follows_its_slowest_replica() {
     let dir = tmp.path().join("t-0");
     test_executor().run(async move {
         let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
-        log.lead(&[2, 3]);
+        log.lead(0, &[2, 3], &[2, 3]);
         let value = vec![9u8; 100];
         for i in 0..4 {
             log.append(&batch(&[&value, &value], i), 0, 0).await.unwrap();

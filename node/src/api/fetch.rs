@@ -87,6 +87,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
                 at_least_one: true,
                 read_committed: request.isolation_level == 1 && replica.is_none(),
                 replica,
+                last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
             };
             slots.push(Slot { topic: topics_out.len() - 1, part, error });
         }
@@ -159,6 +160,7 @@ fn map_data<A>(o: FetchOutcome<A>, f: impl FnOnce(A) -> Data) -> FetchOutcome<Da
         data: o.data.map(f),
         last_stable_offset: o.last_stable_offset,
         aborted: o.aborted,
+        diverging: o.diverging,
     }
 }
 
@@ -232,6 +234,14 @@ fn encode(
                     .collect()
             }))
             .with_records(Some(records.unwrap_or_default()));
+        let part = match o.diverging {
+            Some((epoch, end)) if version >= 12 => part.with_diverging_epoch(
+                kafka_protocol::messages::fetch_response::EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end),
+            ),
+            _ => part,
+        };
         responses[slot.topic].partitions.push(part);
     }
     let body = FetchResponse::default().with_responses(responses);

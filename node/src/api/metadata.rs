@@ -131,8 +131,7 @@ fn topic_entry(info: &TopicInfo, version: i16, node: i32, cluster: &ClusterAnswe
             let host = info.node_of(p, node);
             let listed = |n: &i32| cluster.brokers.iter().any(|b| b.0 == *n);
             let replicas = info.replicas_of(p, node);
-            // No ISR changes yet: the live replicas stand for it.
-            let isr: Vec<BrokerId> = replicas.iter().filter(|r| listed(r)).map(|&r| BrokerId(r)).collect();
+            let isr: Vec<BrokerId> = info.isr_of(p, node).into_iter().map(BrokerId).collect();
             let part = MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_replica_nodes(replicas.iter().map(|&r| BrokerId(r)).collect());
@@ -142,7 +141,7 @@ fn topic_entry(info: &TopicInfo, version: i16, node: i32, cluster: &ClusterAnswe
                 part.with_leader_id(BrokerId(-1)).with_isr_nodes(isr).with_error_code(errors::LEADER_NOT_AVAILABLE)
             };
             if version >= 7 {
-                part.with_leader_epoch(0)
+                part.with_leader_epoch(info.epoch_of(p))
             } else {
                 part
             }

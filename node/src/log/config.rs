@@ -34,6 +34,8 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `max.message.bytes`: the largest batch accepted.
     pub max_message_bytes: u32,
+    /// `min.insync.replicas`: in a cluster, acks=all needs this many in-sync replicas.
+    pub min_insync_replicas: u32,
     /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
     pub producer_id_expiration_ms: i64,
     /// Walk every produced record (decompressing compressed batches) as Kafka's
@@ -102,6 +104,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
+            min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
             validate_records: true,
             write_method: WriteMethod::Pwritev,
@@ -128,6 +131,9 @@ impl LogConfig {
         }
         if self.segment_index_bytes < 8 {
             return Err(format!("segment.index.bytes must be at least 8, got {}", self.segment_index_bytes));
+        }
+        if self.min_insync_replicas < 1 {
+            return Err("min.insync.replicas must be at least 1".into());
         }
         if self.flush_messages < 1 {
             return Err("flush.messages must be at least 1".into());

@@ -164,8 +164,9 @@ struct LogState {
 enum Role {
     /// The only replica: the high watermark is the log end.
     Alone,
-    /// Leads; the followers' log ends by node id (-1: not fetched yet).
-    Leader(BTreeMap<i32, i64>),
+    /// Leads in `epoch`; every follower's log end by node id (-1: not fetched yet); those in
+    /// `isr` hold the high watermark back.
+    Leader { epoch: i32, isr: std::collections::BTreeSet<i32>, ends: BTreeMap<i32, i64> },
     /// Follows: the high watermark is the leader's.
     Follower,
 }
@@ -369,14 +370,54 @@ impl PartitionLog {
         &self.written
     }
 
-    /// This log leads a replicated partition whose other replicas are `followers`: from now
-    /// on the high watermark is the lowest log end of all replicas (each follower's is the
-    /// offset it last fetched from: `follower_fetched`). It starts where it is: after a
-    /// leader's restart, its log end (Kafka restores it from `replication-offset-checkpoint`,
-    /// so a tail no follower had shows later there).
-    pub fn lead(&self, followers: &[i32]) {
-        let ends = followers.iter().map(|&f| (f, -1)).collect();
-        *self.role.borrow_mut() = Role::Leader(ends);
+    /// This log leads its partition in leader epoch `epoch` (appends are stamped with it)
+    /// with the other replicas `followers`, of which `isr` are in sync: from now on the high
+    /// watermark is the lowest log end of the leader and the in-sync followers (each
+    /// follower's is the offset it last fetched from: `follower_fetched`). It starts where it
+    /// is: after a leader's restart, its log end (Kafka restores it from
+    /// `replication-offset-checkpoint`, so a tail no follower had shows later there).
+    pub fn lead(&self, epoch: i32, followers: &[i32], isr: &[i32]) {
+        let mut role = self.role.borrow_mut();
+        let known = match &*role {
+            Role::Leader { ends, .. } => ends.clone(),
+            _ => BTreeMap::new(),
+        };
+        let ends = followers.iter().map(|&f| (f, known.get(&f).copied().unwrap_or(-1))).collect();
+        let isr = isr.iter().copied().filter(|r| followers.contains(r)).collect();
+        *role = Role::Leader { epoch, isr, ends };
+        drop(role);
+        self.recompute_high_watermark();
+    }
+
+    /// The leader epoch appends are stamped with (0 when not leading a cluster partition).
+    pub fn leader_epoch(&self) -> i32 {
+        match &*self.role.borrow() {
+            Role::Leader { epoch, .. } => *epoch,
+            _ => 0,
+        }
+    }
+
+    /// Replicas in sync, this one included (1 when alone).
+    pub fn in_sync_replicas(&self) -> usize {
+        match &*self.role.borrow() {
+            Role::Leader { isr, .. } => 1 + isr.len(),
+            _ => 1,
+        }
+    }
+
+    /// A follower not in sync that has caught up to the high watermark: the leader asks the
+    /// controller to add it to the in-sync replicas (Kafka's ISR expansion).
+    pub fn caught_up_outside_isr(&self, follower: i32) -> bool {
+        let hw = self.high_watermark();
+        match &*self.role.borrow() {
+            Role::Leader { isr, ends, .. } => !isr.contains(&follower) && ends.get(&follower).is_some_and(|&e| e >= hw),
+            _ => false,
+        }
+    }
+
+    /// This log is its partition's only replica again: the high watermark is the log end.
+    pub fn alone(&self) {
+        *self.role.borrow_mut() = Role::Alone;
         self.recompute_high_watermark();
     }
 
@@ -386,15 +427,16 @@ impl PartitionLog {
         *self.role.borrow_mut() = Role::Follower;
     }
 
-    /// Whether this log leads a replicated partition (acks=all waits for the followers).
+    /// Whether this log leads a replicated partition (acks=all waits for the in-sync
+    /// followers).
     pub fn is_replicated_leader(&self) -> bool {
-        matches!(&*self.role.borrow(), Role::Leader(f) if !f.is_empty())
+        matches!(&*self.role.borrow(), Role::Leader { ends, .. } if !ends.is_empty())
     }
 
     /// A follower fetched from `offset`: it holds every offset below. The high watermark
-    /// moves up to the lowest log end of all replicas.
+    /// moves up to the lowest log end of the in-sync replicas.
     pub fn follower_fetched(&self, follower: i32, offset: i64) {
-        if let Role::Leader(ends) = &mut *self.role.borrow_mut() {
+        if let Role::Leader { ends, .. } = &mut *self.role.borrow_mut() {
             if let Some(end) = ends.get_mut(&follower) {
                 *end = offset;
             }
@@ -414,7 +456,9 @@ impl PartitionLog {
         let end = self.log_end_offset();
         let hw = match &*self.role.borrow() {
             Role::Alone => end,
-            Role::Leader(ends) => ends.values().copied().fold(end, i64::min),
+            Role::Leader { isr, ends, .. } => {
+                isr.iter().map(|f| ends.get(f).copied().unwrap_or(-1)).fold(end, i64::min)
+            }
             Role::Follower => return,
         };
         if hw >= 0 && hw as u64 > self.hw.get() {

@@ -75,6 +75,9 @@ pub enum Record {
     },
     /// The topic's config overrides, whole (KRaft's `ConfigRecord`s of a topic).
     SetTopicConfigs { name: String, id: u128, configs: BTreeMap<String, String> },
+    /// KRaft's `PartitionChangeRecord`: partition `partition`'s leader (-1: none), leader
+    /// epoch and in-sync replicas.
+    PartitionChange { name: String, id: u128, partition: i32, leader: i32, leader_epoch: i32, isr: Vec<i32> },
 }
 
 /// What shard 0 acts on as topic records apply: a topic as it now is, or its deletion.
@@ -94,6 +97,29 @@ pub struct TopicRecord {
     /// Each partition's replicas, its leader first (empty: the leader alone).
     #[serde(default)]
     pub replicas: Vec<Vec<i32>>,
+    /// Each partition's leader epoch (absent: 0).
+    #[serde(default)]
+    pub leader_epochs: Vec<i32>,
+    /// Each partition's in-sync replicas (absent: all its replicas).
+    #[serde(default)]
+    pub isr: Vec<Vec<i32>>,
+}
+
+impl TopicRecord {
+    pub fn replicas_of(&self, p: usize) -> Vec<i32> {
+        match self.replicas.get(p) {
+            Some(r) if !r.is_empty() => r.clone(),
+            _ => self.nodes.get(p).map(|&n| vec![n]).unwrap_or_default(),
+        }
+    }
+
+    pub fn epoch_of(&self, p: usize) -> i32 {
+        self.leader_epochs.get(p).copied().unwrap_or(0)
+    }
+
+    pub fn isr_of(&self, p: usize) -> Vec<i32> {
+        self.isr.get(p).cloned().unwrap_or_else(|| self.replicas_of(p))
+    }
 }
 
 /// A registered broker.
@@ -306,6 +332,67 @@ impl Quorum {
         self.node_id
     }
 
+    /// The controller's duty towards partitions as brokers come and go (Kafka's
+    /// `PartitionChangeBuilder`): a replicated partition whose leader is not live gets the
+    /// first live in-sync replica as leader, in a new leader epoch — or none (-1) while no
+    /// in-sync replica is live (`unclean.leader.election.enable` is false: a replica out of
+    /// sync never leads); a replica that is not live leaves the in-sync replicas (the last
+    /// one stays, as in Kafka, so that it alone may lead again). Computed from the log's
+    /// state every tick on the quorum's leader, so a change lost with a leader is made again.
+    fn partition_changes(&self) -> Vec<Record> {
+        let state = self.state.borrow();
+        let live = |id: i32| state.brokers.get(&id).is_some_and(|b| !b.fenced);
+        let mut changes = Vec::new();
+        for (name, topic) in &state.topics {
+            for p in 0..topic.nodes.len() {
+                let replicas = topic.replicas_of(p);
+                if replicas.len() < 2 {
+                    continue; // one replica: nothing to elect, nothing to shrink
+                }
+                let (leader, epoch, isr) = (topic.nodes[p], topic.epoch_of(p), topic.isr_of(p));
+                let mut new_isr: Vec<i32> = isr.iter().copied().filter(|&r| live(r)).collect();
+                if new_isr.is_empty() {
+                    new_isr = if isr.contains(&leader) { vec![leader] } else { isr.iter().take(1).copied().collect() };
+                }
+                let new_leader = if leader >= 0 && live(leader) {
+                    leader
+                } else {
+                    // The preferred order: the replica list's.
+                    replicas.iter().copied().find(|&r| live(r) && new_isr.contains(&r)).unwrap_or(-1)
+                };
+                if new_leader == leader && new_isr == isr {
+                    continue;
+                }
+                let leader_epoch = if new_leader != leader { epoch + 1 } else { epoch };
+                let (name, id, partition) = (name.clone(), topic.id, p as i32);
+                changes.push(Record::PartitionChange {
+                    name,
+                    id,
+                    partition,
+                    leader: new_leader,
+                    leader_epoch,
+                    isr: new_isr,
+                });
+            }
+        }
+        changes
+    }
+
+    /// Kafka's AlterPartition from a partition's leader (this node): `replica` caught up,
+    /// add it to the in-sync replicas (same leader, same epoch).
+    pub async fn expand_isr(&self, topic: &str, partition: i32, replica: i32) -> Result<(), String> {
+        let Some(t) = self.topic(topic) else { return Err(format!("no topic {topic:?}")) };
+        let p = partition as usize;
+        let (leader, leader_epoch, mut isr) = (t.nodes.get(p).copied().unwrap_or(-1), t.epoch_of(p), t.isr_of(p));
+        if leader != self.node_id || isr.contains(&replica) || !t.replicas_of(p).contains(&replica) {
+            return Ok(()); // not ours to ask, or already done
+        }
+        isr.push(replica);
+        let (name, id) = (topic.to_string(), t.id);
+        self.propose(Record::PartitionChange { name, id, partition, leader, leader_epoch, isr }, Duration::from_secs(5))
+            .await
+    }
+
     fn leader(&self) -> Option<i32> {
         self.raft.metrics().borrow().current_leader.map(|l| l as i32)
     }
@@ -435,6 +522,11 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                 };
                 if let Err(e) = q.propose(record, q.liveness.session).await {
                     eprintln!("sluice: quorum: broker {} liveness not recorded: {e}", b.id);
+                }
+            }
+            for change in q.partition_changes() {
+                if let Err(e) = q.propose(change, q.liveness.session).await {
+                    eprintln!("sluice: quorum: a partition's leader or in-sync replicas not changed: {e}");
                 }
             }
         }

@@ -250,7 +250,8 @@ impl ClusterState {
                     return None;
                 }
                 let (nodes, configs, replicas) = (nodes.clone(), configs.clone(), replicas.clone());
-                let topic = TopicRecord { id: *id, nodes, configs, replicas };
+                let topic =
+                    TopicRecord { id: *id, nodes, configs, replicas, leader_epochs: Vec::new(), isr: Vec::new() };
                 self.topics.insert(name.clone(), topic);
                 return self.topics.get(name).map(|t| upsert(name, t));
             }
@@ -270,12 +271,39 @@ impl ClusterState {
                     all.extend(added);
                     topic.replicas = all;
                 }
+                let old = topic.nodes.len();
                 topic.nodes.extend(nodes.iter().copied());
+                if !topic.leader_epochs.is_empty() {
+                    topic.leader_epochs.resize(topic.nodes.len(), 0);
+                }
+                if !topic.isr.is_empty() {
+                    let added: Vec<Vec<i32>> = (old..topic.nodes.len()).map(|q| topic.replicas_of(q)).collect();
+                    topic.isr.extend(added);
+                }
                 return self.topics.get(name).map(|t| upsert(name, t));
             }
             Record::SetTopicConfigs { name, id, configs } => {
                 let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
                 topic.configs = configs.clone();
+                return self.topics.get(name).map(|t| upsert(name, t));
+            }
+            Record::PartitionChange { name, id, partition, leader, leader_epoch, isr } => {
+                let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
+                let p = *partition as usize;
+                if p >= topic.nodes.len() {
+                    return None;
+                }
+                let n = topic.nodes.len();
+                if topic.leader_epochs.len() < n {
+                    topic.leader_epochs.resize(n, 0);
+                }
+                if topic.isr.len() < n {
+                    let all: Vec<Vec<i32>> = (0..n).map(|q| topic.isr_of(q)).collect();
+                    topic.isr = all;
+                }
+                topic.nodes[p] = *leader;
+                topic.leader_epochs[p] = *leader_epoch;
+                topic.isr[p] = isr.clone();
                 return self.topics.get(name).map(|t| upsert(name, t));
             }
             _ => {}
@@ -307,7 +335,8 @@ impl ClusterState {
             Record::CreateTopic { .. }
             | Record::DeleteTopic { .. }
             | Record::GrowTopic { .. }
-            | Record::SetTopicConfigs { .. } => {}
+            | Record::SetTopicConfigs { .. }
+            | Record::PartitionChange { .. } => {}
         }
         None
     }

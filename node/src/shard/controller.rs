@@ -83,8 +83,7 @@ impl Shard {
         crate::topic_config::write(&self.setup.data_dir, name, &configs)
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         let id = TopicId::random();
-        let info =
-            TopicInfo { name: name.to_string(), id, partitions, configs, nodes: Vec::new(), replicas: Vec::new() };
+        let info = TopicInfo { name: name.to_string(), id, partitions, configs, ..Default::default() };
         let created = match self.place_new_partitions(name, 0, partitions).await {
             Ok(()) => self.broadcast_topic(&info).await,
             Err(e) => Err(e),
@@ -175,7 +174,7 @@ impl Shard {
             replicas: replicas.clone(),
         };
         quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
-        let info = TopicInfo { name: name.to_string(), id, partitions, configs, nodes, replicas };
+        let info = TopicInfo { name: name.to_string(), id, partitions, configs, nodes, replicas, ..Default::default() };
         let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
         loop {
             match quorum.topic(name) {
@@ -324,9 +323,7 @@ impl Shard {
         let owned: Vec<TopicPartition> =
             self.logs.borrow().keys().filter(|tp| tp.topic == name && tp.partition >= from).cloned().collect();
         for tp in owned {
-            if let Some(stop) = self.replica_fetchers.borrow_mut().remove(&tp) {
-                stop.set(true);
-            }
+            self.stop_replica_fetcher(&tp);
             if let Some(log) = self.logs.borrow_mut().remove(&tp) {
                 log.stop_cleaning();
             }
@@ -518,25 +515,34 @@ impl Shard {
             let Some(log) = self.log(&tp) else { continue };
             let leader = info.node_of(p, node);
             if leader == node {
+                self.stop_replica_fetcher(&tp);
                 if replicas.len() > 1 {
                     let followers: Vec<i32> = replicas.iter().copied().filter(|&r| r != node).collect();
-                    log.lead(&followers);
+                    log.lead(info.epoch_of(p), &followers, &info.isr_of(p, node));
+                } else {
+                    log.alone();
                 }
             } else {
                 log.follow();
-                self.start_replica_fetcher(tp, log, leader);
+                if leader >= 0 {
+                    self.start_replica_fetcher(tp, log, leader);
+                } else {
+                    self.stop_replica_fetcher(&tp); // no leader: nothing to copy
+                }
             }
         }
         Ok(())
     }
 
-    /// Starts copying `tp` from its leader (node `leader`) unless a fetcher runs already.
+    /// Starts copying `tp` from its leader (node `leader`) unless a fetcher from that
+    /// leader runs already (one from another leader stops).
     fn start_replica_fetcher(&self, tp: TopicPartition, log: Rc<crate::log::PartitionLog>, leader: i32) {
-        if self.replica_fetchers.borrow().contains_key(&tp) {
+        if self.replica_fetchers.borrow().get(&tp).is_some_and(|(l, _)| *l == leader) {
             return;
         }
+        self.stop_replica_fetcher(&tp);
         let stop = Rc::new(std::cell::Cell::new(false));
-        self.replica_fetchers.borrow_mut().insert(tp.clone(), stop.clone());
+        self.replica_fetchers.borrow_mut().insert(tp.clone(), (leader, stop.clone()));
         let view = self.setup.cluster.clone();
         let address = move || {
             let view = crate::quorum::read_view(view.as_ref()?);
@@ -545,5 +551,11 @@ impl Shard {
         };
         let me = self.config().node_id;
         glommio::spawn_local(crate::replica::follow(log, tp, me, address, stop)).detach();
+    }
+
+    fn stop_replica_fetcher(&self, tp: &TopicPartition) {
+        if let Some((_, stop)) = self.replica_fetchers.borrow_mut().remove(tp) {
+            stop.set(true);
+        }
     }
 }

@@ -85,6 +85,7 @@ ops! {
     ApplyBrokerConfigs(ApplyBrokerConfigs);
     Stats(Stats);
     AllocateProducerId(AllocateProducerId);
+    ExpandIsr(ExpandIsr);
     WriteMarkers(WriteMarkers);
     Close(Close);
     MoveOut(MoveOut);
@@ -418,6 +419,22 @@ impl ShardOp for AllocateProducerId {
     type Reply = Result<i64, String>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         shard.allocate_producer_id_local().await
+    }
+}
+
+/// To shard 0 of a partition's leader: `replica` caught up; add it to the in-sync replicas
+/// through the metadata quorum (Kafka's AlterPartition).
+#[derive(Debug)]
+pub struct ExpandIsr {
+    pub tp: TopicPartition,
+    pub replica: i32,
+}
+
+impl ShardOp for ExpandIsr {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
+        quorum.expand_isr(&self.tp.topic, self.tp.partition, self.replica).await
     }
 }
 
