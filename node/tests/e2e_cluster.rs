@@ -385,18 +385,30 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
         );
         let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
         assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+        // The node asked has it when it answers; the others as the record reaches them.
         for (i, n) in nodes.iter().enumerate() {
-            let mut c = Client::connect(n.bootstrap());
-            let keys = Some(vec![s("retention.ms")]);
-            let resource = DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(s("spread"))
-                .with_configuration_keys(keys);
-            c.send(ApiKey::DescribeConfigs, 4, &DescribeConfigsRequest::default().with_resources(vec![resource]));
-            let d: DescribeConfigsResponse = c.recv(ApiKey::DescribeConfigs, 4);
-            let value =
-                d.results[0].configs.iter().find(|c| c.name.as_str() == "retention.ms").and_then(|c| c.value.clone());
-            assert_eq!(value.as_deref(), Some("3600000"), "node {}", i + 1);
+            let deadline = Instant::now() + SETTLE;
+            loop {
+                let mut c = Client::connect(n.bootstrap());
+                let keys = Some(vec![s("retention.ms")]);
+                let resource = DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("spread"))
+                    .with_configuration_keys(keys);
+                c.send(ApiKey::DescribeConfigs, 4, &DescribeConfigsRequest::default().with_resources(vec![resource]));
+                let d: DescribeConfigsResponse = c.recv(ApiKey::DescribeConfigs, 4);
+                let value = d.results[0]
+                    .configs
+                    .iter()
+                    .find(|c| c.name.as_str() == "retention.ms")
+                    .and_then(|c| c.value.clone());
+                if value.as_deref() == Some("3600000") {
+                    break;
+                }
+                assert!(i != 1, "node 2, asked, answered before it had the change: {value:?}");
+                assert!(Instant::now() < deadline, "node {} describes {value:?}", i + 1);
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -484,10 +496,20 @@ fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
     assert_eq!(create(&nodes[0], "copies", 3, 3), (0, String::new()));
 
     // Every partition: three replicas, the first leads, all three in sync.
-    let mut c = Client::connect(nodes[1].bootstrap());
-    let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name("copies")));
-    c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
-    let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+    // Asked of node 2, which learns of the topic as the record reaches it.
+    let deadline = Instant::now() + SETTLE;
+    let m: MetadataResponse = loop {
+        let mut c = Client::connect(nodes[1].bootstrap());
+        let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name("copies")));
+        let request = MetadataRequest::default().with_topics(Some(vec![wanted])).with_allow_auto_topic_creation(false);
+        c.send(ApiKey::Metadata, 12, &request);
+        let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+        if m.topics[0].error_code == 0 && m.topics[0].partitions.len() == 3 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "node 2 does not know the topic: {:?}", m.topics[0].error_code);
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut leaders = Vec::new();
     for part in &m.topics[0].partitions {
         let mut replicas: Vec<i32> = part.replica_nodes.iter().map(|r| r.0).collect();
