@@ -238,6 +238,20 @@ fn topic_metadata(node: &Node, topic: &str) -> (i16, u128, Vec<i32>) {
     (t.error_code, t.topic_id.as_u128(), parts.into_iter().map(|(_, l)| l).collect())
 }
 
+/// Waits until `node` answers `expected` for `topic` (it learns of a change as the record
+/// reaches it).
+fn until_metadata(node: &Node, topic: &str, expected: &(i16, u128, Vec<i32>), what: &str) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let seen = topic_metadata(node, topic);
+        if &seen == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {seen:?}, expected {expected:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The partitions of `topic` whose directories are in `node`'s data dir.
 fn partition_dirs(node: &Node, topic: &str) -> Vec<i32> {
     let mut found: Vec<i32> = std::fs::read_dir(node.data_dir())
@@ -282,7 +296,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     assert_eq!(error, 0);
     assert_eq!(leaders.len(), 6);
     for n in &nodes {
-        assert_eq!(topic_metadata(n, "spread"), (0, id, leaders.clone()), "every node answers alike");
+        until_metadata(n, "spread", &(0, id, leaders.clone()), "every node answers alike");
     }
     for (i, n) in nodes.iter().enumerate() {
         let led: Vec<i32> = (0..6).filter(|&p| leaders[p as usize] == i as i32 + 1).collect();
@@ -319,7 +333,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     nodes[1].restart();
     registered(&all(&nodes), &listeners(&all(&nodes)));
     for n in &nodes {
-        assert_eq!(topic_metadata(n, "spread"), (0, id, leaders.clone()), "the same placement after a restart");
+        until_metadata(n, "spread", &(0, id, leaders.clone()), "the same placement after a restart");
     }
     let mut consume = Command::new(support::kcat());
     consume.args(["-b", nodes[0].bootstrap(), "-C", "-t", "spread", "-e", "-o", "beginning", "-f", "%k:%s\n"]);
