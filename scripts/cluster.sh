@@ -14,7 +14,8 @@
 # SLUICE_BIN [target/release/sluice]; CLUSTER_ARGS extra arguments for every node.
 #
 # What the cluster shares so far (issue #15): the metadata quorum, the broker registrations
-# and liveness, and the topics (spread over the nodes, one replica per partition).
+# and liveness, the topics and their replicas (CreateTopics' replication_factor), with
+# leader failover; README "A cluster of three nodes" says what is not there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${CLUSTER_DIR:-data/cluster}"
