@@ -90,6 +90,9 @@ pub async fn follow(
             }
         };
         complained = false;
+        if stop.get() {
+            break; // the partition's role changed while the answer was on its way
+        }
         match error {
             0 => {}
             crate::errors::OFFSET_OUT_OF_RANGE if hw >= 0 && hw < log.log_end_offset() => {

@@ -24,6 +24,9 @@ pub enum LogError {
     /// UnexpectedAppendOffsetException): their first offset is below the log end, or their
     /// offsets do not increase. Nothing was written.
     UnexpectedOffset { log_end: i64, first: i64 },
+    /// Replicated batches for a log that no longer follows (it leads now): a fetcher's late
+    /// answer from the old leader must not mix into the new leader's log.
+    NotFollower,
 }
 
 impl LogError {
@@ -40,6 +43,7 @@ impl LogError {
             LogError::Io { .. } | LogError::Offline | LogError::Corrupt(_) => crate::errors::KAFKA_STORAGE_ERROR,
             LogError::Sequence { code, .. } => *code,
             LogError::UnexpectedOffset { .. } => crate::errors::OFFSET_OUT_OF_RANGE,
+            LogError::NotFollower => crate::errors::NOT_LEADER_OR_FOLLOWER,
         }
     }
 }
@@ -57,6 +61,7 @@ impl fmt::Display for LogError {
             LogError::Io { context, source } => write!(f, "{context}: {source}"),
             LogError::Offline => write!(f, "partition is offline after an I/O error"),
             LogError::Corrupt(what) => write!(f, "corrupt log file: {what}"),
+            LogError::NotFollower => write!(f, "the log does not follow a leader (any more)"),
             LogError::UnexpectedOffset { log_end, first } => {
                 write!(f, "replicated batches from offset {first} do not continue the log, which ends at {log_end}")
             }

@@ -668,6 +668,10 @@ impl PartitionLog {
         }
         let offsets: i64 = spans.iter().map(|s| s.header.last_offset_delta as i64 + 1).sum();
         let max_timestamp = spans.iter().map(|s| s.header.max_timestamp).max().unwrap_or(-1);
+        if replica && !matches!(*self.role.borrow(), Role::Follower | Role::Alone) {
+            // Checked here, with the queueing, where no other task can run in between.
+            return Err(LogError::NotFollower);
+        }
         let (first_offset, last_offset) = if replica {
             // The leader's offsets, continuing the log and increasing.
             let mut end = st.next_offset;
