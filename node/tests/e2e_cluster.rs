@@ -677,3 +677,33 @@ fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_fol
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Idempotent producers get their ids from whichever node they ask; in a cluster no two get
+/// the same, or the leaders of their partitions would take one for the other.
+#[test]
+fn producer_ids_are_unique_across_the_cluster() {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+    let voters = voters();
+    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        for n in &nodes {
+            let mut c = Client::connect(n.bootstrap());
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            c.send(ApiKey::InitProducerId, 4, &request);
+            let r: InitProducerIdResponse = c.recv(ApiKey::InitProducerId, 4);
+            assert_eq!(r.error_code, 0, "round {round}");
+            ids.push(r.producer_id.0);
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "a producer id handed out twice: {ids:?}");
+}

@@ -75,6 +75,10 @@ pub enum Record {
     },
     /// The topic's config overrides, whole (KRaft's `ConfigRecord`s of a topic).
     SetTopicConfigs { name: String, id: u128, configs: BTreeMap<String, String> },
+    /// KRaft's `ProducerIdsRecord`: producer ids from `start` on, `count` of them, are
+    /// `broker`'s to hand out. Stands only if `start` is where the cluster's next block
+    /// begins (two brokers asking at once: one gets it, the other asks again).
+    ProducerIds { broker: i32, start: i64, count: i64 },
     /// KRaft's `PartitionChangeRecord`: partition `partition`'s leader (-1: none), leader
     /// epoch and in-sync replicas.
     PartitionChange { name: String, id: u128, partition: i32, leader: i32, leader_epoch: i32, isr: Vec<i32> },
@@ -325,6 +329,25 @@ impl Quorum {
     /// Registered, unfenced brokers' ids, ascending.
     pub fn live_brokers(&self) -> Vec<i32> {
         self.state.borrow().brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
+    /// A block of `count` producer ids no other broker of the cluster gets (KRaft's
+    /// AllocateProducerIds): (start, end).
+    pub async fn reserve_producer_ids(&self, count: i64) -> Result<(i64, i64), String> {
+        for _ in 0..10 {
+            let start = self.state.borrow().next_producer_id;
+            let record = Record::ProducerIds { broker: self.node_id, start, count };
+            self.propose(record, Duration::from_secs(10)).await?;
+            // Applied here once committed (the proposer's own log may trail by a moment).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.state.borrow().next_producer_id <= start && Instant::now() < deadline {
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            if self.state.borrow().producer_id_blocks.get(&start) == Some(&self.node_id) {
+                return Ok((start, start + count));
+            }
+        }
+        Err("no producer id block after 10 tries".into())
     }
 
     /// This node's id.

@@ -237,6 +237,12 @@ pub struct ClusterState {
     pub cluster_id: Option<String>,
     #[serde(default)]
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Where the next block of producer ids starts.
+    #[serde(default)]
+    pub next_producer_id: i64,
+    /// Recent blocks handed out: start → broker.
+    #[serde(default)]
+    pub producer_id_blocks: BTreeMap<i64, i32>,
 }
 
 impl ClusterState {
@@ -324,6 +330,16 @@ impl ClusterState {
             }
             Record::SetClusterId { id } => {
                 self.cluster_id.get_or_insert_with(|| id.clone());
+            }
+            Record::ProducerIds { broker, start, count } => {
+                if *start == self.next_producer_id && *count > 0 {
+                    self.next_producer_id += count;
+                    self.producer_id_blocks.insert(*start, *broker);
+                    // Only the latest few matter (a proposer checks its own right away).
+                    while self.producer_id_blocks.len() > 64 {
+                        self.producer_id_blocks.pop_first();
+                    }
+                }
             }
             // Of that registration only: a newer one supersedes the record.
             Record::FenceBroker { id, epoch } | Record::UnfenceBroker { id, epoch } => {

@@ -31,7 +31,13 @@ impl Shard {
     pub(super) async fn allocate_producer_id_local(&self) -> Result<i64, String> {
         let _one = self.producer_id_block.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
         let (next, end) = self.producer_ids.get();
-        if next >= end {
+        let quorum = self.quorum.borrow().clone();
+        if let (true, Some(quorum)) = (next >= end, quorum) {
+            // In a cluster the blocks come from the metadata log, so no two brokers hand
+            // out the same id (a restart asks for a new block: the rest of the old is lost).
+            let (start, end) = quorum.reserve_producer_ids(PRODUCER_ID_BLOCK).await?;
+            self.producer_ids.set((start, end));
+        } else if next >= end {
             let new_end = next + PRODUCER_ID_BLOCK;
             let text = format!("{new_end}\n").into_bytes();
             checkpoint::write_atomic(&self.setup.data_dir, PRODUCER_ID_BLOCK_FILE, text)
