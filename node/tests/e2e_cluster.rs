@@ -120,6 +120,15 @@ fn brokers_fenced(nodes: &[(usize, &Node)]) -> Vec<i64> {
     doc.as_array().unwrap().iter().filter(|b| b["fenced"] == true).map(|b| b["node_id"].as_i64().unwrap()).collect()
 }
 
+/// Three nodes on 127.0.0.1-3 with a settled quorum and every broker registered.
+fn cluster() -> Vec<Node> {
+    let voters = voters();
+    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    nodes
+}
+
 /// Every node with its node id (1-based, as started).
 fn all(nodes: &[Node]) -> Vec<(usize, &Node)> {
     nodes.iter().enumerate().map(|(i, n)| (i + 1, n)).collect()
@@ -284,10 +293,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, FindCoordinatorRequest};
     use kafka_protocol::messages::{FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse};
     use std::process::Command;
-    let voters = voters();
-    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
-    settled(&all(&nodes));
-    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let mut nodes = cluster();
 
     // Created through node 1: every node knows it alike; its 6 partitions are spread, two per
     // node, and each node holds the directories of exactly the partitions it leads.
@@ -503,10 +509,7 @@ fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
     use std::process::Command;
-    let voters = voters();
-    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
-    settled(&all(&nodes));
-    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let nodes = cluster();
     assert_eq!(create(&nodes[0], "copies", 3, 3), (0, String::new()));
 
     // Every partition: three replicas, the first leads, all three in sync.
@@ -619,10 +622,7 @@ fn consume_all(bootstrap: &str, topic: &str, node: &Node) -> Vec<String> {
 /// re-enters the in-sync replicas and ends byte for byte like the new leader.
 #[test]
 fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_follower() {
-    let voters = voters();
-    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
-    settled(&all(&nodes));
-    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let mut nodes = cluster();
     assert_eq!(create(&nodes[0], "failover", 1, 3), (0, String::new()));
     let (leader, epoch, isr) = partition0(&nodes[0], "failover");
     assert_eq!(isr, vec![1, 2, 3]);
@@ -683,10 +683,7 @@ fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_fol
 #[test]
 fn producer_ids_are_unique_across_the_cluster() {
     use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-    let voters = voters();
-    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
-    settled(&all(&nodes));
-    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let nodes = cluster();
     let mut ids = Vec::new();
     for round in 0..3 {
         for n in &nodes {
