@@ -181,25 +181,14 @@ impl Shard {
         };
         quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
         let info = TopicInfo { name: name.to_string(), id, partitions, configs, nodes, replicas, ..Default::default() };
-        let deadline = std::time::Instant::now() + CLUSTER_CHANGE_TIMEOUT;
-        loop {
-            match quorum.topic(name) {
-                Some(t) if t.id != id.0 => return Err(exists()),
-                Some(_) if self.registry.borrow().get(name).is_some_and(|t| t.id == id && t.nodes == info.nodes) => {
-                    // The apply holds the permit from before the registry changes until every
-                    // shard has opened its partitions: once it is free, they are open.
-                    drop(self.controller.acquire_permit(1).await);
-                    return Ok(info);
-                }
-                _ => {}
-            }
-            if std::time::Instant::now() >= deadline {
-                let msg =
-                    format!("topic {name:?} was committed but not yet opened here within {CLUSTER_CHANGE_TIMEOUT:?}");
-                return Err((errors::REQUEST_TIMED_OUT, msg));
-            }
-            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        // Done when this node has opened it, or when another topic of that name won.
+        let what = format!("topic {name:?}");
+        let ours = |s: &Shard| s.registry.borrow().get(name).is_some_and(|t| t.id == id && t.nodes == info.nodes);
+        self.until_applied(&what, |s| ours(s) || quorum.topic(name).is_some_and(|t| t.id != id.0)).await?;
+        if !ours(self) {
+            return Err(exists());
         }
+        Ok(info)
     }
 
     /// Acts on a topic record of the metadata log (shard 0, in log order; again for every
@@ -217,7 +206,10 @@ impl Shard {
                 return Ok(());
             }
         }
-        crate::topic_config::write(&self.setup.data_dir, &info.name, &info.configs)?;
+        // Leaders and in-sync replicas change far more often than configs.
+        if existing.as_ref().is_none_or(|old| old.configs != info.configs) {
+            crate::topic_config::write(&self.setup.data_dir, &info.name, &info.configs)?;
+        }
         let placed = existing.as_ref().map_or(0, |old| old.partitions);
         if info.partitions > placed {
             self.place_new_partitions(&info.name, placed, info.partitions - placed).await?;
