@@ -704,3 +704,72 @@ fn producer_ids_are_unique_across_the_cluster() {
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "a producer id handed out twice: {ids:?}");
 }
+
+/// Show 2 of issue #15: with two of three nodes down, acks=all is never acknowledged (the
+/// partition cannot reach `min.insync.replicas`, and without a quorum no ISR change can
+/// make it); with them back, it resumes and nothing acknowledged is lost.
+#[test]
+fn with_two_of_three_nodes_down_acks_all_is_never_acknowledged_and_resumes_when_they_return() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+    use kafka_protocol::protocol::StrBytes;
+    let mut nodes = cluster();
+    assert_eq!(create(&nodes[0], "safe", 1, 3), (0, String::new()));
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let (leader, _, _) = partition0(&nodes[0], "safe");
+    let up = leader as usize - 1;
+    // Set through the leader, which has it when it answers.
+    let mut c = Client::connect(nodes[up].bootstrap());
+    let config = AlterableConfig::default()
+        .with_name(s("min.insync.replicas"))
+        .with_config_operation(0)
+        .with_value(Some(s("2")));
+    let resource =
+        AlterConfigsResource::default().with_resource_type(2).with_resource_name(s("safe")).with_configs(vec![config]);
+    c.send(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+    );
+    let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
+    assert_eq!(r.responses[0].error_code, 0);
+    let first: Vec<String> = (0..50).map(|i| format!("a{i}:first{i}")).collect();
+    produce_all(nodes[up].bootstrap(), "safe", &first, &nodes[up]);
+
+    let down: Vec<usize> = (0..3).filter(|&i| i != up).collect();
+    for &i in &down {
+        nodes[i].kill();
+    }
+    let refused: Vec<String> = (0..20).map(|i| format!("x{i}:refused{i}")).collect();
+    let mut produce = std::process::Command::new(support::kcat());
+    produce.args([
+        "-b",
+        nodes[up].bootstrap(),
+        "-P",
+        "-t",
+        "safe",
+        "-K:",
+        "-X",
+        "acks=all",
+        "-X",
+        "message.timeout.ms=4000",
+    ]);
+    let out = support::run(produce, Some(refused.join("\n").into_bytes()), Duration::from_secs(60));
+    let said = String::from_utf8_lossy(&out.stderr);
+    eprintln!("kcat with two nodes down: {said}");
+    let failed = said.matches("Delivery failed").count() + said.matches("delivery failed").count();
+    assert!(failed > 0 || !out.status.success(), "acks=all was acknowledged with two of three nodes down: {said}");
+    assert!(!said.contains("Delivered"), "{said}");
+
+    for &i in &down {
+        nodes[i].restart();
+    }
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let last: Vec<String> = (0..50).map(|i| format!("b{i}:last{i}")).collect();
+    let bootstrap: String = nodes.iter().map(|n| n.bootstrap().to_string()).collect::<Vec<_>>().join(",");
+    produce_all(&bootstrap, "safe", &last, &nodes[up]);
+    let got = consume_all(&bootstrap, "safe", &nodes[up]);
+    for line in first.iter().chain(last.iter()) {
+        assert_eq!(got.iter().filter(|g| *g == line).count(), 1, "{line} acknowledged, so in the log exactly once");
+    }
+}
