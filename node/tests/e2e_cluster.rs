@@ -703,6 +703,17 @@ fn producer_ids_are_unique_across_the_cluster() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "a producer id handed out twice: {ids:?}");
+    // An empty transactional id is neither: INVALID_REQUEST, as Kafka answers.
+    let mut c = Client::connect(nodes[0].bootstrap());
+    let empty = kafka_protocol::messages::TransactionalId(kafka_protocol::protocol::StrBytes::from_static_str(""));
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(empty))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    c.send(ApiKey::InitProducerId, 4, &request);
+    let r: InitProducerIdResponse = c.recv(ApiKey::InitProducerId, 4);
+    assert_eq!(r.error_code, 42, "INVALID_REQUEST");
 }
 
 /// Show 2 of issue #15: with two of three nodes down, acks=all is never acknowledged (the

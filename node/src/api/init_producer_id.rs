@@ -23,7 +23,12 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch)
     };
-    let body = if let Some(id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) {
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
+    let body = if transactional_id.as_deref() == Some("") {
+        // As Kafka's TransactionCoordinator: an empty transactional id is neither a
+        // transaction nor an idempotent producer's null.
+        response(errors::INVALID_REQUEST, -1, -1)
+    } else if let Some(id) = transactional_id {
         let (hint_id, hint_epoch) =
             if req.api_version >= 3 { (request.producer_id.0, request.producer_epoch) } else { (-1, -1) };
         let call = txn::Init {
