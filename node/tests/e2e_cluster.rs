@@ -274,6 +274,15 @@ fn partition_dirs(node: &Node, topic: &str) -> Vec<i32> {
     found
 }
 
+/// Waits until node `id` holds the directories of exactly the partitions `led` of `topic`.
+fn until_holding(node: &Node, id: usize, topic: &str, led: &[i32]) {
+    let deadline = Instant::now() + SETTLE;
+    while partition_dirs(node, topic) != led {
+        assert!(Instant::now() < deadline, "node {id} holds {:?}, leads {led:?}", partition_dirs(node, topic));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// CreateTopics v7 of one topic with `replication_factor`: (error, message).
 fn create(node: &Node, topic: &str, partitions: i32, replication_factor: i16) -> (i16, String) {
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -307,11 +316,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     for (i, n) in nodes.iter().enumerate() {
         let led: Vec<i32> = (0..6).filter(|&p| leaders[p as usize] == i as i32 + 1).collect();
         assert_eq!(led.len(), 2, "two partitions per node: {leaders:?}");
-        let deadline = Instant::now() + SETTLE;
-        while partition_dirs(n, "spread") != led {
-            assert!(Instant::now() < deadline, "node {} holds {:?}, leads {led:?}", i + 1, partition_dirs(n, "spread"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until_holding(n, i + 1, "spread", &led);
     }
 
     // A real client bootstrapped from node 1 writes to every partition's leader; another,
@@ -368,17 +373,9 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     assert_eq!(grown.len(), 9);
     assert_eq!(grown[..6], leaders[..], "the first six keep their leaders");
     for (i, n) in nodes.iter().enumerate() {
-        let deadline = Instant::now() + SETTLE;
-        while topic_metadata(n, "spread") != (0, id, grown.clone()) {
-            assert!(Instant::now() < deadline, "node {} answers {:?}", i + 1, topic_metadata(n, "spread"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until_metadata(n, "spread", &(0, id, grown.clone()), &format!("node {} after the growth", i + 1));
         let led: Vec<i32> = (0..9).filter(|&p| grown[p as usize] == i as i32 + 1).collect();
-        let deadline = Instant::now() + SETTLE;
-        while partition_dirs(n, "spread") != led {
-            assert!(Instant::now() < deadline, "node {} holds {:?}, leads {led:?}", i + 1, partition_dirs(n, "spread"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until_holding(n, i + 1, "spread", &led);
     }
 
     // A topic config set through node 2 is what every node describes.

@@ -2,14 +2,10 @@
 
 mod common;
 
-use common::{batch, headers};
+use common::{batch, headers, small_segments};
 use sluice::log::{LogConfig, LogDir, OpenHint, PartitionLog, TopicPartition};
 use sluice::runtime::test_executor;
 use sluice::testing::TempDir;
-
-fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, ..LogConfig::default() }
-}
 
 #[test]
 fn appended_batches_get_consecutive_offsets_and_read_back_whole() {

@@ -6,16 +6,12 @@
 mod common;
 
 use bytes::Bytes;
-use common::batch;
-use sluice::log::{LogConfig, OpenHint, PartitionLog};
+use common::{batch, small_segments};
+use sluice::log::{OpenHint, PartitionLog};
 use sluice::runtime::test_executor;
 use sluice::testing::TempDir;
 use std::path::Path;
 use std::rc::Rc;
-
-fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, ..LogConfig::default() }
-}
 
 /// Copies everything `leader` has past `follower`'s log end into `follower`, as a follower's
 /// fetcher does (whole batches, a bounded read at a time).

@@ -2,6 +2,12 @@
 #![allow(dead_code)]
 
 use sluice::log::batch::BatchHeader;
+use sluice::log::LogConfig;
+
+/// 4 KiB segments with an index entry every 256 bytes: rolls and index lookups in small tests.
+pub fn small_segments() -> LogConfig {
+    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, ..LogConfig::default() }
+}
 
 /// Encodes a valid uncompressed v2 batch of `values` (null keys, no headers), the way a
 /// producer would: baseOffset 0, timestamps `timestamp + i`.
