@@ -80,6 +80,8 @@ CRATE_VERSIONS = {
     "IncrementalAlterConfigsRequest": (0, 1),
     "ConsumerGroupHeartbeatRequest": (0, 1),
     "ConsumerGroupDescribeRequest": (0, 1),
+    # Broker to broker (a transaction coordinator to a partition's leader); Kafka 4.0 removed v0.
+    "WriteTxnMarkersRequest": (1, 1),
 }
 
 # Message name -> the lowest version the node decodes itself, below the crate's range.

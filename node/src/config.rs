@@ -24,6 +24,7 @@ pub enum ConfigType {
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
@@ -436,6 +437,11 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.offsets_topic_num_partitions = int("offsets.topic.num.partitions", v)? }
     ),
     setting!(
+        "offsets.topic.replication.factor", Short, Some("3"), false,
+        "in a cluster: replicas of each __consumer_offsets partition; groups wait for this many brokers (default 3)",
+        |c, v| { c.offsets_topic_replication_factor = int("offsets.topic.replication.factor", v)? }
+    ),
+    setting!(
         "offsets.topic.segment.bytes", Int, Some("104857600"), false,
         "segment size of __consumer_offsets; it is compacted once it grows past this (default 104857600)",
         |c, v| { c.offsets_topic_segment_bytes = int("offsets.topic.segment.bytes", v)? }
@@ -450,6 +456,11 @@ const SETTINGS: &[Setting] = &[
         "transaction.state.log.num.partitions", Int, Some("50"), false,
         "partitions of __transaction_state when it is created (default 50; fixed afterwards)",
         |c, v| { c.transaction_state_num_partitions = int("transaction.state.log.num.partitions", v)? }
+    ),
+    setting!(
+        "transaction.state.log.replication.factor", Short, Some("3"), false,
+        "in a cluster: replicas of each __transaction_state partition; transactions wait for this many brokers (default 3)",
+        |c, v| { c.transaction_state_replication_factor = int("transaction.state.log.replication.factor", v)? }
     ),
     setting!(
         "transaction.state.log.segment.bytes", Int, Some("104857600"), false,
@@ -573,9 +584,11 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
+    pub offsets_topic_replication_factor: i16,
     pub offset_metadata_max_bytes: usize,
     pub transaction_state_num_partitions: i32,
     pub transaction_state_segment_bytes: u64,
+    pub transaction_state_replication_factor: i16,
     pub transaction_max_timeout_ms: i64,
     pub transaction_abort_check_interval_ms: u64,
     pub core_balancing_continuous: bool,
@@ -642,9 +655,11 @@ impl Default for BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 104_857_600,
+            offsets_topic_replication_factor: 3,
             offset_metadata_max_bytes: 4096,
             transaction_state_num_partitions: 50,
             transaction_state_segment_bytes: 104_857_600,
+            transaction_state_replication_factor: 3,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_check_interval_ms: 10_000,
             core_balancing_continuous: false,

@@ -159,9 +159,19 @@ pub async fn write(
     let mut buf = bytes::BytesMut::new();
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
-    let info = log.append(&buf, 0, now).await.map_err(|e| e.to_string())?;
-    log.sync_to(info.last_offset + 1).await.map_err(|e| e.to_string())
+    let info = log.append(&buf, log.leader_epoch(), now).await.map_err(|e| e.to_string())?;
+    log.sync_to(info.last_offset + 1).await.map_err(|e| e.to_string())?;
+    // acks=all in a cluster: done once every in-sync replica has it (Kafka waits
+    // `offsets.commit.timeout.ms`, 5 s by default, and then fails the commit).
+    match log.until_replicated(info.last_offset + 1, REPLICATION_TIMEOUT).await {
+        Some(true) => Ok(()),
+        Some(false) => Err(format!("{tp} stopped being led here before its replicas had the write")),
+        None => Err(format!("the in-sync replicas of {tp} did not have the write within 5 s")),
+    }
 }
+
+/// How long a coordinator's write waits for the partition's in-sync replicas.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Calls `f` with every record of an internal topic's partition, from its log start to its
 /// end, in order (batches of any codec, control records included).

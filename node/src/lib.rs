@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod net;
 pub mod ownership;
 pub mod partition;
+pub mod peer;
 pub mod placement;
 pub mod protocol;
 pub mod protocol_guard;

@@ -122,28 +122,19 @@ pub async fn produce(
             Some(Err(e)) => return failed(e.kafka_error_code(), e.to_string()),
             None => return failed(errors::REQUEST_TIMED_OUT, "the fdatasync did not finish within timeout.ms".into()),
         }
-        if log.is_replicated_leader() {
-            // Kafka's acks=all: every in-sync replica has the batches (the high watermark
-            // passed them). The replica set is all of the partition's replicas for now (no
-            // ISR changes yet): a replica that is down holds acks=all up until the timeout.
-            let replicated = log.high_watermark_watch().wait_for(info.last_offset as u64 + 1);
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let replicated = futures_lite::future::or(async { Some(replicated.await.is_ok()) }, async {
-                glommio::timer::sleep(left).await;
-                None
-            })
-            .await;
-            match replicated {
-                Some(true) => {}
-                Some(false) => {
-                    return failed(errors::NOT_LEADER_OR_FOLLOWER, "the partition stopped being served here".into())
-                }
-                None => {
-                    return failed(
-                        errors::REQUEST_TIMED_OUT,
-                        "the followers did not have the records within timeout.ms".into(),
-                    )
-                }
+        // Kafka's acks=all: every in-sync replica has the batches (the high watermark
+        // passed them).
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match log.until_replicated(info.last_offset + 1, left).await {
+            Some(true) => {}
+            Some(false) => {
+                return failed(errors::NOT_LEADER_OR_FOLLOWER, "the partition stopped being served here".into())
+            }
+            None => {
+                return failed(
+                    errors::REQUEST_TIMED_OUT,
+                    "the followers did not have the records within timeout.ms".into(),
+                )
             }
         }
     }
@@ -299,8 +290,16 @@ pub async fn write_marker(
 ) -> Result<(), String> {
     let marker = if commit { crate::log::batch::CONTROL_COMMIT } else { crate::log::batch::CONTROL_ABORT };
     let info = log.append_marker(producer_id, epoch, marker, 0, now).await.map_err(|e| format!("{tp}: {e}"))?;
-    log.sync_to(info.last_offset + 1).await.map_err(|e| format!("{tp}: {e}"))
+    log.sync_to(info.last_offset + 1).await.map_err(|e| format!("{tp}: {e}"))?;
+    match log.until_replicated(info.last_offset + 1, MARKER_REPLICATION_TIMEOUT).await {
+        Some(true) => Ok(()),
+        Some(false) => Err(format!("{tp}: stopped being led here before its replicas had the marker")),
+        None => Err(format!("{tp}: the in-sync replicas did not have the marker within 5 s")),
+    }
 }
+
+/// How long a marker waits for the partition's in-sync replicas (as a coordinator's write).
+const MARKER_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The topic configs a topic runs with and DescribeConfigs reports: a user topic's own
 /// overrides; the internal topics' are the node's — compacted by their coordinators (see

@@ -490,6 +490,7 @@ mod tests {
     use kafka_protocol::messages::txn_offset_commit_request::{
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     };
+    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{Decodable, Encodable, Message as CrateMessage, StrBytes};
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -558,6 +559,7 @@ mod tests {
         61 => DescribeProducersRequest,
         68 => ConsumerGroupHeartbeatRequest,
         69 => ConsumerGroupDescribeRequest,
+        27 => WriteTxnMarkersRequest,
     }
 
     /// Versions below the crate's that the node decodes itself (`api::legacy`), with the
@@ -1006,6 +1008,23 @@ mod tests {
             .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
     }
 
+    fn write_txn_markers(_v: i16) -> WriteTxnMarkersRequest {
+        let topic = WritableTxnMarkerTopic::default()
+            .with_name(TopicName(s("events")))
+            .with_partition_indexes(vec![0, 3])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(2)
+            .with_transaction_result(true)
+            .with_topics(vec![topic, WritableTxnMarkerTopic::default()])
+            .with_coordinator_epoch(4)
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        WriteTxnMarkersRequest::default()
+            .with_markers(vec![marker, WritableTxnMarker::default()])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
     fn describe_transactions(_v: i16) -> DescribeTransactionsRequest {
         DescribeTransactionsRequest::default()
             .with_transactional_ids(vec![TransactionalId(s("tx-1")), TransactionalId(s(""))])
@@ -1344,6 +1363,7 @@ mod tests {
         each(61, describe_producers, &mut out);
         each(68, consumer_group_heartbeat, &mut out);
         each(69, consumer_group_describe, &mut out);
+        each(27, write_txn_markers, &mut out);
         out.extend(legacy_samples());
         out
     }

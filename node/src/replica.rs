@@ -14,14 +14,11 @@
 //! and thread, batching partitions).
 
 use crate::log::{PartitionLog, TopicPartition};
-use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
 use glommio::net::TcpStream;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,8 +29,6 @@ const FETCH_VERSION: i16 = 12;
 const FETCH_WAIT_MS: i32 = 500;
 /// Bytes per fetch (Kafka's `replica.fetch.max.bytes`).
 const FETCH_MAX_BYTES: i32 = 1 << 20;
-/// A response frame longer than this closes the connection.
-const FRAME_BYTES_MAX: usize = 64 << 20;
 /// Pause after an error before trying again (Kafka's `replica.fetch.backoff.ms`).
 const BACKOFF: Duration = Duration::from_millis(200);
 /// How long a connection attempt or an exchange may take.
@@ -57,11 +52,8 @@ pub async fn follow(
                 glommio::timer::sleep(BACKOFF).await;
                 continue;
             };
-            match TcpStream::connect_timeout(addr.as_str(), IO_TIMEOUT).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    stream = Some(s);
-                }
+            match crate::peer::connect(addr.as_str(), IO_TIMEOUT).await {
+                Ok(s) => stream = Some(s),
                 Err(e) => {
                     if !complained {
                         eprintln!("sluice: replica of {tp}: leader at {addr} not reachable: {e}");
@@ -160,34 +152,9 @@ async fn fetch_once(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(vec![topic]);
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(FETCH_VERSION)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_string(format!("sluice-replica-{me}"))));
-    let mut buf = BytesMut::new();
-    let bad = |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-    header.encode(&mut buf, ApiKey::Fetch.request_header_version(FETCH_VERSION)).map_err(bad)?;
-    request.encode(&mut buf, FETCH_VERSION).map_err(bad)?;
-    let mut frame = Vec::with_capacity(4 + buf.len());
-    frame.extend_from_slice(&(buf.len() as i32).to_be_bytes());
-    frame.extend_from_slice(&buf);
-    stream.write_all(&frame).await?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let len = i32::from_be_bytes(len).max(0) as usize;
-    if len > FRAME_BYTES_MAX {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a {len}-byte fetch response")));
-    }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
-    let mut body = Bytes::from(body);
-    let header =
-        ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(FETCH_VERSION)).map_err(bad)?;
-    if header.correlation_id != correlation {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "an answer to another request"));
-    }
-    let response = FetchResponse::decode(&mut body, FETCH_VERSION).map_err(bad)?;
+    let client_id = format!("sluice-replica-{me}");
+    let response: FetchResponse =
+        crate::peer::exchange(stream, ApiKey::Fetch, FETCH_VERSION, correlation, &client_id, &request).await?;
     if response.error_code != 0 {
         return Ok((response.error_code, -1, None, None));
     }

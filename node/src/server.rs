@@ -81,6 +81,9 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     let _lock = DirLock::acquire(&dir)?;
     // Fail fast, before any partition is opened; shard 0 probes again right before it binds.
     claim_address(&args.listen, KAFKA_LISTENER, "--listen")?;
+    if let Some((host, _)) = args.listen.rsplit_once(':') {
+        crate::peer::set_source_address(host.trim_start_matches('[').trim_end_matches(']'));
+    }
     if let Some(admin) = &args.admin {
         claim_address(admin, ADMIN_LISTENER, "--admin")?;
     }
@@ -378,10 +381,9 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
         // directories it has as a replica with no leader known (so it serves no client and
         // stamps no batch), and the log then says who leads (`apply_cluster_topic`).
         let scanned: Vec<TopicInfo> = registry.topics().cloned().collect();
+        // The coordinators' internal topics too: they are replicated like any other and
+        // the metadata log creates them (on the first FindCoordinator, as Kafka does).
         for mut info in scanned {
-            if crate::partition::is_internal(&info.name) {
-                continue; // each node's own, whole
-            }
             info.nodes = vec![-1; info.partitions as usize];
             info.replicas = (0..info.partitions)
                 .map(|p| {
@@ -397,7 +399,8 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
         }
     }
     let mut config = args.config.clone();
-    // The internal topics exist from the first start; their partition counts are fixed then.
+    // The internal topics exist from the first start (in a cluster, from their creation
+    // through the metadata log); their partition counts are fixed then.
     for (name, wanted) in [
         (OFFSETS_TOPIC, config.offsets_topic_num_partitions),
         (crate::txn::TXN_TOPIC, config.transaction_state_num_partitions),
@@ -412,6 +415,7 @@ fn prepare(args: &ServerArgs) -> Result<ShardSetup, String> {
                 }
                 existing.partitions
             }
+            None if args.config.quorum_voters.is_some() => wanted,
             None => {
                 registry.upsert(TopicInfo {
                     name: name.to_string(),

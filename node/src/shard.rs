@@ -108,6 +108,9 @@ pub struct Shard {
     /// The partitions this shard follows in a cluster: the leader each fetcher copies from,
     /// and its stop flag.
     pub replica_fetchers: RefCell<HashMap<TopicPartition, (i32, Rc<std::cell::Cell<bool>>)>>,
+    /// Idle connections to other nodes for WriteTxnMarkers, by node id (`coordinators`).
+    marker_peers: RefCell<HashMap<i32, glommio::net::TcpStream>>,
+    marker_correlation: std::cell::Cell<i32>,
     /// ISR expansions asked of the controller and not answered yet: (partition, replica).
     isr_requests: RefCell<std::collections::HashSet<(TopicPartition, i32)>>,
     /// Set when the node is stopping: connections stop taking new requests.
@@ -191,12 +194,19 @@ impl Shard {
             advertised: RefCell::new(("127.0.0.1".into(), 9092)),
             quorum: RefCell::new(None),
             replica_fetchers: RefCell::new(HashMap::new()),
+            marker_peers: RefCell::new(HashMap::new()),
+            marker_correlation: std::cell::Cell::new(0),
             isr_requests: RefCell::new(std::collections::HashSet::new()),
         })
     }
 
     pub fn shards(&self) -> usize {
         self.setup.shards
+    }
+
+    /// A topic as this shard knows it.
+    pub fn topic_info(&self, name: &str) -> Option<topics::TopicInfo> {
+        self.registry.borrow().get(name).cloned()
     }
 
     /// Alone: this node, its own controller. In a cluster: the registered brokers that are

@@ -30,7 +30,12 @@ fn voters() -> String {
 }
 
 fn start_node(i: usize, voters: &str) -> Node {
-    let (listen, admin) = (format!("127.0.0.{i}:0"), format!("127.0.0.{i}:0"));
+    start_node_at(i, voters, 0)
+}
+
+/// Node `i` with its Kafka listener on `port` (0: any; a restart then moves it).
+fn start_node_at(i: usize, voters: &str, port: u16) -> Node {
+    let (listen, admin) = (format!("127.0.0.{i}:{port}"), format!("127.0.0.{i}:0"));
     let (id, voters) = (format!("node.id={i}"), format!("controller.quorum.voters={voters}"));
     let args = [
         "--cores",
@@ -448,23 +453,35 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     assert_eq!(error, 38);
     assert!(message.contains("exceeds the 3 available brokers"), "{message}");
 
-    // A group's coordinator is the same node whichever node is asked.
+    // A group's coordinator is the same node whichever node is asked: the leader of the
+    // group's partition of __consumer_offsets, which the first FindCoordinator created with
+    // three replicas (COORDINATOR_NOT_AVAILABLE, 15, while it is being made).
     let coordinators: Vec<i32> = nodes
         .iter()
         .map(|n| {
             let mut c = Client::connect(n.bootstrap());
-            c.send(
-                ApiKey::FindCoordinator,
-                3,
-                &FindCoordinatorRequest::default()
-                    .with_key(kafka_protocol::protocol::StrBytes::from_static_str("readers")),
-            );
-            let r: FindCoordinatorResponse = c.recv(ApiKey::FindCoordinator, 3);
-            assert_eq!(r.error_code, 0);
-            r.node_id.0
+            let deadline = Instant::now() + SETTLE;
+            loop {
+                c.send(
+                    ApiKey::FindCoordinator,
+                    3,
+                    &FindCoordinatorRequest::default()
+                        .with_key(kafka_protocol::protocol::StrBytes::from_static_str("readers")),
+                );
+                let r: FindCoordinatorResponse = c.recv(ApiKey::FindCoordinator, 3);
+                if r.error_code == 0 {
+                    break r.node_id.0;
+                }
+                assert_eq!(r.error_code, 15, "{:?}", r.error_message);
+                assert!(Instant::now() < deadline, "no coordinator: {:?}", r.error_message);
+                std::thread::sleep(Duration::from_millis(100));
+            }
         })
         .collect();
     assert!(coordinators.iter().all(|&c| c == coordinators[0]), "{coordinators:?}");
+    let offsets = topic_metadata(&nodes[0], "__consumer_offsets");
+    assert_eq!(offsets.2.len(), 50, "{offsets:?}");
+    assert!(offsets.2.contains(&coordinators[0]), "the coordinator leads a partition: {offsets:?}");
 
     // Deleted through node 2: gone from every node, with its directories.
     let mut c = Client::connect(nodes[1].bootstrap());
@@ -780,4 +797,197 @@ fn with_two_of_three_nodes_down_acks_all_is_never_acknowledged_and_resumes_when_
     for line in first.iter().chain(last.iter()) {
         assert_eq!(got.iter().filter(|g| *g == line).count(), 1, "{line} acknowledged, so in the log exactly once");
     }
+}
+
+/// (leader, leader epoch, ISR sorted) of every partition of `topic`, as `node` answers
+/// (empty when it cannot answer: down, or the topic is unknown to it).
+fn partitions(node: &Node, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let Ok(stream) = std::net::TcpStream::connect(node.bootstrap()) else { return Vec::new() };
+    drop(stream);
+    let mut c = Client::connect(node.bootstrap());
+    let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name(topic)));
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
+    let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+    let mut out: Vec<(i32, i32, i32, Vec<i32>)> = m.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut isr: Vec<i32> = p.isr_nodes.iter().map(|r| r.0).collect();
+            isr.sort();
+            (p.partition_index, p.leader_id.0, p.leader_epoch, isr)
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, l, e, isr)| (l, e, isr)).collect()
+}
+
+/// Issue #15 Show 1: three nodes, a topic with three replicas and `min.insync.replicas=2`,
+/// an idempotent acks=all producer (confluent-kafka) and a consumer group committing as it
+/// goes; a random node is SIGKILLed every few seconds and started again, round after round
+/// (`SLUICE_CHAOS_ROUNDS`, default 6). Each kill: the partitions it led get new leaders
+/// within seconds (the quorum fences it after `broker.session.timeout.ms`, 2 s here), the
+/// group's coordinator moves when it was there. At the end: nothing acknowledged is lost
+/// or doubled in the log, the group saw every acknowledged record, and every replica is
+/// back in the ISR.
+#[test]
+fn random_nodes_killed_round_after_round_lose_and_double_nothing() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    use std::collections::{BTreeMap, BTreeSet};
+    let rounds: usize = std::env::var("SLUICE_CHAOS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let voters = voters();
+    // Fixed Kafka ports, so that a restarted node is where the clients knew it.
+    let ports: Vec<u16> = (1..=3).map(|i| free_port(&format!("127.0.0.{i}"))).collect();
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_at(i, &voters, ports[i - 1])).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    let bootstrap: String = nodes.iter().map(|n| n.bootstrap().to_string()).collect::<Vec<_>>().join(",");
+
+    let mut c = Client::connect(nodes[0].bootstrap());
+    let min_isr = CreatableTopicConfig::default()
+        .with_name(kafka_protocol::protocol::StrBytes::from_static_str("min.insync.replicas"))
+        .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str("2")));
+    let topic = CreatableTopic::default()
+        .with_name(support::wire::name("chaos"))
+        .with_num_partitions(3)
+        .with_replication_factor(3)
+        .with_configs(vec![min_isr]);
+    c.send(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![topic]));
+    let r: CreateTopicsResponse = c.recv(ApiKey::CreateTopics, 7);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+
+    let rate = 150;
+    let count = rate * (rounds * 5 + 6);
+    let mut producer = support::Bg::py(
+        "producer",
+        "prod_produce.py",
+        &[
+            "--client=ck".into(),
+            format!("--bootstrap={bootstrap}"),
+            "--topic=chaos".into(),
+            format!("--count={count}"),
+            "--idempotence".into(),
+            format!("--rate={rate}"),
+            "--report-acks".into(),
+            "--timeout=180".into(),
+        ],
+    );
+    let stop_file = nodes[0].data_dir().join("stop-consumer");
+    let consumer = support::Bg::py(
+        "group",
+        "grp_consumer.py",
+        &[
+            "--client=ck".into(),
+            format!("--bootstrap={bootstrap}"),
+            "--topic=chaos".into(),
+            "--group=chaos-readers".into(),
+            "--commit=sync".into(),
+            format!("--stop-file={}", stop_file.display()),
+            "--duration=600".into(),
+        ],
+    );
+
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("chaos: {rounds} rounds, seed {seed}");
+    let mut failovers = Vec::new();
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_secs(3));
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let victim = (seed >> 33) as usize % 3;
+        let watcher = (victim + 1) % 3;
+        let before = partitions(&nodes[watcher], "chaos");
+        let led: Vec<usize> = (0..before.len()).filter(|&p| before[p].0 == victim as i32 + 1).collect();
+        nodes[victim].kill();
+        let killed = Instant::now();
+        // Every partition it led has another leader, in a later epoch.
+        loop {
+            let now = partitions(&nodes[watcher], "chaos");
+            if now.len() == before.len()
+                && led.iter().all(|&p| now[p].0 >= 0 && now[p].0 != victim as i32 + 1 && now[p].1 > before[p].1)
+            {
+                break;
+            }
+            assert!(
+                killed.elapsed() < SETTLE,
+                "round {round}: no new leaders after killing node {}: {now:?}",
+                victim + 1
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let took = killed.elapsed();
+        eprintln!("chaos round {round}: node {} killed (led {led:?}); new leaders after {took:?}", victim + 1);
+        if !led.is_empty() {
+            failovers.push(took);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        nodes[victim].restart();
+        // Back in the ISR of every partition before the next kill, or two of three could be
+        // down at once (the producer would wait on min.insync.replicas then, which is Show 2).
+        let deadline = Instant::now() + SETTLE;
+        while !partitions(&nodes[watcher], "chaos").iter().all(|p| p.2 == vec![1, 2, 3]) {
+            assert!(Instant::now() < deadline, "round {round}: node {} not back in sync", victim + 1);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    assert!(producer.wait(Duration::from_secs(240)).is_some(), "the producer did not finish\n{}", producer.logs(20));
+    let summary = producer.events().into_iter().last().unwrap_or_else(|| panic!("{}", producer.logs(20)));
+    let acked: BTreeSet<i64> =
+        summary["acks"].as_array().expect("acks").iter().map(|a| a[0].as_i64().expect("an index")).collect();
+    eprintln!(
+        "chaos: {} sent, {} acknowledged, {} errors {}",
+        summary["sent"], summary["acked"], summary["errors"], summary["error_samples"]
+    );
+    assert_eq!(acked.len() as i64, summary["acked"].as_i64().unwrap(), "each record acknowledged once");
+
+    // The log: every acknowledged record exactly once (idempotence kept retries out).
+    let mut stored: BTreeMap<i64, usize> = BTreeMap::new();
+    for line in consume_all(&bootstrap, "chaos", &nodes[0]) {
+        let value = line.split_once(':').map_or(line.as_str(), |(_, v)| v);
+        if let Some(i) = value.trim_end_matches('.').strip_prefix("val-").and_then(|i| i.parse::<i64>().ok()) {
+            *stored.entry(i).or_default() += 1;
+        }
+    }
+    let lost: Vec<i64> = acked.iter().filter(|i| !stored.contains_key(i)).copied().collect();
+    let doubled: Vec<(i64, usize)> = stored.iter().filter(|(_, &n)| n > 1).map(|(&i, &n)| (i, n)).collect();
+    assert!(lost.is_empty(), "{} acknowledged records lost: {:?}", lost.len(), &lost[..lost.len().min(20)]);
+    assert!(doubled.is_empty(), "records doubled: {:?}", &doubled[..doubled.len().min(20)]);
+
+    // The group: it saw every acknowledged record (again, after a coordinator moved, is fine).
+    let seen = || -> BTreeSet<i64> {
+        consumer
+            .events()
+            .iter()
+            .filter(|e| e["ev"] == "recs")
+            .flat_map(|e| e["r"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| r[3].as_i64())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing = acked.difference(&seen()).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the group never saw {missing} acknowledged records\n{}", consumer.logs(30));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::write(&stop_file, b"").unwrap();
+
+    // Every replica in sync at the end, on every node's answer.
+    for n in &nodes {
+        let deadline = Instant::now() + SETTLE;
+        while !partitions(n, "chaos").iter().all(|p| p.2 == vec![1, 2, 3]) {
+            assert!(Instant::now() < deadline, "not all in sync: {:?}", partitions(n, "chaos"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    failovers.sort();
+    eprintln!(
+        "chaos: {rounds} rounds, {} acknowledged, 0 lost, 0 doubled; leader failover median {:?}, max {:?}",
+        acked.len(),
+        failovers.get(failovers.len() / 2),
+        failovers.last()
+    );
 }

@@ -3,11 +3,12 @@
 //! reaching another shard are forwarded there, so clients never need a second address.
 //! Transaction coordinators (key type 1) work the same way, over `__transaction_state`.
 //!
-//! In a cluster every node keeps its own internal topics for now (they are not in the
-//! metadata log), so a key's coordinator is one fixed node, the same whichever node is
-//! asked: the voter (by ascending id) at the key's internal partition modulo the voters, or
-//! COORDINATOR_NOT_AVAILABLE while that broker is fenced. Not yet as Kafka: a node asked by
-//! a client that did not ask FindCoordinator first still coordinates the group itself.
+//! In a cluster the internal topics are replicated like any topic, and a key's coordinator
+//! is the leader of its internal partition, as in Kafka. The first FindCoordinator of a
+//! kind creates that topic through the metadata log, with `offsets.topic.replication.factor`
+//! (or `transaction.state.log.replication.factor`) replicas — COORDINATOR_NOT_AVAILABLE
+//! until that many brokers are live, as Kafka answers. A partition with no live leader is
+//! COORDINATOR_NOT_AVAILABLE too; clients retry.
 
 use super::{decode, str_bytes, Close};
 use crate::errors;
@@ -24,7 +25,18 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close> {
     let request: FindCoordinatorRequest = decode(req)?;
-    let config = shard.config();
+    let mut config = shard.config();
+    let internal = match request.key_type {
+        KEY_TYPE_GROUP => crate::group::store::OFFSETS_TOPIC,
+        KEY_TYPE_TRANSACTION => crate::txn::TXN_TOPIC,
+        _ => "",
+    };
+    // (error, message) for every key while the internal topic cannot be made.
+    let mut unavailable = None;
+    if config.quorum_voters.is_some() && !internal.is_empty() && shard.topic_info(internal).is_none() {
+        unavailable = shard.create_internal_topic(internal).await.err();
+        config = shard.config(); // the partition count is the created topic's
+    }
     let cluster = shard.cluster_answer();
     // (error, message, (node id, host, port) of the coordinator).
     let answer = |key: &str| -> (i16, Option<String>, (i32, String, i32)) {
@@ -32,21 +44,22 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         match request.key_type {
             KEY_TYPE_GROUP if key.is_empty() => (errors::INVALID_GROUP_ID, Some("the group id is empty".into()), none),
             KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION if !key.is_empty() => {
-                let Some(voters) = &config.quorum_voters else {
+                if config.quorum_voters.is_none() {
                     let (host, port) = shard.advertised.borrow().clone();
                     return (errors::NONE, None, (config.node_id, host, port));
-                };
-                let partition = if request.key_type == KEY_TYPE_GROUP {
-                    crate::group::offsets_partition(&config, key).partition
+                }
+                if let Some(why) = &unavailable {
+                    return (errors::COORDINATOR_NOT_AVAILABLE, Some(why.clone()), none);
+                }
+                let tp = if request.key_type == KEY_TYPE_GROUP {
+                    crate::group::offsets_partition(&config, key)
                 } else {
-                    crate::txn::state_partition(&config, key).partition
+                    crate::txn::state_partition(&config, key)
                 };
-                let mut ids: Vec<i32> = voters.iter().map(|v| v.id).collect();
-                ids.sort_unstable();
-                let id = ids[partition as usize % ids.len()];
-                match cluster.brokers.iter().find(|b| b.0 == id) {
+                let leader = shard.topic_info(internal).map_or(-1, |t| t.node_of(tp.partition, config.node_id));
+                match cluster.brokers.iter().find(|b| b.0 == leader) {
                     Some(b) => (errors::NONE, None, b.clone()),
-                    None => (errors::COORDINATOR_NOT_AVAILABLE, Some(format!("its node {id} is not available")), none),
+                    None => (errors::COORDINATOR_NOT_AVAILABLE, Some(format!("{tp} has no live leader")), none),
                 }
             }
             KEY_TYPE_TRANSACTION => (errors::INVALID_REQUEST, Some("the transactional id is empty".into()), none),

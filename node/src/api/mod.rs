@@ -38,6 +38,7 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use crate::log::TopicPartition;
 use crate::protocol::{Request, Response};
@@ -76,6 +77,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS.0, add_offsets_to_txn::VERSIONS.1),
     (ApiKey::EndTxn, end_txn::VERSIONS.0, end_txn::VERSIONS.1),
     (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS.0, txn_offset_commit::VERSIONS.1),
+    (ApiKey::WriteTxnMarkers, write_txn_markers::VERSIONS.0, write_txn_markers::VERSIONS.1),
     (ApiKey::DescribeTransactions, describe_transactions::VERSIONS.0, describe_transactions::VERSIONS.1),
     (ApiKey::ListTransactions, list_transactions::VERSIONS.0, list_transactions::VERSIONS.1),
     (ApiKey::DeleteRecords, delete_records::VERSIONS.0, delete_records::VERSIONS.1),
@@ -150,6 +152,7 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(shard, &req).await.map(Some),
         ApiKey::EndTxn => end_txn::handle(shard, &req).await.map(Some),
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
+        ApiKey::WriteTxnMarkers => write_txn_markers::handle(shard, &req).await.map(Some),
         ApiKey::DescribeTransactions => describe_transactions::handle(shard, &req).await.map(Some),
         ApiKey::ListTransactions => list_transactions::handle(shard, &req).await.map(Some),
         ApiKey::DescribeConfigs => describe_configs::handle(shard, &req).await.map(Some),

@@ -532,6 +532,11 @@ impl Coordinator {
         self.groups.borrow().len()
     }
 
+    /// Whether this shard coordinates the groups of offsets partition `partition` now.
+    pub fn coordinates(&self, partition: i32) -> bool {
+        self.owned.borrow().contains(&partition)
+    }
+
     /// NOT_COORDINATOR unless this shard coordinates `group`'s offsets partition.
     fn serving(&self, host: &Rc<impl Host>, group: &str) -> Result<(), i16> {
         let partition = store::partition_for(group, host.config().offsets_topic_num_partitions);

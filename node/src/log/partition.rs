@@ -433,6 +433,22 @@ impl PartitionLog {
         matches!(&*self.role.borrow(), Role::Leader { ends, .. } if !ends.is_empty())
     }
 
+    /// Kafka's acks=all on a replicated leader: waits until every in-sync replica has the
+    /// log below `end` (the high watermark reached it), for at most `timeout`. Some(true):
+    /// they have it (at once, unless this log leads a replicated partition); Some(false):
+    /// this log stopped leading first; None: the time ran out.
+    pub async fn until_replicated(&self, end: i64, timeout: std::time::Duration) -> Option<bool> {
+        if !self.is_replicated_leader() {
+            return Some(true);
+        }
+        let replicated = self.hw.wait_for(end.max(0) as u64);
+        futures_lite::future::or(async { Some(replicated.await.is_ok()) }, async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await
+    }
+
     /// A follower fetched from `offset`: it holds every offset below. The high watermark
     /// moves up to the lowest log end of the in-sync replicas.
     pub fn follower_fetched(&self, follower: i32, offset: i64) {
@@ -565,7 +581,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let bytes = batch::control_batch(producer_id, producer_epoch, marker, coordinator_epoch, now_ms);
-        self.append_inner(&Bytes::from(bytes), 0, now_ms, true).await
+        self.append_inner(&Bytes::from(bytes), self.leader_epoch(), now_ms, true).await
     }
 
     async fn append_inner(

@@ -317,6 +317,24 @@ static END_TXN_REQUEST: [Field; 4] = [
     Field { name: "Committed", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
 ];
 
+static WRITE_TXN_MARKERS_REQUEST__WRITABLE_TXN_MARKER_TOPIC: [Field; 2] = [
+    Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "PartitionIndexes", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static WRITE_TXN_MARKERS_REQUEST__WRITABLE_TXN_MARKER: [Field; 6] = [
+    Field { name: "ProducerId", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int64 },
+    Field { name: "ProducerEpoch", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int16 },
+    Field { name: "TransactionResult", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+    Field { name: "Topics", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&WRITE_TXN_MARKERS_REQUEST__WRITABLE_TXN_MARKER_TOPIC) },
+    Field { name: "CoordinatorEpoch", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "TransactionVersion", versions: Versions::from(2), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
+];
+
+static WRITE_TXN_MARKERS_REQUEST: [Field; 1] = [
+    Field { name: "Markers", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&WRITE_TXN_MARKERS_REQUEST__WRITABLE_TXN_MARKER) },
+];
+
 static TXN_OFFSET_COMMIT_REQUEST__TXN_OFFSET_COMMIT_REQUEST_PARTITION: [Field; 4] = [
     Field { name: "PartitionIndex", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
     Field { name: "CommittedOffset", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int64 },
@@ -645,6 +663,14 @@ static END_TXN_REQUEST_MESSAGE: Message = Message {
     fields: &END_TXN_REQUEST,
 };
 
+static WRITE_TXN_MARKERS_REQUEST_MESSAGE: Message = Message {
+    name: "WriteTxnMarkersRequest",
+    api_key: 27,
+    valid: Versions::new(1, 1),
+    flexible: Versions::from(1),
+    fields: &WRITE_TXN_MARKERS_REQUEST,
+};
+
 static TXN_OFFSET_COMMIT_REQUEST_MESSAGE: Message = Message {
     name: "TxnOffsetCommitRequest",
     api_key: 28,
@@ -781,6 +807,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         24 => Some(&ADD_PARTITIONS_TO_TXN_REQUEST_MESSAGE),
         25 => Some(&ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE),
         26 => Some(&END_TXN_REQUEST_MESSAGE),
+        27 => Some(&WRITE_TXN_MARKERS_REQUEST_MESSAGE),
         28 => Some(&TXN_OFFSET_COMMIT_REQUEST_MESSAGE),
         32 => Some(&DESCRIBE_CONFIGS_REQUEST_MESSAGE),
         33 => Some(&ALTER_CONFIGS_REQUEST_MESSAGE),
@@ -801,7 +828,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 35] = [
+pub(super) static MESSAGES: [&Message; 36] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -823,6 +850,7 @@ pub(super) static MESSAGES: [&Message; 35] = [
     &ADD_PARTITIONS_TO_TXN_REQUEST_MESSAGE,
     &ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE,
     &END_TXN_REQUEST_MESSAGE,
+    &WRITE_TXN_MARKERS_REQUEST_MESSAGE,
     &TXN_OFFSET_COMMIT_REQUEST_MESSAGE,
     &DESCRIBE_CONFIGS_REQUEST_MESSAGE,
     &ALTER_CONFIGS_REQUEST_MESSAGE,

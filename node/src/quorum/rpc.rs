@@ -118,9 +118,8 @@ impl Peer {
     /// reached at all; `Err(false)`: the exchange failed part-way.
     async fn call(&mut self, request: &Request, ttl: Duration) -> Result<Response, (bool, io::Error)> {
         if self.stream.is_none() {
-            let connect = TcpStream::connect_timeout(self.addr.as_str(), CONNECT_TIMEOUT);
+            let connect = crate::peer::connect(self.addr.as_str(), CONNECT_TIMEOUT);
             let stream = connect.await.map_err(|e| (true, io::Error::other(e.to_string())))?;
-            let _ = stream.set_nodelay(true);
             self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().expect("connected above");

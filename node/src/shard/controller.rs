@@ -494,11 +494,15 @@ impl Shard {
 
     /// Records a topic in this shard's registry (its partition count and configs), opens
     /// the partitions this shard owns and gives those already open the topic's settings.
-    pub async fn apply_topic(&self, info: TopicInfo) -> Result<(), String> {
+    pub async fn apply_topic(self: &Rc<Self>, info: TopicInfo) -> Result<(), String> {
         let changed = self.registry.borrow().get(&info.name).is_some_and(|old| old.configs != info.configs);
         self.registry.borrow_mut().upsert(info.clone());
         if changed {
             self.reconfigure_logs(Some(&info.name))?;
+        }
+        let internal = crate::partition::is_internal(&info.name);
+        if internal {
+            self.take_internal_partition_count(&info.name, info.partitions);
         }
         let node = self.config().node_id;
         for p in 0..info.partitions {
@@ -523,13 +527,32 @@ impl Shard {
             } else {
                 log.follow();
                 if leader >= 0 {
-                    self.start_replica_fetcher(tp, log, leader);
+                    self.start_replica_fetcher(tp.clone(), log, leader);
                 } else {
                     self.stop_replica_fetcher(&tp); // no leader: nothing to copy
                 }
             }
+            if internal {
+                self.follow_coordinator_leadership(&tp).await;
+            }
         }
         Ok(())
+    }
+
+    /// A coordinators' topic of the metadata log has the partition count its creator gave
+    /// it, whatever this node's setting says: the count that maps keys to partitions is the
+    /// topic's (as Kafka reads it from the topic).
+    fn take_internal_partition_count(&self, name: &str, partitions: i32) {
+        let mut config = (*self.config()).clone();
+        let count = if name == crate::group::store::OFFSETS_TOPIC {
+            &mut config.offsets_topic_num_partitions
+        } else {
+            &mut config.transaction_state_num_partitions
+        };
+        if *count != partitions {
+            *count = partitions;
+            *self.config.borrow_mut() = Rc::new(config);
+        }
     }
 
     /// Starts copying `tp` from its leader (node `leader`) unless a fetcher from that

@@ -23,12 +23,19 @@ impl Host for Shard {
         Shard::config(self)
     }
 
+    /// In a cluster, only a partition this node leads: a coordinator works on the leader's
+    /// log, and a follower's copy changes only by replication.
     fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>> {
-        self.logs.borrow().get(tp).cloned()
+        self.logs.borrow().get(tp).filter(|_| self.leads_here(tp)).cloned()
     }
 
     fn logs_of(&self, topic: &str) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
-        self.logs.borrow().iter().filter(|(tp, _)| tp.topic == topic).map(|(tp, l)| (tp.clone(), l.clone())).collect()
+        self.logs
+            .borrow()
+            .iter()
+            .filter(|(tp, _)| tp.topic == topic && self.leads_here(tp))
+            .map(|(tp, l)| (tp.clone(), l.clone()))
+            .collect()
     }
 
     fn partition_count(&self, topic: &str) -> i32 {
@@ -43,8 +50,71 @@ impl Host for Shard {
         self.allocate_producer_id()
     }
 
-    /// One message per owning shard (this one inline), then waits for all.
+    /// Outside a cluster: one message per owning shard, then waits for all. In a cluster
+    /// each partition's marker goes to its leader — this node's shards, or the other node
+    /// with WriteTxnMarkers, as Kafka's coordinators send them — and a partition whose
+    /// leader moved or could not take it is tried again at its new leader, for up to
+    /// `MARKER_DEADLINE`.
     async fn write_markers(
+        self: &Rc<Self>,
+        parts: Vec<TopicPartition>,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), String> {
+        if self.setup.cluster.is_none() {
+            return self.write_markers_here(parts, producer_id, epoch, commit).await;
+        }
+        let me = self.config().node_id;
+        let deadline = Instant::now() + MARKER_DEADLINE;
+        let mut pending = parts;
+        loop {
+            let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+            for tp in pending {
+                let leader = self.topic_info(&tp.topic).map_or(-1, |t| t.node_of(tp.partition, me));
+                by_leader.entry(leader).or_default().push(tp);
+            }
+            let mut failed = Vec::new();
+            let mut why = String::new();
+            for (leader, parts) in by_leader {
+                let outcome = if leader == me {
+                    self.write_markers_here(parts.clone(), producer_id, epoch, commit).await.map(|()| Vec::new())
+                } else if leader < 0 {
+                    Err(format!("{} has no leader", parts[0]))
+                } else {
+                    self.send_markers(leader, &parts, producer_id, epoch, commit).await
+                };
+                match outcome {
+                    Ok(refused) => failed.extend(refused),
+                    Err(e) => {
+                        why = e;
+                        failed.extend(parts);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("markers not written to {} partitions ({})", failed.len(), why));
+            }
+            pending = failed;
+            glommio::timer::sleep(MARKER_RETRY).await;
+        }
+    }
+}
+
+/// How long a coordinator keeps trying to have a transaction's markers written.
+const MARKER_DEADLINE: Duration = Duration::from_secs(15);
+/// The pause before markers are tried again at (new) leaders.
+const MARKER_RETRY: Duration = Duration::from_millis(200);
+/// A connection to another node, or one WriteTxnMarkers exchange, may take this long.
+const MARKER_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Shard {
+    /// Markers into partitions this node holds: one message per owning shard (this one
+    /// inline), then waits for all.
+    async fn write_markers_here(
         self: &Rc<Self>,
         parts: Vec<TopicPartition>,
         producer_id: i64,
@@ -60,9 +130,203 @@ impl Host for Shard {
         }
         Ok(())
     }
-}
 
-impl Shard {
+    /// WriteTxnMarkers to node `leader` for `parts`: the partitions it refused (Ok), or why
+    /// the exchange failed (Err: all of them are to be tried again).
+    async fn send_markers(
+        self: &Rc<Self>,
+        leader: i32,
+        parts: &[TopicPartition],
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<Vec<TopicPartition>, String> {
+        use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+        use kafka_protocol::messages::{
+            ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+        };
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in parts {
+            topics.entry(tp.topic.as_str()).or_default().push(tp.partition);
+        }
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(0)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string())))
+                            .with_partition_indexes(partitions)
+                    })
+                    .collect(),
+            );
+        let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+        let pooled = self.marker_peers.borrow_mut().remove(&leader);
+        let mut stream = match pooled {
+            Some(s) => s,
+            None => {
+                let address = self
+                    .cluster_answer()
+                    .brokers
+                    .into_iter()
+                    .find(|b| b.0 == leader)
+                    .map(|(_, host, port)| format!("{host}:{port}"))
+                    .ok_or_else(|| format!("node {leader} is not live"))?;
+                crate::peer::connect(&address, MARKER_IO_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("node {leader} not reachable: {e}"))?
+            }
+        };
+        let client_id = format!("sluice-txn-{}", self.config().node_id);
+        let exchange = crate::peer::exchange::<_, WriteTxnMarkersResponse>(
+            &mut stream,
+            ApiKey::WriteTxnMarkers,
+            1,
+            {
+                let c = self.marker_correlation.get().wrapping_add(1);
+                self.marker_correlation.set(c);
+                c
+            },
+            &client_id,
+            &request,
+        );
+        let answer = futures_lite::future::or(async { Some(exchange.await) }, async {
+            glommio::timer::sleep(MARKER_IO_TIMEOUT).await;
+            None
+        })
+        .await;
+        let response = match answer {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(format!("WriteTxnMarkers to node {leader}: {e}")),
+            None => return Err(format!("WriteTxnMarkers to node {leader}: no answer within 10 s")),
+        };
+        self.marker_peers.borrow_mut().insert(leader, stream);
+        let mut refused = Vec::new();
+        let mut answered = std::collections::BTreeSet::new();
+        for topic in response.markers.iter().flat_map(|m| &m.topics) {
+            for p in &topic.partitions {
+                let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
+                if p.error_code != crate::errors::NONE {
+                    refused.push(tp.clone());
+                }
+                answered.insert(tp);
+            }
+        }
+        refused.extend(parts.iter().filter(|tp| !answered.contains(*tp)).cloned());
+        Ok(refused)
+    }
+
+    /// WriteTxnMarkers, served: markers into `parts` for a coordinator on another node,
+    /// each answered with its error code (NOT_LEADER_OR_FOLLOWER where this node does not
+    /// lead the partition; the coordinator then finds the new leader).
+    pub async fn write_markers_for_peer(
+        self: &Rc<Self>,
+        parts: Vec<TopicPartition>,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Vec<(TopicPartition, i16)> {
+        let mut out = Vec::new();
+        let mut per_shard: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in parts {
+            match self.topic_info(&tp.topic) {
+                Some(t) if tp.partition >= 0 && tp.partition < t.partitions => {}
+                _ => {
+                    out.push((tp, crate::errors::UNKNOWN_TOPIC_OR_PARTITION));
+                    continue;
+                }
+            }
+            if !self.leads_here(&tp) {
+                out.push((tp, crate::errors::NOT_LEADER_OR_FOLLOWER));
+                continue;
+            }
+            per_shard.entry(self.owner(&tp)).or_default().push(tp);
+        }
+        for (owner, parts) in per_shard {
+            let op = WriteMarkers { parts: parts.clone(), producer_id, epoch, commit };
+            let code = match self.invoke(owner, op).await {
+                Ok(Ok(())) => crate::errors::NONE,
+                Ok(Err(e)) => {
+                    eprintln!("sluice: markers for producer {producer_id} failed: {e}");
+                    crate::errors::KAFKA_STORAGE_ERROR
+                }
+                Err(_) => crate::errors::KAFKA_STORAGE_ERROR,
+            };
+            for tp in parts {
+                let code = if code != crate::errors::NONE && !self.leads_here(&tp) {
+                    crate::errors::NOT_LEADER_OR_FOLLOWER
+                } else {
+                    code
+                };
+                out.push((tp, code));
+            }
+        }
+        out
+    }
+
+    /// Whether this node leads `tp` (always, outside a cluster).
+    pub(super) fn leads_here(&self, tp: &TopicPartition) -> bool {
+        if self.setup.cluster.is_none() {
+            return true;
+        }
+        let me = self.config().node_id;
+        self.registry.borrow().get(&tp.topic).is_some_and(|t| t.node_of(tp.partition, me) == me)
+    }
+
+    /// Whether this shard's coordinators answer for internal partition `tp` now.
+    fn coordinates(&self, tp: &TopicPartition) -> bool {
+        if tp.topic == crate::group::store::OFFSETS_TOPIC {
+            self.groups.coordinates(tp.partition)
+        } else {
+            self.txns.coordinates(tp.partition)
+        }
+    }
+
+    /// In a cluster, the coordinators follow the leadership of their internal partitions
+    /// (called for every partition of an internal topic this shard holds, after its role
+    /// was set): a new leader replays the partition and answers for its groups or
+    /// transactional ids; a former leader stops (its clients get NOT_COORDINATOR and find
+    /// the new one), as Kafka's coordinators move on leader elections.
+    pub(super) async fn follow_coordinator_leadership(self: &Rc<Self>, tp: &TopicPartition) {
+        let leading = self.leads_here(tp);
+        if leading == self.coordinates(tp) {
+            return;
+        }
+        if leading {
+            if let Err(e) = self.load_coordinator(tp).await {
+                eprintln!("sluice: {tp}: the coordinator's state did not load: {e}");
+            }
+        } else {
+            drop(self.unload_coordinator(tp).await);
+        }
+    }
+
+    /// In a cluster: creates a coordinators' topic through the metadata log (another node
+    /// creating it at the same time is as good), with the partitions and replicas the
+    /// settings give. Err: why it cannot be made now (too few live brokers, no quorum).
+    pub async fn create_internal_topic(self: &Rc<Self>, name: &str) -> Result<(), String> {
+        let config = self.config();
+        let (partitions, replication_factor) = if name == crate::group::store::OFFSETS_TOPIC {
+            (config.offsets_topic_num_partitions, config.offsets_topic_replication_factor)
+        } else {
+            (config.transaction_state_num_partitions, config.transaction_state_replication_factor)
+        };
+        let op = super::ops::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        };
+        match self.controller(op).await {
+            Ok(_) | Err((crate::errors::TOPIC_ALREADY_EXISTS, _)) => Ok(()),
+            Err((_, e)) => Err(format!("{name} cannot be created yet: {e}")),
+        }
+    }
+
     /// The shard coordinating `group` (the owner of its `__consumer_offsets` partition).
     pub fn group_coordinator(&self, group: &str) -> usize {
         self.owner(&crate::group::offsets_partition(&self.config(), group))

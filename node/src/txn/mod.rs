@@ -104,6 +104,11 @@ impl TxnCoordinator {
         Some(Busy { set: &self.busy, id: id.to_string() })
     }
 
+    /// Whether this shard coordinates the ids of state partition `partition` now.
+    pub fn coordinates(&self, partition: i32) -> bool {
+        self.owned.borrow().contains(&partition)
+    }
+
     /// NOT_COORDINATOR unless this shard coordinates `id`'s state partition.
     fn serving(&self, host: &Rc<impl Host>, id: &str) -> Result<(), i16> {
         let partition = state_partition(&host.config(), id).partition;
