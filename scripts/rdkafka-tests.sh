@@ -161,6 +161,8 @@ for t in $tests; do
         TESTS="$t" exec timeout --kill-after=10 "${RDKAFKA_TEST_WALL:-900}" \
             ./test-runner -L -p1 $quick
     ) >"$logs/$t.log" 2>&1 || rc=$?
+    # The runner writes each client's statistics into its working directory.
+    find "$src/tests" -maxdepth 1 -name 'stats_*.json' -exec mv -t "$logs" {} + 2>/dev/null || true
     wall=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
     # One line per test function of this number: from the runner's summary table
     # ("| 0103_transactions | PASSED | 12.345s | reason"), or when the runner died before it

@@ -2,7 +2,7 @@
 # Test dependencies for the end-to-end client tests (node/tests/e2e_clients.rs):
 #   kcat (Debian's package, linking Debian's librdkafka 2.0.x) and a Python venv at .venv
 #   with confluent-kafka (wheel with a recent librdkafka) and kafka-python (pure Python);
-#   and promtool for node/tests/admin_metrics.rs.
+#   promtool for node/tests/admin_metrics.rs; iptables for node/tests/e2e_cluster.rs.
 # Idempotent: installs only what is missing. Unattended (CI: root, no stdin).
 # scripts/test.sh calls it; run it by hand before `cargo test` of node/tests/e2e_clients.rs.
 set -euo pipefail
@@ -31,6 +31,12 @@ apt_install() {
 if ! command -v kcat >/dev/null 2>&1; then
   echo "test-deps: installing kcat" >&2
   apt_install kcat
+fi
+
+# iptables (node/tests/e2e_cluster.rs cuts the network between cluster nodes with it).
+if ! command -v iptables >/dev/null 2>&1; then
+  echo "test-deps: installing iptables" >&2
+  apt_install iptables
 fi
 
 # promtool (node/tests/admin_metrics.rs checks /metrics with `promtool check metrics`): Debian's

@@ -16,6 +16,12 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = E::NotLeaderOrFollower.code();
 pub const REQUEST_TIMED_OUT: i16 = E::RequestTimedOut.code();
 pub const LEADER_NOT_AVAILABLE: i16 = E::LeaderNotAvailable.code();
 pub const NOT_ENOUGH_REPLICAS: i16 = E::NotEnoughReplicas.code();
+/// Retriable: the leader epoch a client sent is older than this leader's (its metadata is
+/// stale); it refreshes metadata and asks again.
+pub const FENCED_LEADER_EPOCH: i16 = E::FencedLeaderEpoch.code();
+/// Retriable: the leader epoch a client sent is newer than this broker knows (this broker
+/// has not heard of the election yet, or was cut off from the quorum).
+pub const UNKNOWN_LEADER_EPOCH: i16 = E::UnknownLeaderEpoch.code();
 pub const MESSAGE_TOO_LARGE: i16 = E::MessageTooLarge.code();
 pub const OFFSET_METADATA_TOO_LARGE: i16 = E::OffsetMetadataTooLarge.code();
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = E::CoordinatorLoadInProgress.code();

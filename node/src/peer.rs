@@ -15,7 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::io::{Error, ErrorKind};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -35,32 +35,51 @@ pub fn set_source_address(host: &str) {
 }
 
 /// Connects to `addr` (host:port) within `timeout`, from this node's address (see
-/// `set_source_address`). Binding before connecting needs a socket made by hand, whose
-/// connect runs on glommio's blocking pool.
+/// `set_source_address`). Binding before connecting needs a socket made by hand: its
+/// non-blocking connect is watched with a zero-timeout poll between short sleeps, so an
+/// unreachable peer (a dropped SYN) holds no thread and never blocks the executor.
 pub async fn connect(addr: &str, timeout: Duration) -> std::io::Result<TcpStream> {
     let Some(&local) = SOURCE.get() else {
         let stream = TcpStream::connect_timeout(addr, timeout).await?;
         let _ = stream.set_nodelay(true);
         return Ok(stream);
     };
-    let addr = addr.to_string();
-    let fd = glommio::executor()
-        .spawn_blocking(move || -> std::io::Result<i32> {
-            let target: SocketAddr = addr
-                .to_socket_addrs()?
-                .find(|a| a.is_ipv4() == local.is_ipv4())
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{addr}: no address to reach")))?;
-            let socket = socket2::Socket::new(socket2::Domain::for_address(target), socket2::Type::STREAM, None)?;
-            socket.bind(&SocketAddr::new(local, 0).into())?;
-            socket.connect_timeout(&target.into(), timeout)?;
-            socket.set_tcp_nodelay(true)?;
-            socket.set_nonblocking(true)?;
-            Ok(socket.into_raw_fd())
-        })
-        .await?;
-    // SAFETY: `fd` is a connected TCP socket this function owns (taken from socket2 above).
-    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+    let target: SocketAddr = addr
+        .to_socket_addrs()?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{addr}: no address to reach")))?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(target), socket2::Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(local, 0).into())?;
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd, zero timeout.
+                let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+                if ready > 0 {
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::new(ErrorKind::TimedOut, format!("connecting to {addr} timed out")));
+                }
+                glommio::timer::sleep(CONNECT_POLL).await;
+            }
+            if let Some(e) = socket.take_error()? {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    socket.set_tcp_nodelay(true)?;
+    // SAFETY: a connected TCP socket this function owns, handed over whole.
+    Ok(unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) })
 }
+
+/// How often a connection under way is looked at.
+const CONNECT_POLL: Duration = Duration::from_millis(2);
 
 /// Sends one request and reads its answer (the correlation id must match).
 pub async fn exchange<Req: Encodable, Resp: Decodable>(

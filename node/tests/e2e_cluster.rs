@@ -8,6 +8,7 @@
 //! leader as the controller; a broker silent for `broker.session.timeout.ms` is fenced and
 //! drops out of Metadata until it is back.
 
+mod common;
 mod support;
 
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
@@ -990,4 +991,180 @@ fn random_nodes_killed_round_after_round_lose_and_double_nothing() {
         failovers.get(failovers.len() / 2),
         failovers.last()
     );
+}
+
+/// iptables rules cutting one node's Kafka and quorum ports off from the other nodes, both
+/// ways (only those ports, so other tests' nodes on the same addresses are untouched);
+/// removed when dropped. The nodes' own connections leave from their addresses (the node
+/// binds them), the test's from 127.0.0.9, which no rule names.
+struct NetworkCut {
+    rules: Vec<Vec<String>>,
+}
+
+impl NetworkCut {
+    /// `nodes`: (address, Kafka port, quorum port) of each node; `isolated`: an index.
+    fn isolate(nodes: &[(String, u16, u16)], isolated: usize) -> NetworkCut {
+        let ok = std::process::Command::new("iptables").args(["-w", "-L", "OUTPUT", "-n"]).output();
+        assert!(
+            ok.as_ref().is_ok_and(|o| o.status.success()),
+            "iptables is needed (as root) to cut the network between nodes: run `bash scripts/test-deps.sh`: {ok:?}"
+        );
+        let mut cut = NetworkCut { rules: Vec::new() };
+        let (ip, kafka, quorum) = &nodes[isolated];
+        for (i, (other, other_kafka, other_quorum)) in nodes.iter().enumerate() {
+            if i == isolated {
+                continue;
+            }
+            // Requests to a port, and answers from it on connections made before the cut.
+            for (from, to, way, port) in [
+                (other, ip, "--dport", kafka),
+                (other, ip, "--dport", quorum),
+                (ip, other, "--dport", other_kafka),
+                (ip, other, "--dport", other_quorum),
+                (ip, other, "--sport", kafka),
+                (ip, other, "--sport", quorum),
+                (other, ip, "--sport", other_kafka),
+                (other, ip, "--sport", other_quorum),
+            ] {
+                let rule: Vec<String> =
+                    ["OUTPUT", "-p", "tcp", "-s", from, "-d", to, way, &port.to_string(), "-j", "DROP"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                let status = std::process::Command::new("iptables").args(["-w", "-I"]).args(&rule).status();
+                assert!(status.is_ok_and(|s| s.success()), "iptables -I {rule:?}");
+                cut.rules.push(rule);
+            }
+        }
+        cut
+    }
+}
+
+impl Drop for NetworkCut {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            let _ = std::process::Command::new("iptables").args(["-w", "-D"]).args(rule).status();
+        }
+    }
+}
+
+/// Produce of `values` (one uncompressed batch) to partition 0: (error, base offset).
+fn produce_values(c: &mut Client, topic: &str, acks: i16, timeout_ms: i32, values: &[String]) -> (i16, i64) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    let records = bytes::Bytes::from(common::batch(&values, 1_700_000_000_000));
+    let data = PartitionProduceData::default().with_index(0).with_records(Some(records));
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(vec![
+        TopicProduceData::default().with_name(support::wire::name(topic)).with_partition_data(vec![data]),
+    ]);
+    c.send(ApiKey::Produce, 9, &request);
+    let r: ProduceResponse = c.recv(ApiKey::Produce, 9);
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// A Fetch (v12) of partition 0 carrying `current_leader_epoch`: its error code.
+fn fetch_error(c: &mut Client, topic: &str, current_leader_epoch: i32) -> i16 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+    let part = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(0)
+        .with_current_leader_epoch(current_leader_epoch)
+        .with_partition_max_bytes(1 << 20);
+    let request =
+        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default().with_topic(support::wire::name(topic)).with_partitions(vec![part]),
+        ]);
+    c.send(ApiKey::Fetch, 12, &request);
+    let r: FetchResponse = c.recv(ApiKey::Fetch, 12);
+    r.responses[0].partitions[0].error_code
+}
+
+/// Issue #15 Show 3: the leader of a partition is cut off from the two other nodes (iptables
+/// on their ports). It still takes acks=1 records — its unreplicated tail — but acks=all is
+/// never acknowledged there. The two others fence it and elect a new leader in a later
+/// epoch; fetches with a stale epoch are refused on either side (FENCED_LEADER_EPOCH /
+/// UNKNOWN_LEADER_EPOCH). Healed, the old leader learns the new epoch, cuts its tail back to
+/// where the new leader's log diverges from it, copies the rest, and its log is the new
+/// leader's byte for byte, back in the ISR.
+#[test]
+fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_on_return() {
+    const SOURCE: &str = "127.0.0.9";
+    let voters = voters();
+    let quorum_ports: Vec<u16> =
+        voters.split(',').map(|v| v.rsplit_once(':').expect("host:port").1.parse().expect("a port")).collect();
+    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create(&nodes[0], "split", 1, 3), (0, String::new()));
+    let seen_from = |n: &Node| -> (i32, i32, Vec<i32>) {
+        let mut c = Client::connect_from(n.bootstrap(), SOURCE);
+        let wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(support::wire::name("split")));
+        c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
+        let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
+        let p = &m.topics[0].partitions[0];
+        let mut isr: Vec<i32> = p.isr_nodes.iter().map(|r| r.0).collect();
+        isr.sort();
+        (p.leader_id.0, p.leader_epoch, isr)
+    };
+    let (leader, epoch, isr) = seen_from(&nodes[0]);
+    assert_eq!(isr, vec![1, 2, 3]);
+    let old = leader as usize - 1;
+    let mut to_old = Client::connect_from(nodes[old].bootstrap(), SOURCE);
+    let before: Vec<String> = (0..10).map(|i| format!("before-{i}")).collect();
+    assert_eq!(produce_values(&mut to_old, "split", -1, 15_000, &before), (0, 0));
+
+    let addresses: Vec<(String, u16, u16)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let port = n.bootstrap().rsplit_once(':').unwrap().1.parse().unwrap();
+            (format!("127.0.0.{}", i + 1), port, quorum_ports[i])
+        })
+        .collect();
+    let cut = NetworkCut::isolate(&addresses, old);
+    let tail: Vec<String> = (0..5).map(|i| format!("tail-{i}")).collect();
+    assert_eq!(produce_values(&mut to_old, "split", 1, 15_000, &tail), (0, 10), "acks=1: the cut-off leader's tail");
+
+    let other = (old + 1) % 3;
+    let deadline = Instant::now() + SETTLE;
+    let (new_leader, new_epoch) = loop {
+        let (l, e, _) = seen_from(&nodes[other]);
+        if l >= 0 && l != leader && e > epoch {
+            break (l, e);
+        }
+        if Instant::now() >= deadline {
+            let views: Vec<String> = nodes.iter().map(|n| format!("{} {:?}", quorum(n), brokers(n))).collect();
+            panic!("no new leader while node {leader} is cut off: {l} epoch {e}\n{}", views.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("node {leader} cut off (epoch {epoch}): node {new_leader} leads in epoch {new_epoch}");
+    let (error, _) = produce_values(&mut to_old, "split", -1, 2_000, &["never".to_string()]);
+    assert_ne!(error, 0, "acks=all acknowledged by a leader cut off from its followers");
+    assert_eq!(fetch_error(&mut to_old, "split", new_epoch), 75, "UNKNOWN_LEADER_EPOCH from the cut-off leader");
+    let mut to_new = Client::connect_from(nodes[new_leader as usize - 1].bootstrap(), SOURCE);
+    assert_eq!(fetch_error(&mut to_new, "split", epoch), 74, "FENCED_LEADER_EPOCH for the old epoch");
+    let after: Vec<String> = (0..10).map(|i| format!("after-{i}")).collect();
+    assert_eq!(produce_values(&mut to_new, "split", -1, 15_000, &after), (0, 10), "acks=all through the new leader");
+
+    drop(cut);
+    let deadline = Instant::now() + SETTLE;
+    while seen_from(&nodes[other]).2 != vec![1, 2, 3] {
+        assert!(Instant::now() < deadline, "the old leader is not back in sync: {:?}", seen_from(&nodes[other]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reference = segment_bytes(&nodes[new_leader as usize - 1], "split", 0);
+    let deadline = Instant::now() + SETTLE;
+    while segment_bytes(&nodes[old], "split", 0) != reference {
+        assert!(Instant::now() < deadline, "the old leader's log is not the new leader's");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bytes: Vec<u8> = reference.into_iter().flat_map(|(_, b)| b).collect();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"before-9") && has(b"after-9"), "both sides' acknowledged records are there");
+    assert!(!has(b"tail-") && !has(b"never"), "the cut-off leader's tail is gone");
 }

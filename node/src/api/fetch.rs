@@ -20,6 +20,7 @@ use crate::protocol::{encode_response, Chunk, Request, Response};
 use crate::shard::{ops, FetchOutcome, FetchPart, SentRange, Shard};
 use crate::topics::TopicId;
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use std::collections::BTreeMap;
@@ -65,6 +66,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     let replica = (replica_id >= 0).then_some(replica_id);
     let mut topics_out: Vec<(String, uuid::Uuid)> = Vec::new();
     let mut slots = Vec::new();
+    let cluster = shard.config().quorum_voters.is_some();
     for topic in &request.topics {
         let info = if version >= 13 {
             shard.registry.borrow().by_id(TopicId(topic.topic_id.as_u128())).cloned()
@@ -76,6 +78,7 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         for p in &topic.partitions {
             let known = info.as_ref().is_some_and(|i| p.partition >= 0 && p.partition < i.partitions);
             let error = match (known, version >= 13) {
+                (true, _) if version >= 9 && cluster => leader_epoch_check(info.as_ref(), p),
                 (true, _) => errors::NONE,
                 (false, true) if info.is_none() => errors::UNKNOWN_TOPIC_ID,
                 (false, _) => errors::UNKNOWN_TOPIC_OR_PARTITION,
@@ -117,6 +120,21 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         outcomes = read_all(shard, &slots).await;
     }
     Ok(encode(shard, req, version, &topics_out, &slots, outcomes, response_max))
+}
+
+/// KIP-320's check in a cluster: a fetch carrying the partition's leader epoch as the
+/// client knows it (v9+; -1: none) is refused when that epoch is not this node's —
+/// FENCED_LEADER_EPOCH when the client's is older (its metadata is stale), UNKNOWN_LEADER_EPOCH
+/// when it is newer (this node missed an election: cut off from the quorum, say). Either way
+/// the client refreshes its metadata and goes to the leader it names.
+fn leader_epoch_check(info: Option<&crate::topics::TopicInfo>, p: &FetchPartition) -> i16 {
+    let (Some(info), current) = (info, p.current_leader_epoch) else { return errors::NONE };
+    let ours = info.epoch_of(p.partition);
+    match current {
+        c if c < 0 || c == ours => errors::NONE,
+        c if c < ours => errors::FENCED_LEADER_EPOCH,
+        _ => errors::UNKNOWN_LEADER_EPOCH,
+    }
 }
 
 /// Reads every slot, one hop per owning shard.

@@ -25,6 +25,19 @@ impl Client {
         Client { stream, correlation: 0 }
     }
 
+    /// Connects from `source` (an address of this host, as 127.0.0.9), so that firewall
+    /// rules between nodes' addresses leave the test's own connections alone.
+    pub fn connect_from(addr: &str, source: &str) -> Client {
+        let target: std::net::SocketAddr = addr.parse().expect("an ip:port");
+        let local: std::net::SocketAddr = format!("{source}:0").parse().expect("an ip");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&local.into()).unwrap_or_else(|e| panic!("bind {local}: {e}"));
+        socket.connect_timeout(&target.into(), Duration::from_secs(10)).unwrap_or_else(|e| panic!("{addr}: {e}"));
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { stream, correlation: 0 }
+    }
+
     pub fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) {
         self.correlation += 1;
         let header = RequestHeader::default()
