@@ -275,6 +275,11 @@ const SETTINGS: &[Setting] = &[
     setting!("message.max.bytes", Int, Some("1048588"), true, "largest record batch accepted (default 1048588)", |c, v| {
         c.log.max_message_bytes = int("message.max.bytes", v)?
     }),
+    setting!(
+        "replica.lag.time.max.ms", Long, Some("30000"), false,
+        "in a cluster: a follower not caught up for this long leaves the in-sync replicas (default 30000)",
+        |c, v| { c.replica_lag_time_max_ms = int("replica.lag.time.max.ms", v)? }
+    ),
     setting!("min.insync.replicas", Int, Some("1"), true, "in a cluster: in-sync replicas acks=all needs (default 1)", |c, v| {
         c.log.min_insync_replicas = int("min.insync.replicas", v)?
     }),
@@ -585,6 +590,7 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
     pub offsets_topic_replication_factor: i16,
+    pub replica_lag_time_max_ms: u64,
     pub offset_metadata_max_bytes: usize,
     pub transaction_state_num_partitions: i32,
     pub transaction_state_segment_bytes: u64,
@@ -656,6 +662,7 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 104_857_600,
             offsets_topic_replication_factor: 3,
+            replica_lag_time_max_ms: 30_000,
             offset_metadata_max_bytes: 4096,
             transaction_state_num_partitions: 50,
             transaction_state_segment_bytes: 104_857_600,

@@ -250,6 +250,9 @@ async fn shard_main(
         let budget = (setup.config.log_cleaner_dedupe_buffer_size / args.cores.len().max(1) as u64) as usize;
         crate::log::background::spawn_cleaner(&shard.maintained, queue, backoff, budget);
     }
+    if setup.cluster.is_some() {
+        glommio::spawn_local(shard.clone().watch_in_sync_replicas()).detach();
+    }
     let stop_local = Rc::new(Cell::new(false));
     let accept = glommio::spawn_local(crate::net::serve(shard.clone(), listener, stop_local.clone(), quotas));
     let _ = ready.send(Ok((local, admin_addr)));

@@ -394,6 +394,38 @@ impl Shard {
         .detach();
     }
 
+    /// In a cluster, every `replica.lag.time.max.ms` / 2 (as Kafka checks): the in-sync
+    /// followers of the partitions this shard leads that were not caught up for that long
+    /// are dropped from the ISR through the controller (a slow or stuck follower stops
+    /// holding acks=all and the high watermark back). Runs until the shard stops.
+    pub async fn watch_in_sync_replicas(self: Rc<Self>) {
+        while !self.stopping.get() {
+            let lag = Duration::from_millis(self.config().replica_lag_time_max_ms.max(10));
+            glommio::timer::sleep(lag / 2).await;
+            let led: Vec<(TopicPartition, Rc<PartitionLog>)> = self
+                .logs
+                .borrow()
+                .iter()
+                .filter(|(_, l)| l.is_replicated_leader())
+                .map(|(tp, l)| (tp.clone(), l.clone()))
+                .collect();
+            for (tp, log) in led {
+                let lagging = log.lagging_in_sync_followers(lag);
+                if lagging.is_empty() {
+                    continue;
+                }
+                eprintln!(
+                    "sluice: {tp}: replicas {lagging:?} not caught up for {} ms; leaving the in-sync replicas",
+                    lag.as_millis()
+                );
+                let asked = self.invoke(0, ops::ShrinkIsr { tp: tp.clone(), lagging }).await;
+                if let Err(e) = asked.and_then(|r| r) {
+                    eprintln!("sluice: {tp}: shrinking the in-sync replicas failed: {e}");
+                }
+            }
+        }
+    }
+
     /// Parks until one of the partitions has data past its offset, or `wait` elapses.
     pub async fn wait_local(&self, parts: &[(TopicPartition, i64, bool)], wait: Duration) {
         let waits: Vec<crate::watch::WaitFor> = parts

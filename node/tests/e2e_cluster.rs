@@ -36,9 +36,14 @@ fn start_node(i: usize, voters: &str) -> Node {
 
 /// Node `i` with its Kafka listener on `port` (0: any; a restart then moves it).
 fn start_node_at(i: usize, voters: &str, port: u16) -> Node {
+    start_node_with(i, voters, port, &[])
+}
+
+/// Node `i` on `port`, with `extra` arguments.
+fn start_node_with(i: usize, voters: &str, port: u16, extra: &[&str]) -> Node {
     let (listen, admin) = (format!("127.0.0.{i}:{port}"), format!("127.0.0.{i}:0"));
     let (id, voters) = (format!("node.id={i}"), format!("controller.quorum.voters={voters}"));
-    let args = [
+    let mut args = vec![
         "--cores",
         "0",
         "--listen",
@@ -55,6 +60,7 @@ fn start_node_at(i: usize, voters: &str, port: u16) -> Node {
         "--set",
         "broker.session.timeout.ms=2000",
     ];
+    args.extend_from_slice(extra);
     Node::start(&args)
 }
 
@@ -599,10 +605,14 @@ fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
     assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from a follower");
 }
 
+/// The address the test's own connections leave from where iptables rules cut links
+/// between nodes' addresses (no rule names it).
+const TEST_SOURCE: &str = "127.0.0.9";
+
 /// (leader, leader epoch, ISR sorted) of partition 0 of `topic`, as `node` answers.
 fn partition0(node: &Node, topic: &str) -> (i32, i32, Vec<i32>) {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    let mut c = Client::connect(node.bootstrap());
+    let mut c = Client::connect_from(node.bootstrap(), TEST_SOURCE);
     let wanted = MetadataRequestTopic::default().with_name(Some(support::wire::name(topic)));
     c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
     let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
@@ -1002,32 +1012,19 @@ struct NetworkCut {
 }
 
 impl NetworkCut {
-    /// `nodes`: (address, Kafka port, quorum port) of each node; `isolated`: an index.
-    fn isolate(nodes: &[(String, u16, u16)], isolated: usize) -> NetworkCut {
+    /// Cuts each link (from address, to address, to port): its requests, and the answers
+    /// on connections made before the cut.
+    fn links(links: &[(String, String, u16)]) -> NetworkCut {
         let ok = std::process::Command::new("iptables").args(["-w", "-L", "OUTPUT", "-n"]).output();
         assert!(
             ok.as_ref().is_ok_and(|o| o.status.success()),
             "iptables is needed (as root) to cut the network between nodes: run `bash scripts/test-deps.sh`: {ok:?}"
         );
         let mut cut = NetworkCut { rules: Vec::new() };
-        let (ip, kafka, quorum) = &nodes[isolated];
-        for (i, (other, other_kafka, other_quorum)) in nodes.iter().enumerate() {
-            if i == isolated {
-                continue;
-            }
-            // Requests to a port, and answers from it on connections made before the cut.
-            for (from, to, way, port) in [
-                (other, ip, "--dport", kafka),
-                (other, ip, "--dport", quorum),
-                (ip, other, "--dport", other_kafka),
-                (ip, other, "--dport", other_quorum),
-                (ip, other, "--sport", kafka),
-                (ip, other, "--sport", quorum),
-                (other, ip, "--sport", other_kafka),
-                (other, ip, "--sport", other_quorum),
-            ] {
+        for (from, to, port) in links {
+            for (src, dst, way) in [(from, to, "--dport"), (to, from, "--sport")] {
                 let rule: Vec<String> =
-                    ["OUTPUT", "-p", "tcp", "-s", from, "-d", to, way, &port.to_string(), "-j", "DROP"]
+                    ["OUTPUT", "-p", "tcp", "-s", src, "-d", dst, way, &port.to_string(), "-j", "DROP"]
                         .iter()
                         .map(|s| s.to_string())
                         .collect();
@@ -1037,6 +1034,22 @@ impl NetworkCut {
             }
         }
         cut
+    }
+
+    /// `nodes`: (address, Kafka port, quorum port) of each node; `isolated`: an index. Every
+    /// link between it and the others, both ways.
+    fn isolate(nodes: &[(String, u16, u16)], isolated: usize) -> NetworkCut {
+        let (ip, kafka, quorum) = &nodes[isolated];
+        let mut links = Vec::new();
+        for (i, (other, other_kafka, other_quorum)) in nodes.iter().enumerate() {
+            if i != isolated {
+                links.push((other.clone(), ip.clone(), *kafka));
+                links.push((other.clone(), ip.clone(), *quorum));
+                links.push((ip.clone(), other.clone(), *other_kafka));
+                links.push((ip.clone(), other.clone(), *other_quorum));
+            }
+        }
+        NetworkCut::links(&links)
     }
 }
 
@@ -1091,7 +1104,6 @@ fn fetch_error(c: &mut Client, topic: &str, current_leader_epoch: i32) -> i16 {
 /// leader's byte for byte, back in the ISR.
 #[test]
 fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_on_return() {
-    const SOURCE: &str = "127.0.0.9";
     let voters = voters();
     let quorum_ports: Vec<u16> =
         voters.split(',').map(|v| v.rsplit_once(':').expect("host:port").1.parse().expect("a port")).collect();
@@ -1099,21 +1111,10 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
     assert_eq!(create(&nodes[0], "split", 1, 3), (0, String::new()));
-    let seen_from = |n: &Node| -> (i32, i32, Vec<i32>) {
-        let mut c = Client::connect_from(n.bootstrap(), SOURCE);
-        let wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-            .with_name(Some(support::wire::name("split")));
-        c.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted])));
-        let m: MetadataResponse = c.recv(ApiKey::Metadata, 12);
-        let p = &m.topics[0].partitions[0];
-        let mut isr: Vec<i32> = p.isr_nodes.iter().map(|r| r.0).collect();
-        isr.sort();
-        (p.leader_id.0, p.leader_epoch, isr)
-    };
-    let (leader, epoch, isr) = seen_from(&nodes[0]);
+    let (leader, epoch, isr) = partition0(&nodes[0], "split");
     assert_eq!(isr, vec![1, 2, 3]);
     let old = leader as usize - 1;
-    let mut to_old = Client::connect_from(nodes[old].bootstrap(), SOURCE);
+    let mut to_old = Client::connect_from(nodes[old].bootstrap(), TEST_SOURCE);
     let before: Vec<String> = (0..10).map(|i| format!("before-{i}")).collect();
     assert_eq!(produce_values(&mut to_old, "split", -1, 15_000, &before), (0, 0));
 
@@ -1132,7 +1133,7 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     let other = (old + 1) % 3;
     let deadline = Instant::now() + SETTLE;
     let (new_leader, new_epoch) = loop {
-        let (l, e, _) = seen_from(&nodes[other]);
+        let (l, e, _) = partition0(&nodes[other], "split");
         if l >= 0 && l != leader && e > epoch {
             break (l, e);
         }
@@ -1146,15 +1147,19 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     let (error, _) = produce_values(&mut to_old, "split", -1, 2_000, &["never".to_string()]);
     assert_ne!(error, 0, "acks=all acknowledged by a leader cut off from its followers");
     assert_eq!(fetch_error(&mut to_old, "split", new_epoch), 75, "UNKNOWN_LEADER_EPOCH from the cut-off leader");
-    let mut to_new = Client::connect_from(nodes[new_leader as usize - 1].bootstrap(), SOURCE);
+    let mut to_new = Client::connect_from(nodes[new_leader as usize - 1].bootstrap(), TEST_SOURCE);
     assert_eq!(fetch_error(&mut to_new, "split", epoch), 74, "FENCED_LEADER_EPOCH for the old epoch");
     let after: Vec<String> = (0..10).map(|i| format!("after-{i}")).collect();
     assert_eq!(produce_values(&mut to_new, "split", -1, 15_000, &after), (0, 10), "acks=all through the new leader");
 
     drop(cut);
     let deadline = Instant::now() + SETTLE;
-    while seen_from(&nodes[other]).2 != vec![1, 2, 3] {
-        assert!(Instant::now() < deadline, "the old leader is not back in sync: {:?}", seen_from(&nodes[other]));
+    while partition0(&nodes[other], "split").2 != vec![1, 2, 3] {
+        assert!(
+            Instant::now() < deadline,
+            "the old leader is not back in sync: {:?}",
+            partition0(&nodes[other], "split")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let reference = segment_bytes(&nodes[new_leader as usize - 1], "split", 0);
@@ -1167,4 +1172,56 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(has(b"before-9") && has(b"after-9"), "both sides' acknowledged records are there");
     assert!(!has(b"tail-") && !has(b"never"), "the cut-off leader's tail is gone");
+}
+
+/// A follower that stops fetching (iptables cuts its link to the leader's Kafka port; its
+/// heartbeats go on, so it is not fenced) leaves the ISR after `replica.lag.time.max.ms`,
+/// and acks=all goes on without it instead of timing out; once the link is back it catches
+/// up, re-enters the ISR, and ends byte for byte like the leader.
+#[test]
+fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_back() {
+    let voters = voters();
+    let lag = ["--set", "replica.lag.time.max.ms=1500"];
+    let nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &lag)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create(&nodes[0], "slow", 1, 3), (0, String::new()));
+    let (leader, epoch, isr) = partition0(&nodes[0], "slow");
+    assert_eq!(isr, vec![1, 2, 3]);
+    let l = leader as usize - 1;
+    let f = (l + 1) % 3;
+    let mut to_leader = Client::connect_from(nodes[l].bootstrap(), TEST_SOURCE);
+    let first: Vec<String> = (0..10).map(|i| format!("first-{i}")).collect();
+    assert_eq!(produce_values(&mut to_leader, "slow", -1, 15_000, &first), (0, 0));
+
+    let leader_port: u16 = nodes[l].bootstrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    let cut = NetworkCut::links(&[(format!("127.0.0.{}", f + 1), format!("127.0.0.{}", l + 1), leader_port)]);
+    let started = Instant::now();
+    let second: Vec<String> = (0..10).map(|i| format!("second-{i}")).collect();
+    assert_eq!(
+        produce_values(&mut to_leader, "slow", -1, 15_000, &second),
+        (0, 10),
+        "acks=all without the stuck follower"
+    );
+    let took = started.elapsed();
+    let (now_leader, now_epoch, now_isr) = partition0(&nodes[l], "slow");
+    eprintln!("follower {} cut off from leader {leader}: acks=all answered after {took:?}, ISR {now_isr:?}", f + 1);
+    assert_eq!((now_leader, now_epoch), (leader, epoch), "same leader, same epoch");
+    assert!(!now_isr.contains(&(f as i32 + 1)), "the stuck follower left the ISR: {now_isr:?}");
+    assert!(took >= Duration::from_millis(1400), "acks=all waited for the lag time first: {took:?}");
+    let fenced = brokers_fenced(&all(&nodes));
+    assert!(fenced.is_empty(), "nobody fenced (its heartbeats go on): {fenced:?}");
+
+    drop(cut);
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[l], "slow").2 != vec![1, 2, 3] {
+        assert!(Instant::now() < deadline, "the follower is not back in sync: {:?}", partition0(&nodes[l], "slow"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reference = segment_bytes(&nodes[l], "slow", 0);
+    let deadline = Instant::now() + SETTLE;
+    while segment_bytes(&nodes[f], "slow", 0) != reference {
+        assert!(Instant::now() < deadline, "the follower's log is not the leader's");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -166,9 +166,25 @@ enum Role {
     Alone,
     /// Leads in `epoch`; every follower's log end by node id (-1: not fetched yet); those in
     /// `isr` hold the high watermark back.
-    Leader { epoch: i32, isr: std::collections::BTreeSet<i32>, ends: BTreeMap<i32, i64> },
+    Leader {
+        epoch: i32,
+        isr: std::collections::BTreeSet<i32>,
+        ends: BTreeMap<i32, i64>,
+        /// Per follower: when it was last caught up (Kafka's `lastCaughtUpTimeMs`), and the
+        /// log end and time of its previous fetch.
+        seen: BTreeMap<i32, FollowerSeen>,
+    },
     /// Follows: the high watermark is the leader's.
     Follower,
+}
+
+/// What a leader knows of a follower's progress, for `replica.lag.time.max.ms`.
+#[derive(Debug, Clone, Copy)]
+struct FollowerSeen {
+    caught_up: std::time::Instant,
+    last_fetch: std::time::Instant,
+    /// The leader's log end when the follower last fetched.
+    last_fetch_end: i64,
 }
 
 /// Who appends: the leader (assigns offsets, stamps its leader epoch) or a replica (keeps
@@ -378,13 +394,17 @@ impl PartitionLog {
     /// `replication-offset-checkpoint`, so a tail no follower had shows later there).
     pub fn lead(&self, epoch: i32, followers: &[i32], isr: &[i32]) {
         let mut role = self.role.borrow_mut();
-        let known = match &*role {
-            Role::Leader { ends, .. } => ends.clone(),
-            _ => BTreeMap::new(),
+        let (known, known_seen) = match &*role {
+            Role::Leader { ends, seen, .. } => (ends.clone(), seen.clone()),
+            _ => (BTreeMap::new(), BTreeMap::new()),
         };
         let ends = followers.iter().map(|&f| (f, known.get(&f).copied().unwrap_or(-1))).collect();
+        // A follower new to this leadership gets a whole lag window from now, as in Kafka.
+        let now = std::time::Instant::now();
+        let fresh = FollowerSeen { caught_up: now, last_fetch: now, last_fetch_end: -1 };
+        let seen = followers.iter().map(|&f| (f, known_seen.get(&f).copied().unwrap_or(fresh))).collect();
         let isr = isr.iter().copied().filter(|r| followers.contains(r)).collect();
-        *role = Role::Leader { epoch, isr, ends };
+        *role = Role::Leader { epoch, isr, ends, seen };
         drop(role);
         self.recompute_high_watermark();
     }
@@ -452,12 +472,36 @@ impl PartitionLog {
     /// A follower fetched from `offset`: it holds every offset below. The high watermark
     /// moves up to the lowest log end of the in-sync replicas.
     pub fn follower_fetched(&self, follower: i32, offset: i64) {
-        if let Role::Leader { ends, .. } = &mut *self.role.borrow_mut() {
+        let log_end = self.log_end_offset();
+        if let Role::Leader { ends, seen, .. } = &mut *self.role.borrow_mut() {
             if let Some(end) = ends.get_mut(&follower) {
                 *end = offset;
             }
+            // Kafka's rule: caught up now if it fetched from the log end; caught up as of its
+            // previous fetch if it now fetches from where the log ended then.
+            if let Some(s) = seen.get_mut(&follower) {
+                let now = std::time::Instant::now();
+                if offset >= log_end {
+                    s.caught_up = now;
+                } else if offset >= s.last_fetch_end {
+                    s.caught_up = s.caught_up.max(s.last_fetch);
+                }
+                s.last_fetch = now;
+                s.last_fetch_end = log_end;
+            }
         }
         self.recompute_high_watermark();
+    }
+
+    /// In-sync followers not caught up for longer than `max_lag` (Kafka's
+    /// `replica.lag.time.max.ms`): the leader asks the controller to drop them from the ISR.
+    pub fn lagging_in_sync_followers(&self, max_lag: std::time::Duration) -> Vec<i32> {
+        match &*self.role.borrow() {
+            Role::Leader { isr, seen, .. } => {
+                isr.iter().copied().filter(|f| seen.get(f).is_some_and(|s| s.caught_up.elapsed() > max_lag)).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// A follower's high watermark: the leader's, as far as this log has it.

@@ -416,6 +416,22 @@ impl Quorum {
             .await
     }
 
+    /// Kafka's AlterPartition from a partition's leader (this node): `lagging` fell behind
+    /// for `replica.lag.time.max.ms`; drop them from the in-sync replicas (same leader, same
+    /// epoch; the leader itself always stays).
+    pub async fn shrink_isr(&self, topic: &str, partition: i32, lagging: &[i32]) -> Result<(), String> {
+        let Some(t) = self.topic(topic) else { return Err(format!("no topic {topic:?}")) };
+        let p = partition as usize;
+        let (leader, leader_epoch, isr) = (t.nodes.get(p).copied().unwrap_or(-1), t.epoch_of(p), t.isr_of(p));
+        let kept: Vec<i32> = isr.iter().copied().filter(|r| *r == leader || !lagging.contains(r)).collect();
+        if leader != self.node_id || kept == isr {
+            return Ok(()); // not ours to ask, or already done
+        }
+        let (name, id) = (topic.to_string(), t.id);
+        let change = Record::PartitionChange { name, id, partition, leader, leader_epoch, isr: kept };
+        self.propose(change, Duration::from_secs(5)).await
+    }
+
     fn leader(&self) -> Option<i32> {
         self.raft.metrics().borrow().current_leader.map(|l| l as i32)
     }

@@ -299,6 +299,14 @@ impl ClusterState {
                 if p >= topic.nodes.len() {
                     return None;
                 }
+                // Kafka's controller refuses a change made against a state already replaced:
+                // an older leader epoch, or a same-epoch change (an ISR change) from a node
+                // that is not the leader of that epoch.
+                if *leader_epoch < topic.epoch_of(p)
+                    || (*leader_epoch == topic.epoch_of(p) && *leader != topic.nodes[p])
+                {
+                    return None;
+                }
                 let n = topic.nodes.len();
                 if topic.leader_epochs.len() < n {
                     topic.leader_epochs.resize(n, 0);

@@ -86,6 +86,7 @@ ops! {
     Stats(Stats);
     AllocateProducerId(AllocateProducerId);
     ExpandIsr(ExpandIsr);
+    ShrinkIsr(ShrinkIsr);
     WriteMarkers(WriteMarkers);
     Close(Close);
     MoveOut(MoveOut);
@@ -435,6 +436,22 @@ impl ShardOp for ExpandIsr {
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
         quorum.expand_isr(&self.tp.topic, self.tp.partition, self.replica).await
+    }
+}
+
+/// To shard 0 of a partition's leader: `lagging` fell behind for `replica.lag.time.max.ms`;
+/// drop them from the in-sync replicas through the metadata quorum (AlterPartition).
+#[derive(Debug)]
+pub struct ShrinkIsr {
+    pub tp: TopicPartition,
+    pub lagging: Vec<i32>,
+}
+
+impl ShardOp for ShrinkIsr {
+    type Reply = Result<(), String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
+        quorum.shrink_isr(&self.tp.topic, self.tp.partition, &self.lagging).await
     }
 }
 
