@@ -1,17 +1,18 @@
-//! A follower's fetcher (issue #15, Build 3): on the shard that owns a partition this node
-//! follows, one task copies the leader's log into the local one with Kafka's own Fetch
-//! (v12, `replica_id` = this node's id), as Kafka's replica fetchers do: from the local log
-//! end, whole batches appended as the leader wrote them (`PartitionLog::append_replicated`),
-//! the leader's high watermark taken as the follower's. The fetch offset tells the leader
-//! what this replica holds, which moves the leader's high watermark (acks=all waits on it).
+//! A follower's fetchers (issue #15, Build 3): on each shard, one fetcher per leader node
+//! copies every partition this shard follows from that leader, over one connection, with
+//! Kafka's own Fetch (v12, `replica_id` = this node's id) — Kafka's replica fetcher threads,
+//! thread-per-core: from each local log end, whole batches appended as the leader wrote
+//! them (`PartitionLog::append_replicated`), the leader's high watermark taken as the
+//! follower's. The fetch offsets tell the leader what this replica holds, which moves the
+//! leader's high watermark (acks=all waits on it).
 //!
-//! Each fetch carries the leader epoch of the follower's last batch; where the follower's
-//! log diverged from the leader's (it copied from a leader that lost leadership before the
-//! others had it), the leader answers with the diverging epoch and its end there, and the
-//! follower cuts its log to it and fetches again (Kafka's KIP-320 truncation through Fetch).
+//! Each partition's fetch carries the leader epoch of the follower's last batch; where the
+//! follower's log diverged from the leader's (it copied from a leader that lost leadership
+//! before the others had it), the leader answers with the diverging epoch and its end
+//! there, and the follower cuts its log to it and fetches again (Kafka's KIP-320 truncation
+//! through Fetch).
 //!
-//! Not yet as Kafka: one connection per followed partition (Kafka: one fetcher per leader
-//! and thread, batching partitions).
+//! Not yet as Kafka: no fetch sessions (every fetch names every partition).
 
 use crate::log::{PartitionLog, TopicPartition};
 use bytes::Bytes;
@@ -19,7 +20,8 @@ use glommio::net::TcpStream;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -27,28 +29,58 @@ use std::time::Duration;
 const FETCH_VERSION: i16 = 12;
 /// How long the leader may hold a fetch with nothing new (Kafka's `replica.fetch.wait.max.ms`).
 const FETCH_WAIT_MS: i32 = 500;
-/// Bytes per fetch (Kafka's `replica.fetch.max.bytes`).
-const FETCH_MAX_BYTES: i32 = 1 << 20;
+/// Bytes per partition per fetch (Kafka's `replica.fetch.max.bytes`).
+const PARTITION_MAX_BYTES: i32 = 1 << 20;
+/// Bytes per fetch (Kafka's `replica.fetch.response.max.bytes`).
+const FETCH_MAX_BYTES: i32 = 10 << 20;
 /// Pause after an error before trying again (Kafka's `replica.fetch.backoff.ms`).
 const BACKOFF: Duration = Duration::from_millis(200);
 /// How long a connection attempt or an exchange may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Copies the leader's log of `tp` into `log` until `stop` is set. `leader` gives the
-/// leader's Kafka address (host:port) when it is known and live.
-pub async fn follow(
-    log: Rc<PartitionLog>,
-    tp: TopicPartition,
-    me: i32,
-    leader: impl Fn() -> Option<String>,
-    stop: Rc<Cell<bool>>,
-) {
+/// The partitions a shard follows from one leader node, and its fetcher's stop switch.
+#[derive(Debug, Default)]
+pub struct Fetcher {
+    parts: RefCell<BTreeMap<TopicPartition, Rc<PartitionLog>>>,
+    /// Partitions whose last answer was an error, left out of fetches until then (Kafka's
+    /// delayed partitions): one refusing partition must not turn the others' long polls
+    /// into a busy loop, as an error answers a fetch at once.
+    delayed: RefCell<BTreeMap<TopicPartition, std::time::Instant>>,
+    stop: Cell<bool>,
+}
+
+impl Fetcher {
+    /// Copies `tp` into `log` from the next fetch on.
+    pub fn add(&self, tp: TopicPartition, log: Rc<PartitionLog>) {
+        self.parts.borrow_mut().insert(tp, log);
+    }
+
+    /// Stops copying `tp`; true when no partition is left (the fetcher then stops).
+    pub fn remove(&self, tp: &TopicPartition) -> bool {
+        let mut parts = self.parts.borrow_mut();
+        parts.remove(tp);
+        if parts.is_empty() {
+            self.stop.set(true);
+        }
+        parts.is_empty()
+    }
+
+    /// The log `tp` is copied into now, if it still is (a role change removes it while an
+    /// answer is on its way).
+    fn current(&self, tp: &TopicPartition, log: &Rc<PartitionLog>) -> bool {
+        self.parts.borrow().get(tp).is_some_and(|l| Rc::ptr_eq(l, log))
+    }
+}
+
+/// Runs `fetcher` until it is stopped: fetches its partitions from node `leader`, whose Kafka
+/// address (host:port) `address` gives while the leader is known and live.
+pub async fn run(fetcher: Rc<Fetcher>, leader: i32, me: i32, address: impl Fn() -> Option<String>) {
     let mut correlation = 0i32;
     let mut stream: Option<TcpStream> = None;
     let mut complained = false;
-    while !stop.get() {
+    while !fetcher.stop.get() {
         if stream.is_none() {
-            let Some(addr) = leader() else {
+            let Some(addr) = address() else {
                 glommio::timer::sleep(BACKOFF).await;
                 continue;
             };
@@ -56,7 +88,7 @@ pub async fn follow(
                 Ok(s) => stream = Some(s),
                 Err(e) => {
                     if !complained {
-                        eprintln!("sluice: replica of {tp}: leader at {addr} not reachable: {e}");
+                        eprintln!("sluice: replica fetcher from node {leader}: {addr} not reachable: {e}");
                         complained = true;
                     }
                     glommio::timer::sleep(BACKOFF).await;
@@ -64,16 +96,28 @@ pub async fn follow(
                 }
             }
         }
+        let now = std::time::Instant::now();
+        fetcher.delayed.borrow_mut().retain(|_, until| *until > now);
+        let parts: Vec<(TopicPartition, Rc<PartitionLog>)> = fetcher
+            .parts
+            .borrow()
+            .iter()
+            .filter(|(tp, _)| !fetcher.delayed.borrow().contains_key(*tp))
+            .map(|(tp, l)| (tp.clone(), l.clone()))
+            .collect();
+        if parts.is_empty() {
+            glommio::timer::sleep(BACKOFF).await;
+            continue;
+        }
         correlation = correlation.wrapping_add(1);
         let s = stream.as_mut().expect("connected above");
-        let last_epoch = log.leader_epochs().last().map_or(-1, |e| e.epoch);
-        let exchange = fetch_once(s, &tp, me, log.log_end_offset(), last_epoch, correlation);
+        let exchange = fetch_once(s, &parts, me, correlation);
         let answer = futures_lite::future::or(async { Some(exchange.await) }, async {
             glommio::timer::sleep(IO_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64)).await;
             None
         })
         .await;
-        let (error, hw, records, diverging) = match answer {
+        let answers = match answer {
             Some(Ok(a)) => a,
             Some(Err(_)) | None => {
                 stream = None;
@@ -82,67 +126,85 @@ pub async fn follow(
             }
         };
         complained = false;
-        if stop.get() {
-            break; // the partition's role changed while the answer was on its way
-        }
-        match error {
-            0 => {}
-            crate::errors::OFFSET_OUT_OF_RANGE if hw >= 0 && hw < log.log_end_offset() => {
-                eprintln!("sluice: replica of {tp}: past the leader's log; cutting back to its high watermark {hw}");
-                if let Err(e) = log.truncate_to(hw).await {
-                    eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
-                }
-                continue;
+        for (tp, log) in &parts {
+            if fetcher.stop.get() || !fetcher.current(tp, log) {
+                continue; // the partition's role changed while the answer was on its way
             }
-            _ => {
-                // Not (yet) the leader, or the partition is moving there: ask again shortly.
-                glommio::timer::sleep(BACKOFF).await;
-                continue;
+            let Some(answer) = answers.get(tp) else { continue };
+            if !take(tp, log, answer).await {
+                // Not the leader yet, moving, or a local failure: ask again shortly.
+                fetcher.delayed.borrow_mut().insert(tp.clone(), std::time::Instant::now() + BACKOFF);
             }
         }
-        if let Some((epoch, end)) = diverging {
-            let cut = end.min(log.log_end_offset());
-            eprintln!("sluice: replica of {tp}: diverged from the leader after epoch {epoch}; cutting back to {cut}");
-            if let Err(e) = log.truncate_to(cut).await {
-                eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
-                glommio::timer::sleep(BACKOFF).await;
-            }
-            continue;
-        }
-        if let Some(records) = records.filter(|r| !r.is_empty()) {
-            if let Err(e) = log.append_replicated(&records, crate::runtime::now_ms()).await {
-                eprintln!("sluice: replica of {tp}: appending what the leader sent failed: {e}");
-                glommio::timer::sleep(BACKOFF).await;
-                continue;
-            }
-        }
-        log.follow_high_watermark(hw);
     }
 }
 
-/// What one Fetch answered: error code, high watermark, records, and (epoch, end offset)
-/// where the follower's log diverged.
+/// Acts on one partition's answer; false when it was an error to wait out.
+async fn take(tp: &TopicPartition, log: &Rc<PartitionLog>, answer: &Answer) -> bool {
+    let (error, hw, records, diverging) = answer;
+    match *error {
+        0 => {}
+        crate::errors::OFFSET_OUT_OF_RANGE if *hw >= 0 && *hw < log.log_end_offset() => {
+            eprintln!("sluice: replica of {tp}: past the leader's log; cutting back to its high watermark {hw}");
+            if let Err(e) = log.truncate_to(*hw).await {
+                eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
+                return false;
+            }
+            return true;
+        }
+        _ => return false,
+    }
+    if let Some((epoch, end)) = diverging {
+        let cut = (*end).min(log.log_end_offset());
+        eprintln!("sluice: replica of {tp}: diverged from the leader after epoch {epoch}; cutting back to {cut}");
+        if let Err(e) = log.truncate_to(cut).await {
+            eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
+            return false;
+        }
+        return true;
+    }
+    if let Some(records) = records.as_ref().filter(|r| !r.is_empty()) {
+        if let Err(e) = log.append_replicated(records, crate::runtime::now_ms()).await {
+            eprintln!("sluice: replica of {tp}: appending what the leader sent failed: {e}");
+            return false;
+        }
+    }
+    log.follow_high_watermark(*hw);
+    true
+}
+
+/// What one Fetch answered for a partition: error code, high watermark, records, and
+/// (epoch, end offset) where the follower's log diverged.
 type Answer = (i16, i64, Option<Bytes>, Option<(i32, i64)>);
 
-/// One Fetch of `tp` from `offset`, the last batch there having leader epoch `last_epoch`.
+/// One Fetch of `parts`, each from its log end with the leader epoch of its last batch.
 async fn fetch_once(
     stream: &mut TcpStream,
-    tp: &TopicPartition,
+    parts: &[(TopicPartition, Rc<PartitionLog>)],
     me: i32,
-    offset: i64,
-    last_epoch: i32,
     correlation: i32,
-) -> std::io::Result<Answer> {
-    let partition = FetchPartition::default()
-        .with_partition(tp.partition)
-        .with_fetch_offset(offset)
-        .with_current_leader_epoch(-1)
-        .with_last_fetched_epoch(last_epoch)
-        .with_log_start_offset(-1)
-        .with_partition_max_bytes(FETCH_MAX_BYTES);
-    let topic = FetchTopic::default()
-        .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
-        .with_partitions(vec![partition]);
+) -> std::io::Result<BTreeMap<TopicPartition, Answer>> {
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for (tp, log) in parts {
+        let last_epoch = log.leader_epochs().last().map_or(-1, |e| e.epoch);
+        topics.entry(tp.topic.as_str()).or_default().push(
+            FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_fetch_offset(log.log_end_offset())
+                .with_current_leader_epoch(-1)
+                .with_last_fetched_epoch(last_epoch)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(PARTITION_MAX_BYTES),
+        );
+    }
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                .with_partitions(partitions)
+        })
+        .collect();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(me))
         .with_max_wait_ms(FETCH_WAIT_MS)
@@ -151,20 +213,25 @@ async fn fetch_once(
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(vec![topic]);
+        .with_topics(topics);
     let client_id = format!("sluice-replica-{me}");
     let response: FetchResponse =
         crate::peer::exchange(stream, ApiKey::Fetch, FETCH_VERSION, correlation, &client_id, &request).await?;
+    let mut out = BTreeMap::new();
     if response.error_code != 0 {
-        return Ok((response.error_code, -1, None, None));
+        for (tp, _) in parts {
+            out.insert(tp.clone(), (response.error_code, -1, None, None));
+        }
+        return Ok(out);
     }
-    let part = response
-        .responses
-        .into_iter()
-        .flat_map(|t| t.partitions)
-        .find(|p| p.partition_index == tp.partition)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "the partition is not in the answer"))?;
-    let d = &part.diverging_epoch;
-    let diverging = (d.epoch >= 0 && d.end_offset >= 0).then_some((d.epoch, d.end_offset));
-    Ok((part.error_code, part.high_watermark, part.records, diverging))
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for part in topic.partitions {
+            let d = &part.diverging_epoch;
+            let diverging = (d.epoch >= 0 && d.end_offset >= 0).then_some((d.epoch, d.end_offset));
+            let tp = TopicPartition::new(name.clone(), part.partition_index);
+            out.insert(tp, (part.error_code, part.high_watermark, part.records, diverging));
+        }
+    }
+    Ok(out)
 }

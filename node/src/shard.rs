@@ -105,9 +105,10 @@ pub struct Shard {
     pub advertised: RefCell<(String, i32)>,
     /// Shard 0 of a node in a cluster (`controller.quorum.voters`): its part in the quorum.
     pub quorum: RefCell<Option<Rc<crate::quorum::Quorum>>>,
-    /// The partitions this shard follows in a cluster: the leader each fetcher copies from,
-    /// and its stop flag.
-    pub replica_fetchers: RefCell<HashMap<TopicPartition, (i32, Rc<std::cell::Cell<bool>>)>>,
+    /// In a cluster, the leader each followed partition is copied from (`controller`).
+    replica_fetchers: RefCell<HashMap<TopicPartition, i32>>,
+    /// This shard's fetcher from each leader node: one connection per shard and leader.
+    leader_fetchers: RefCell<HashMap<i32, Rc<crate::replica::Fetcher>>>,
     /// Idle connections to other nodes for WriteTxnMarkers, by node id (`coordinators`).
     marker_peers: RefCell<HashMap<i32, glommio::net::TcpStream>>,
     marker_correlation: std::cell::Cell<i32>,
@@ -194,6 +195,7 @@ impl Shard {
             advertised: RefCell::new(("127.0.0.1".into(), 9092)),
             quorum: RefCell::new(None),
             replica_fetchers: RefCell::new(HashMap::new()),
+            leader_fetchers: RefCell::new(HashMap::new()),
             marker_peers: RefCell::new(HashMap::new()),
             marker_correlation: std::cell::Cell::new(0),
             isr_requests: RefCell::new(std::collections::HashSet::new()),

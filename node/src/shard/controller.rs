@@ -555,28 +555,40 @@ impl Shard {
         }
     }
 
-    /// Starts copying `tp` from its leader (node `leader`) unless a fetcher from that
-    /// leader runs already (one from another leader stops).
+    /// Copies `tp` from its leader (node `leader`) with this shard's fetcher from that node
+    /// (started when it is the first partition followed from there); a fetcher from another
+    /// leader lets it go.
     fn start_replica_fetcher(&self, tp: TopicPartition, log: Rc<crate::log::PartitionLog>, leader: i32) {
-        if self.replica_fetchers.borrow().get(&tp).is_some_and(|(l, _)| *l == leader) {
+        if self.replica_fetchers.borrow().get(&tp) == Some(&leader) {
             return;
         }
         self.stop_replica_fetcher(&tp);
-        let stop = Rc::new(std::cell::Cell::new(false));
-        self.replica_fetchers.borrow_mut().insert(tp.clone(), (leader, stop.clone()));
-        let view = self.setup.cluster.clone();
-        let address = move || {
-            let view = crate::quorum::read_view(view.as_ref()?);
-            let b = view.brokers.into_iter().find(|b| b.id == leader && !b.fenced)?;
-            Some(format!("{}:{}", b.host, b.port))
+        self.replica_fetchers.borrow_mut().insert(tp.clone(), leader);
+        let existing = self.leader_fetchers.borrow().get(&leader).cloned();
+        let fetcher = match existing {
+            Some(f) => f,
+            None => {
+                let fetcher = Rc::new(crate::replica::Fetcher::default());
+                self.leader_fetchers.borrow_mut().insert(leader, fetcher.clone());
+                let view = self.setup.cluster.clone();
+                let address = move || {
+                    let view = crate::quorum::read_view(view.as_ref()?);
+                    let b = view.brokers.into_iter().find(|b| b.id == leader && !b.fenced)?;
+                    Some(format!("{}:{}", b.host, b.port))
+                };
+                let me = self.config().node_id;
+                glommio::spawn_local(crate::replica::run(fetcher.clone(), leader, me, address)).detach();
+                fetcher
+            }
         };
-        let me = self.config().node_id;
-        glommio::spawn_local(crate::replica::follow(log, tp, me, address, stop)).detach();
+        fetcher.add(tp, log);
     }
 
     fn stop_replica_fetcher(&self, tp: &TopicPartition) {
-        if let Some((_, stop)) = self.replica_fetchers.borrow_mut().remove(tp) {
-            stop.set(true);
+        let Some(leader) = self.replica_fetchers.borrow_mut().remove(tp) else { return };
+        let fetcher = self.leader_fetchers.borrow().get(&leader).cloned();
+        if fetcher.is_some_and(|f| f.remove(tp)) {
+            self.leader_fetchers.borrow_mut().remove(&leader); // its last partition: it stops
         }
     }
 }
