@@ -82,6 +82,7 @@ CRATE_VERSIONS = {
     "ConsumerGroupDescribeRequest": (0, 1),
     # Broker to broker (a transaction coordinator to a partition's leader); Kafka 4.0 removed v0.
     "WriteTxnMarkersRequest": (1, 1),
+    "ElectLeadersRequest": (0, 2),
 }
 
 # Message name -> the lowest version the node decodes itself, below the crate's range.

@@ -276,6 +276,21 @@ const SETTINGS: &[Setting] = &[
         c.log.max_message_bytes = int("message.max.bytes", v)?
     }),
     setting!(
+        "auto.leader.rebalance.enable", Boolean, Some("true"), false,
+        "in a cluster: leadership goes back to each partition's preferred replica (default true)",
+        |c, v| { c.auto_leader_rebalance_enable = boolean("auto.leader.rebalance.enable", v)? }
+    ),
+    setting!(
+        "leader.imbalance.check.interval.seconds", Long, Some("300"), false,
+        "in a cluster: how often the controller looks for leaders to move back (default 300)",
+        |c, v| { c.leader_imbalance_check_interval_seconds = int("leader.imbalance.check.interval.seconds", v)? }
+    ),
+    setting!(
+        "leader.imbalance.per.broker.percentage", Int, Some("10"), false,
+        "in a cluster: a broker leading less than this share of its preferred partitions gets them back (default 10)",
+        |c, v| { c.leader_imbalance_per_broker_percentage = int("leader.imbalance.per.broker.percentage", v)? }
+    ),
+    setting!(
         "replica.lag.time.max.ms", Long, Some("30000"), false,
         "in a cluster: a follower not caught up for this long leaves the in-sync replicas (default 30000)",
         |c, v| { c.replica_lag_time_max_ms = int("replica.lag.time.max.ms", v)? }
@@ -591,6 +606,9 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     pub offsets_topic_replication_factor: i16,
     pub replica_lag_time_max_ms: u64,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
     pub offset_metadata_max_bytes: usize,
     pub transaction_state_num_partitions: i32,
     pub transaction_state_segment_bytes: u64,
@@ -663,6 +681,9 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 104_857_600,
             offsets_topic_replication_factor: 3,
             replica_lag_time_max_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             offset_metadata_max_bytes: 4096,
             transaction_state_num_partitions: 50,
             transaction_state_segment_bytes: 104_857_600,

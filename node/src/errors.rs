@@ -16,6 +16,12 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = E::NotLeaderOrFollower.code();
 pub const REQUEST_TIMED_OUT: i16 = E::RequestTimedOut.code();
 pub const LEADER_NOT_AVAILABLE: i16 = E::LeaderNotAvailable.code();
 pub const NOT_ENOUGH_REPLICAS: i16 = E::NotEnoughReplicas.code();
+/// ElectLeaders: the preferred replica is not live or not in sync.
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = E::PreferredLeaderNotAvailable.code();
+/// ElectLeaders (unclean): no live replica to elect.
+pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = E::EligibleLeadersNotAvailable.code();
+/// ElectLeaders: the partition already has the leader asked for.
+pub const ELECTION_NOT_NEEDED: i16 = E::ElectionNotNeeded.code();
 /// Retriable: the leader epoch a client sent is older than this leader's (its metadata is
 /// stale); it refreshes metadata and asks again.
 pub const FENCED_LEADER_EPOCH: i16 = E::FencedLeaderEpoch.code();

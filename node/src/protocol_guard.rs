@@ -475,6 +475,7 @@ mod tests {
     use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
     use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
     use kafka_protocol::messages::describe_producers_request::TopicRequest as ProducersTopic;
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions as ElectLeadersTopicPartitions;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -560,6 +561,7 @@ mod tests {
         68 => ConsumerGroupHeartbeatRequest,
         69 => ConsumerGroupDescribeRequest,
         27 => WriteTxnMarkersRequest,
+        43 => ElectLeadersRequest,
     }
 
     /// Versions below the crate's that the node decodes itself (`api::legacy`), with the
@@ -1008,6 +1010,22 @@ mod tests {
             .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
     }
 
+    fn elect_leaders(v: i16) -> ElectLeadersRequest {
+        let topic = ElectLeadersTopicPartitions::default()
+            .with_topic(TopicName(s("events")))
+            .with_partitions(vec![0, 2])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        let request = ElectLeadersRequest::default()
+            .with_topic_partitions(Some(vec![topic, ElectLeadersTopicPartitions::default()]))
+            .with_timeout_ms(30_000)
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        if v >= 1 {
+            request.with_election_type(1)
+        } else {
+            request
+        }
+    }
+
     fn write_txn_markers(_v: i16) -> WriteTxnMarkersRequest {
         let topic = WritableTxnMarkerTopic::default()
             .with_name(TopicName(s("events")))
@@ -1364,6 +1382,7 @@ mod tests {
         each(68, consumer_group_heartbeat, &mut out);
         each(69, consumer_group_describe, &mut out);
         each(27, write_txn_markers, &mut out);
+        each(43, elect_leaders, &mut out);
         out.extend(legacy_samples());
         out
     }

@@ -219,6 +219,10 @@ async fn shard_main(
         let liveness = crate::quorum::Liveness {
             heartbeat: Duration::from_millis(c.broker_heartbeat_interval_ms),
             session: Duration::from_millis(c.broker_session_timeout_ms),
+            rebalance: c.auto_leader_rebalance_enable.then(|| {
+                let every = Duration::from_secs(c.leader_imbalance_check_interval_seconds.max(1));
+                (every, c.leader_imbalance_per_broker_percentage)
+            }),
         };
         let quorum = crate::quorum::Quorum::start(c.node_id, voters, &setup.data_dir, view.clone(), liveness).await?;
         *shard.quorum.borrow_mut() = Some(quorum.clone());

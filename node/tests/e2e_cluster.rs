@@ -1225,3 +1225,96 @@ fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_ba
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// ElectLeaders v2 of `election_type` for partition 0 of `topic` (and partition 99, which
+/// does not exist): the two error codes.
+fn elect(node: &Node, topic: &str, election_type: i8) -> (i16, i16) {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+    let mut c = Client::connect_from(node.bootstrap(), TEST_SOURCE);
+    let wanted = TopicPartitions::default().with_topic(support::wire::name(topic)).with_partitions(vec![0, 99]);
+    let request = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_topic_partitions(Some(vec![wanted]))
+        .with_timeout_ms(15_000);
+    c.send(ApiKey::ElectLeaders, 2, &request);
+    let r: ElectLeadersResponse = c.recv(ApiKey::ElectLeaders, 2);
+    assert_eq!(r.error_code, 0);
+    let parts = &r.replica_election_results[0].partition_result;
+    let code = |p: i32| parts.iter().find(|x| x.partition_id == p).map(|x| x.error_code).expect("answered");
+    (code(0), code(99))
+}
+
+/// A partition's leader is killed and comes back in sync: leadership stays with the node
+/// that took over (auto rebalance off here) until ElectLeaders (preferred) gives it back to
+/// the preferred replica, in a new epoch; asked again, ELECTION_NOT_NEEDED; an unknown
+/// partition, UNKNOWN_TOPIC_OR_PARTITION. With `auto.leader.rebalance.enable` the controller
+/// does it by itself (the next test).
+#[test]
+fn elect_leaders_gives_a_partition_back_to_its_preferred_replica() {
+    let voters = voters();
+    let off = ["--set", "auto.leader.rebalance.enable=false"];
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &off)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create(&nodes[0], "pref", 1, 3), (0, String::new()));
+    let (preferred, epoch, _) = partition0(&nodes[0], "pref");
+    let p = preferred as usize - 1;
+    let other = (p + 1) % 3;
+    assert_eq!(elect(&nodes[other], "pref", 0), (84, 3), "ELECTION_NOT_NEEDED, UNKNOWN_TOPIC_OR_PARTITION");
+    nodes[p].kill();
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[other], "pref").0 == preferred || partition0(&nodes[other], "pref").0 < 0 {
+        assert!(Instant::now() < deadline, "no new leader");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(elect(&nodes[other], "pref", 0).0, 80, "PREFERRED_LEADER_NOT_AVAILABLE while it is down");
+    nodes[p].restart();
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[other], "pref").2 != vec![1, 2, 3] {
+        assert!(Instant::now() < deadline, "not back in sync: {:?}", partition0(&nodes[other], "pref"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (leader, before, _) = partition0(&nodes[other], "pref");
+    assert_ne!(leader, preferred, "no automatic move back when it is off");
+    assert_eq!(elect(&nodes[other], "pref", 0), (0, 3));
+    let (leader, after, isr) = partition0(&nodes[other], "pref");
+    assert_eq!((leader, isr), (preferred, vec![1, 2, 3]));
+    assert!(after > before && before > epoch, "epochs {epoch} < {before} < {after}");
+    assert_eq!(elect(&nodes[other], "pref", 0).0, 84);
+    assert_eq!(elect(&nodes[other], "pref", 1).0, 84, "unclean: the leader is live");
+}
+
+/// `auto.leader.rebalance.enable` (Kafka's default) with a 1 s check: a preferred leader
+/// that was killed and came back in sync leads its partition again without being asked.
+#[test]
+fn leadership_goes_back_to_the_preferred_replica_by_itself() {
+    let voters = voters();
+    let fast = ["--set", "leader.imbalance.check.interval.seconds=1"];
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &fast)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create(&nodes[0], "auto", 1, 3), (0, String::new()));
+    let (preferred, _, _) = partition0(&nodes[0], "auto");
+    let p = preferred as usize - 1;
+    let other = (p + 1) % 3;
+    nodes[p].kill();
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[other], "auto").0 == preferred || partition0(&nodes[other], "auto").0 < 0 {
+        assert!(Instant::now() < deadline, "no new leader");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nodes[p].restart();
+    let back = Instant::now();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let (leader, _, isr) = partition0(&nodes[other], "auto");
+        if leader == preferred && isr == vec![1, 2, 3] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "leadership not back: leader {leader}, ISR {isr:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("node {preferred} leads its preferred partition again {:?} after its restart", back.elapsed());
+}

@@ -416,6 +416,17 @@ static DELETE_GROUPS_REQUEST: [Field; 1] = [
     Field { name: "GroupsNames", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::String },
 ];
 
+static ELECT_LEADERS_REQUEST__TOPIC_PARTITIONS: [Field; 2] = [
+    Field { name: "Topic", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "PartitionId", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static ELECT_LEADERS_REQUEST: [Field; 3] = [
+    Field { name: "ElectionType", versions: Versions::from(1), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
+    Field { name: "TopicPartitions", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&ELECT_LEADERS_REQUEST__TOPIC_PARTITIONS) },
+    Field { name: "TimeoutMs", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+];
+
 static INCREMENTAL_ALTER_CONFIGS_REQUEST__ALTERABLE_CONFIG: [Field; 3] = [
     Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
     Field { name: "ConfigOperation", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int8 },
@@ -719,6 +730,14 @@ static DELETE_GROUPS_REQUEST_MESSAGE: Message = Message {
     fields: &DELETE_GROUPS_REQUEST,
 };
 
+static ELECT_LEADERS_REQUEST_MESSAGE: Message = Message {
+    name: "ElectLeadersRequest",
+    api_key: 43,
+    valid: Versions::new(0, 2),
+    flexible: Versions::from(2),
+    fields: &ELECT_LEADERS_REQUEST,
+};
+
 static INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE: Message = Message {
     name: "IncrementalAlterConfigsRequest",
     api_key: 44,
@@ -814,6 +833,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         35 => Some(&DESCRIBE_LOG_DIRS_REQUEST_MESSAGE),
         37 => Some(&CREATE_PARTITIONS_REQUEST_MESSAGE),
         42 => Some(&DELETE_GROUPS_REQUEST_MESSAGE),
+        43 => Some(&ELECT_LEADERS_REQUEST_MESSAGE),
         44 => Some(&INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE),
         47 => Some(&OFFSET_DELETE_REQUEST_MESSAGE),
         60 => Some(&DESCRIBE_CLUSTER_REQUEST_MESSAGE),
@@ -828,7 +848,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 36] = [
+pub(super) static MESSAGES: [&Message; 37] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -857,6 +877,7 @@ pub(super) static MESSAGES: [&Message; 36] = [
     &DESCRIBE_LOG_DIRS_REQUEST_MESSAGE,
     &CREATE_PARTITIONS_REQUEST_MESSAGE,
     &DELETE_GROUPS_REQUEST_MESSAGE,
+    &ELECT_LEADERS_REQUEST_MESSAGE,
     &INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE,
     &OFFSET_DELETE_REQUEST_MESSAGE,
     &DESCRIBE_CLUSTER_REQUEST_MESSAGE,

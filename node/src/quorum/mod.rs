@@ -163,6 +163,19 @@ pub struct Liveness {
     pub heartbeat: Duration,
     /// `broker.session.timeout.ms`
     pub session: Duration,
+    /// With `auto.leader.rebalance.enable`: `leader.imbalance.check.interval.seconds` and
+    /// `leader.imbalance.per.broker.percentage`.
+    pub rebalance: Option<(Duration, u32)>,
+}
+
+/// KIP-460's kinds of election (ElectLeaders' `election_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// The preferred replica (the first of the replica list), if it is live and in sync.
+    Preferred,
+    /// A partition without a live leader gets one: a live in-sync replica if any, else the
+    /// first live replica (data it lacks is lost, as Kafka's unclean election).
+    Unclean,
 }
 
 /// One entry of `controller.quorum.voters`: `ID@HOST:PORT`.
@@ -432,6 +445,109 @@ impl Quorum {
         self.propose(change, Duration::from_secs(5)).await
     }
 
+    /// The change an election of `election` kind makes to partition `p` of `topic`, or why
+    /// there is none (an error code and message, as ElectLeaders answers them).
+    fn election(&self, topic: &str, p: i32, election: Election) -> Result<Record, (i16, String)> {
+        use crate::errors;
+        let state = self.state.borrow();
+        let live = |id: i32| state.brokers.get(&id).is_some_and(|b| !b.fenced);
+        let Some(t) = state.topics.get(topic).filter(|t| p >= 0 && (p as usize) < t.nodes.len()) else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("no partition {topic}-{p}")));
+        };
+        let i = p as usize;
+        let (leader, epoch, isr, replicas) = (t.nodes[i], t.epoch_of(i), t.isr_of(i), t.replicas_of(i));
+        let (new_leader, new_isr) = match election {
+            Election::Preferred => {
+                let preferred = replicas.first().copied().unwrap_or(-1);
+                if leader == preferred {
+                    return Err((errors::ELECTION_NOT_NEEDED, "the preferred replica leads".into()));
+                }
+                if !live(preferred) || !isr.contains(&preferred) {
+                    let why = format!("the preferred replica {preferred} is not live and in sync");
+                    return Err((errors::PREFERRED_LEADER_NOT_AVAILABLE, why));
+                }
+                (preferred, isr)
+            }
+            Election::Unclean => {
+                if leader >= 0 && live(leader) {
+                    return Err((errors::ELECTION_NOT_NEEDED, format!("node {leader} leads")));
+                }
+                let clean = replicas.iter().copied().find(|&r| live(r) && isr.contains(&r));
+                match clean.or_else(|| replicas.iter().copied().find(|&r| live(r))) {
+                    Some(r) if clean.is_some() => (r, isr.into_iter().filter(|&x| live(x)).collect()),
+                    Some(r) => (r, vec![r]),
+                    None => return Err((errors::ELIGIBLE_LEADERS_NOT_AVAILABLE, "no replica is live".into())),
+                }
+            }
+        };
+        let (name, id) = (topic.to_string(), t.id);
+        Ok(Record::PartitionChange {
+            name,
+            id,
+            partition: p,
+            leader: new_leader,
+            leader_epoch: epoch + 1,
+            isr: new_isr,
+        })
+    }
+
+    /// ElectLeaders: holds `election` for each partition asked (None: every partition,
+    /// where those needing none are left out of the answer, as Kafka does) and answers
+    /// (topic, partition, error code, message) once each change is committed.
+    pub async fn elect_leaders(
+        &self,
+        election: Election,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, i32, i16, Option<String>)> {
+        let every = wanted.is_none();
+        let wanted = wanted.unwrap_or_else(|| {
+            let state = self.state.borrow();
+            state.topics.iter().map(|(n, t)| (n.clone(), (0..t.nodes.len() as i32).collect())).collect()
+        });
+        let mut out = Vec::new();
+        for (topic, partitions) in wanted {
+            for p in partitions {
+                match self.election(&topic, p, election) {
+                    Ok(change) => match self.propose(change, Duration::from_secs(10)).await {
+                        Ok(()) => out.push((topic.clone(), p, crate::errors::NONE, None)),
+                        Err(e) => out.push((topic.clone(), p, crate::errors::REQUEST_TIMED_OUT, Some(e))),
+                    },
+                    Err((crate::errors::ELECTION_NOT_NEEDED, _)) if every => {}
+                    Err((code, why)) => out.push((topic.clone(), p, code, Some(why))),
+                }
+            }
+        }
+        out
+    }
+
+    /// Kafka's auto leader rebalance: for each broker leading fewer than
+    /// `100 - percent` % of the partitions it is the preferred replica of, elections that
+    /// give them back (where it is live and in sync).
+    fn rebalance_changes(&self, percent: u32) -> Vec<Record> {
+        let mut per_broker: BTreeMap<i32, (u32, u32, Vec<(String, i32)>)> = BTreeMap::new();
+        {
+            let state = self.state.borrow();
+            for (name, t) in &state.topics {
+                for p in 0..t.nodes.len() {
+                    let replicas = t.replicas_of(p);
+                    let Some(&preferred) = replicas.first().filter(|_| replicas.len() > 1) else { continue };
+                    let entry = per_broker.entry(preferred).or_default();
+                    entry.0 += 1;
+                    if t.nodes[p] != preferred {
+                        entry.1 += 1;
+                        entry.2.push((name.clone(), p as i32));
+                    }
+                }
+            }
+        }
+        per_broker
+            .into_values()
+            .filter(|(total, off, _)| *off * 100 > percent * *total)
+            .flat_map(|(_, _, parts)| parts)
+            .filter_map(|(topic, p)| self.election(&topic, p, Election::Preferred).ok())
+            .collect()
+    }
+
     fn leader(&self) -> Option<i32> {
         self.raft.metrics().borrow().current_leader.map(|l| l as i32)
     }
@@ -542,6 +658,7 @@ async fn send_heartbeats(quorum: std::rc::Weak<Quorum>) {
 /// and unfences one heard from again (each a record every node applies).
 async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
     let mut leading_since: Option<Instant> = None;
+    let mut rebalanced = Instant::now();
     loop {
         let Some(q) = quorum.upgrade() else { return };
         let tick = q.liveness.heartbeat.min(Duration::from_secs(1));
@@ -563,7 +680,20 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                     eprintln!("sluice: quorum: broker {} liveness not recorded: {e}", b.id);
                 }
             }
-            for change in q.partition_changes() {
+            let mut changes = q.partition_changes();
+            if let Some((every, percent)) = q.liveness.rebalance {
+                if changes.is_empty() && rebalanced.elapsed() >= every {
+                    rebalanced = Instant::now();
+                    changes = q.rebalance_changes(percent);
+                    if !changes.is_empty() {
+                        eprintln!(
+                            "sluice: quorum: {} partitions' leadership back to their preferred replicas",
+                            changes.len()
+                        );
+                    }
+                }
+            }
+            for change in changes {
                 if let Err(e) = q.propose(change, q.liveness.session).await {
                     eprintln!("sluice: quorum: a partition's leader or in-sync replicas not changed: {e}");
                 }

@@ -87,6 +87,7 @@ ops! {
     AllocateProducerId(AllocateProducerId);
     ExpandIsr(ExpandIsr);
     ShrinkIsr(ShrinkIsr);
+    ElectLeaders(ElectLeaders);
     WriteMarkers(WriteMarkers);
     Close(Close);
     MoveOut(MoveOut);
@@ -452,6 +453,22 @@ impl ShardOp for ShrinkIsr {
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
         quorum.shrink_isr(&self.tp.topic, self.tp.partition, &self.lagging).await
+    }
+}
+
+/// To shard 0 of a node in a cluster: ElectLeaders through the metadata quorum (see
+/// `Quorum::elect_leaders`); (topic, partition, error, message) per partition.
+#[derive(Debug)]
+pub struct ElectLeaders {
+    pub election: crate::quorum::Election,
+    pub partitions: Option<Vec<(String, Vec<i32>)>>,
+}
+
+impl ShardOp for ElectLeaders {
+    type Reply = Result<Vec<(String, i32, i16, Option<String>)>, String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
+        Ok(quorum.elect_leaders(self.election, self.partitions).await)
     }
 }
 
