@@ -83,6 +83,7 @@ CRATE_VERSIONS = {
     # Broker to broker (a transaction coordinator to a partition's leader); Kafka 4.0 removed v0.
     "WriteTxnMarkersRequest": (1, 1),
     "ElectLeadersRequest": (0, 2),
+    "OffsetForLeaderEpochRequest": (2, 4),
 }
 
 # Message name -> the lowest version the node decodes itself, below the crate's range.

@@ -486,6 +486,7 @@ mod tests {
     use kafka_protocol::messages::offset_fetch_request::{
         OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
     };
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
     use kafka_protocol::messages::txn_offset_commit_request::{
@@ -562,6 +563,7 @@ mod tests {
         69 => ConsumerGroupDescribeRequest,
         27 => WriteTxnMarkersRequest,
         43 => ElectLeadersRequest,
+        23 => OffsetForLeaderEpochRequest,
     }
 
     /// Versions below the crate's that the node decodes itself (`api::legacy`), with the
@@ -1010,6 +1012,26 @@ mod tests {
             .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
     }
 
+    fn offset_for_leader_epoch(v: i16) -> OffsetForLeaderEpochRequest {
+        let part = OffsetForLeaderPartition::default()
+            .with_partition(1)
+            .with_current_leader_epoch(3)
+            .with_leader_epoch(2)
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        let topic = OffsetForLeaderTopic::default()
+            .with_topic(TopicName(s("events")))
+            .with_partitions(vec![part, OffsetForLeaderPartition::default()])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_topics(vec![topic, OffsetForLeaderTopic::default()])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        if v >= 3 {
+            request.with_replica_id(BrokerId(-1))
+        } else {
+            request
+        }
+    }
+
     fn elect_leaders(v: i16) -> ElectLeadersRequest {
         let topic = ElectLeadersTopicPartitions::default()
             .with_topic(TopicName(s("events")))
@@ -1383,6 +1405,7 @@ mod tests {
         each(69, consumer_group_describe, &mut out);
         each(27, write_txn_markers, &mut out);
         each(43, elect_leaders, &mut out);
+        each(23, offset_for_leader_epoch, &mut out);
         out.extend(legacy_samples());
         out
     }

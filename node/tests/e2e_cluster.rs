@@ -1172,6 +1172,32 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(has(b"before-9") && has(b"after-9"), "both sides' acknowledged records are there");
     assert!(!has(b"tail-") && !has(b"never"), "the cut-off leader's tail is gone");
+
+    // OffsetForLeaderEpoch (what a consumer asks to detect truncation): the old epoch ended
+    // at 10 — a consumer that had read the tail (offsets 10-14) learns it was cut — and the
+    // new epoch ends at the log end, 20. The old leader, a follower now, does not answer.
+    let ends = |node: &Node, epoch: i32| -> (i16, i32, i64) {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+        let mut c = Client::connect_from(node.bootstrap(), TEST_SOURCE);
+        let part = OffsetForLeaderPartition::default()
+            .with_partition(0)
+            .with_current_leader_epoch(-1)
+            .with_leader_epoch(epoch);
+        let topic =
+            OffsetForLeaderTopic::default().with_topic(support::wire::name("split")).with_partitions(vec![part]);
+        let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]);
+        c.send(ApiKey::OffsetForLeaderEpoch, 4, &request);
+        let r: OffsetForLeaderEpochResponse = c.recv(ApiKey::OffsetForLeaderEpoch, 4);
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    let new_node = &nodes[new_leader as usize - 1];
+    assert_eq!(ends(new_node, epoch), (0, epoch, 10));
+    assert_eq!(ends(new_node, new_epoch), (0, new_epoch, 20));
+    assert_eq!(ends(&nodes[old], new_epoch).0, 6, "NOT_LEADER_OR_FOLLOWER from a follower");
 }
 
 /// A follower that stops fetching (iptables cuts its link to the leader's Kafka port; its

@@ -20,7 +20,6 @@ use crate::protocol::{encode_response, Chunk, Request, Response};
 use crate::shard::{ops, FetchOutcome, FetchPart, SentRange, Shard};
 use crate::topics::TopicId;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use std::collections::BTreeMap;
@@ -78,7 +77,9 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
         for p in &topic.partitions {
             let known = info.as_ref().is_some_and(|i| p.partition >= 0 && p.partition < i.partitions);
             let error = match (known, version >= 13) {
-                (true, _) if version >= 9 && cluster => leader_epoch_check(info.as_ref(), p),
+                (true, _) if version >= 9 && cluster => {
+                    leader_epoch_check(info.as_ref(), p.partition, p.current_leader_epoch)
+                }
                 (true, _) => errors::NONE,
                 (false, true) if info.is_none() => errors::UNKNOWN_TOPIC_ID,
                 (false, _) => errors::UNKNOWN_TOPIC_OR_PARTITION,
@@ -122,14 +123,14 @@ pub async fn handle(shard: &Rc<Shard>, req: &Request) -> Result<Response, Close>
     Ok(encode(shard, req, version, &topics_out, &slots, outcomes, response_max))
 }
 
-/// KIP-320's check in a cluster: a fetch carrying the partition's leader epoch as the
+/// KIP-320's check in a cluster (Fetch, OffsetForLeaderEpoch): a request carrying the partition's leader epoch as the
 /// client knows it (v9+; -1: none) is refused when that epoch is not this node's —
 /// FENCED_LEADER_EPOCH when the client's is older (its metadata is stale), UNKNOWN_LEADER_EPOCH
 /// when it is newer (this node missed an election: cut off from the quorum, say). Either way
 /// the client refreshes its metadata and goes to the leader it names.
-fn leader_epoch_check(info: Option<&crate::topics::TopicInfo>, p: &FetchPartition) -> i16 {
-    let (Some(info), current) = (info, p.current_leader_epoch) else { return errors::NONE };
-    let ours = info.epoch_of(p.partition);
+pub(super) fn leader_epoch_check(info: Option<&crate::topics::TopicInfo>, partition: i32, current: i32) -> i16 {
+    let Some(info) = info else { return errors::NONE };
+    let ours = info.epoch_of(partition);
     match current {
         c if c < 0 || c == ours => errors::NONE,
         c if c < ours => errors::FENCED_LEADER_EPOCH,

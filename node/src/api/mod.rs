@@ -36,6 +36,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -54,6 +55,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, produce::VERSIONS.0, produce::VERSIONS.1),
     (ApiKey::Fetch, fetch::VERSIONS.0, fetch::VERSIONS.1),
     (ApiKey::ListOffsets, list_offsets::VERSIONS.0, list_offsets::VERSIONS.1),
+    (ApiKey::OffsetForLeaderEpoch, offset_for_leader_epoch::VERSIONS.0, offset_for_leader_epoch::VERSIONS.1),
     (ApiKey::Metadata, metadata::VERSIONS.0, metadata::VERSIONS.1),
     (ApiKey::ApiVersions, api_versions::VERSIONS.0, api_versions::VERSIONS.1),
     (ApiKey::CreateTopics, create_topics::VERSIONS.0, create_topics::VERSIONS.1),
@@ -156,6 +158,7 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
         ApiKey::WriteTxnMarkers => write_txn_markers::handle(shard, &req).await.map(Some),
         ApiKey::ElectLeaders => elect_leaders::handle(shard, &req).await.map(Some),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, &req).await.map(Some),
         ApiKey::DescribeTransactions => describe_transactions::handle(shard, &req).await.map(Some),
         ApiKey::ListTransactions => list_transactions::handle(shard, &req).await.map(Some),
         ApiKey::DescribeConfigs => describe_configs::handle(shard, &req).await.map(Some),

@@ -282,6 +282,22 @@ static INIT_PRODUCER_ID_REQUEST: [Field; 4] = [
     Field { name: "ProducerEpoch", versions: Versions::from(3), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int16 },
 ];
 
+static OFFSET_FOR_LEADER_EPOCH_REQUEST__OFFSET_FOR_LEADER_PARTITION: [Field; 3] = [
+    Field { name: "Partition", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "CurrentLeaderEpoch", versions: Versions::from(2), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "LeaderEpoch", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+];
+
+static OFFSET_FOR_LEADER_EPOCH_REQUEST__OFFSET_FOR_LEADER_TOPIC: [Field; 2] = [
+    Field { name: "Topic", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "Partitions", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&OFFSET_FOR_LEADER_EPOCH_REQUEST__OFFSET_FOR_LEADER_PARTITION) },
+];
+
+static OFFSET_FOR_LEADER_EPOCH_REQUEST: [Field; 2] = [
+    Field { name: "ReplicaId", versions: Versions::from(3), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "Topics", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&OFFSET_FOR_LEADER_EPOCH_REQUEST__OFFSET_FOR_LEADER_TOPIC) },
+];
+
 static ADD_PARTITIONS_TO_TXN_REQUEST__ADD_PARTITIONS_TO_TXN_TOPIC: [Field; 2] = [
     Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
     Field { name: "Partitions", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
@@ -650,6 +666,14 @@ static INIT_PRODUCER_ID_REQUEST_MESSAGE: Message = Message {
     fields: &INIT_PRODUCER_ID_REQUEST,
 };
 
+static OFFSET_FOR_LEADER_EPOCH_REQUEST_MESSAGE: Message = Message {
+    name: "OffsetForLeaderEpochRequest",
+    api_key: 23,
+    valid: Versions::new(2, 4),
+    flexible: Versions::from(4),
+    fields: &OFFSET_FOR_LEADER_EPOCH_REQUEST,
+};
+
 static ADD_PARTITIONS_TO_TXN_REQUEST_MESSAGE: Message = Message {
     name: "AddPartitionsToTxnRequest",
     api_key: 24,
@@ -823,6 +847,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         20 => Some(&DELETE_TOPICS_REQUEST_MESSAGE),
         21 => Some(&DELETE_RECORDS_REQUEST_MESSAGE),
         22 => Some(&INIT_PRODUCER_ID_REQUEST_MESSAGE),
+        23 => Some(&OFFSET_FOR_LEADER_EPOCH_REQUEST_MESSAGE),
         24 => Some(&ADD_PARTITIONS_TO_TXN_REQUEST_MESSAGE),
         25 => Some(&ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE),
         26 => Some(&END_TXN_REQUEST_MESSAGE),
@@ -848,7 +873,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 37] = [
+pub(super) static MESSAGES: [&Message; 38] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -867,6 +892,7 @@ pub(super) static MESSAGES: [&Message; 37] = [
     &DELETE_TOPICS_REQUEST_MESSAGE,
     &DELETE_RECORDS_REQUEST_MESSAGE,
     &INIT_PRODUCER_ID_REQUEST_MESSAGE,
+    &OFFSET_FOR_LEADER_EPOCH_REQUEST_MESSAGE,
     &ADD_PARTITIONS_TO_TXN_REQUEST_MESSAGE,
     &ADD_OFFSETS_TO_TXN_REQUEST_MESSAGE,
     &END_TXN_REQUEST_MESSAGE,

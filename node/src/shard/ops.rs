@@ -87,6 +87,7 @@ ops! {
     AllocateProducerId(AllocateProducerId);
     ExpandIsr(ExpandIsr);
     ShrinkIsr(ShrinkIsr);
+    EpochEnds(EpochEnds);
     ElectLeaders(ElectLeaders);
     WriteMarkers(WriteMarkers);
     Close(Close);
@@ -213,6 +214,28 @@ impl ShardOp for ListOffsets {
     type Reply = Vec<(i16, i64, i64)>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         shard.list_offsets_local(&self.parts).await
+    }
+}
+
+/// OffsetForLeaderEpoch: (partition, epoch) → (error, epoch found, its end offset).
+#[derive(Debug)]
+pub struct EpochEnds {
+    pub parts: Vec<(TopicPartition, i32)>,
+}
+
+impl ShardOp for EpochEnds {
+    type Reply = Vec<(i16, i32, i64)>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        self.parts
+            .iter()
+            .map(|(tp, epoch)| match shard.serving_log(tp) {
+                Ok(log) => {
+                    let (found, end) = log.end_offset_for_epoch(*epoch);
+                    (crate::errors::NONE, found, end)
+                }
+                Err(error) => (error, -1, -1),
+            })
+            .collect()
     }
 }
 
