@@ -2,7 +2,8 @@
 # Test dependencies for the end-to-end client tests (node/tests/e2e_clients.rs):
 #   kcat (Debian's package, linking Debian's librdkafka 2.0.x) and a Python venv at .venv
 #   with confluent-kafka (wheel with a recent librdkafka) and kafka-python (pure Python);
-#   promtool for node/tests/admin_metrics.rs; iptables for node/tests/e2e_cluster.rs.
+#   promtool for node/tests/admin_metrics.rs; iptables for node/tests/e2e_cluster.rs;
+#   kafkajs (Node.js) in node/tests/clients/js/node_modules for node/tests/e2e_cluster_clients.rs.
 # Idempotent: installs only what is missing. Unattended (CI: root, no stdin).
 # scripts/test.sh calls it; run it by hand before `cargo test` of node/tests/e2e_clients.rs.
 set -euo pipefail
@@ -15,6 +16,7 @@ KAFKA_PYTHON_VERSION=3.0.12
 LZ4_VERSION=4.4.5
 ZSTANDARD_VERSION=0.25.0
 PYTHON_SNAPPY_VERSION=0.7.3
+KAFKAJS_VERSION=2.2.4
 
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -84,6 +86,21 @@ then
     "lz4==$LZ4_VERSION" "zstandard==$ZSTANDARD_VERSION" "python-snappy==$PYTHON_SNAPPY_VERSION" </dev/null
 fi
 
+# kafkajs (node/tests/e2e_cluster_clients.rs runs node/tests/clients/js/roundtrip.js with it):
+# Node.js from Debian when there is none, and kafkajs (no dependencies of its own) into
+# node/tests/clients/js/node_modules, without a package.json or lock file.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test-deps: installing Node.js" >&2
+  apt_install nodejs npm
+fi
+JS=node/tests/clients/js
+if [ "$(node -e 'try { console.log(require(process.argv[1]).version) } catch (e) {}' \
+      "$PWD/$JS/node_modules/kafkajs/package.json")" != "$KAFKAJS_VERSION" ]; then
+  echo "test-deps: installing kafkajs $KAFKAJS_VERSION into $JS/node_modules" >&2
+  npm install --prefix "$JS" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+    "kafkajs@$KAFKAJS_VERSION" </dev/null
+fi
+
 echo "test-deps: kcat: $(kcat -V 2>&1 | grep -m1 '^Version' || kcat -V 2>&1 | head -n 1)"
 echo "test-deps: $(promtool --version 2>&1 | head -n 1)"
 "$VENV/bin/python" - <<'PY'
@@ -93,3 +110,4 @@ print("test-deps: confluent-kafka", confluent_kafka.__version__,
       "librdkafka", confluent_kafka.libversion()[0])
 print("test-deps: kafka-python", kafka.__version__)
 PY
+echo "test-deps: node $(node --version), kafkajs $(node -e 'console.log(require(process.argv[1]).version)' "$PWD/$JS/node_modules/kafkajs/package.json")"

@@ -13,87 +13,10 @@ mod support;
 
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
+use support::cluster::*;
 use support::wire::Client;
 use support::{http_get, sluice_command, Node};
-
-/// How long the quorum may take to settle after a start or a death before the test gives up
-/// (a liveness bound, not a speed claim: elections take 1-2 s timeouts).
-const SETTLE: Duration = Duration::from_secs(20);
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}")).local_addr().unwrap().port()
-}
-
-fn voters() -> String {
-    (1..=3).map(|i| format!("{i}@127.0.0.{i}:{}", free_port(&format!("127.0.0.{i}")))).collect::<Vec<_>>().join(",")
-}
-
-fn start_node(i: usize, voters: &str) -> Node {
-    start_node_at(i, voters, 0)
-}
-
-/// Node `i` with its Kafka listener on `port` (0: any; a restart then moves it).
-fn start_node_at(i: usize, voters: &str, port: u16) -> Node {
-    start_node_with(i, voters, port, &[])
-}
-
-/// Node `i` on `port`, with `extra` arguments.
-fn start_node_with(i: usize, voters: &str, port: u16, extra: &[&str]) -> Node {
-    let (listen, admin) = (format!("127.0.0.{i}:{port}"), format!("127.0.0.{i}:0"));
-    let (id, voters) = (format!("node.id={i}"), format!("controller.quorum.voters={voters}"));
-    let mut args = vec![
-        "--cores",
-        "0",
-        "--listen",
-        &listen,
-        "--admin",
-        &admin,
-        "--set",
-        &id,
-        "--set",
-        &voters,
-        // Short, so that fencing shows within the test; Kafka's are 2000 and 9000.
-        "--set",
-        "broker.heartbeat.interval.ms=200",
-        "--set",
-        "broker.session.timeout.ms=2000",
-    ];
-    args.extend_from_slice(extra);
-    Node::start(&args)
-}
-
-fn quorum(node: &Node) -> Value {
-    let (code, body) = http_get(node.admin().expect("an admin listener"), "/v1/cluster/quorum");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-/// (node id, host, port, broker epoch) of every registered broker, as `node` sees them.
-fn brokers(node: &Node) -> Vec<(i64, String, i64, i64)> {
-    let (code, body) = http_get(node.admin().expect("an admin listener"), "/v1/brokers");
-    assert_eq!(code, 200, "{body}");
-    let doc: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    let list = doc.as_array().unwrap_or_else(|| panic!("not a list: {body}"));
-    list.iter()
-        .map(|b| {
-            let host = b["host"].as_str().unwrap_or_default().to_string();
-            (b["node_id"].as_i64().unwrap(), host, b["port"].as_i64().unwrap(), b["broker_epoch"].as_i64().unwrap())
-        })
-        .collect()
-}
-
-/// The Kafka listener each running node advertises: (node id, host, port).
-fn listeners(nodes: &[(usize, &Node)]) -> Vec<(i64, String, i64)> {
-    nodes
-        .iter()
-        .map(|(i, n)| {
-            let (host, port) = n.bootstrap().rsplit_once(':').unwrap();
-            (*i as i64, host.to_string(), port.parse().unwrap())
-        })
-        .collect()
-}
 
 /// What a client learns from `node`'s Metadata (v12, every topic): the brokers (id, host,
 /// port), the controller id and the cluster id.
@@ -130,59 +53,6 @@ fn brokers_fenced(nodes: &[(usize, &Node)]) -> Vec<i64> {
     let (_, body) = http_get(nodes[0].1.admin().expect("an admin listener"), "/v1/brokers");
     let doc: Value = serde_json::from_str(&body).unwrap();
     doc.as_array().unwrap().iter().filter(|b| b["fenced"] == true).map(|b| b["node_id"].as_i64().unwrap()).collect()
-}
-
-/// Three nodes on 127.0.0.1-3 with a settled quorum and every broker registered.
-fn cluster() -> Vec<Node> {
-    let voters = voters();
-    let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
-    settled(&all(&nodes));
-    registered(&all(&nodes), &listeners(&all(&nodes)));
-    nodes
-}
-
-/// Every node with its node id (1-based, as started).
-fn all(nodes: &[Node]) -> Vec<(usize, &Node)> {
-    nodes.iter().enumerate().map(|(i, n)| (i + 1, n)).collect()
-}
-
-/// Waits until every node in `nodes` names the same leader in the same epoch and holds the
-/// same committed log; returns (leader id, epoch).
-fn settled(nodes: &[(usize, &Node)]) -> (i64, i64) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let views: Vec<Value> = nodes.iter().map(|(_, n)| quorum(n)).collect();
-        let leader = views[0]["leader_id"].as_i64();
-        let agree = views.iter().all(|v| {
-            v["leader_id"].as_i64() == leader
-                && v["leader_epoch"] == views[0]["leader_epoch"]
-                && v["high_watermark"] == views[0]["high_watermark"]
-        });
-        let leader_listed = leader.is_some_and(|l| nodes.iter().any(|(i, _)| *i as i64 == l));
-        if agree && leader_listed {
-            let leading: Vec<_> = views.iter().filter(|v| v["state"] == "leader").collect();
-            assert_eq!(leading.len(), 1, "one node calls itself leader: {views:?}");
-            return (leader.unwrap(), views[0]["leader_epoch"].as_i64().unwrap());
-        }
-        assert!(Instant::now() < deadline, "the quorum did not settle within {SETTLE:?}: {views:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until every node lists exactly `expected` (id, host, port) as the registered brokers.
-fn registered(nodes: &[(usize, &Node)], expected: &[(i64, String, i64)]) -> Vec<(i64, String, i64, i64)> {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let seen: Vec<_> = nodes.iter().map(|(_, n)| brokers(n)).collect();
-        let matches = |list: &Vec<(i64, String, i64, i64)>| {
-            list.iter().map(|(i, h, p, _)| (*i, h.clone(), *p)).collect::<Vec<_>>() == expected
-        };
-        if seen.iter().all(matches) && seen.iter().all(|s| *s == seen[0]) {
-            return seen[0].clone();
-        }
-        assert!(Instant::now() < deadline, "registrations did not reach every node: {seen:?}, expected {expected:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -295,20 +165,6 @@ fn until_holding(node: &Node, id: usize, topic: &str, led: &[i32]) {
     }
 }
 
-/// CreateTopics v7 of one topic with `replication_factor`: (error, message).
-fn create(node: &Node, topic: &str, partitions: i32, replication_factor: i16) -> (i16, String) {
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
-    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-    let mut c = Client::connect(node.bootstrap());
-    let topic = CreatableTopic::default()
-        .with_name(support::wire::name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(replication_factor);
-    c.send(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![topic]));
-    let r: CreateTopicsResponse = c.recv(ApiKey::CreateTopics, 7);
-    (r.topics[0].error_code, r.topics[0].error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
-}
-
 #[test]
 fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_through_any_node() {
     use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, FindCoordinatorRequest};
@@ -318,7 +174,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
 
     // Created through node 1: every node knows it alike; its 6 partitions are spread, two per
     // node, and each node holds the directories of exactly the partitions it leads.
-    assert_eq!(create(&nodes[0], "spread", 6, 1), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "spread", 6, 1), (0, String::new()));
     let (error, id, leaders) = topic_metadata(&nodes[0], "spread");
     assert_eq!(error, 0);
     assert_eq!(leaders.len(), 6);
@@ -456,7 +312,7 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from node {}", elsewhere + 1);
 
     // More replicas than brokers: refused, saying so.
-    let (error, message) = create(&nodes[1], "too-many", 1, 4);
+    let (error, message) = create_topic(&nodes[1], "too-many", 1, 4);
     assert_eq!(error, 38);
     assert!(message.contains("exceeds the 3 available brokers"), "{message}");
 
@@ -531,7 +387,7 @@ fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
     use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
     use std::process::Command;
     let nodes = cluster();
-    assert_eq!(create(&nodes[0], "copies", 3, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "copies", 3, 3), (0, String::new()));
 
     // Every partition: three replicas, the first leads, all three in sync.
     // Asked of node 2, which learns of the topic as the record reaches it.
@@ -648,7 +504,7 @@ fn consume_all(bootstrap: &str, topic: &str, node: &Node) -> Vec<String> {
 #[test]
 fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_follower() {
     let mut nodes = cluster();
-    assert_eq!(create(&nodes[0], "failover", 1, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "failover", 1, 3), (0, String::new()));
     let (leader, epoch, isr) = partition0(&nodes[0], "failover");
     assert_eq!(isr, vec![1, 2, 3]);
     let before: Vec<String> = (0..100).map(|i| format!("a{i}:before{i}")).collect();
@@ -750,7 +606,7 @@ fn with_two_of_three_nodes_down_acks_all_is_never_acknowledged_and_resumes_when_
     use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
     use kafka_protocol::protocol::StrBytes;
     let mut nodes = cluster();
-    assert_eq!(create(&nodes[0], "safe", 1, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "safe", 1, 3), (0, String::new()));
     let s = |v: &str| StrBytes::from_string(v.to_string());
     let (leader, _, _) = partition0(&nodes[0], "safe");
     let up = leader as usize - 1;
@@ -1110,7 +966,7 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     let nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
-    assert_eq!(create(&nodes[0], "split", 1, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "split", 1, 3), (0, String::new()));
     let (leader, epoch, isr) = partition0(&nodes[0], "split");
     assert_eq!(isr, vec![1, 2, 3]);
     let old = leader as usize - 1;
@@ -1211,7 +1067,7 @@ fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_ba
     let nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &lag)).collect();
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
-    assert_eq!(create(&nodes[0], "slow", 1, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "slow", 1, 3), (0, String::new()));
     let (leader, epoch, isr) = partition0(&nodes[0], "slow");
     assert_eq!(isr, vec![1, 2, 3]);
     let l = leader as usize - 1;
@@ -1283,7 +1139,7 @@ fn elect_leaders_gives_a_partition_back_to_its_preferred_replica() {
     let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &off)).collect();
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
-    assert_eq!(create(&nodes[0], "pref", 1, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "pref", 1, 3), (0, String::new()));
     let (preferred, epoch, _) = partition0(&nodes[0], "pref");
     let p = preferred as usize - 1;
     let other = (p + 1) % 3;
@@ -1321,7 +1177,7 @@ fn leadership_goes_back_to_the_preferred_replica_by_itself() {
     let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &fast)).collect();
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
-    assert_eq!(create(&nodes[0], "auto", 1, 3), (0, String::new()));
+    assert_eq!(create_topic(&nodes[0], "auto", 1, 3), (0, String::new()));
     let (preferred, _, _) = partition0(&nodes[0], "auto");
     let p = preferred as usize - 1;
     let other = (p + 1) % 3;

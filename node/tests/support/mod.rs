@@ -7,6 +7,7 @@
 //! `SLUICE_BIN` overrides the binary (e.g. a release build); default: cargo's `sluice`.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod json;
 pub mod wire;
 
