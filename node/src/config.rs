@@ -291,6 +291,11 @@ const SETTINGS: &[Setting] = &[
         |c, v| { c.leader_imbalance_per_broker_percentage = int("leader.imbalance.per.broker.percentage", v)? }
     ),
     setting!(
+        "metadata.log.snapshot.interval.records", Long, Some("10000"), false,
+        "in a cluster: the metadata quorum snapshots its state and trims its log every this many records (default 10000)",
+        |c, v| { c.metadata_log_snapshot_interval_records = int("metadata.log.snapshot.interval.records", v)? }
+    ),
+    setting!(
         "replica.lag.time.max.ms", Long, Some("30000"), false,
         "in a cluster: a follower not caught up for this long leaves the in-sync replicas (default 30000)",
         |c, v| { c.replica_lag_time_max_ms = int("replica.lag.time.max.ms", v)? }
@@ -606,6 +611,7 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     pub offsets_topic_replication_factor: i16,
     pub replica_lag_time_max_ms: u64,
+    pub metadata_log_snapshot_interval_records: u64,
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
     pub leader_imbalance_per_broker_percentage: u32,
@@ -681,6 +687,7 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 104_857_600,
             offsets_topic_replication_factor: 3,
             replica_lag_time_max_ms: 30_000,
+            metadata_log_snapshot_interval_records: 10_000,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,

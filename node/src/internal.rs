@@ -38,6 +38,10 @@ pub trait Host: 'static {
     fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog>>;
     /// This shard's open partitions of `topic`.
     fn logs_of(&self, topic: &str) -> Vec<(TopicPartition, Rc<PartitionLog>)>;
+    /// In a cluster: whether this node leads internal partition `tp`, so its coordinator is
+    /// (about to be) opening and loading it — COORDINATOR_LOAD_IN_PROGRESS rather
+    /// than NOT_COORDINATOR meanwhile, as Kafka answers (or has not learnt of the topic).
+    fn loading(&self, tp: &TopicPartition) -> bool;
     /// How many partitions `topic` has (0: no such topic).
     fn partition_count(&self, topic: &str) -> i32;
     /// Every topic: (name, topic id, partitions), by name.

@@ -223,6 +223,7 @@ async fn shard_main(
                 let every = Duration::from_secs(c.leader_imbalance_check_interval_seconds.max(1));
                 (every, c.leader_imbalance_per_broker_percentage)
             }),
+            snapshot_interval: c.metadata_log_snapshot_interval_records,
         };
         let quorum = crate::quorum::Quorum::start(c.node_id, voters, &setup.data_dir, view.clone(), liveness).await?;
         *shard.quorum.borrow_mut() = Some(quorum.clone());

@@ -1200,3 +1200,108 @@ fn leadership_goes_back_to_the_preferred_replica_by_itself() {
     }
     eprintln!("node {preferred} leads its preferred partition again {:?} after its restart", back.elapsed());
 }
+
+/// The metadata quorum snapshots its state and trims its log
+/// (`metadata.log.snapshot.interval.records`, 20 here): a node down while 40 topics were
+/// made and deleted is too far behind for the log the others kept, gets the snapshot
+/// instead, and acts on it as on the records — it knows every topic, drops the deleted
+/// one it held, and takes its part in a topic made after its return.
+#[test]
+fn a_node_far_behind_catches_up_from_a_snapshot_of_the_metadata_log() {
+    let voters = voters();
+    let small = ["--set", "metadata.log.snapshot.interval.records=20"];
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &small)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    // A topic on every node, deleted while node 3 is away.
+    assert_eq!(create_topic(&nodes[0], "doomed", 1, 3), (0, String::new()));
+    until_holding(&nodes[2], 3, "doomed", &[0]);
+    nodes[2].kill();
+    let deadline = Instant::now() + SETTLE;
+    while brokers_fenced(&all(&nodes[..2])) != vec![3] {
+        assert!(Instant::now() < deadline, "node 3 not fenced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    {
+        use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+        let mut c = Client::connect(nodes[0].bootstrap());
+        let delete = DeleteTopicsRequest::default()
+            .with_topic_names(vec![support::wire::name("doomed")])
+            .with_timeout_ms(15_000);
+        c.send(ApiKey::DeleteTopics, 5, &delete);
+        let r: DeleteTopicsResponse = c.recv(ApiKey::DeleteTopics, 5);
+        assert_eq!(r.responses[0].error_code, 0);
+    }
+    for i in 0..40 {
+        assert_eq!(create_topic(&nodes[i % 2], &format!("snap-{i}"), 1, 1), (0, String::new()));
+    }
+    let snapshot = |n: &Node| n.data_dir().join("__cluster_metadata-0").join("snapshot");
+    assert!(snapshot(&nodes[0]).exists() && snapshot(&nodes[1]).exists(), "the two live nodes snapshotted");
+
+    // The quorum's leader keeps what a follower still needs; the other live node trimmed
+    // its log behind its snapshots. Node 3 comes back while the leader is down, so the
+    // other one leads and has only the snapshot to give.
+    let leader = quorum(&nodes[0])["leader_id"].as_i64().expect("a leader") as usize - 1;
+    assert!(leader < 2, "node 3 is down");
+    nodes[leader].kill();
+    nodes[2].restart();
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let known = (0..40).filter(|i| topic_metadata(&nodes[2], &format!("snap-{i}")).0 == 0).count();
+        if known == 40 && partition_dirs(&nodes[2], "doomed").is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 knows {known} of 40 topics, holds doomed: {:?}",
+            partition_dirs(&nodes[2], "doomed")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(snapshot(&nodes[2]).exists(), "node 3 keeps the snapshot it caught up from");
+    assert!(nodes[2].logs(400).contains("caught up from a snapshot"), "node 3 was sent the snapshot");
+    assert_eq!(topic_metadata(&nodes[2], "doomed").0, 3, "UNKNOWN_TOPIC_OR_PARTITION: deleted while it was away");
+    nodes[leader].restart();
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create_topic(&nodes[2], "after", 1, 3), (0, String::new()));
+    until_holding(&nodes[2], 3, "after", &[0]);
+}
+
+/// A coordinator that leads its internal partition but has not loaded it yet answers
+/// COORDINATOR_LOAD_IN_PROGRESS, which clients wait out, never NOT_COORDINATOR (librdkafka
+/// gives that to an application as an error): from the first FindCoordinator of a fresh
+/// cluster — which creates __consumer_offsets — every OffsetFetch to the node it names is
+/// answered 0 or 14.
+#[test]
+fn a_coordinator_still_loading_answers_load_in_progress_not_not_coordinator() {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse, GroupId};
+    use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+    let nodes = cluster();
+    let mut c = Client::connect(nodes[0].bootstrap());
+    let deadline = Instant::now() + SETTLE;
+    let (host, port) = loop {
+        let request =
+            FindCoordinatorRequest::default().with_key(kafka_protocol::protocol::StrBytes::from_static_str("early"));
+        c.send(ApiKey::FindCoordinator, 3, &request);
+        let r: FindCoordinatorResponse = c.recv(ApiKey::FindCoordinator, 3);
+        if r.error_code == 0 {
+            break (r.host.to_string(), r.port);
+        }
+        assert!(Instant::now() < deadline, "no coordinator: {:?}", r.error_message);
+    };
+    let mut coordinator = Client::connect(&format!("{host}:{port}"));
+    let mut codes = Vec::new();
+    loop {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(kafka_protocol::protocol::StrBytes::from_static_str("early")));
+        coordinator.send(ApiKey::OffsetFetch, 7, &request);
+        let r: OffsetFetchResponse = coordinator.recv(ApiKey::OffsetFetch, 7);
+        codes.push(r.error_code);
+        if r.error_code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never loaded: {codes:?}");
+    }
+    assert!(codes.iter().all(|&c| c == 0 || c == 14), "answers from the named coordinator: {codes:?}");
+    eprintln!("OffsetFetch answers while the coordinator loaded: {} × 14, then 0", codes.len() - 1);
+}

@@ -1145,3 +1145,69 @@ fn aborted_records_stay_hidden_after_a_sigkill_and_after_a_clean_restart() {
     check(&node, "after a clean restart (aborted list from snapshot and .txnindex)");
     node.stop();
 }
+
+/// A transaction whose topic is deleted while it is open still ends: when its timeout
+/// aborts it, the coordinator writes no marker for the partitions of the deleted topic (as
+/// Kafka skips them) instead of failing the abort forever, and the transactional id gets a
+/// new producer epoch at once afterwards.
+#[test]
+fn a_transaction_on_a_deleted_topic_is_aborted_and_its_id_reusable() {
+    use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TransactionalId};
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+    let node = start_node("0", 1);
+    create_topic(&node, "short-lived", 1);
+    let mut hung = Bg::py(
+        "hung-producer",
+        "txn_produce.py",
+        &strings(&[
+            "--client",
+            "ck",
+            "--bootstrap",
+            node.bootstrap(),
+            "--topic",
+            "short-lived",
+            "--txn-id",
+            "orphan-txn",
+            "--count",
+            "5",
+            "--prefix",
+            "orphan",
+            "--end",
+            "hang",
+            "--txn-timeout-ms",
+            "2000",
+        ]),
+    );
+    let flushed = |bg: &Bg| bg.events().into_iter().any(|e| e["ev"].opt_str() == Some("flushed"));
+    wait_for("the records flushed", Duration::from_secs(30), || hung.logs(30), || flushed(&hung));
+    hung.kill();
+    let mut c = support::wire::Client::connect(node.bootstrap());
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![support::wire::name("short-lived")])
+        .with_timeout_ms(15_000);
+    c.send(ApiKey::DeleteTopics, 5, &delete);
+    let r: DeleteTopicsResponse = c.recv(ApiKey::DeleteTopics, 5);
+    assert_eq!(r.responses[0].error_code, 0);
+
+    // Past its timeout and a cleanup round: InitProducerId for the id answers 0 (not
+    // CONCURRENT_TRANSACTIONS while an abort hangs, nor COORDINATOR_NOT_AVAILABLE).
+    std::thread::sleep(Duration::from_millis(3000));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(kafka_protocol::protocol::StrBytes::from_static_str(
+                "orphan-txn",
+            ))))
+            .with_transaction_timeout_ms(60_000);
+        c.send(ApiKey::InitProducerId, 4, &request);
+        let r: InitProducerIdResponse = c.recv(ApiKey::InitProducerId, 4);
+        seen.push(r.error_code);
+        if r.error_code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the id stays stuck: {seen:?}\n{}", node.logs(40));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(node.logs(200).contains("no marker for 1 partitions of deleted topics"), "{}", node.logs(40));
+}

@@ -537,11 +537,14 @@ impl Coordinator {
         self.owned.borrow().contains(&partition)
     }
 
-    /// NOT_COORDINATOR unless this shard coordinates `group`'s offsets partition.
+    /// NOT_COORDINATOR unless this shard coordinates `group`'s offsets partition
+    /// (COORDINATOR_LOAD_IN_PROGRESS while it is about to: see `Host::loading`).
     fn serving(&self, host: &Rc<impl Host>, group: &str) -> Result<(), i16> {
-        let partition = store::partition_for(group, host.config().offsets_topic_num_partitions);
-        if self.owned.borrow().contains(&partition) {
+        let tp = offsets_partition(&host.config(), group);
+        if self.owned.borrow().contains(&tp.partition) {
             Ok(())
+        } else if host.loading(&tp) {
+            Err(errors::COORDINATOR_LOAD_IN_PROGRESS)
         } else {
             Err(errors::NOT_COORDINATOR)
         }

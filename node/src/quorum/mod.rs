@@ -166,6 +166,8 @@ pub struct Liveness {
     /// With `auto.leader.rebalance.enable`: `leader.imbalance.check.interval.seconds` and
     /// `leader.imbalance.per.broker.percentage`.
     pub rebalance: Option<(Duration, u32)>,
+    /// `metadata.log.snapshot.interval.records`
+    pub snapshot_interval: u64,
 }
 
 /// KIP-460's kinds of election (ElectLeaders' `election_type`).
@@ -300,9 +302,13 @@ impl Quorum {
             heartbeat_interval: HEARTBEAT_MS,
             election_timeout_min: ELECTION_TIMEOUT_MS.0,
             election_timeout_max: ELECTION_TIMEOUT_MS.1,
-            // The metadata log stays small (registrations, fencing, topics); snapshots and
-            // purging come when it holds more.
-            snapshot_policy: openraft::SnapshotPolicy::Never,
+            // KRaft snapshots its metadata log by size
+            // (`metadata.log.max.record.bytes.between.snapshots`); here every
+            // `metadata.log.snapshot.interval.records` records, keeping that many (at most
+            // 1000) behind the snapshot for followers a little behind; one further behind
+            // is sent the snapshot.
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(liveness.snapshot_interval.max(1)),
+            max_in_snapshot_log_to_keep: liveness.snapshot_interval.min(1000),
             ..Default::default()
         }
         .validate()

@@ -243,6 +243,25 @@ pub struct ClusterState {
     /// Recent blocks handed out: start → broker.
     #[serde(default)]
     pub producer_id_blocks: BTreeMap<i64, i32>,
+    /// Topics deleted, by the index of their DeleteTopic record: (name, id). A node
+    /// catching up from a snapshot, which has no DeleteTopic records to replay, still drops
+    /// what it held of them (the most recent `DELETED_KEPT`).
+    #[serde(default)]
+    pub deleted: BTreeMap<u64, (String, u128)>,
+}
+
+/// Deleted topics a snapshot remembers.
+const DELETED_KEPT: usize = 10_000;
+
+impl ClusterState {
+    /// What acting on this state means for topics, for a node that did not see the
+    /// records: the deleted topics go (a no-op where they are not held), every topic is
+    /// taken as it is.
+    fn topic_changes(&self) -> Vec<TopicChange> {
+        let deleted = self.deleted.values().map(|(name, id)| TopicChange::Delete { name: name.clone(), id: *id });
+        let topics = self.topics.iter().map(|(name, t)| TopicChange::Upsert { name: name.clone(), topic: t.clone() });
+        deleted.chain(topics).collect()
+    }
 }
 
 impl ClusterState {
@@ -264,6 +283,10 @@ impl ClusterState {
             Record::DeleteTopic { name, id } => {
                 self.topics.get(name).filter(|t| t.id == *id)?;
                 self.topics.remove(name);
+                self.deleted.insert(log_id.index, (name.clone(), *id));
+                while self.deleted.len() > DELETED_KEPT {
+                    self.deleted.pop_first();
+                }
                 return Some(TopicChange::Delete { name: name.clone(), id: *id });
             }
             Record::GrowTopic { name, id, nodes, replicas } => {
@@ -394,6 +417,10 @@ impl StateMachine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClusterState::default(),
             Err(e) => return Err(format!("reading {}/{SNAPSHOT_FILE}: {e}", dir.display())),
         };
+        // The topics a snapshot holds are acted on as if their records were replayed.
+        for change in state.topic_changes() {
+            let _ = forward.try_send(change);
+        }
         let sm =
             StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(state)), view, forward: Some(forward) };
         sm.publish();
@@ -487,8 +514,25 @@ impl RaftStateMachine<Types> for StateMachine {
         state.last_applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         self.persist(meta, &state).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        // For shard 0 to act on as it does for records: those gone (or replaced by another
+        // of the same name) since this node's state, those the snapshot knows deleted,
+        // then every topic.
+        let mut changes = Vec::new();
+        for (name, old) in &self.state.borrow().topics {
+            if state.topics.get(name).is_none_or(|t| t.id != old.id) {
+                changes.push(TopicChange::Delete { name: name.clone(), id: old.id });
+            }
+        }
+        changes.extend(state.topic_changes());
         *self.state.borrow_mut() = state;
         self.publish();
+        let upto = meta.last_log_id.map_or(0, |l| l.index);
+        eprintln!("sluice: quorum: caught up from a snapshot of the metadata log up to record {upto}");
+        if let Some(f) = &self.forward {
+            for change in changes {
+                let _ = f.try_send(change);
+            }
+        }
         Ok(())
     }
 

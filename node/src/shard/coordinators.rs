@@ -38,6 +38,13 @@ impl Host for Shard {
             .collect()
     }
 
+    /// Also while this node has not learnt of the internal topic yet (another node made it
+    /// and named this one its coordinator a moment ago): the client asks again shortly,
+    /// and is told NOT_COORDINATOR then if another node leads.
+    fn loading(&self, tp: &TopicPartition) -> bool {
+        self.setup.cluster.is_some() && (self.topic_info(&tp.topic).is_none() || self.leads_here(tp))
+    }
+
     fn partition_count(&self, topic: &str) -> i32 {
         self.registry.borrow().get(topic).map_or(0, |t| t.partitions)
     }
@@ -62,6 +69,14 @@ impl Host for Shard {
         epoch: i16,
         commit: bool,
     ) -> Result<(), String> {
+        // A partition whose topic was deleted meanwhile gets no marker (there is nothing
+        // left to mark), as Kafka's coordinator skips it; the transaction still completes.
+        let (parts, gone): (Vec<TopicPartition>, Vec<TopicPartition>) = parts.into_iter().partition(|tp| {
+            self.topic_info(&tp.topic).is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions)
+        });
+        if !gone.is_empty() {
+            eprintln!("sluice: producer {producer_id}: no marker for {} partitions of deleted topics", gone.len());
+        }
         if self.setup.cluster.is_none() {
             return self.write_markers_here(parts, producer_id, epoch, commit).await;
         }
@@ -70,7 +85,7 @@ impl Host for Shard {
         let mut pending = parts;
         loop {
             let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-            for tp in pending {
+            for tp in pending.into_iter().filter(|tp| self.topic_info(&tp.topic).is_some()) {
                 let leader = self.topic_info(&tp.topic).map_or(-1, |t| t.node_of(tp.partition, me));
                 by_leader.entry(leader).or_default().push(tp);
             }

@@ -109,11 +109,14 @@ impl TxnCoordinator {
         self.owned.borrow().contains(&partition)
     }
 
-    /// NOT_COORDINATOR unless this shard coordinates `id`'s state partition.
+    /// NOT_COORDINATOR unless this shard coordinates `id`'s state partition
+    /// (COORDINATOR_LOAD_IN_PROGRESS while it is about to: see `Host::loading`).
     fn serving(&self, host: &Rc<impl Host>, id: &str) -> Result<(), i16> {
-        let partition = state_partition(&host.config(), id).partition;
-        if self.owned.borrow().contains(&partition) {
+        let tp = state_partition(&host.config(), id);
+        if self.owned.borrow().contains(&tp.partition) {
             Ok(())
+        } else if host.loading(&tp) {
+            Err(errors::COORDINATOR_LOAD_IN_PROGRESS)
         } else {
             Err(errors::NOT_COORDINATOR)
         }
