@@ -36,6 +36,7 @@
 #   RDKAFKA_TEST_DEBUG          librdkafka debug contexts for every client (TEST_DEBUG)
 #   RDKAFKA_LOG_DIR             where the logs go [$RDKAFKA_TESTS_DIR/logs/<date-time>]
 #   RDKAFKA_MAKE_JOBS [1]       make -j for the one-time build
+#   RDKAFKA_BUILD_ONLY          set: build (if not built yet) and stop (scripts/test-deps.sh)
 #
 # Changed in the test sources (the unpacked copy only): 0098 runs its Java producer variant
 # (Kafka's TransactionProducerCli, which needs KAFKA_PATH and a JVM) only when KAFKA_PATH is
@@ -134,6 +135,8 @@ if [ ! -f "$src/.built" ]; then
     echo "$(( $(date +%s) - start ))" >"$src/.built"
     say "built in $(cat "$src/.built") s"
 fi
+
+[ -z "${RDKAFKA_BUILD_ONLY:-}" ] || exit 0
 
 # --- the run -----------------------------------------------------------------------------------
 logs="${RDKAFKA_LOG_DIR:-$cache/logs/$(date +%Y%m%d-%H%M%S)}"

@@ -3,7 +3,8 @@
 #   kcat (Debian's package, linking Debian's librdkafka 2.0.x) and a Python venv at .venv
 #   with confluent-kafka (wheel with a recent librdkafka) and kafka-python (pure Python);
 #   promtool for node/tests/admin_metrics.rs; iptables for node/tests/e2e_cluster.rs;
-#   kafkajs (Node.js) in node/tests/clients/js/node_modules for node/tests/e2e_cluster_clients.rs.
+#   kafkajs (Node.js) in node/tests/clients/js/node_modules and librdkafka's test suite (built
+#   by scripts/rdkafka-tests.sh) for node/tests/e2e_cluster_clients.rs.
 # Idempotent: installs only what is missing. Unattended (CI: root, no stdin).
 # scripts/test.sh calls it; run it by hand before `cargo test` of node/tests/e2e_clients.rs.
 set -euo pipefail
@@ -100,6 +101,10 @@ if [ "$(node -e 'try { console.log(require(process.argv[1]).version) } catch (e)
   npm install --prefix "$JS" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
     "kafkajs@$KAFKAJS_VERSION" </dev/null
 fi
+
+# librdkafka's own test suite (node/tests/e2e_cluster_clients.rs runs its transaction and
+# idempotence tests against a cluster): built once into ~/.cache/sluice-rdkafka-tests.
+RDKAFKA_BUILD_ONLY=1 RDKAFKA_MAKE_JOBS="${RDKAFKA_MAKE_JOBS:-2}" bash scripts/rdkafka-tests.sh
 
 echo "test-deps: kcat: $(kcat -V 2>&1 | grep -m1 '^Version' || kcat -V 2>&1 | head -n 1)"
 echo "test-deps: $(promtool --version 2>&1 | head -n 1)"

@@ -435,3 +435,33 @@ fn a_transaction_across_the_cluster_is_aborted_then_one_committed_and_read_commi
         node.stop();
     }
 }
+
+/// librdkafka's own transaction and idempotence tests (its test suite, built by
+/// `scripts/test-deps.sh` through `scripts/rdkafka-tests.sh`) against a three-node cluster:
+/// 0090 (idempotent producer), 0094 (idempotence with message timeouts), 0098 (a consumer
+/// reading transactions), 0103 (transactions: commit, abort, fencing, offsets in a
+/// transaction) and 0129 (aborted transactions in fetches). The whole list, with the tests
+/// that only touch transactions in part, is `bash scripts/rdkafka-tests.sh`.
+#[test]
+fn librdkafkas_transaction_and_idempotence_tests_pass_against_the_cluster() {
+    let nodes = cluster();
+    let script = support::repo_root().join("scripts/rdkafka-tests.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script).args(["-b", &bootstrap(&nodes), "0090", "0094", "0098", "0103", "0129"]);
+    // Slack for a debug build on a busy machine: librdkafka's own test timeouts, doubled.
+    cmd.env("RDKAFKA_TEST_TIMEOUT_MULTIPLIER", "2");
+    let started = Instant::now();
+    let out = support::run(cmd, None, Duration::from_secs(1500));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for line in said.lines().filter(|l| l.contains("PASSED") || l.contains("FAILED") || l.contains("SKIPPED")) {
+        eprintln!("{line}");
+    }
+    assert!(
+        out.status.success(),
+        "librdkafka's tests failed (or could not run: `bash scripts/test-deps.sh` builds them):\n{said}\n{}",
+        nodes.iter().map(|n| n.logs(30)).collect::<Vec<_>>().join("\n")
+    );
+    let passed = said.lines().filter(|l| l.starts_with("PASSED")).count();
+    assert!(passed >= 5, "every test number passed: {said}");
+    eprintln!("librdkafka: {passed} tests passed against the cluster in {:?}", started.elapsed());
+}
