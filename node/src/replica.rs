@@ -141,7 +141,7 @@ pub async fn run(fetcher: Rc<Fetcher>, leader: i32, me: i32, address: impl Fn() 
 
 /// Acts on one partition's answer; false when it was an error to wait out.
 async fn take(tp: &TopicPartition, log: &Rc<PartitionLog>, answer: &Answer) -> bool {
-    let (error, hw, records, diverging) = answer;
+    let (error, hw, records, diverging, leader_start) = answer;
     match *error {
         0 => {}
         crate::errors::OFFSET_OUT_OF_RANGE if *hw >= 0 && *hw < log.log_end_offset() => {
@@ -170,12 +170,20 @@ async fn take(tp: &TopicPartition, log: &Rc<PartitionLog>, answer: &Answer) -> b
         }
     }
     log.follow_high_watermark(*hw);
+    // The leader's log start, where this replica has the offsets below it: retention,
+    // DeleteRecords and a coordinator's compaction on the leader trim the follower too, as
+    // in Kafka.
+    if *leader_start > log.log_start_offset() && *leader_start <= log.high_watermark() {
+        if let Err(e) = log.advance_log_start(*leader_start).await {
+            eprintln!("sluice: replica of {tp}: moving the log start to the leader's {leader_start} failed: {e}");
+        }
+    }
     true
 }
 
-/// What one Fetch answered for a partition: error code, high watermark, records, and
-/// (epoch, end offset) where the follower's log diverged.
-type Answer = (i16, i64, Option<Bytes>, Option<(i32, i64)>);
+/// What one Fetch answered for a partition: error code, high watermark, records,
+/// (epoch, end offset) where the follower's log diverged, and the leader's log start.
+type Answer = (i16, i64, Option<Bytes>, Option<(i32, i64)>, i64);
 
 /// One Fetch of `parts`, each from its log end with the leader epoch of its last batch.
 async fn fetch_once(
@@ -220,7 +228,7 @@ async fn fetch_once(
     let mut out = BTreeMap::new();
     if response.error_code != 0 {
         for (tp, _) in parts {
-            out.insert(tp.clone(), (response.error_code, -1, None, None));
+            out.insert(tp.clone(), (response.error_code, -1, None, None, -1));
         }
         return Ok(out);
     }
@@ -230,7 +238,7 @@ async fn fetch_once(
             let d = &part.diverging_epoch;
             let diverging = (d.epoch >= 0 && d.end_offset >= 0).then_some((d.epoch, d.end_offset));
             let tp = TopicPartition::new(name.clone(), part.partition_index);
-            out.insert(tp, (part.error_code, part.high_watermark, part.records, diverging));
+            out.insert(tp, (part.error_code, part.high_watermark, part.records, diverging, part.log_start_offset));
         }
     }
     Ok(out)

@@ -1305,3 +1305,88 @@ fn a_coordinator_still_loading_answers_load_in_progress_not_not_coordinator() {
     assert!(codes.iter().all(|&c| c == 0 || c == 14), "answers from the named coordinator: {codes:?}");
     eprintln!("OffsetFetch answers while the coordinator loaded: {} × 14, then 0", codes.len() - 1);
 }
+
+/// Disk full on one replica: a follower whose writes fail with ENOSPC (the node's fault
+/// switch, `SLUICE_FAULT_DIR`) stops taking what it fetches, leaves the ISR after
+/// `replica.lag.time.max.ms`, and acks=all goes on through the two others; once it has room
+/// again it catches up, re-enters the ISR and holds the leader's log byte for byte. The
+/// leader's DeleteRecords (its log start) then reaches the followers too.
+#[test]
+fn a_follower_whose_disk_is_full_leaves_the_isr_and_returns_when_it_has_room() {
+    let voters = voters();
+    let lag = ["--set", "replica.lag.time.max.ms=1500"];
+    let faults: Vec<sluice::testing::TempDir> = (0..3).map(|_| sluice::testing::TempDir::new("fault")).collect();
+    let nodes: Vec<Node> = (1..=3)
+        .map(|i| {
+            // Each node reads its own fault directory once, at start (nextest runs one test
+            // per process, so the variable reaches only these children).
+            std::env::set_var("SLUICE_FAULT_DIR", faults[i - 1].path());
+            let node = start_node_with(i, &voters, 0, &lag);
+            std::env::remove_var("SLUICE_FAULT_DIR");
+            node
+        })
+        .collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create_topic(&nodes[0], "full", 1, 3), (0, String::new()));
+    let (leader, _, isr) = partition0(&nodes[0], "full");
+    assert_eq!(isr, vec![1, 2, 3]);
+    let l = leader as usize - 1;
+    let f = (l + 2) % 3;
+    let mut to_leader = Client::connect_from(nodes[l].bootstrap(), TEST_SOURCE);
+    let first: Vec<String> = (0..10).map(|i| format!("first-{i}")).collect();
+    assert_eq!(produce_values(&mut to_leader, "full", -1, 15_000, &first), (0, 0));
+
+    std::fs::write(faults[f].path().join("write"), "ENOSPC").unwrap();
+    let second: Vec<String> = (0..10).map(|i| format!("second-{i}")).collect();
+    assert_eq!(
+        produce_values(&mut to_leader, "full", -1, 15_000, &second),
+        (0, 10),
+        "acks=all without the full replica"
+    );
+    let (_, _, isr) = partition0(&nodes[l], "full");
+    assert!(!isr.contains(&(f as i32 + 1)), "the full replica left the ISR: {isr:?}");
+    assert!(brokers_fenced(&all(&nodes)).is_empty(), "nobody fenced");
+    assert!(nodes[f].logs(200).contains("No space left"), "the follower said why: {}", nodes[f].logs(20));
+
+    std::fs::remove_file(faults[f].path().join("write")).unwrap();
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[l], "full").2 != vec![1, 2, 3] {
+        assert!(Instant::now() < deadline, "not back in sync: {:?}", partition0(&nodes[l], "full"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reference = segment_bytes(&nodes[l], "full", 0);
+    let deadline = Instant::now() + SETTLE;
+    while segment_bytes(&nodes[f], "full", 0) != reference {
+        assert!(Instant::now() < deadline, "the follower's log is not the leader's");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // DeleteRecords below 15 on the leader: every replica's log start follows.
+    {
+        use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+        use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+        let part = DeleteRecordsPartition::default().with_partition_index(0).with_offset(15);
+        let topic = DeleteRecordsTopic::default().with_name(support::wire::name("full")).with_partitions(vec![part]);
+        let request = DeleteRecordsRequest::default().with_topics(vec![topic]).with_timeout_ms(15_000);
+        to_leader.send(ApiKey::DeleteRecords, 2, &request);
+        let r: DeleteRecordsResponse = to_leader.recv(ApiKey::DeleteRecords, 2);
+        assert_eq!((r.topics[0].partitions[0].error_code, r.topics[0].partitions[0].low_watermark), (0, 15));
+    }
+    let log_start = |n: &Node| -> Option<i64> {
+        let (_, text) = http_get(n.admin().expect("an admin listener"), "/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("sluice_partition_log_start_offset{"))
+            .find(|l| l.contains("topic=\"full\"") && l.contains("partition=\"0\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as i64)
+    };
+    // The one more record makes the followers fetch (and learn the log start) now.
+    assert_eq!(produce_values(&mut to_leader, "full", -1, 15_000, &["third".to_string()]), (0, 20));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while (0..3).any(|i| log_start(&nodes[i]) != Some(15)) {
+        let seen: Vec<Option<i64>> = nodes.iter().map(log_start).collect();
+        assert!(Instant::now() < deadline, "log starts (from /metrics): {seen:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
