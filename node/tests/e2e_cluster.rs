@@ -478,6 +478,35 @@ fn partition0(node: &Node, topic: &str) -> (i32, i32, Vec<i32>) {
     (p.leader_id.0, p.leader_epoch, isr)
 }
 
+/// Waits until `returning` is back in the ISR of partition 0 of `topic` (as `watcher`
+/// answers) and holds `leader`'s log byte for byte.
+fn until_back_in_sync(watcher: &Node, leader: &Node, returning: &Node, topic: &str) {
+    let deadline = Instant::now() + SETTLE;
+    while partition0(watcher, topic).2 != vec![1, 2, 3] {
+        assert!(Instant::now() < deadline, "not back in sync: {:?}", partition0(watcher, topic));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reference = segment_bytes(leader, topic, 0);
+    let deadline = Instant::now() + SETTLE;
+    while segment_bytes(returning, topic, 0) != reference {
+        assert!(Instant::now() < deadline, "the returning replica's log of {topic} is not the leader's");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until partition 0 of `topic` (as `watcher` answers) has a leader other than `old`.
+fn until_led_elsewhere(watcher: &Node, topic: &str, old: i32) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let leader = partition0(watcher, topic).0;
+        if leader >= 0 && leader != old {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no new leader for {topic} after node {old}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// kcat: `lines` (KEY:VALUE) with acks=all through `bootstrap`; panics on failure.
 fn produce_all(bootstrap: &str, topic: &str, lines: &[String], node: &Node) {
     let mut produce = std::process::Command::new(support::kcat());
@@ -551,12 +580,7 @@ fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_fol
         assert!(Instant::now() < deadline, "the old leader is not back in sync: {seen:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let reference = segment_bytes(&nodes[new_leader as usize - 1], "failover", 0);
-    let deadline = Instant::now() + SETTLE;
-    while segment_bytes(&nodes[dead], "failover", 0) != reference {
-        assert!(Instant::now() < deadline, "the old leader's log is not the new leader's");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_back_in_sync(&nodes[survivor], &nodes[new_leader as usize - 1], &nodes[dead], "failover");
 }
 
 /// Idempotent producers get their ids from whichever node they ask; in a cluster no two get
@@ -1009,21 +1033,9 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     assert_eq!(produce_values(&mut to_new, "split", -1, 15_000, &after), (0, 10), "acks=all through the new leader");
 
     drop(cut);
-    let deadline = Instant::now() + SETTLE;
-    while partition0(&nodes[other], "split").2 != vec![1, 2, 3] {
-        assert!(
-            Instant::now() < deadline,
-            "the old leader is not back in sync: {:?}",
-            partition0(&nodes[other], "split")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reference = segment_bytes(&nodes[new_leader as usize - 1], "split", 0);
-    let deadline = Instant::now() + SETTLE;
-    while segment_bytes(&nodes[old], "split", 0) != reference {
-        assert!(Instant::now() < deadline, "the old leader's log is not the new leader's");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let new_node = &nodes[new_leader as usize - 1];
+    until_back_in_sync(&nodes[other], new_node, &nodes[old], "split");
+    let reference = segment_bytes(new_node, "split", 0);
     let bytes: Vec<u8> = reference.into_iter().flat_map(|(_, b)| b).collect();
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(has(b"before-9") && has(b"after-9"), "both sides' acknowledged records are there");
@@ -1050,7 +1062,6 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
         let p = &r.topics[0].partitions[0];
         (p.error_code, p.leader_epoch, p.end_offset)
     };
-    let new_node = &nodes[new_leader as usize - 1];
     assert_eq!(ends(new_node, epoch), (0, epoch, 10));
     assert_eq!(ends(new_node, new_epoch), (0, new_epoch, 20));
     assert_eq!(ends(&nodes[old], new_epoch).0, 6, "NOT_LEADER_OR_FOLLOWER from a follower");
@@ -1095,17 +1106,7 @@ fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_ba
     assert!(fenced.is_empty(), "nobody fenced (its heartbeats go on): {fenced:?}");
 
     drop(cut);
-    let deadline = Instant::now() + SETTLE;
-    while partition0(&nodes[l], "slow").2 != vec![1, 2, 3] {
-        assert!(Instant::now() < deadline, "the follower is not back in sync: {:?}", partition0(&nodes[l], "slow"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reference = segment_bytes(&nodes[l], "slow", 0);
-    let deadline = Instant::now() + SETTLE;
-    while segment_bytes(&nodes[f], "slow", 0) != reference {
-        assert!(Instant::now() < deadline, "the follower's log is not the leader's");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_back_in_sync(&nodes[l], &nodes[l], &nodes[f], "slow");
 }
 
 /// ElectLeaders v2 of `election_type` for partition 0 of `topic` (and partition 99, which
@@ -1145,11 +1146,7 @@ fn elect_leaders_gives_a_partition_back_to_its_preferred_replica() {
     let other = (p + 1) % 3;
     assert_eq!(elect(&nodes[other], "pref", 0), (84, 3), "ELECTION_NOT_NEEDED, UNKNOWN_TOPIC_OR_PARTITION");
     nodes[p].kill();
-    let deadline = Instant::now() + SETTLE;
-    while partition0(&nodes[other], "pref").0 == preferred || partition0(&nodes[other], "pref").0 < 0 {
-        assert!(Instant::now() < deadline, "no new leader");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_led_elsewhere(&nodes[other], "pref", preferred);
     assert_eq!(elect(&nodes[other], "pref", 0).0, 80, "PREFERRED_LEADER_NOT_AVAILABLE while it is down");
     nodes[p].restart();
     let deadline = Instant::now() + SETTLE;
@@ -1182,11 +1179,7 @@ fn leadership_goes_back_to_the_preferred_replica_by_itself() {
     let p = preferred as usize - 1;
     let other = (p + 1) % 3;
     nodes[p].kill();
-    let deadline = Instant::now() + SETTLE;
-    while partition0(&nodes[other], "auto").0 == preferred || partition0(&nodes[other], "auto").0 < 0 {
-        assert!(Instant::now() < deadline, "no new leader");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_led_elsewhere(&nodes[other], "auto", preferred);
     nodes[p].restart();
     let back = Instant::now();
     let deadline = Instant::now() + SETTLE;
@@ -1350,17 +1343,7 @@ fn a_follower_whose_disk_is_full_leaves_the_isr_and_returns_when_it_has_room() {
     assert!(nodes[f].logs(200).contains("No space left"), "the follower said why: {}", nodes[f].logs(20));
 
     std::fs::remove_file(faults[f].path().join("write")).unwrap();
-    let deadline = Instant::now() + SETTLE;
-    while partition0(&nodes[l], "full").2 != vec![1, 2, 3] {
-        assert!(Instant::now() < deadline, "not back in sync: {:?}", partition0(&nodes[l], "full"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reference = segment_bytes(&nodes[l], "full", 0);
-    let deadline = Instant::now() + SETTLE;
-    while segment_bytes(&nodes[f], "full", 0) != reference {
-        assert!(Instant::now() < deadline, "the follower's log is not the leader's");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_back_in_sync(&nodes[l], &nodes[l], &nodes[f], "full");
 
     // DeleteRecords below 15 on the leader: every replica's log start follows.
     {
