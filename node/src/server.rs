@@ -216,7 +216,7 @@ async fn shard_main(
     };
     if let (Some(voters), Some(view), 0) = (&setup.config.quorum_voters, &setup.cluster, id) {
         let c = &setup.config;
-        let liveness = crate::quorum::Liveness {
+        let settings = crate::quorum::Settings {
             heartbeat: Duration::from_millis(c.broker_heartbeat_interval_ms),
             session: Duration::from_millis(c.broker_session_timeout_ms),
             rebalance: c.auto_leader_rebalance_enable.then(|| {
@@ -225,7 +225,7 @@ async fn shard_main(
             }),
             snapshot_interval: c.metadata_log_snapshot_interval_records,
         };
-        let quorum = crate::quorum::Quorum::start(c.node_id, voters, &setup.data_dir, view.clone(), liveness).await?;
+        let quorum = crate::quorum::Quorum::start(c.node_id, voters, &setup.data_dir, view.clone(), settings).await?;
         *shard.quorum.borrow_mut() = Some(quorum.clone());
         let (host, port) = shard.advertised.borrow().clone();
         let cluster_id = setup.cluster_id.clone();

@@ -1158,6 +1158,12 @@ fn elect_leaders_gives_a_partition_back_to_its_preferred_replica() {
     let (leader, before, _) = partition0(&nodes[other], "pref");
     assert_ne!(leader, preferred, "no automatic move back when it is off");
     assert_eq!(elect(&nodes[other], "pref", 0), (0, 3));
+    // Committed when answered; the node asked has it a moment later (its shards apply it).
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[other], "pref").0 != preferred {
+        assert!(Instant::now() < deadline, "the election did not reach node {}", other + 1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (leader, after, isr) = partition0(&nodes[other], "pref");
     assert_eq!((leader, isr), (preferred, vec![1, 2, 3]));
     assert!(after > before && before > epoch, "epochs {epoch} < {before} < {after}");
@@ -1209,6 +1215,7 @@ fn a_node_far_behind_catches_up_from_a_snapshot_of_the_metadata_log() {
     // A topic on every node, deleted while node 3 is away.
     assert_eq!(create_topic(&nodes[0], "doomed", 1, 3), (0, String::new()));
     until_holding(&nodes[2], 3, "doomed", &[0]);
+    let behind = quorum(&nodes[2])["log_end_offset"].as_u64().expect("a log end");
     nodes[2].kill();
     let deadline = Instant::now() + SETTLE;
     while brokers_fenced(&all(&nodes[..2])) != vec![3] {
@@ -1229,7 +1236,20 @@ fn a_node_far_behind_catches_up_from_a_snapshot_of_the_metadata_log() {
         assert_eq!(create_topic(&nodes[i % 2], &format!("snap-{i}"), 1, 1), (0, String::new()));
     }
     let snapshot = |n: &Node| n.data_dir().join("__cluster_metadata-0").join("snapshot");
-    assert!(snapshot(&nodes[0]).exists() && snapshot(&nodes[1]).exists(), "the two live nodes snapshotted");
+    // The index a node's snapshot reaches (its log is trimmed up to 20 records before it).
+    let snapshot_index = |n: &Node| -> u64 {
+        let Ok(bytes) = std::fs::read(snapshot(n)) else { return 0 };
+        let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        doc["meta"]["last_log_id"]["index"].as_u64().unwrap_or(0)
+    };
+    let deadline = Instant::now() + SETTLE;
+    // Past where node 3 stopped by more than the 20 records kept: it must be sent one.
+    while (0..2).any(|i| snapshot_index(&nodes[i]) < behind + 25) {
+        let seen: Vec<u64> = (0..2).map(|i| snapshot_index(&nodes[i])).collect();
+        assert!(Instant::now() < deadline, "snapshots at {seen:?}, node 3 stopped at {behind}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // the trim follows the snapshot
 
     // The quorum's leader keeps what a follower still needs; the other live node trimmed
     // its log behind its snapshots. Node 3 comes back while the leader is down, so the

@@ -156,9 +156,10 @@ pub fn read_view(view: &SharedView) -> View {
     view.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Broker liveness timing, under KRaft's setting names.
+/// The quorum's settings, under KRaft's names where Kafka has them: broker liveness, the
+/// leader rebalance, snapshots.
 #[derive(Debug, Clone, Copy)]
-pub struct Liveness {
+pub struct Settings {
     /// `broker.heartbeat.interval.ms`
     pub heartbeat: Duration,
     /// `broker.session.timeout.ms`
@@ -264,7 +265,7 @@ pub struct Quorum {
     voters: Vec<Voter>,
     view: SharedView,
     heard: Rc<Heard>,
-    liveness: Liveness,
+    settings: Settings,
     /// Topic records as they apply, for shard 0 to act on (`take_applied`).
     applied: RefCell<Option<glommio::channels::local_channel::LocalReceiver<TopicChange>>>,
 }
@@ -283,7 +284,7 @@ impl Quorum {
         voters: &[Voter],
         data_dir: &Path,
         view: SharedView,
-        liveness: Liveness,
+        settings: Settings,
     ) -> Result<Rc<Quorum>, String> {
         let me = voters
             .iter()
@@ -307,8 +308,8 @@ impl Quorum {
             // `metadata.log.snapshot.interval.records` records, keeping that many (at most
             // 1000) behind the snapshot for followers a little behind; one further behind
             // is sent the snapshot.
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(liveness.snapshot_interval.max(1)),
-            max_in_snapshot_log_to_keep: liveness.snapshot_interval.min(1000),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_interval.max(1)),
+            max_in_snapshot_log_to_keep: settings.snapshot_interval.min(1000),
             ..Default::default()
         }
         .validate()
@@ -327,7 +328,7 @@ impl Quorum {
             }
         }
         let applied = RefCell::new(Some(applied));
-        let quorum = Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec(), view, heard, liveness, applied });
+        let quorum = Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec(), view, heard, settings, applied });
         glommio::spawn_local(follow_leader(Rc::downgrade(&quorum))).detach();
         glommio::spawn_local(send_heartbeats(Rc::downgrade(&quorum))).detach();
         glommio::spawn_local(fence_silent_brokers(Rc::downgrade(&quorum))).detach();
@@ -640,7 +641,7 @@ async fn send_heartbeats(quorum: std::rc::Weak<Quorum>) {
     let mut peer: Option<(i32, rpc::Peer)> = None;
     loop {
         let Some(q) = quorum.upgrade() else { return };
-        let interval = q.liveness.heartbeat;
+        let interval = q.settings.heartbeat;
         match q.leader() {
             Some(l) if l == q.node_id => q.heard.beat(l),
             Some(l) => {
@@ -667,7 +668,7 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
     let mut rebalanced = Instant::now();
     loop {
         let Some(q) = quorum.upgrade() else { return };
-        let tick = q.liveness.heartbeat.min(Duration::from_secs(1));
+        let tick = q.settings.heartbeat.min(Duration::from_secs(1));
         if q.leader() != Some(q.node_id) {
             leading_since = None;
         } else {
@@ -676,18 +677,18 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
             let brokers = q.brokers();
             for b in brokers {
                 let heard = q.heard.last.borrow().get(&b.id).copied().map_or(since, |t| t.max(since));
-                let silent = now.duration_since(heard) > q.liveness.session;
+                let silent = now.duration_since(heard) > q.settings.session;
                 let record = match (b.fenced, silent) {
                     (false, true) => Record::FenceBroker { id: b.id, epoch: b.epoch },
                     (true, false) => Record::UnfenceBroker { id: b.id, epoch: b.epoch },
                     _ => continue,
                 };
-                if let Err(e) = q.propose(record, q.liveness.session).await {
+                if let Err(e) = q.propose(record, q.settings.session).await {
                     eprintln!("sluice: quorum: broker {} liveness not recorded: {e}", b.id);
                 }
             }
             let mut changes = q.partition_changes();
-            if let Some((every, percent)) = q.liveness.rebalance {
+            if let Some((every, percent)) = q.settings.rebalance {
                 if changes.is_empty() && rebalanced.elapsed() >= every {
                     rebalanced = Instant::now();
                     changes = q.rebalance_changes(percent);
@@ -700,7 +701,7 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                 }
             }
             for change in changes {
-                if let Err(e) = q.propose(change, q.liveness.session).await {
+                if let Err(e) = q.propose(change, q.settings.session).await {
                     eprintln!("sluice: quorum: a partition's leader or in-sync replicas not changed: {e}");
                 }
             }

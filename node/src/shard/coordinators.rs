@@ -85,8 +85,9 @@ impl Host for Shard {
         let mut pending = parts;
         loop {
             let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-            for tp in pending.into_iter().filter(|tp| self.topic_info(&tp.topic).is_some()) {
-                let leader = self.topic_info(&tp.topic).map_or(-1, |t| t.node_of(tp.partition, me));
+            for tp in pending {
+                // Deleted meanwhile: nothing left to mark (as above).
+                let Some(leader) = self.topic_info(&tp.topic).map(|t| t.node_of(tp.partition, me)) else { continue };
                 by_leader.entry(leader).or_default().push(tp);
             }
             let mut failed = Vec::new();
