@@ -322,6 +322,7 @@ async fn follow_topic_records(
                 shard.apply_cluster_topic(info).await
             }
             TopicChange::Delete { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
+            TopicChange::ClusterConfigs(configs) => shard.apply_cluster_configs(configs).await,
         };
         if let Err(e) = result {
             eprintln!("sluice: applying the metadata log: {e}");

@@ -1393,3 +1393,58 @@ fn a_follower_whose_disk_is_full_leaves_the_isr_and_returns_when_it_has_room() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The cluster-wide broker default (IncrementalAlterConfigs on BROKER "", as
+/// `kafka-configs --entity-default --entity-type brokers` sends it) goes through the metadata
+/// log: set through one node, every node describes it as DYNAMIC_DEFAULT_BROKER_CONFIG, and a
+/// node that was down meanwhile has it after its restart.
+#[test]
+fn the_cluster_wide_broker_default_reaches_every_node() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+    use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+    let s = |v: &str| kafka_protocol::protocol::StrBytes::from_string(v.to_string());
+    let mut nodes = cluster();
+    nodes[2].kill();
+    let mut c = Client::connect(nodes[0].bootstrap());
+    let config = AlterableConfig::default()
+        .with_name(s("message.max.bytes"))
+        .with_config_operation(0)
+        .with_value(Some(s("2000000")));
+    let resource =
+        AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("")).with_configs(vec![config]);
+    c.send(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+    );
+    let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    // (value, source) of message.max.bytes as node `i` (0-based) describes itself.
+    let described = |i: usize, node: &Node| -> (String, i8) {
+        let mut c = Client::connect(node.bootstrap());
+        let resource = DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s(&(i + 1).to_string()))
+            .with_configuration_keys(Some(vec![s("message.max.bytes")]));
+        c.send(ApiKey::DescribeConfigs, 4, &DescribeConfigsRequest::default().with_resources(vec![resource]));
+        let r: DescribeConfigsResponse = c.recv(ApiKey::DescribeConfigs, 4);
+        let e = &r.results[0].configs[0];
+        (e.value.as_ref().map(|v| v.to_string()).unwrap_or_default(), e.config_source)
+    };
+    let want = ("2000000".to_string(), 3);
+    for (i, node) in nodes.iter().enumerate().take(2) {
+        let deadline = Instant::now() + SETTLE;
+        while described(i, node) != want {
+            assert!(Instant::now() < deadline, "node {}: {:?}", i + 1, described(i, node));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    nodes[2].restart();
+    let deadline = Instant::now() + SETTLE;
+    while described(2, &nodes[2]) != want {
+        assert!(Instant::now() < deadline, "node 3 after its restart: {:?}", described(2, &nodes[2]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

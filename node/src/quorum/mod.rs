@@ -75,6 +75,9 @@ pub enum Record {
     },
     /// The topic's config overrides, whole (KRaft's `ConfigRecord`s of a topic).
     SetTopicConfigs { name: String, id: u128, configs: BTreeMap<String, String> },
+    /// KRaft's `ConfigRecord` for the cluster-wide broker default (resource name ""): the
+    /// whole dynamic default layer, every broker's.
+    SetClusterConfigs { configs: BTreeMap<String, String> },
     /// KRaft's `ProducerIdsRecord`: producer ids from `start` on, `count` of them, are
     /// `broker`'s to hand out. Stands only if `start` is where the cluster's next block
     /// begins (two brokers asking at once: one gets it, the other asks again).
@@ -87,8 +90,16 @@ pub enum Record {
 /// What shard 0 acts on as topic records apply: a topic as it now is, or its deletion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicChange {
-    Upsert { name: String, topic: TopicRecord },
-    Delete { name: String, id: u128 },
+    Upsert {
+        name: String,
+        topic: TopicRecord,
+    },
+    Delete {
+        name: String,
+        id: u128,
+    },
+    /// The cluster-wide dynamic broker settings are now these.
+    ClusterConfigs(BTreeMap<String, String>),
 }
 
 /// A topic as the metadata log holds it.

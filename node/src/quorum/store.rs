@@ -248,19 +248,23 @@ pub struct ClusterState {
     /// what it held of them (the most recent `DELETED_KEPT`).
     #[serde(default)]
     pub deleted: BTreeMap<u64, (String, u128)>,
+    /// The cluster-wide dynamic broker settings, once any was set through the cluster.
+    #[serde(default)]
+    pub cluster_configs: Option<BTreeMap<String, String>>,
 }
 
 /// Deleted topics a snapshot remembers.
 const DELETED_KEPT: usize = 10_000;
 
 impl ClusterState {
-    /// What acting on this state means for topics, for a node that did not see the
-    /// records: the deleted topics go (a no-op where they are not held), every topic is
-    /// taken as it is.
+    /// What acting on this state means for topics (and the cluster's broker settings), for a
+    /// node that did not see the records: the deleted topics go (a no-op where they are not
+    /// held), every topic is taken as it is, the settings too.
     fn topic_changes(&self) -> Vec<TopicChange> {
         let deleted = self.deleted.values().map(|(name, id)| TopicChange::Delete { name: name.clone(), id: *id });
         let topics = self.topics.iter().map(|(name, t)| TopicChange::Upsert { name: name.clone(), topic: t.clone() });
-        deleted.chain(topics).collect()
+        let configs = self.cluster_configs.clone().map(TopicChange::ClusterConfigs);
+        deleted.chain(topics).chain(configs).collect()
     }
 }
 
@@ -315,6 +319,10 @@ impl ClusterState {
                 let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
                 topic.configs = configs.clone();
                 return self.topics.get(name).map(|t| upsert(name, t));
+            }
+            Record::SetClusterConfigs { configs } => {
+                self.cluster_configs = Some(configs.clone());
+                return Some(TopicChange::ClusterConfigs(configs.clone()));
             }
             Record::PartitionChange { name, id, partition, leader, leader_epoch, isr } => {
                 let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
@@ -383,6 +391,7 @@ impl ClusterState {
             | Record::DeleteTopic { .. }
             | Record::GrowTopic { .. }
             | Record::SetTopicConfigs { .. }
+            | Record::SetClusterConfigs { .. }
             | Record::PartitionChange { .. } => {}
         }
         None

@@ -472,6 +472,17 @@ impl Shard {
         if validate_only || (default == current.dynamic_default && broker == current.dynamic_broker) {
             return Ok(());
         }
+        let quorum = self.quorum.borrow().clone();
+        if let (Some(quorum), false) = (quorum, per_broker) {
+            // In a cluster the default layer is every broker's: it goes through the metadata
+            // log (KRaft's ConfigRecord) and each node takes it from there.
+            drop(_permit);
+            let record = crate::quorum::Record::SetClusterConfigs { configs: default.clone() };
+            quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+            return self
+                .until_applied("the cluster's broker settings", |s| s.config().dynamic_default == default)
+                .await;
+        }
         let (file, values) =
             if per_broker { (config::DYNAMIC_BROKER_FILE, &broker) } else { (config::DYNAMIC_DEFAULT_FILE, &default) };
         config::write_properties(&self.setup.data_dir.join(config::DYNAMIC_DIR), file, values)
@@ -481,6 +492,27 @@ impl Shard {
             .await
             .map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))?;
         applied.into_iter().collect::<Result<(), String>>().map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))
+    }
+
+    /// Acts on the cluster-wide broker settings of the metadata log (shard 0): written to
+    /// this node's dynamic default file and put in force on every shard, with this node's
+    /// own per-broker layer on top.
+    pub async fn apply_cluster_configs(self: &Rc<Self>, default: BTreeMap<String, String>) -> Result<(), String> {
+        let _permit = self.controller.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
+        let current = self.config();
+        if current.dynamic_default == default {
+            return Ok(());
+        }
+        let broker = current.dynamic_broker.clone();
+        config::write_properties(
+            &self.setup.data_dir.join(config::DYNAMIC_DIR),
+            config::DYNAMIC_DEFAULT_FILE,
+            &default,
+        )?;
+        let applied = self
+            .invoke_each(|_| true, || ops::ApplyBrokerConfigs { default: default.clone(), broker: broker.clone() })
+            .await?;
+        applied.into_iter().collect()
     }
 
     /// Puts the static settings with these dynamic layers in force on this shard.
