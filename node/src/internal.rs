@@ -165,12 +165,17 @@ pub async fn write(
     RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
     let info = log.append(&buf, log.leader_epoch(), now).await.map_err(|e| e.to_string())?;
     log.sync_to(info.last_offset + 1).await.map_err(|e| e.to_string())?;
-    // acks=all in a cluster: done once every in-sync replica has it (Kafka waits
-    // `offsets.commit.timeout.ms`, 5 s by default, and then fails the commit).
-    match log.until_replicated(info.last_offset + 1, REPLICATION_TIMEOUT).await {
+    replicated(&log, tp, info.last_offset + 1).await
+}
+
+/// acks=all for a coordinator's write (state, offsets, a transaction marker) in a cluster:
+/// done once every in-sync replica has the log below `end`; Kafka waits
+/// `offsets.commit.timeout.ms`, 5 s by default, and then fails the write.
+pub async fn replicated(log: &PartitionLog, tp: &TopicPartition, end: i64) -> Result<(), String> {
+    match log.until_replicated(end, REPLICATION_TIMEOUT).await {
         Some(true) => Ok(()),
-        Some(false) => Err(format!("{tp} stopped being led here before its replicas had the write")),
-        None => Err(format!("the in-sync replicas of {tp} did not have the write within 5 s")),
+        Some(false) => Err(format!("{tp}: stopped being led here before its in-sync replicas had the write")),
+        None => Err(format!("{tp}: the in-sync replicas did not have the write within {REPLICATION_TIMEOUT:?}")),
     }
 }
 

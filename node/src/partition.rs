@@ -291,15 +291,8 @@ pub async fn write_marker(
     let marker = if commit { crate::log::batch::CONTROL_COMMIT } else { crate::log::batch::CONTROL_ABORT };
     let info = log.append_marker(producer_id, epoch, marker, 0, now).await.map_err(|e| format!("{tp}: {e}"))?;
     log.sync_to(info.last_offset + 1).await.map_err(|e| format!("{tp}: {e}"))?;
-    match log.until_replicated(info.last_offset + 1, MARKER_REPLICATION_TIMEOUT).await {
-        Some(true) => Ok(()),
-        Some(false) => Err(format!("{tp}: stopped being led here before its replicas had the marker")),
-        None => Err(format!("{tp}: the in-sync replicas did not have the marker within 5 s")),
-    }
+    crate::internal::replicated(log, tp, info.last_offset + 1).await
 }
-
-/// How long a marker waits for the partition's in-sync replicas (as a coordinator's write).
-const MARKER_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The topic configs a topic runs with and DescribeConfigs reports: a user topic's own
 /// overrides; the internal topics' are the node's — compacted by their coordinators (see
