@@ -84,6 +84,8 @@ CRATE_VERSIONS = {
     "WriteTxnMarkersRequest": (1, 1),
     "ElectLeadersRequest": (0, 2),
     "OffsetForLeaderEpochRequest": (2, 4),
+    "AlterPartitionReassignmentsRequest": (0, 1),
+    "ListPartitionReassignmentsRequest": (0, 0),
 }
 
 # Message name -> the lowest version the node decodes itself, below the crate's range.
@@ -169,6 +171,13 @@ def amend_delete_records(spec):
     spec["flexibleVersions"] = "2+"
 
 
+def amend_alter_partition_reassignments(spec):
+    # v1 adds AllowReplicationFactorChange after TimeoutMs (KIP-860).
+    spec["validVersions"] = "0-1"
+    at = spec["fields"].index(field(spec, "TimeoutMs")) + 1
+    spec["fields"].insert(at, {"name": "AllowReplicationFactorChange", "type": "bool", "versions": "1+"})
+
+
 def amend_list_offsets(spec):
     # Kafka 4.0 dropped v0 (KIP-896); Kafka 3.9's spec has it: MaxNumOffsets, v0 only,
     # after Timestamp (v1 removed it).
@@ -212,6 +221,7 @@ AMENDMENTS = {
     # v4 and v5: same layout (KIP-890 parts 1 and 2).
     "TxnOffsetCommitRequest": amend_same_layout("0-5"),
     "DeleteRecordsRequest": amend_delete_records,
+    "AlterPartitionReassignmentsRequest": amend_alter_partition_reassignments,
 }
 
 

@@ -22,6 +22,8 @@ pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = E::PreferredLeaderNotAvailable.c
 pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = E::EligibleLeadersNotAvailable.code();
 /// ElectLeaders: the partition already has the leader asked for.
 pub const ELECTION_NOT_NEEDED: i16 = E::ElectionNotNeeded.code();
+/// AlterPartitionReassignments: a cancellation for a partition that is not being moved.
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = E::NoReassignmentInProgress.code();
 /// Retriable: the leader epoch a client sent is older than this leader's (its metadata is
 /// stale); it refreshes metadata and asks again.
 pub const FENCED_LEADER_EPOCH: i16 = E::FencedLeaderEpoch.code();
@@ -90,6 +92,7 @@ mod tests {
             (NOT_LEADER_OR_FOLLOWER, 6),
             (NOT_COORDINATOR, 16),
             (INVALID_REPLICA_ASSIGNMENT, 39),
+            (NO_REASSIGNMENT_IN_PROGRESS, 85),
             (INVALID_CONFIG, 40),
             (INVALID_REQUEST, 42),
             (KAFKA_STORAGE_ERROR, 56),

@@ -467,6 +467,7 @@ mod tests {
     use kafka_protocol::messages::add_partitions_to_txn_request::{
         AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
     };
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
     use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
@@ -480,6 +481,7 @@ mod tests {
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use kafka_protocol::messages::leave_group_request::MemberIdentity;
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
     use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
@@ -564,6 +566,8 @@ mod tests {
         27 => WriteTxnMarkersRequest,
         43 => ElectLeadersRequest,
         23 => OffsetForLeaderEpochRequest,
+        45 => AlterPartitionReassignmentsRequest,
+        46 => ListPartitionReassignmentsRequest,
     }
 
     /// Versions below the crate's that the node decodes itself (`api::legacy`), with the
@@ -1048,6 +1052,38 @@ mod tests {
         }
     }
 
+    fn alter_partition_reassignments(v: i16) -> AlterPartitionReassignmentsRequest {
+        let moved = ReassignablePartition::default()
+            .with_partition_index(1)
+            .with_replicas(Some(vec![BrokerId(3), BrokerId(1)]))
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        let cancelled = ReassignablePartition::default().with_partition_index(2).with_replicas(None);
+        let topic = ReassignableTopic::default()
+            .with_name(TopicName(s("events")))
+            .with_partitions(vec![moved, cancelled])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![topic, ReassignableTopic::default()])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        if v >= 1 {
+            request.with_allow_replication_factor_change(false)
+        } else {
+            request
+        }
+    }
+
+    fn list_partition_reassignments(_v: i16) -> ListPartitionReassignmentsRequest {
+        let topic = ListPartitionReassignmentsTopics::default()
+            .with_name(TopicName(s("events")))
+            .with_partition_indexes(vec![0, 5])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown());
+        ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(Some(vec![topic, ListPartitionReassignmentsTopics::default()]))
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    }
+
     fn write_txn_markers(_v: i16) -> WriteTxnMarkersRequest {
         let topic = WritableTxnMarkerTopic::default()
             .with_name(TopicName(s("events")))
@@ -1406,6 +1442,8 @@ mod tests {
         each(27, write_txn_markers, &mut out);
         each(43, elect_leaders, &mut out);
         each(23, offset_for_leader_epoch, &mut out);
+        each(45, alter_partition_reassignments, &mut out);
+        each(46, list_partition_reassignments, &mut out);
         out.extend(legacy_samples());
         out
     }

@@ -205,7 +205,7 @@ async fn shard_main(
     }
     let topics: Vec<_> = setup.registry.topics().cloned().collect();
     for info in topics {
-        shard.apply_topic(info).await?;
+        shard.apply_topic(info, false).await?;
     }
     shard.start_coordinators().await?;
     let listener = bind_listener(id, &args.listen, &startup)?;
@@ -232,7 +232,7 @@ async fn shard_main(
         if let Some(records) = quorum.take_applied() {
             glommio::spawn_local(follow_topic_records(shard.clone(), records)).detach();
         }
-        glommio::spawn_local(register_broker(quorum, c.node_id, host, port, cluster_id)).detach();
+        glommio::spawn_local(register_broker(shard.clone(), quorum, c.node_id, host, port, cluster_id)).detach();
     }
     let admin_addr = match (&args.admin, id) {
         (Some(addr), 0) => {
@@ -286,15 +286,28 @@ async fn shard_main(
 
 /// Registers this node's Kafka listener in the quorum (KRaft's broker registration), retrying
 /// until a leader commits it: until then the cluster does not list this broker. Proposes this
-/// node's cluster id first: the first one committed becomes the cluster's.
-async fn register_broker(quorum: Rc<crate::quorum::Quorum>, id: i32, host: String, port: i32, cluster_id: String) {
+/// node's cluster id first: the first one committed becomes the cluster's. Once this node
+/// has applied its registration (it has caught up), deletes its copies of partitions
+/// reassigned away while it was down (`Shard::delete_strays`).
+async fn register_broker(
+    shard: Rc<Shard>,
+    quorum: Rc<crate::quorum::Quorum>,
+    id: i32,
+    host: String,
+    port: i32,
+    cluster_id: String,
+) {
     use crate::quorum::Record;
-    let incarnation = rand_incarnation();
+    let incarnation = quorum.incarnation();
     let records = [Record::SetClusterId { id: cluster_id }, Record::RegisterBroker { id, host, port, incarnation }];
     for record in records {
         while let Err(e) = quorum.propose(record.clone(), Duration::from_secs(10)).await {
             eprintln!("sluice: broker registration not committed yet: {e}");
         }
+    }
+    while quorum.until_caught_up(Duration::from_secs(60)).await.is_err() {}
+    if let Err(e) = shard.delete_strays().await {
+        eprintln!("sluice: deleting copies of partitions reassigned away: {e}");
     }
 }
 
@@ -328,12 +341,6 @@ async fn follow_topic_records(
             eprintln!("sluice: applying the metadata log: {e}");
         }
     }
-}
-
-/// Tells this start of the node from its earlier ones (KRaft's incarnation id).
-fn rand_incarnation() -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    (nanos as u64) ^ ((std::process::id() as u64) << 32)
 }
 
 /// Shares of the load sampler's task queue against the default queue's 1000: it runs once a

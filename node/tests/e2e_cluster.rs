@@ -1448,3 +1448,203 @@ fn the_cluster_wide_broker_default_reaches_every_node() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// AlterPartitionReassignments (v1) from a raw client: (partition, target or None to
+/// cancel) each; the error code per partition, in the order asked.
+fn reassign(node: &Node, topic: &str, moves: &[(i32, Option<Vec<i32>>)], allow_rf_change: bool) -> Vec<i16> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse};
+    let mut codes = Vec::new();
+    // One request per partition: a request names each partition once.
+    for (p, target) in moves {
+        let mut c = Client::connect_from(node.bootstrap(), TEST_SOURCE);
+        let partition = ReassignablePartition::default()
+            .with_partition_index(*p)
+            .with_replicas(target.as_ref().map(|t| t.iter().map(|&b| BrokerId(b)).collect()));
+        let wanted =
+            ReassignableTopic::default().with_name(support::wire::name(topic)).with_partitions(vec![partition]);
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(15_000)
+            .with_allow_replication_factor_change(allow_rf_change)
+            .with_topics(vec![wanted]);
+        c.send(ApiKey::AlterPartitionReassignments, 1, &request);
+        let r: AlterPartitionReassignmentsResponse = c.recv(ApiKey::AlterPartitionReassignments, 1);
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        codes.push(r.responses[0].partitions[0].error_code);
+    }
+    codes
+}
+
+/// Waits until `gone` is fenced: out of the brokers `watchers` list, and not the
+/// controller (kafka-python sends its admin requests to the controller, and its first
+/// Metadata to any broker listed, without trying another).
+fn until_unlisted(watchers: &[&Node], gone: i32) {
+    support::wait_for("a killed node to be fenced", SETTLE, String::new, || {
+        watchers.iter().all(|w| {
+            let (brokers, controller, _) = metadata(w);
+            controller != gone && brokers.iter().all(|b| b.0 != gone as i64)
+        })
+    });
+}
+
+/// kafka-python's list_partition_reassignments through `node`: "topic/p" → (replicas,
+/// adding, removing).
+fn ongoing_moves(node: &Node) -> Vec<(String, Vec<i64>, Vec<i64>, Vec<i64>)> {
+    let v = support::py_json(node, "reassign_admin.py", &["--bootstrap", node.bootstrap()]);
+    let ids = |x: &Value| x.as_array().unwrap().iter().map(|b| b.as_i64().unwrap()).collect::<Vec<_>>();
+    let mut out: Vec<_> = v["ongoing"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(tp, m)| (tp.clone(), ids(&m["replicas"]), ids(&m["adding_replicas"]), ids(&m["removing_replicas"])))
+        .collect();
+    out.sort();
+    out
+}
+
+/// kafka-python's alter_partition_reassignments of partition 0 of `topic` through `node`:
+/// None when accepted, else the error class's name.
+fn py_reassign(node: &Node, topic: &str, target: Option<&[i32]>) -> Value {
+    let replicas = target.map(|t| t.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(","));
+    let mut args = vec!["--bootstrap".to_string(), node.bootstrap().to_string(), "--topic".into(), topic.into()];
+    match replicas {
+        Some(r) => args.extend(["--replicas".to_string(), r]),
+        None => args.push("--cancel".into()),
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    support::py_json(node, "reassign_admin.py", &args)["result"].clone()
+}
+
+/// Issue #15 Build 4, reassignments (KIP-455), as `kafka-reassign-partitions.sh` and the
+/// admin clients drive them. A partition with two replicas, one of them its leader, is moved
+/// off that leader to the third node:
+/// - bad requests get Kafka's codes: an unknown broker, an empty or doubled replica list
+///   (INVALID_REPLICA_ASSIGNMENT), an unknown partition (UNKNOWN_TOPIC_OR_PARTITION), a
+///   cancellation with nothing to cancel (NO_REASSIGNMENT_IN_PROGRESS), a changed
+///   replication factor with `allow_replication_factor_change` false (INVALID_REPLICATION_FACTOR);
+/// - with the third node down the move waits, listed with its adding and removing replicas,
+///   while acks=all goes on through the old replicas; cancelled, the partition is as before;
+/// - moved with the node back, the newcomer copies the log, the move ends by itself, the
+///   newcomer leads in a later epoch, the old leader deletes its copy, the newcomer's log is
+///   the remaining replica's byte for byte, and every record is there once.
+#[test]
+fn a_partition_reassigned_off_its_leader_moves_whole_and_a_waiting_move_can_be_cancelled() {
+    let voters = voters();
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node(i, &voters)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create_topic(&nodes[0], "moving", 1, 2), (0, String::new()));
+    let before = until_topic_ready(&nodes, "moving", 1, 2)[0].clone();
+    let leaving = before.leader;
+    let staying = *before.replicas.iter().find(|&&r| r != leaving).unwrap();
+    let newcomer = (1..=3).find(|n| !before.replicas.contains(n)).unwrap();
+    let (l, s, n) = (leaving as usize - 1, staying as usize - 1, newcomer as usize - 1);
+    let lines: Vec<String> = (0..300).map(|i| format!("k{i}:v{i}")).collect();
+    produce_all(&bootstrap(&nodes), "moving", &lines[..100], &nodes[s]);
+
+    let bad = reassign(
+        &nodes[s],
+        "moving",
+        &[
+            (0, Some(vec![9, staying])),
+            (0, Some(vec![])),
+            (0, Some(vec![staying, staying])),
+            (7, Some(vec![1])),
+            (0, None),
+        ],
+        true,
+    );
+    assert_eq!(bad, vec![39, 39, 39, 3, 85]);
+    assert_eq!(reassign(&nodes[s], "moving", &[(0, Some(vec![newcomer]))], false), vec![38]);
+
+    nodes[n].kill();
+    until_unlisted(&[&nodes[l], &nodes[s]], newcomer);
+    assert_eq!(py_reassign(&nodes[s], "moving", Some(&[newcomer, staying])), Value::Null);
+    let pending = (
+        "moving/0".to_string(),
+        vec![newcomer as i64, staying as i64, leaving as i64],
+        vec![newcomer as i64],
+        vec![leaving as i64],
+    );
+    support::wait_for(
+        "the move listed on the nodes up",
+        SETTLE,
+        || format!("{:?}", ongoing_moves(&nodes[l])),
+        || ongoing_moves(&nodes[l]) == vec![pending.clone()] && ongoing_moves(&nodes[s]) == vec![pending.clone()],
+    );
+    produce_all(&bootstrap(&nodes), "moving", &lines[100..150], &nodes[s]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ongoing_moves(&nodes[s]), vec![pending], "it waits for the newcomer");
+    assert_eq!(py_reassign(&nodes[l], "moving", None), Value::Null, "cancelled");
+    support::wait_for(
+        "the cancellation applied",
+        SETTLE,
+        || format!("{:?}", topic_partitions(&nodes[s], "moving")),
+        || {
+            ongoing_moves(&nodes[s]).is_empty()
+                && topic_partitions(&nodes[s], "moving").1[0].replicas == before.replicas
+        },
+    );
+    assert_eq!(py_reassign(&nodes[s], "moving", None), Value::from("NoReassignmentInProgressError"));
+    assert_eq!(topic_partitions(&nodes[s], "moving").1[0].leader, leaving, "the leader stays through a cancellation");
+
+    let moved = Instant::now();
+    assert_eq!(reassign(&nodes[l], "moving", &[(0, Some(vec![newcomer, staying]))], false), vec![0]);
+    nodes[n].restart();
+    produce_all(&bootstrap(&nodes), "moving", &lines[150..], &nodes[s]);
+    let mut target = vec![newcomer, staying];
+    target.sort();
+    support::wait_for(
+        "the move to end",
+        SETTLE,
+        || format!("{:?}", topic_partitions(&nodes[s], "moving")),
+        || {
+            let p = &topic_partitions(&nodes[s], "moving").1[0];
+            p.replicas == target && p.isr == target && p.leader == newcomer && ongoing_moves(&nodes[s]).is_empty()
+        },
+    );
+    eprintln!("the move ended {:?} after it was asked for, the newcomer restarted meanwhile", moved.elapsed());
+    let after = topic_partitions(&nodes[s], "moving").1[0].clone();
+    assert!(after.leader_epoch > before.leader_epoch, "epochs {} -> {}", before.leader_epoch, after.leader_epoch);
+    let old_copy = nodes[l].data_dir().join("moving-0");
+    support::wait_for("the old leader to delete its copy", SETTLE, || format!("{old_copy:?}"), || !old_copy.exists());
+    let reference = segment_bytes(&nodes[s], "moving", 0);
+    assert!(!reference.is_empty());
+    support::wait_for("the newcomer's log to be the other replica's", SETTLE, String::new, || {
+        segment_bytes(&nodes[n], "moving", 0) == reference
+    });
+    let mut expected = lines.clone();
+    expected.sort();
+    assert_eq!(consume_all(&bootstrap(&nodes), "moving", &nodes[s]), expected);
+
+    // Moved off a node that is down: it deletes its copy when it is back and has caught up
+    // with the metadata log (not before: what it replays first is older than its copy).
+    nodes[s].kill();
+    until_unlisted(&[&nodes[l], &nodes[n]], staying);
+    assert_eq!(py_reassign(&nodes[n], "moving", Some(&[newcomer, leaving])), Value::Null);
+    let mut target = vec![newcomer, leaving];
+    target.sort();
+    support::wait_for(
+        "the second move to end",
+        SETTLE,
+        || format!("{:?}", topic_partitions(&nodes[n], "moving")),
+        || {
+            let p = &topic_partitions(&nodes[n], "moving").1[0];
+            p.replicas == target && p.isr == target && ongoing_moves(&nodes[n]).is_empty()
+        },
+    );
+    let stale_copy = nodes[s].data_dir().join("moving-0");
+    assert!(stale_copy.exists());
+    nodes[s].restart();
+    support::wait_for(
+        "the returning node to delete its copy",
+        SETTLE,
+        || format!("{stale_copy:?}"),
+        || !stale_copy.exists(),
+    );
+    let reference = segment_bytes(&nodes[n], "moving", 0);
+    support::wait_for("the re-added node's log to be the leader's", SETTLE, String::new, || {
+        segment_bytes(&nodes[l], "moving", 0) == reference
+    });
+    assert_eq!(consume_all(&bootstrap(&nodes), "moving", &nodes[n]), expected);
+}

@@ -37,6 +37,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
+pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -63,6 +64,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, create_partitions::VERSIONS.0, create_partitions::VERSIONS.1),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS.0, describe_cluster::VERSIONS.1),
     (ApiKey::ElectLeaders, elect_leaders::VERSIONS.0, elect_leaders::VERSIONS.1),
+    (
+        ApiKey::AlterPartitionReassignments,
+        partition_reassignments::ALTER_VERSIONS.0,
+        partition_reassignments::ALTER_VERSIONS.1,
+    ),
+    (
+        ApiKey::ListPartitionReassignments,
+        partition_reassignments::LIST_VERSIONS.0,
+        partition_reassignments::LIST_VERSIONS.1,
+    ),
     (ApiKey::FindCoordinator, find_coordinator::VERSIONS.0, find_coordinator::VERSIONS.1),
     (ApiKey::JoinGroup, join_group::VERSIONS.0, join_group::VERSIONS.1),
     (ApiKey::SyncGroup, sync_group::VERSIONS.0, sync_group::VERSIONS.1),
@@ -158,6 +169,8 @@ pub async fn dispatch(shard: &Rc<Shard>, req: Request) -> Result<Option<Response
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(shard, &req).await.map(Some),
         ApiKey::WriteTxnMarkers => write_txn_markers::handle(shard, &req).await.map(Some),
         ApiKey::ElectLeaders => elect_leaders::handle(shard, &req).await.map(Some),
+        ApiKey::AlterPartitionReassignments => partition_reassignments::alter(shard, &req).await.map(Some),
+        ApiKey::ListPartitionReassignments => partition_reassignments::list(shard, &req).await.map(Some),
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, &req).await.map(Some),
         ApiKey::DescribeTransactions => describe_transactions::handle(shard, &req).await.map(Some),
         ApiKey::ListTransactions => list_transactions::handle(shard, &req).await.map(Some),

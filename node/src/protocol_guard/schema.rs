@@ -460,6 +460,32 @@ static INCREMENTAL_ALTER_CONFIGS_REQUEST: [Field; 2] = [
     Field { name: "ValidateOnly", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
 ];
 
+static ALTER_PARTITION_REASSIGNMENTS_REQUEST__REASSIGNABLE_PARTITION: [Field; 2] = [
+    Field { name: "PartitionIndex", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "Replicas", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static ALTER_PARTITION_REASSIGNMENTS_REQUEST__REASSIGNABLE_TOPIC: [Field; 2] = [
+    Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "Partitions", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&ALTER_PARTITION_REASSIGNMENTS_REQUEST__REASSIGNABLE_PARTITION) },
+];
+
+static ALTER_PARTITION_REASSIGNMENTS_REQUEST: [Field; 3] = [
+    Field { name: "TimeoutMs", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "AllowReplicationFactorChange", versions: Versions::from(1), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Bool },
+    Field { name: "Topics", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&ALTER_PARTITION_REASSIGNMENTS_REQUEST__REASSIGNABLE_TOPIC) },
+];
+
+static LIST_PARTITION_REASSIGNMENTS_REQUEST__LIST_PARTITION_REASSIGNMENTS_TOPICS: [Field; 2] = [
+    Field { name: "Name", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::String },
+    Field { name: "PartitionIndexes", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: true, ty: Type::Int32 },
+];
+
+static LIST_PARTITION_REASSIGNMENTS_REQUEST: [Field; 2] = [
+    Field { name: "TimeoutMs", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
+    Field { name: "Topics", versions: Versions::from(0), nullable: Versions::from(0), tagged: Versions::NONE, tag: 0, array: true, ty: Type::Struct(&LIST_PARTITION_REASSIGNMENTS_REQUEST__LIST_PARTITION_REASSIGNMENTS_TOPICS) },
+];
+
 static OFFSET_DELETE_REQUEST__OFFSET_DELETE_REQUEST_PARTITION: [Field; 1] = [
     Field { name: "PartitionIndex", versions: Versions::from(0), nullable: Versions::NONE, tagged: Versions::NONE, tag: 0, array: false, ty: Type::Int32 },
 ];
@@ -770,6 +796,22 @@ static INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE: Message = Message {
     fields: &INCREMENTAL_ALTER_CONFIGS_REQUEST,
 };
 
+static ALTER_PARTITION_REASSIGNMENTS_REQUEST_MESSAGE: Message = Message {
+    name: "AlterPartitionReassignmentsRequest",
+    api_key: 45,
+    valid: Versions::new(0, 1),
+    flexible: Versions::from(0),
+    fields: &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
+};
+
+static LIST_PARTITION_REASSIGNMENTS_REQUEST_MESSAGE: Message = Message {
+    name: "ListPartitionReassignmentsRequest",
+    api_key: 46,
+    valid: Versions::new(0, 0),
+    flexible: Versions::from(0),
+    fields: &LIST_PARTITION_REASSIGNMENTS_REQUEST,
+};
+
 static OFFSET_DELETE_REQUEST_MESSAGE: Message = Message {
     name: "OffsetDeleteRequest",
     api_key: 47,
@@ -860,6 +902,8 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
         42 => Some(&DELETE_GROUPS_REQUEST_MESSAGE),
         43 => Some(&ELECT_LEADERS_REQUEST_MESSAGE),
         44 => Some(&INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE),
+        45 => Some(&ALTER_PARTITION_REASSIGNMENTS_REQUEST_MESSAGE),
+        46 => Some(&LIST_PARTITION_REASSIGNMENTS_REQUEST_MESSAGE),
         47 => Some(&OFFSET_DELETE_REQUEST_MESSAGE),
         60 => Some(&DESCRIBE_CLUSTER_REQUEST_MESSAGE),
         61 => Some(&DESCRIBE_PRODUCERS_REQUEST_MESSAGE),
@@ -873,7 +917,7 @@ pub(super) fn message(api_key: i16) -> Option<&'static Message> {
 
 /// Every generated message, by API key.
 #[cfg(test)]
-pub(super) static MESSAGES: [&Message; 38] = [
+pub(super) static MESSAGES: [&Message; 40] = [
     &PRODUCE_REQUEST_MESSAGE,
     &FETCH_REQUEST_MESSAGE,
     &LIST_OFFSETS_REQUEST_MESSAGE,
@@ -905,6 +949,8 @@ pub(super) static MESSAGES: [&Message; 38] = [
     &DELETE_GROUPS_REQUEST_MESSAGE,
     &ELECT_LEADERS_REQUEST_MESSAGE,
     &INCREMENTAL_ALTER_CONFIGS_REQUEST_MESSAGE,
+    &ALTER_PARTITION_REASSIGNMENTS_REQUEST_MESSAGE,
+    &LIST_PARTITION_REASSIGNMENTS_REQUEST_MESSAGE,
     &OFFSET_DELETE_REQUEST_MESSAGE,
     &DESCRIBE_CLUSTER_REQUEST_MESSAGE,
     &DESCRIBE_PRODUCERS_REQUEST_MESSAGE,

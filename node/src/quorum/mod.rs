@@ -85,6 +85,14 @@ pub enum Record {
     /// KRaft's `PartitionChangeRecord`: partition `partition`'s leader (-1: none), leader
     /// epoch and in-sync replicas.
     PartitionChange { name: String, id: u128, partition: i32, leader: i32, leader_epoch: i32, isr: Vec<i32> },
+    /// AlterPartitionReassignments for one partition (KIP-455; KRaft writes it as a
+    /// `PartitionChangeRecord` with adding and removing replicas): move it to `target`
+    /// (None: cancel the pending move). Applied as `TopicRecord::reassign` says.
+    Reassign { name: String, id: u128, partition: i32, target: Option<Vec<i32>> },
+    /// The end of a reassignment, once every target replica is in sync: the replicas being
+    /// removed go. Stands only if the leader epoch is still `leader_epoch` and the target
+    /// is still in sync (`TopicRecord::finish_reassignment`).
+    FinishReassignment { name: String, id: u128, partition: i32, leader_epoch: i32 },
 }
 
 /// What shard 0 acts on as topic records apply: a topic as it now is, or its deletion.
@@ -103,7 +111,7 @@ pub enum TopicChange {
 }
 
 /// A topic as the metadata log holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
     pub id: u128,
     /// Each partition's leader.
@@ -118,6 +126,17 @@ pub struct TopicRecord {
     /// Each partition's in-sync replicas (absent: all its replicas).
     #[serde(default)]
     pub isr: Vec<Vec<i32>>,
+    /// Partitions being reassigned, by index: their replicas are the target's followed by
+    /// those being removed.
+    #[serde(default)]
+    pub reassigning: BTreeMap<i32, Reassigning>,
+}
+
+/// A partition's reassignment in progress (Kafka's adding and removing replicas).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassigning {
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 impl TopicRecord {
@@ -134,6 +153,91 @@ impl TopicRecord {
 
     pub fn isr_of(&self, p: usize) -> Vec<i32> {
         self.isr.get(p).cloned().unwrap_or_else(|| self.replicas_of(p))
+    }
+
+    /// Where a reassignment of partition `p` is heading: its replicas without those being
+    /// removed.
+    pub fn target_of(&self, p: usize) -> Vec<i32> {
+        let removing = self.reassigning.get(&(p as i32)).map(|r| r.removing.as_slice()).unwrap_or_default();
+        self.replicas_of(p).into_iter().filter(|r| !removing.contains(r)).collect()
+    }
+
+    /// Gives every partition its own leader epoch and ISR entry, so one can be changed.
+    fn expand(&mut self) {
+        let n = self.nodes.len();
+        if self.leader_epochs.len() < n {
+            self.leader_epochs.resize(n, 0);
+        }
+        if self.isr.len() < n {
+            let all: Vec<Vec<i32>> = (0..n).map(|q| self.isr_of(q)).collect();
+            self.isr = all;
+        }
+        if self.replicas.len() < n {
+            let all: Vec<Vec<i32>> = (0..n).map(|q| self.replicas_of(q)).collect();
+            self.replicas = all;
+        }
+    }
+
+    /// Starts (or replaces, or with None cancels) partition `p`'s reassignment, as Kafka's
+    /// controller does: from the replicas it had before any move in progress (`original`),
+    /// the replicas become the target followed by the original ones not in it; those are
+    /// removed once the target is in sync (`finish_reassignment`). A cancellation goes back
+    /// to the original replicas. Replicas leaving the set leave the ISR; if the leader
+    /// leaves, the first live in-sync replica left leads, and the leader epoch moves on
+    /// whenever a replica leaves, so it is fenced. Returns false if nothing changed.
+    pub fn reassign(&mut self, p: usize, target: Option<&[i32]>, live: impl Fn(i32) -> bool) -> bool {
+        if p >= self.nodes.len() {
+            return false;
+        }
+        self.expand();
+        let pending = self.reassigning.remove(&(p as i32)).unwrap_or_default();
+        let original: Vec<i32> = self.replicas[p].iter().copied().filter(|r| !pending.adding.contains(r)).collect();
+        let replicas: Vec<i32> = match target {
+            Some(t) => t.iter().chain(original.iter().filter(|r| !t.contains(r))).copied().collect(),
+            None => original.clone(),
+        };
+        if let Some(t) = target {
+            let adding: Vec<i32> = t.iter().copied().filter(|r| !original.contains(r)).collect();
+            let removing: Vec<i32> = original.iter().copied().filter(|r| !t.contains(r)).collect();
+            if !adding.is_empty() || !removing.is_empty() {
+                self.reassigning.insert(p as i32, Reassigning { adding, removing });
+            }
+        }
+        self.set_replicas(p, replicas, live)
+    }
+
+    /// Ends partition `p`'s reassignment if its target is all in sync (the proposer saw
+    /// leader epoch `epoch`): the removed replicas go (see `reassign`).
+    pub fn finish_reassignment(&mut self, p: usize, epoch: i32, live: impl Fn(i32) -> bool) -> bool {
+        let target = self.target_of(p);
+        let ready = self.reassigning.contains_key(&(p as i32))
+            && self.epoch_of(p) == epoch
+            && target.iter().all(|r| self.isr_of(p).contains(r));
+        if !ready {
+            return false;
+        }
+        self.expand();
+        self.reassigning.remove(&(p as i32));
+        self.set_replicas(p, target, live)
+    }
+
+    fn set_replicas(&mut self, p: usize, replicas: Vec<i32>, live: impl Fn(i32) -> bool) -> bool {
+        let removed = self.replicas[p].iter().any(|r| !replicas.contains(r));
+        let isr: Vec<i32> = self.isr[p].iter().copied().filter(|r| replicas.contains(r)).collect();
+        let leader = self.nodes[p];
+        let new_leader = if replicas.contains(&leader) {
+            leader
+        } else {
+            replicas.iter().copied().find(|&r| live(r) && isr.contains(&r)).unwrap_or(-1)
+        };
+        let changed = removed || self.replicas[p] != replicas || self.isr[p] != isr || new_leader != leader;
+        if removed || new_leader != leader {
+            self.leader_epochs[p] += 1;
+        }
+        self.replicas[p] = replicas;
+        self.isr[p] = if isr.is_empty() && new_leader >= 0 { vec![new_leader] } else { isr };
+        self.nodes[p] = new_leader;
+        changed
     }
 }
 
@@ -191,6 +295,13 @@ pub enum Election {
     /// first live replica (data it lacks is lost, as Kafka's unclean election).
     Unclean,
 }
+
+/// One partition's answer to AlterPartitionReassignments, or a partition of
+/// ListPartitionReassignments.
+pub type PartitionAnswer = (String, i32, i16, Option<String>);
+
+/// A partition being reassigned: topic, partition, replicas, adding, removing.
+pub type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
 
 /// One entry of `controller.quorum.voters`: `ID@HOST:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +390,8 @@ pub struct Quorum {
     settings: Settings,
     /// Topic records as they apply, for shard 0 to act on (`take_applied`).
     applied: RefCell<Option<glommio::channels::local_channel::LocalReceiver<TopicChange>>>,
+    /// Tells this start of the node from its earlier ones (KRaft's incarnation id).
+    incarnation: u64,
 }
 
 /// How often the leader sends heartbeats, and the election timeout's range (KRaft:
@@ -339,7 +452,10 @@ impl Quorum {
             }
         }
         let applied = RefCell::new(Some(applied));
-        let quorum = Rc::new(Quorum { node_id, raft, state, voters: voters.to_vec(), view, heard, settings, applied });
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let incarnation = (nanos as u64) ^ ((std::process::id() as u64) << 32);
+        let voters = voters.to_vec();
+        let quorum = Rc::new(Quorum { node_id, raft, state, voters, view, heard, settings, applied, incarnation });
         glommio::spawn_local(follow_leader(Rc::downgrade(&quorum))).detach();
         glommio::spawn_local(send_heartbeats(Rc::downgrade(&quorum))).detach();
         glommio::spawn_local(fence_silent_brokers(Rc::downgrade(&quorum))).detach();
@@ -538,6 +654,120 @@ impl Quorum {
         out
     }
 
+    /// AlterPartitionReassignments (KIP-455): checks each partition's request as Kafka's
+    /// controller does and commits the change (`TopicRecord::reassign`); (topic,
+    /// partition, error, message) each. The data moves afterwards: new replicas copy the
+    /// leader, and once all of the target is in sync the quorum's leader ends the move
+    /// (`reassignment_changes`). `allow_rf_change` false (KIP-860) refuses a target of
+    /// another size than the replicas before the move.
+    pub async fn alter_reassignments(
+        &self,
+        wanted: Vec<(String, Vec<(i32, Option<Vec<i32>>)>)>,
+        allow_rf_change: bool,
+    ) -> Vec<PartitionAnswer> {
+        let mut out = Vec::new();
+        if let Err(e) = self.until_caught_up(Duration::from_secs(10)).await {
+            let all = wanted.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |(p, _)| (t.clone(), p)));
+            return all.map(|(t, p)| (t, p, crate::errors::REQUEST_TIMED_OUT, Some(e.clone()))).collect();
+        }
+        for (topic, partitions) in wanted {
+            for (p, target) in partitions {
+                let result = match self.reassignment(&topic, p, target, allow_rf_change) {
+                    Ok(record) => self
+                        .propose(record, Duration::from_secs(10))
+                        .await
+                        .map_err(|e| (crate::errors::REQUEST_TIMED_OUT, e)),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => out.push((topic.clone(), p, crate::errors::NONE, None)),
+                    Err((code, why)) => out.push((topic.clone(), p, code, Some(why))),
+                }
+            }
+        }
+        out
+    }
+
+    /// The record for one partition's AlterPartitionReassignments, or why there is none.
+    fn reassignment(
+        &self,
+        topic: &str,
+        p: i32,
+        target: Option<Vec<i32>>,
+        allow_rf_change: bool,
+    ) -> Result<Record, (i16, String)> {
+        use crate::errors;
+        let state = self.state.borrow();
+        let Some(t) = state.topics.get(topic).filter(|t| p >= 0 && (p as usize) < t.nodes.len()) else {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("no partition {topic}-{p}")));
+        };
+        let pending = t.reassigning.get(&p);
+        let record = |target| Record::Reassign { name: topic.to_string(), id: t.id, partition: p, target };
+        let Some(target) = target else {
+            return match pending {
+                Some(_) => Ok(record(None)),
+                None => Err((errors::NO_REASSIGNMENT_IN_PROGRESS, format!("{topic}-{p} is not being reassigned"))),
+            };
+        };
+        let invalid = |why: String| Err((errors::INVALID_REPLICA_ASSIGNMENT, why));
+        if target.is_empty() {
+            return invalid("the replica list is empty".into());
+        }
+        if let Some(r) = target.iter().enumerate().find(|(i, r)| target[..*i].contains(r)).map(|(_, r)| r) {
+            return invalid(format!("broker {r} is listed twice"));
+        }
+        if let Some(r) = target.iter().find(|r| !state.brokers.contains_key(r)) {
+            return invalid(format!("broker {r} is not registered"));
+        }
+        let adding = pending.map(|r| r.adding.as_slice()).unwrap_or_default();
+        let original = t.replicas_of(p as usize).into_iter().filter(|r| !adding.contains(r)).count();
+        if !allow_rf_change && target.len() != original {
+            let why = format!("the replication factor would change from {original} to {}", target.len());
+            return Err((errors::INVALID_REPLICATION_FACTOR, why));
+        }
+        Ok(record(Some(target)))
+    }
+
+    /// ListPartitionReassignments: the partitions being moved (of those asked, or all).
+    pub fn list_reassignments(&self, wanted: Option<Vec<(String, Vec<i32>)>>) -> Vec<Ongoing> {
+        let state = self.state.borrow();
+        let mut out = Vec::new();
+        for (name, t) in &state.topics {
+            let asked: Option<Vec<i32>> = match &wanted {
+                None => None,
+                Some(w) => match w.iter().filter(|(n, _)| n == name).flat_map(|(_, ps)| ps.clone()).collect::<Vec<_>>()
+                {
+                    ps if ps.is_empty() => continue,
+                    ps => Some(ps),
+                },
+            };
+            for (&p, r) in &t.reassigning {
+                if asked.as_ref().is_none_or(|a| a.contains(&p)) {
+                    let replicas = t.replicas_of(p as usize);
+                    out.push((name.clone(), p, replicas, r.adding.clone(), r.removing.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// On the quorum's leader each tick: reassignments whose target is all in sync end.
+    fn reassignment_changes(&self) -> Vec<Record> {
+        let state = self.state.borrow();
+        let mut changes = Vec::new();
+        for (name, t) in &state.topics {
+            for &p in t.reassigning.keys() {
+                let i = p as usize;
+                let isr = t.isr_of(i);
+                if t.target_of(i).iter().all(|r| isr.contains(r)) {
+                    let (name, id, leader_epoch) = (name.clone(), t.id, t.epoch_of(i));
+                    changes.push(Record::FinishReassignment { name, id, partition: p, leader_epoch });
+                }
+            }
+        }
+        changes
+    }
+
     /// Kafka's auto leader rebalance: for each broker leading fewer than
     /// `100 - percent` % of the partitions it is the preferred replica of, elections that
     /// give them back (where it is live and in sync).
@@ -564,6 +794,30 @@ impl Quorum {
             .flat_map(|(_, _, parts)| parts)
             .filter_map(|(topic, p)| self.election(&topic, p, Election::Preferred).ok())
             .collect()
+    }
+
+    /// This start of the node, as its broker registration says.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// This node has applied its own registration of this start (as a KRaft broker is
+    /// caught up once its metadata reaches its registration): what the state says is no
+    /// older than anything this node acted on before it started.
+    pub fn caught_up(&self) -> bool {
+        self.state.borrow().brokers.get(&self.node_id).is_some_and(|b| b.incarnation == self.incarnation)
+    }
+
+    /// Waits until `caught_up`, at most `timeout`.
+    pub async fn until_caught_up(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while !self.caught_up() {
+            if Instant::now() >= deadline {
+                return Err(format!("this node has not caught up with the metadata log within {timeout:?}"));
+            }
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     fn leader(&self) -> Option<i32> {
@@ -699,6 +953,7 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                 }
             }
             let mut changes = q.partition_changes();
+            changes.extend(q.reassignment_changes());
             if let Some((every, percent)) = q.settings.rebalance {
                 if changes.is_empty() && rebalanced.elapsed() >= every {
                     rebalanced = Instant::now();
@@ -725,6 +980,68 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn partition(replicas: &[i32], isr: &[i32]) -> TopicRecord {
+        TopicRecord {
+            nodes: vec![replicas[0]],
+            replicas: vec![replicas.to_vec()],
+            isr: vec![isr.to_vec()],
+            leader_epochs: vec![5],
+            ..Default::default()
+        }
+    }
+
+    fn moving(t: &TopicRecord) -> Option<(Vec<i32>, Vec<i32>)> {
+        t.reassigning.get(&0).map(|r| (r.adding.clone(), r.removing.clone()))
+    }
+
+    #[test]
+    fn a_reassignment_adds_first_removes_once_in_sync_and_fences_what_it_removes() {
+        let live = |_| true;
+        let mut t = partition(&[1, 2], &[1, 2]);
+        assert!(t.reassign(0, Some(&[3, 2]), live));
+        assert_eq!((t.replicas[0].clone(), t.nodes[0], t.epoch_of(0)), (vec![3, 2, 1], 1, 5), "nothing leaves yet");
+        assert_eq!(moving(&t), Some((vec![3], vec![1])));
+        assert!(!t.finish_reassignment(0, 5, live), "3 is not in sync");
+        t.isr[0].push(3);
+        assert!(!t.finish_reassignment(0, 4, live), "proposed against an older epoch");
+        assert!(t.finish_reassignment(0, 5, live));
+        // The leader was removed: the target's first in-sync replica leads, in a new epoch.
+        assert_eq!(
+            (t.replicas[0].clone(), t.isr[0].clone(), t.nodes[0], t.epoch_of(0)),
+            (vec![3, 2], vec![2, 3], 3, 6)
+        );
+        assert_eq!(moving(&t), None);
+        assert!(!t.finish_reassignment(0, 6, live), "nothing left to finish");
+    }
+
+    #[test]
+    fn a_cancelled_or_replaced_reassignment_goes_back_to_the_original_replicas() {
+        let live = |_| true;
+        let mut t = partition(&[1, 2], &[1, 2]);
+        t.reassign(0, Some(&[3, 4]), live);
+        t.isr[0].push(3); // 3 caught up, 4 not yet
+                          // Replaced: the original replicas stay the ones before any move; 3 is dropped.
+        assert!(t.reassign(0, Some(&[4, 1]), live));
+        assert_eq!(t.replicas[0], vec![4, 1, 2]);
+        assert_eq!(moving(&t), Some((vec![4], vec![2])));
+        assert_eq!((t.isr[0].clone(), t.epoch_of(0)), (vec![1, 2], 6), "3 left the replicas: fenced");
+        assert!(t.reassign(0, None, live));
+        assert_eq!((t.replicas[0].clone(), t.isr[0].clone(), t.nodes[0]), (vec![1, 2], vec![1, 2], 1));
+        assert_eq!(moving(&t), None);
+        // A target the partition already has changes nothing.
+        assert!(!t.reassign(0, Some(&[1, 2]), live));
+        assert_eq!(moving(&t), None);
+    }
+
+    #[test]
+    fn a_leader_removed_with_nobody_live_in_sync_leaves_the_partition_leaderless() {
+        let mut t = partition(&[1, 2], &[1]);
+        t.reassign(0, Some(&[2]), |_| true);
+        t.isr[0].push(2);
+        assert!(t.finish_reassignment(0, 5, |b| b != 2));
+        assert_eq!((t.nodes[0], t.isr[0].clone()), (-1, vec![2]));
+    }
 
     #[test]
     fn voters_parse_as_kafka_writes_them_and_mistakes_are_named() {

@@ -279,8 +279,7 @@ impl ClusterState {
                     return None;
                 }
                 let (nodes, configs, replicas) = (nodes.clone(), configs.clone(), replicas.clone());
-                let topic =
-                    TopicRecord { id: *id, nodes, configs, replicas, leader_epochs: Vec::new(), isr: Vec::new() };
+                let topic = TopicRecord { id: *id, nodes, configs, replicas, ..Default::default() };
                 self.topics.insert(name.clone(), topic);
                 return self.topics.get(name).map(|t| upsert(name, t));
             }
@@ -320,6 +319,24 @@ impl ClusterState {
                 topic.configs = configs.clone();
                 return self.topics.get(name).map(|t| upsert(name, t));
             }
+            Record::Reassign { name, id, partition, target } => {
+                let brokers = &self.brokers;
+                let live = |b: i32| brokers.get(&b).is_some_and(|b| !b.fenced);
+                let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
+                if *partition < 0 || !topic.reassign(*partition as usize, target.as_deref(), live) {
+                    return None;
+                }
+                return self.topics.get(name).map(|t| upsert(name, t));
+            }
+            Record::FinishReassignment { name, id, partition, leader_epoch } => {
+                let brokers = &self.brokers;
+                let live = |b: i32| brokers.get(&b).is_some_and(|b| !b.fenced);
+                let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
+                if *partition < 0 || !topic.finish_reassignment(*partition as usize, *leader_epoch, live) {
+                    return None;
+                }
+                return self.topics.get(name).map(|t| upsert(name, t));
+            }
             Record::SetClusterConfigs { configs } => {
                 self.cluster_configs = Some(configs.clone());
                 return Some(TopicChange::ClusterConfigs(configs.clone()));
@@ -338,14 +355,7 @@ impl ClusterState {
                 {
                     return None;
                 }
-                let n = topic.nodes.len();
-                if topic.leader_epochs.len() < n {
-                    topic.leader_epochs.resize(n, 0);
-                }
-                if topic.isr.len() < n {
-                    let all: Vec<Vec<i32>> = (0..n).map(|q| topic.isr_of(q)).collect();
-                    topic.isr = all;
-                }
+                topic.expand();
                 topic.nodes[p] = *leader;
                 topic.leader_epochs[p] = *leader_epoch;
                 topic.isr[p] = isr.clone();
@@ -392,7 +402,9 @@ impl ClusterState {
             | Record::GrowTopic { .. }
             | Record::SetTopicConfigs { .. }
             | Record::SetClusterConfigs { .. }
-            | Record::PartitionChange { .. } => {}
+            | Record::PartitionChange { .. }
+            | Record::Reassign { .. }
+            | Record::FinishReassignment { .. } => {}
         }
         None
     }

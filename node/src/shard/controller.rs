@@ -150,6 +150,8 @@ impl Shard {
         configs: BTreeMap<String, String>,
     ) -> Result<TopicInfo, (i16, String)> {
         let exists = || (errors::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"));
+        // A node just started knows the topics only once it has replayed the metadata log.
+        quorum.until_caught_up(CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
         if quorum.topic(name).is_some() || self.registry.borrow().get(name).is_some() {
             return Err(exists());
         }
@@ -321,20 +323,52 @@ impl Shard {
         let owned: Vec<TopicPartition> =
             self.logs.borrow().keys().filter(|tp| tp.topic == name && tp.partition >= from).cloned().collect();
         for tp in owned {
-            self.stop_replica_fetcher(&tp);
-            if let Some(log) = self.logs.borrow_mut().remove(&tp) {
-                log.stop_cleaning();
-            }
-            self.load.borrow_mut().forget(&tp);
-            let dir = self.setup.data_dir.join(tp.dir_name());
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))?;
+            self.drop_partition(&tp)?;
         }
         Ok(())
     }
 
+    /// Forgets partition `tp` on this shard (it stays in the registry) and deletes its
+    /// directory: its topic is gone, or this node is no longer one of its replicas.
+    fn drop_partition(&self, tp: &TopicPartition) -> Result<(), String> {
+        self.close_stray(tp);
+        let dir = self.setup.data_dir.join(tp.dir_name());
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))
+    }
+
+    /// Once this node has caught up with the metadata log after its start (shard 0): the
+    /// copies it held of partitions reassigned away while it was down, which the records it
+    /// replayed first could not tell apart from copies newer than them, are deleted.
+    pub async fn delete_strays(self: &Rc<Self>) -> Result<(), String> {
+        let _permit = self.controller.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
+        let Some(quorum) = self.quorum.borrow().clone() else { return Ok(()) };
+        let topics: Vec<TopicInfo> = self.registry.borrow().topics().cloned().collect();
+        // Topics whose latest record this node has acted on; the others' records are still
+        // to be acted on, and do it then.
+        for info in topics.iter().filter(|t| quorum.topic(&t.name).is_some_and(|q| q.replicas == t.replicas)) {
+            self.broadcast_topic(info).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops serving and copying partition `tp` here; its files stay.
+    fn close_stray(&self, tp: &TopicPartition) {
+        self.stop_replica_fetcher(tp);
+        if let Some(log) = self.logs.borrow_mut().remove(tp) {
+            log.stop_cleaning();
+        }
+        self.load.borrow_mut().forget(tp);
+    }
+
     /// Every shard (this one first) records the topic and opens its partitions.
     async fn broadcast_topic(self: &Rc<Self>, info: &TopicInfo) -> Result<(), String> {
-        self.invoke_each(|_| true, || ops::ApplyTopic(info.clone())).await?.into_iter().collect()
+        // A record replayed at a start may be older than this node's copies (a replica added
+        // since): those are deleted only by the latest state of a caught-up metadata log.
+        let quorum = self.quorum.borrow().clone();
+        let delete_strays =
+            quorum.is_some_and(|q| q.caught_up() && q.topic(&info.name).is_some_and(|t| t.replicas == info.replicas));
+        let op = || ops::ApplyTopic { info: info.clone(), delete_strays };
+        self.invoke_each(|_| true, op).await?.into_iter().collect()
     }
 
     /// AlterConfigs / IncrementalAlterConfigs of a topic, on shard 0: the new set is worked
@@ -406,6 +440,7 @@ impl Shard {
         name: &str,
         partitions: i32,
     ) -> Result<TopicInfo, (i16, String)> {
+        quorum.until_caught_up(CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
         let Some(record) = quorum.topic(name) else {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
         };
@@ -418,7 +453,8 @@ impl Shard {
         if live.is_empty() {
             return Err((errors::INVALID_REPLICATION_FACTOR, "no broker of the cluster is registered and live".into()));
         }
-        let rf = record.replicas.first().map_or(1, |r| r.len().max(1));
+        // The replication factor of partition 0 (once any move of it ends).
+        let rf = if record.nodes.is_empty() { 1 } else { record.target_of(0).len().max(1) };
         if rf > live.len() {
             let msg = format!("the topic's {rf} replicas per partition exceed the {} live brokers", live.len());
             return Err((errors::INVALID_REPLICATION_FACTOR, msg));
@@ -526,7 +562,10 @@ impl Shard {
 
     /// Records a topic in this shard's registry (its partition count and configs), opens
     /// the partitions this shard owns and gives those already open the topic's settings.
-    pub async fn apply_topic(self: &Rc<Self>, info: TopicInfo) -> Result<(), String> {
+    /// In a cluster: leads or follows each as the topic says; one this node holds and is no
+    /// longer a replica of (reassigned away) is closed, and with `delete_strays` its copy is
+    /// deleted, as Kafka's StopReplica does (otherwise it is left on disk, unserved).
+    pub async fn apply_topic(self: &Rc<Self>, info: TopicInfo, delete_strays: bool) -> Result<(), String> {
         let changed = self.registry.borrow().get(&info.name).is_some_and(|old| old.configs != info.configs);
         self.registry.borrow_mut().upsert(info.clone());
         if changed {
@@ -540,7 +579,25 @@ impl Shard {
         for p in 0..info.partitions {
             let tp = TopicPartition::new(info.name.clone(), p);
             let replicas = info.replicas_of(p, node);
-            if !replicas.contains(&node) || self.owner(&tp) != self.id {
+            if self.owner(&tp) != self.id {
+                continue;
+            }
+            if !replicas.contains(&node) {
+                let held =
+                    self.log(&tp).is_some() || (delete_strays && self.setup.data_dir.join(tp.dir_name()).is_dir());
+                if held {
+                    // Reassigned away (as Kafka's StopReplica with deletion): a coordinator
+                    // here lets go first (its partition is led elsewhere by now).
+                    if internal {
+                        self.follow_coordinator_leadership(&tp).await;
+                    }
+                    if delete_strays {
+                        eprintln!("sluice: {tp}: this node is no longer one of its replicas; deleting its copy");
+                        self.drop_partition(&tp)?;
+                    } else {
+                        self.close_stray(&tp);
+                    }
+                }
                 continue;
             }
             if self.log(&tp).is_none() {

@@ -89,6 +89,8 @@ ops! {
     ShrinkIsr(ShrinkIsr);
     EpochEnds(EpochEnds);
     ElectLeaders(ElectLeaders);
+    AlterReassignments(AlterReassignments);
+    ListReassignments(ListReassignments);
     WriteMarkers(WriteMarkers);
     Close(Close);
     MoveOut(MoveOut);
@@ -352,12 +354,17 @@ impl ShardOp for DeleteTopic {
 /// From the controller to every shard: the topic exists (with this many partitions); open
 /// the partitions you own.
 #[derive(Debug)]
-pub struct ApplyTopic(pub TopicInfo);
+pub struct ApplyTopic {
+    pub info: TopicInfo,
+    /// Partitions this node holds and is no longer a replica of are deleted (see
+    /// `Shard::apply_topic`).
+    pub delete_strays: bool,
+}
 
 impl ShardOp for ApplyTopic {
     type Reply = Result<(), String>;
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
-        shard.apply_topic(self.0).await
+        shard.apply_topic(self.info, self.delete_strays).await
     }
 }
 
@@ -492,6 +499,35 @@ impl ShardOp for ElectLeaders {
     async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
         let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
         Ok(quorum.elect_leaders(self.election, self.partitions).await)
+    }
+}
+
+/// To shard 0 of a node in a cluster: AlterPartitionReassignments through the metadata
+/// quorum (see `Quorum::alter_reassignments`).
+#[derive(Debug)]
+pub struct AlterReassignments {
+    pub partitions: Vec<(String, Vec<(i32, Option<Vec<i32>>)>)>,
+    pub allow_rf_change: bool,
+}
+
+impl ShardOp for AlterReassignments {
+    type Reply = Result<Vec<crate::quorum::PartitionAnswer>, String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
+        Ok(quorum.alter_reassignments(self.partitions, self.allow_rf_change).await)
+    }
+}
+
+/// To shard 0 of a node in a cluster: the reassignments in progress, of these partitions
+/// (None: all).
+#[derive(Debug)]
+pub struct ListReassignments(pub Option<Vec<(String, Vec<i32>)>>);
+
+impl ShardOp for ListReassignments {
+    type Reply = Result<Vec<crate::quorum::Ongoing>, String>;
+    async fn run(self, shard: &Rc<Shard>) -> Self::Reply {
+        let quorum = shard.quorum.borrow().clone().ok_or("not in a cluster")?;
+        Ok(quorum.list_reassignments(self.0))
     }
 }
 
