@@ -158,6 +158,14 @@ fn diverges(log: &PartitionLog, epoch: i32, end: i64) -> Option<(i32, i64)> {
 /// with the aborted transactions of the range).
 pub async fn fetch(log: &Rc<PartitionLog>, part: &FetchPart) -> FetchOutcome<FileRange> {
     let read = match part.replica {
+        // Below the log start a follower is out of range whatever its epochs say (Kafka's
+        // `readRecords` checks this first): it starts again at the log start the answer
+        // carries, instead of being told to cut back to an epoch's end first.
+        Some(_) if part.offset < log.log_start_offset() => Err(LogError::OffsetOutOfRange {
+            offset: part.offset,
+            log_start: log.log_start_offset(),
+            log_end: log.log_end_offset(),
+        }),
         Some(_) if part.last_fetched_epoch >= 0 && diverges(log, part.last_fetched_epoch, part.offset).is_some() => {
             let (epoch, end) = diverges(log, part.last_fetched_epoch, part.offset).expect("checked");
             return FetchOutcome {

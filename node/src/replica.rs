@@ -12,6 +12,12 @@
 //! there, and the follower cuts its log to it and fetches again (Kafka's KIP-320 truncation
 //! through Fetch).
 //!
+//! OFFSET_OUT_OF_RANGE is Kafka's `handleOutOfRangeError`: a follower past the leader's log
+//! cuts back to the leader's high watermark; one whose log ends below the leader's log start
+//! (it was away while retention or DeleteRecords removed what it lacks, or it is new) starts
+//! its log again, empty, at that log start (`PartitionLog::truncate_fully_and_start_at`) and
+//! fetches on from there — from the batch holding it, when the log start lies inside a batch.
+//!
 //! Not yet as Kafka: no fetch sessions (every fetch names every partition).
 
 use crate::log::{PartitionLog, TopicPartition};
@@ -144,14 +150,7 @@ async fn take(tp: &TopicPartition, log: &Rc<PartitionLog>, answer: &Answer) -> b
     let (error, hw, records, diverging, leader_start) = answer;
     match *error {
         0 => {}
-        crate::errors::OFFSET_OUT_OF_RANGE if *hw >= 0 && *hw < log.log_end_offset() => {
-            eprintln!("sluice: replica of {tp}: past the leader's log; cutting back to its high watermark {hw}");
-            if let Err(e) = log.truncate_to(*hw).await {
-                eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
-                return false;
-            }
-            return true;
-        }
+        crate::errors::OFFSET_OUT_OF_RANGE => return out_of_range(tp, log, *hw, *leader_start).await,
         _ => return false,
     }
     if let Some((epoch, end)) = diverging {
@@ -164,6 +163,16 @@ async fn take(tp: &TopicPartition, log: &Rc<PartitionLog>, answer: &Answer) -> b
         return true;
     }
     if let Some(records) = records.as_ref().filter(|r| !r.is_empty()) {
+        if let Some(base) = straddled_start(log, records) {
+            // The leader's log start lies inside its first batch (DeleteRecords need not
+            // fall on a batch boundary), and this empty log starts there: it starts at the
+            // batch instead, as Kafka's follower does; the leader's log start is taken below.
+            eprintln!("sluice: replica of {tp}: the leader's first batch begins at {base}; starting the log there");
+            if let Err(e) = log.truncate_fully_and_start_at(base).await {
+                eprintln!("sluice: replica of {tp}: starting the log at {base} failed: {e}");
+                return false;
+            }
+        }
         if let Err(e) = log.append_replicated(records, crate::runtime::now_ms()).await {
             eprintln!("sluice: replica of {tp}: appending what the leader sent failed: {e}");
             return false;
@@ -179,6 +188,50 @@ async fn take(tp: &TopicPartition, log: &Rc<PartitionLog>, answer: &Answer) -> b
         }
     }
     true
+}
+
+/// OFFSET_OUT_OF_RANGE from the leader (Kafka's `handleOutOfRangeError`): this log ends past
+/// the leader's (it cuts back to the leader's high watermark), or below the leader's log start
+/// (retention or DeleteRecords removed what it lacks: it starts again, empty, at the leader's
+/// log start). True when it did either, so the next fetch goes out at once.
+async fn out_of_range(tp: &TopicPartition, log: &Rc<PartitionLog>, hw: i64, leader_start: i64) -> bool {
+    let end = log.log_end_offset();
+    if hw >= 0 && hw < end {
+        eprintln!("sluice: replica of {tp}: past the leader's log; cutting back to its high watermark {hw}");
+        if let Err(e) = log.truncate_to(hw).await {
+            eprintln!("sluice: replica of {tp}: cutting back failed: {e}");
+            return false;
+        }
+        return true;
+    }
+    if leader_start > end {
+        eprintln!(
+            "sluice: replica of {tp}: log end {end} is below the leader's log start {leader_start}; \
+             starting again, empty, at {leader_start}"
+        );
+        if let Err(e) = log.truncate_fully_and_start_at(leader_start).await {
+            eprintln!("sluice: replica of {tp}: starting again at {leader_start} failed: {e}");
+            return false;
+        }
+        return true;
+    }
+    false
+}
+
+/// Where this log must start for `records` to continue it: the base offset of their first
+/// batch when that batch begins below the log's end and holds it, and the log is empty (it
+/// just started at the leader's log start, inside that batch). None otherwise, including
+/// for a first batch that does not check out (the append then refuses it).
+fn straddled_start(log: &PartitionLog, records: &[u8]) -> Option<i64> {
+    use crate::log::batch::{validate, Check};
+    let end = log.log_end_offset();
+    if log.log_start_offset() != end {
+        return None;
+    }
+    let first = validate(records, 0, Check::Stored).ok()?;
+    // The base offset lies outside the CRC: checked, not trusted.
+    let last = first.base_offset.checked_add(first.last_offset_delta as i64)?;
+    (first.base_offset >= 0 && first.base_offset < end && last >= end).then_some(first.base_offset)
 }
 
 /// What one Fetch answered for a partition: error code, high watermark, records,

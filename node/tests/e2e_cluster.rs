@@ -1648,3 +1648,135 @@ fn a_partition_reassigned_off_its_leader_moves_whole_and_a_waiting_move_can_be_c
     });
     assert_eq!(consume_all(&bootstrap(&nodes), "moving", &nodes[n]), expected);
 }
+
+/// The stored batches of partition 0 of `topic` in `node`'s segment files that hold an
+/// offset at or past `from`, whole and in offset order (a batch still being written is left
+/// out).
+fn batches_from(node: &Node, topic: &str, from: i64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (_, bytes) in segment_bytes(node, topic, 0) {
+        let mut rest = &bytes[..];
+        while let Some(h) = sluice::log::batch::BatchHeader::read(rest) {
+            let size = h.size_bytes();
+            if size > rest.len() {
+                break;
+            }
+            if h.last_offset() >= from {
+                out.push(rest[..size].to_vec());
+            }
+            rest = &rest[size..];
+        }
+    }
+    out
+}
+
+/// A follower SIGKILLed, out of the ISR, while its leader deletes records past the
+/// follower's log end (DeleteRecords), comes back below the leader's log start. The leader
+/// answers its fetch OFFSET_OUT_OF_RANGE with its log start and high watermark; the
+/// follower starts its log again, empty, at the leader's log start (Kafka's
+/// truncateFullyAndStartAt) — that log start lies inside a batch, so at that batch — copies
+/// on from there, re-enters the ISR, takes acks=all records again, and holds from the log
+/// start on exactly what the leader holds, with the same log start.
+#[test]
+fn a_follower_back_below_the_leaders_log_start_starts_again_there_and_returns_to_the_isr() {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse};
+    let voters = voters();
+    let lag = ["--set", "replica.lag.time.max.ms=1500"];
+    let mut nodes: Vec<Node> = (1..=3).map(|i| start_node_with(i, &voters, 0, &lag)).collect();
+    settled(&all(&nodes));
+    registered(&all(&nodes), &listeners(&all(&nodes)));
+    assert_eq!(create_topic(&nodes[0], "behind", 1, 3), (0, String::new()));
+    let (leader, _, isr) = partition0(&nodes[0], "behind");
+    assert_eq!(isr, vec![1, 2, 3]);
+    let l = leader as usize - 1;
+    let f = (l + 1) % 3;
+    let follower = f as i32 + 1;
+    let mut to_leader = Client::connect_from(nodes[l].bootstrap(), TEST_SOURCE);
+    // One batch of ten records each: acks=all, so the follower holds 0-19.
+    let batch_of = |b: i64| -> Vec<String> { (0..10).map(|i| format!("batch-{b}-record-{i}")).collect() };
+    for b in 0..2 {
+        assert_eq!(produce_values(&mut to_leader, "behind", -1, 15_000, &batch_of(b)), (0, 10 * b));
+    }
+
+    nodes[f].kill();
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[l], "behind").2.contains(&follower) {
+        assert!(Instant::now() < deadline, "the killed follower is still in the ISR");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for b in 2..5 {
+        assert_eq!(produce_values(&mut to_leader, "behind", -1, 15_000, &batch_of(b)), (0, 10 * b));
+    }
+    // DeleteRecords below 35: inside the batch 30-39, past the follower's log end (20).
+    let part = DeleteRecordsPartition::default().with_partition_index(0).with_offset(35);
+    let topic = DeleteRecordsTopic::default().with_name(support::wire::name("behind")).with_partitions(vec![part]);
+    let request = DeleteRecordsRequest::default().with_topics(vec![topic]).with_timeout_ms(15_000);
+    to_leader.send(ApiKey::DeleteRecords, 2, &request);
+    let r: DeleteRecordsResponse = to_leader.recv(ApiKey::DeleteRecords, 2);
+    assert_eq!((r.topics[0].partitions[0].error_code, r.topics[0].partitions[0].low_watermark), (0, 35));
+
+    // What the follower will be told, asked as it will ask (Fetch v12, its replica id, from
+    // its log end, its last epoch): out of range, with the leader's log start and end.
+    let (_, epoch, _) = partition0(&nodes[l], "behind");
+    let part = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(20)
+        .with_current_leader_epoch(-1)
+        .with_last_fetched_epoch(epoch)
+        .with_log_start_offset(-1)
+        .with_partition_max_bytes(1 << 20);
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(follower))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic(support::wire::name("behind")).with_partitions(vec![part])]);
+    to_leader.send(ApiKey::Fetch, 12, &request);
+    let r: FetchResponse = to_leader.recv(ApiKey::Fetch, 12);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.log_start_offset, p.high_watermark), (1, 35, 50), "OFFSET_OUT_OF_RANGE, 35, 50");
+
+    nodes[f].restart();
+    let deadline = Instant::now() + SETTLE;
+    while partition0(&nodes[l], "behind").2 != vec![1, 2, 3] {
+        assert!(
+            Instant::now() < deadline,
+            "the follower is not back in the ISR: {:?}\n{}",
+            partition0(&nodes[l], "behind"),
+            nodes[f].logs(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = nodes[f].logs(200);
+    assert!(said.contains("below the leader's log start 35"), "it said why: {}", nodes[f].logs(20));
+    assert!(said.contains("first batch begins at 30"), "and where it starts: {}", nodes[f].logs(20));
+    // In sync again: acks=all needs it.
+    assert_eq!(produce_values(&mut to_leader, "behind", -1, 15_000, &batch_of(5)), (0, 50));
+
+    let log_start = |n: &Node| -> Option<i64> {
+        let (_, text) = http_get(n.admin().expect("an admin listener"), "/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("sluice_partition_log_start_offset{"))
+            .find(|l| l.contains("topic=\"behind\"") && l.contains("partition=\"0\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as i64)
+    };
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let starts: Vec<Option<i64>> = nodes.iter().map(log_start).collect();
+        let reference = batches_from(&nodes[l], "behind", 35);
+        let copies: Vec<Vec<Vec<u8>>> = nodes.iter().map(|n| batches_from(n, "behind", 35)).collect();
+        if starts.iter().all(|s| *s == Some(35)) && copies.iter().all(|c| *c == reference) {
+            assert_eq!(reference.len(), 3, "the batches 30-39, 40-49 and 50-59");
+            break;
+        }
+        let lens: Vec<usize> = copies.iter().map(Vec::len).collect();
+        assert!(Instant::now() < deadline, "log starts {starts:?}, batches from 35 on {lens:?} (leader {leader})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let files: Vec<String> = segment_bytes(&nodes[f], "behind", 0).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(files, vec!["00000000000000000030.log".to_string()], "nothing of its old log is left");
+}

@@ -145,3 +145,156 @@ fn a_leaders_high_watermark_follows_its_slowest_replica() {
         assert_eq!(log.read(0, 1 << 20, true).await.unwrap().next_offset, 8);
     });
 }
+
+/// `batch(values, timestamp)` as an idempotent producer sends it: `producer_id`, epoch 0,
+/// base sequence `sequence`.
+fn idempotent(values: &[&[u8]], timestamp: i64, producer_id: i64, sequence: i32) -> Vec<u8> {
+    let mut b = batch(values, timestamp);
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The files of a partition directory whose names end with `suffix`, sorted.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The producer ids a log knows.
+fn producer_ids(log: &PartitionLog) -> Vec<i64> {
+    log.active_producers().iter().map(|p| p.0).collect()
+}
+
+/// Every byte a log holds from `from` to its end, read as a follower reads it.
+async fn bytes_from(log: &PartitionLog, from: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < log.log_end_offset() {
+        let (bytes, info) = log.read_copy(offset, 1500, true).await.unwrap();
+        assert!(!bytes.is_empty(), "a read below the log end returns batches: {info:?}");
+        out.extend_from_slice(&bytes);
+        offset = info.next_offset;
+    }
+    out
+}
+
+/// A follower whose log ends below its leader's log start (the leader deleted the offsets
+/// it lacks while it was away) starts again, empty, at that log start (Kafka's
+/// truncateFullyAndStartAt): no segment, leader epoch, producer or snapshot of its old log
+/// is left; the leader's batches from there on continue it; a restart finds it as it was
+/// left, both before and after those batches; and appends go on at its end.
+#[test]
+fn a_follower_below_the_leaders_log_start_starts_again_empty_there_and_keeps_it_across_restarts() {
+    let tmp = TempDir::new("start-at");
+    let (ldir, fdir) = (tmp.path().join("t-0-leader"), tmp.path().join("t-0-follower"));
+    test_executor().run(async move {
+        let leader = PartitionLog::open(&ldir, small_segments(), OpenHint::default()).await.unwrap();
+        let follower = PartitionLog::open(&fdir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![3u8; 300];
+        // Epoch 0, producer 7: offsets 0-9, copied by the follower.
+        for i in 0..5 {
+            leader.append(&idempotent(&[&value, &value], i, 7, 2 * i as i32), 0, 0).await.unwrap();
+        }
+        catch_up(&leader, &follower).await;
+        assert_eq!(follower.log_end_offset(), 10);
+        assert_eq!(producer_ids(&follower), vec![7]);
+        // The follower away: the leader goes on in epoch 3 with producer 9 (offsets 10-39)
+        // and deletes the records below 24.
+        for i in 0..15 {
+            leader.append(&idempotent(&[&value, &value], 100 + i, 9, 2 * i as i32), 3, 0).await.unwrap();
+        }
+        assert_eq!(leader.advance_log_start(24).await.unwrap(), 24);
+        assert!(leader.read_replica(10, 1 << 20).await.is_err(), "the follower's end is below the leader's log start");
+        let old_segments = follower.segment_count();
+        follower.close().await.unwrap(); // leaves a snapshot of producer 7 at 10
+        let snapshot = std::fs::read(fdir.join("00000000000000000010.snapshot")).unwrap();
+        let follower = PartitionLog::open(&fdir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!(files_ending(&fdir, ".log").len(), old_segments);
+        // A stale snapshot at the offset the log will start at: a start would load it.
+        std::fs::write(fdir.join("00000000000000000024.snapshot"), &snapshot).unwrap();
+        follower.append(&batch(&[b"unsynced"], 5), 0, 0).await.unwrap(); // offset 10, never synced
+
+        assert!(follower.truncate_fully_and_start_at(-1).await.is_err(), "a negative offset is refused");
+        assert_eq!(follower.log_end_offset(), 11, "and changes nothing");
+
+        follower.truncate_fully_and_start_at(24).await.unwrap();
+        let empty_at_24 = |log: &PartitionLog, what: &str| {
+            assert_eq!(
+                (log.log_start_offset(), log.log_end_offset(), log.next_offset(), log.high_watermark()),
+                (24, 24, 24, 24),
+                "{what}: log start, log end, next offset, high watermark"
+            );
+            assert_eq!(log.leader_epochs(), vec![], "{what}: no leader epoch of the old log");
+            assert_eq!(log.end_offset_for_epoch(0), (-1, -1), "{what}");
+            assert_eq!(log.producer_count(), 0, "{what}: no producer of the old log");
+            assert_eq!(log.segment_bases(), vec![24], "{what}");
+        };
+        empty_at_24(&follower, "started again");
+        assert_eq!(follower.recovery_point(), 24);
+        assert_eq!(files_ending(&fdir, ".log"), vec!["00000000000000000024.log".to_string()]);
+        assert_eq!(files_ending(&fdir, ".snapshot"), Vec::<String>::new());
+        assert!(follower.read(10, 1 << 20, true).await.is_err(), "the old offsets are gone");
+        assert!(follower.read(24, 1 << 20, true).await.unwrap().range.is_none());
+        drop(follower); // a crash: no close, no snapshot of its own
+        let follower = PartitionLog::open(&fdir, small_segments(), OpenHint::default()).await.unwrap();
+        empty_at_24(&follower, "reopened after a crash");
+
+        // The leader's batches from its log start continue the log.
+        catch_up(&leader, &follower).await;
+        assert_eq!((follower.log_start_offset(), follower.log_end_offset()), (24, 40));
+        assert_eq!(follower.leader_epochs().iter().map(|e| (e.epoch, e.start_offset)).collect::<Vec<_>>(), [(3, 24)]);
+        assert_eq!(follower.end_offset_for_epoch(3), leader.end_offset_for_epoch(3));
+        assert_eq!(producer_ids(&follower), vec![9], "producer state from the copied batches only");
+        assert_eq!(bytes_from(&follower, 24).await, bytes_from(&leader, 24).await);
+        follower.close().await.unwrap();
+        let follower = PartitionLog::open(&fdir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!((follower.log_start_offset(), follower.log_end_offset()), (24, 40), "after a restart");
+        assert_eq!(producer_ids(&follower), vec![9]);
+        assert_eq!(bytes_from(&follower, 24).await, bytes_from(&leader, 24).await);
+        let next = follower.append(&batch(&[b"next"], 500), 4, 0).await.unwrap();
+        assert_eq!(next.first_offset, 40, "appends go on at the log end");
+        follower.close().await.unwrap();
+        leader.close().await.unwrap();
+    });
+}
+
+/// Starting again at an offset inside the log or at its first offset (the general case of
+/// the same operation): nothing at or past it survives either, the log is empty there, and
+/// so it is after a restart.
+#[test]
+fn starting_again_inside_the_log_or_at_its_start_leaves_it_empty_there() {
+    let tmp = TempDir::new("start-inside");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let mut log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![5u8; 300];
+        for i in 0..20 {
+            log.append(&batch(&[&value, &value], i), 1, 0).await.unwrap();
+        }
+        assert!(log.segment_count() > 2);
+        let state = |log: &PartitionLog| {
+            (log.log_start_offset(), log.log_end_offset(), log.segment_bases(), log.leader_epochs().len())
+        };
+        for (offset, what) in [(15, "inside the log, inside a batch"), (15, "at its first offset"), (0, "below it")] {
+            log.truncate_fully_and_start_at(offset).await.unwrap();
+            assert_eq!(state(&log), (offset, offset, vec![offset], 0), "{what}");
+            assert_eq!(files_ending(&dir, ".log"), vec![format!("{offset:020}.log")], "{what}");
+            log.close().await.unwrap();
+            log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+            assert_eq!(state(&log), (offset, offset, vec![offset], 0), "{what}, reopened");
+            let info = log.append(&batch(&[&value], 99), 2, 0).await.unwrap();
+            assert_eq!(info.first_offset, offset, "{what}: appends start there");
+            assert_eq!(state(&log), (offset, offset + 1, vec![offset], 1), "{what}");
+        }
+        log.close().await.unwrap();
+    });
+}

@@ -1610,6 +1610,118 @@ impl PartitionLog {
         Ok(self.log_start_offset())
     }
 
+    /// Kafka's `truncateFullyAndStartAt`: every segment goes and the log starts again, empty,
+    /// at `offset` — log start = log end = high watermark = `offset` — with no leader epochs
+    /// (their checkpoint is rewritten empty), no producer state and no producer snapshots. A
+    /// follower does this when its log ends below its leader's log start (retention or
+    /// DeleteRecords removed the offsets it lacks) and copies on from there.
+    ///
+    /// The new segment is created before the old ones are deleted, and nothing of the old
+    /// log is left at or past `offset` by then (it is cut there first): a start after a crash
+    /// in between finds either the old log ending below `offset` with an empty segment above
+    /// the hole, which `open` drops (the follower then fetches, is refused and does this
+    /// again), or a log that simply ends at `offset`. Deleting them first would leave no
+    /// segment at all for a moment, which every other path assumes cannot happen.
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: self.log_end_offset(),
+            });
+        }
+        // After a failed write: first cut the files back to what reached the page cache, so
+        // that no torn bytes stay in a segment this keeps.
+        self.repair().await?;
+        let _permit = loop {
+            let permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+            if self.state.borrow().swap_pending.is_none() {
+                break permit;
+            }
+            drop(permit); // a cleaning is swapping segments: let it finish
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        };
+        self.state.borrow_mut().exclusive = true;
+        let result = self.truncate_fully_locked(offset).await;
+        self.state.borrow_mut().exclusive = false;
+        result
+    }
+
+    async fn truncate_fully_locked(&self, offset: i64) -> Result<(), LogError> {
+        // Appends queued before `exclusive` was set land first, in the old segments.
+        let next = self.next_offset();
+        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+        if offset < next {
+            self.truncate_locked(offset, false).await?;
+        }
+        // Now a segment based at `offset` can only be an empty one (created by the cut, or the
+        // active segment of a log ending at `offset`): it is kept, else one is created.
+        let reuse = self.state.borrow().segments.contains_key(&offset);
+        let created = if reuse {
+            None
+        } else {
+            match Segment::create(&self.dir, offset, &self.config()).await {
+                Ok(seg) => Some(seg),
+                Err(e) => {
+                    let _ = Segment::delete_files(&self.dir, offset);
+                    return Err(e);
+                }
+            }
+        };
+        let old_bases: Vec<i64> = {
+            let mut st = self.state.borrow_mut();
+            let mut old = std::mem::take(&mut st.segments);
+            let kept = old.remove(&offset);
+            let Some(new) = created.or(kept) else {
+                st.segments = old; // cannot happen: checked above with no await in between
+                return Err(LogError::Corrupt(format!("no segment at {offset} to start the log at")));
+            };
+            st.segments.insert(offset, new);
+            st.log_start_offset = offset;
+            st.next_offset = offset;
+            st.epochs.clear();
+            st.producers = ProducerStates::default();
+            st.queue.clear();
+            st.closed_unsynced.clear();
+            st.txn_pending.clear();
+            st.index_rewrites.clear();
+            st.behind = (-1, 0);
+            st.first_unflushed_ms = None;
+            st.dir_dirty = true;
+            old.into_keys().collect()
+        };
+        let at = as_watch(offset);
+        for watch in [&self.written, &self.hw] {
+            if at > watch.get() {
+                watch.advance(at);
+            } else {
+                watch.reset(at);
+            }
+        }
+        // Oldest first: a failure part way leaves the newer segments, a log with no hole.
+        for base in old_bases {
+            Segment::delete_files(&self.dir, base)?;
+        }
+        rewrite_txn_indexes(&self.dir, &[offset], &[])?;
+        remove_snapshots(&self.dir)?;
+        checkpoint::write_leader_epochs(&self.dir, &[]).await?;
+        let cleaned_upto = self.state.borrow().cleaned_upto;
+        if cleaned_upto > offset {
+            self.state.borrow_mut().cleaned_upto = offset;
+            let text = format!("{offset}\n");
+            checkpoint::write_atomic(&self.dir, clean::CLEANER_CHECKPOINT_FILE, text.into_bytes()).await?;
+        }
+        sync_dir(&self.dir).await?;
+        self.state.borrow_mut().dir_dirty = false;
+        // Nothing below `offset` is left to sync: the new segment is empty and in the directory.
+        if at > self.synced.get() {
+            self.synced.advance(at);
+        } else {
+            self.synced.reset(at);
+        }
+        Ok(())
+    }
+
     /// Retention: deletes closed segments, oldest first, while `retention.ms` says their newest
     /// record is too old or `retention.bytes` says the log is too big, and any segment wholly
     /// below the log start offset. The active segment is never deleted.
@@ -1841,6 +1953,23 @@ fn rewrite_txn_indexes(dir: &Path, bases: &[i64], aborted: &[producer::AbortedTx
                 .open(&path)
                 .and_then(|mut f| f.write_all(&a.encode()))
                 .map_err(|e| LogError::io(format!("writing {}", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes every producer snapshot (`<offset>.snapshot`) in `dir`.
+fn remove_snapshots(dir: &Path) -> Result<(), LogError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().ends_with(".snapshot") {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LogError::io(format!("removing {}", entry.path().display()), e))
+            }
+            _ => {}
         }
     }
     Ok(())
