@@ -335,7 +335,11 @@ async fn follow_topic_records(
                 shard.apply_cluster_topic(info).await
             }
             TopicChange::Delete { name, id } => shard.apply_cluster_delete(&name, TopicId(id)).await,
-            TopicChange::ClusterConfigs(configs) => shard.apply_cluster_configs(configs).await,
+            TopicChange::ClusterConfigs(configs) => shard.apply_cluster_configs(Some(configs), None).await,
+            TopicChange::BrokerConfigs(broker, configs) if broker == shard.config().node_id => {
+                shard.apply_cluster_configs(None, Some(configs)).await
+            }
+            TopicChange::BrokerConfigs(..) => Ok(()), // another broker's
         };
         if let Err(e) = result {
             eprintln!("sluice: applying the metadata log: {e}");

@@ -1397,7 +1397,7 @@ fn a_follower_whose_disk_is_full_leaves_the_isr_and_returns_when_it_has_room() {
 /// The cluster-wide broker default (IncrementalAlterConfigs on BROKER "", as
 /// `kafka-configs --entity-default --entity-type brokers` sends it) goes through the metadata
 /// log: set through one node, every node describes it as DYNAMIC_DEFAULT_BROKER_CONFIG, and a
-/// node that was down meanwhile has it after its restart.
+/// node that was down meanwhile has it after its restart. So does a broker's own layer.
 #[test]
 fn the_cluster_wide_broker_default_reaches_every_node() {
     use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -1447,6 +1447,38 @@ fn the_cluster_wide_broker_default_reaches_every_node() {
         assert!(Instant::now() < deadline, "node 3 after its restart: {:?}", described(2, &nodes[2]));
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // A broker's own layer (BROKER "2", as `kafka-configs --entity-name 2` sends it to node
+    // 2) is in the metadata log too: node 2 has it back after a restart with its local copy
+    // gone, and the others keep the default.
+    let config = AlterableConfig::default()
+        .with_name(s("message.max.bytes"))
+        .with_config_operation(0)
+        .with_value(Some(s("3000000")));
+    let resource =
+        AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("2")).with_configs(vec![config]);
+    let mut c = Client::connect(nodes[1].bootstrap());
+    c.send(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+    );
+    let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    let own = ("3000000".to_string(), 2); // DYNAMIC_BROKER_CONFIG
+    assert_eq!(described(1, &nodes[1]), own, "in force when answered");
+    nodes[1].kill();
+    let file = nodes[1].data_dir().join("broker-configs").join("broker.properties");
+    assert!(std::fs::read_to_string(&file).unwrap().contains("3000000"));
+    std::fs::remove_file(&file).unwrap();
+    nodes[1].restart();
+    let deadline = Instant::now() + SETTLE;
+    while described(1, &nodes[1]) != own {
+        assert!(Instant::now() < deadline, "node 2 after its restart: {:?}", described(1, &nodes[1]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(described(0, &nodes[0]), want, "node 1 keeps the default");
+    assert_eq!(described(2, &nodes[2]), want, "node 3 keeps the default");
 }
 
 /// AlterPartitionReassignments (v1) from a raw client: (partition, target or None to

@@ -78,6 +78,9 @@ pub enum Record {
     /// KRaft's `ConfigRecord` for the cluster-wide broker default (resource name ""): the
     /// whole dynamic default layer, every broker's.
     SetClusterConfigs { configs: BTreeMap<String, String> },
+    /// KRaft's `ConfigRecord` for one broker (resource name = its node id): that broker's
+    /// whole dynamic layer.
+    SetBrokerConfigs { broker: i32, configs: BTreeMap<String, String> },
     /// KRaft's `ProducerIdsRecord`: producer ids from `start` on, `count` of them, are
     /// `broker`'s to hand out. Stands only if `start` is where the cluster's next block
     /// begins (two brokers asking at once: one gets it, the other asks again).
@@ -108,6 +111,8 @@ pub enum TopicChange {
     },
     /// The cluster-wide dynamic broker settings are now these.
     ClusterConfigs(BTreeMap<String, String>),
+    /// Broker `0`'s own dynamic settings are now these.
+    BrokerConfigs(i32, BTreeMap<String, String>),
 }
 
 /// A topic as the metadata log holds it.

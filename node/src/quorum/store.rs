@@ -251,6 +251,9 @@ pub struct ClusterState {
     /// The cluster-wide dynamic broker settings, once any was set through the cluster.
     #[serde(default)]
     pub cluster_configs: Option<BTreeMap<String, String>>,
+    /// Each broker's own dynamic settings, once any was set through the cluster.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 /// Deleted topics a snapshot remembers.
@@ -264,7 +267,8 @@ impl ClusterState {
         let deleted = self.deleted.values().map(|(name, id)| TopicChange::Delete { name: name.clone(), id: *id });
         let topics = self.topics.iter().map(|(name, t)| TopicChange::Upsert { name: name.clone(), topic: t.clone() });
         let configs = self.cluster_configs.clone().map(TopicChange::ClusterConfigs);
-        deleted.chain(topics).chain(configs).collect()
+        let brokers = self.broker_configs.iter().map(|(b, c)| TopicChange::BrokerConfigs(*b, c.clone()));
+        deleted.chain(topics).chain(configs).chain(brokers).collect()
     }
 }
 
@@ -341,6 +345,10 @@ impl ClusterState {
                 self.cluster_configs = Some(configs.clone());
                 return Some(TopicChange::ClusterConfigs(configs.clone()));
             }
+            Record::SetBrokerConfigs { broker, configs } => {
+                self.broker_configs.insert(*broker, configs.clone());
+                return Some(TopicChange::BrokerConfigs(*broker, configs.clone()));
+            }
             Record::PartitionChange { name, id, partition, leader, leader_epoch, isr } => {
                 let topic = self.topics.get_mut(name).filter(|t| t.id == *id)?;
                 let p = *partition as usize;
@@ -402,6 +410,7 @@ impl ClusterState {
             | Record::GrowTopic { .. }
             | Record::SetTopicConfigs { .. }
             | Record::SetClusterConfigs { .. }
+            | Record::SetBrokerConfigs { .. }
             | Record::PartitionChange { .. }
             | Record::Reassign { .. }
             | Record::FinishReassignment { .. } => {}

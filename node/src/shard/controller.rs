@@ -509,14 +509,19 @@ impl Shard {
             return Ok(());
         }
         let quorum = self.quorum.borrow().clone();
-        if let (Some(quorum), false) = (quorum, per_broker) {
-            // In a cluster the default layer is every broker's: it goes through the metadata
-            // log (KRaft's ConfigRecord) and each node takes it from there.
+        if let Some(quorum) = quorum {
+            // In a cluster both layers go through the metadata log (KRaft's ConfigRecords):
+            // the default layer every node takes, a broker's own layer that broker.
             drop(_permit);
-            let record = crate::quorum::Record::SetClusterConfigs { configs: default.clone() };
+            let (record, what) = if per_broker {
+                let (broker, configs) = (current.node_id, broker.clone());
+                (crate::quorum::Record::SetBrokerConfigs { broker, configs }, "this broker's settings")
+            } else {
+                (crate::quorum::Record::SetClusterConfigs { configs: default.clone() }, "the cluster's broker settings")
+            };
             quorum.propose(record, CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
             return self
-                .until_applied("the cluster's broker settings", |s| s.config().dynamic_default == default)
+                .until_applied(what, |s| s.config().dynamic_default == default && s.config().dynamic_broker == broker)
                 .await;
         }
         let (file, values) =
@@ -530,21 +535,32 @@ impl Shard {
         applied.into_iter().collect::<Result<(), String>>().map_err(|e| (errors::KAFKA_STORAGE_ERROR, e))
     }
 
-    /// Acts on the cluster-wide broker settings of the metadata log (shard 0): written to
-    /// this node's dynamic default file and put in force on every shard, with this node's
-    /// own per-broker layer on top.
-    pub async fn apply_cluster_configs(self: &Rc<Self>, default: BTreeMap<String, String>) -> Result<(), String> {
+    /// Acts on the broker settings of the metadata log (shard 0): the cluster-wide default
+    /// layer, or this broker's own, is written to this node's file of that layer and put in
+    /// force on every shard with the other layer as it is.
+    pub async fn apply_cluster_configs(
+        self: &Rc<Self>,
+        default: Option<BTreeMap<String, String>>,
+        broker: Option<BTreeMap<String, String>>,
+    ) -> Result<(), String> {
         let _permit = self.controller.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
         let current = self.config();
-        if current.dynamic_default == default {
+        let dir = self.setup.data_dir.join(config::DYNAMIC_DIR);
+        let mut changed = false;
+        let mut take = |layer: Option<BTreeMap<String, String>>, now: &BTreeMap<String, String>, file| match layer
+            .filter(|l| l != now)
+        {
+            Some(l) => {
+                changed = true;
+                config::write_properties(&dir, file, &l).map(|_| l)
+            }
+            None => Ok(now.clone()),
+        };
+        let default = take(default, &current.dynamic_default, config::DYNAMIC_DEFAULT_FILE)?;
+        let broker = take(broker, &current.dynamic_broker, config::DYNAMIC_BROKER_FILE)?;
+        if !changed {
             return Ok(());
         }
-        let broker = current.dynamic_broker.clone();
-        config::write_properties(
-            &self.setup.data_dir.join(config::DYNAMIC_DIR),
-            config::DYNAMIC_DEFAULT_FILE,
-            &default,
-        )?;
         let applied = self
             .invoke_each(|_| true, || ops::ApplyBrokerConfigs { default: default.clone(), broker: broker.clone() })
             .await?;
