@@ -719,8 +719,9 @@ fn partitions(node: &Node, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
 /// (`SLUICE_CHAOS_ROUNDS`, default 6). Each kill: the partitions it led get new leaders
 /// within seconds (the quorum fences it after `broker.session.timeout.ms`, 2 s here), the
 /// group's coordinator moves when it was there. At the end: nothing acknowledged is lost
-/// or doubled in the log, the group saw every acknowledged record, and every replica is
-/// back in the ISR.
+/// or doubled in the log, the group saw every acknowledged record and none the log does not
+/// hold (nothing was served above the high watermark), every replica is back in the ISR, and
+/// the three copies of each partition hold the same batches in the same order.
 #[test]
 fn random_nodes_killed_round_after_round_lose_and_double_nothing() {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -865,12 +866,29 @@ fn random_nodes_killed_round_after_round_lose_and_double_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::fs::write(&stop_file, b"").unwrap();
+    // Nothing was served above the high watermark: the group saw no record the log lost
+    // (one a leader held but was cut back when another took over).
+    let unstored: Vec<i64> = seen().into_iter().filter(|i| !stored.contains_key(i)).collect();
+    assert!(unstored.is_empty(), "the group saw records the log does not hold: {unstored:?}");
 
     // Every replica in sync at the end, on every node's answer.
     for n in &nodes {
         let deadline = Instant::now() + SETTLE;
         while !partitions(n, "chaos").iter().all(|p| p.2 == vec![1, 2, 3]) {
             assert!(Instant::now() < deadline, "not all in sync: {:?}", partitions(n, "chaos"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // And no replica diverges: each partition's batches, in one order, the same on all three.
+    for p in 0..partitions(&nodes[0], "chaos").len() as i32 {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let copies: Vec<Vec<Vec<u8>>> = nodes.iter().map(|n| batches_from(n, "chaos", p, 0)).collect();
+            if !copies[0].is_empty() && copies.iter().all(|c| *c == copies[0]) {
+                break;
+            }
+            let counts: Vec<usize> = copies.iter().map(Vec::len).collect();
+            assert!(Instant::now() < deadline, "partition {p}'s replicas differ (batches per node {counts:?})");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -1684,9 +1702,9 @@ fn a_partition_reassigned_off_its_leader_moves_whole_and_a_waiting_move_can_be_c
 /// The stored batches of partition 0 of `topic` in `node`'s segment files that hold an
 /// offset at or past `from`, whole and in offset order (a batch still being written is left
 /// out).
-fn batches_from(node: &Node, topic: &str, from: i64) -> Vec<Vec<u8>> {
+fn batches_from(node: &Node, topic: &str, p: i32, from: i64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for (_, bytes) in segment_bytes(node, topic, 0) {
+    for (_, bytes) in segment_bytes(node, topic, p) {
         let mut rest = &bytes[..];
         while let Some(h) = sluice::log::batch::BatchHeader::read(rest) {
             let size = h.size_bytes();
@@ -1799,8 +1817,8 @@ fn a_follower_back_below_the_leaders_log_start_starts_again_there_and_returns_to
     let deadline = Instant::now() + SETTLE;
     loop {
         let starts: Vec<Option<i64>> = nodes.iter().map(log_start).collect();
-        let reference = batches_from(&nodes[l], "behind", 35);
-        let copies: Vec<Vec<Vec<u8>>> = nodes.iter().map(|n| batches_from(n, "behind", 35)).collect();
+        let reference = batches_from(&nodes[l], "behind", 0, 35);
+        let copies: Vec<Vec<Vec<u8>>> = nodes.iter().map(|n| batches_from(n, "behind", 0, 35)).collect();
         if starts.iter().all(|s| *s == Some(35)) && copies.iter().all(|c| *c == reference) {
             assert_eq!(reference.len(), 3, "the batches 30-39, 40-49 and 50-59");
             break;
