@@ -298,3 +298,150 @@ fn starting_again_inside_the_log_or_at_its_start_leaves_it_empty_there() {
         log.close().await.unwrap();
     });
 }
+
+/// `batch(values, timestamp)` as a leader stored it: at `base_offset`, in `epoch`. Both lie
+/// outside the CRC, so the batch still checks out whatever they say.
+fn stored_at(values: &[&[u8]], timestamp: i64, base_offset: i64, epoch: i32) -> Vec<u8> {
+    let mut b = batch(values, timestamp);
+    b[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    b[12..16].copy_from_slice(&epoch.to_be_bytes());
+    b
+}
+
+/// The offsets of every batch a log holds, read as a follower reads them.
+async fn batch_offsets(log: &PartitionLog) -> Vec<(i64, i64)> {
+    common::headers(&bytes_from(log, log.log_start_offset()).await)
+        .iter()
+        .map(|h| (h.base_offset, h.last_offset()))
+        .collect()
+}
+
+/// A replicated batch's base offset is not covered by its CRC: one whose records would run
+/// past the largest offset (i64::MAX - 1 with three records) is refused as corrupt, alone or
+/// behind a good batch, with nothing written — no overflow, no panic — and the log takes the
+/// leader's next batches, and its own, as before.
+#[test]
+fn a_replicated_batch_whose_offsets_pass_the_largest_offset_is_refused_and_the_log_goes_on() {
+    let tmp = TempDir::new("overflow");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        log.append_replicated(&Bytes::from(stored_at(&[b"a", b"b"], 1, 0, 0)), 0).await.unwrap();
+        assert_eq!(log.log_end_offset(), 2);
+        let crafted = stored_at(&[b"x", b"y", b"z"], 2, i64::MAX - 1, 0);
+        let behind_a_good_one = [stored_at(&[b"c"], 3, 2, 0), crafted.clone()].concat();
+        for (records, what) in [(crafted, "alone"), (behind_a_good_one, "behind a good batch")] {
+            let err = log.append_replicated(&Bytes::from(records), 0).await.unwrap_err();
+            assert_eq!(err.kafka_error_code(), 2, "{what}: CORRUPT_MESSAGE: {err}");
+            assert!(err.to_string().contains("baseOffset 9223372036854775806"), "{what}: {err}");
+            assert_eq!((log.log_end_offset(), log.next_offset()), (2, 2), "{what}: nothing written");
+            assert_eq!(log.segment_bases(), vec![0], "{what}");
+        }
+        log.append_replicated(&Bytes::from(stored_at(&[b"c"], 3, 2, 1)), 0).await.unwrap();
+        let own = log.append(&batch(&[b"d"], 4), 1, 0).await.unwrap();
+        assert_eq!((own.first_offset, log.log_end_offset()), (3, 4));
+        assert_eq!(batch_offsets(&log).await, vec![(0, 1), (2, 2), (3, 3)]);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!(batch_offsets(&log).await, vec![(0, 1), (2, 2), (3, 3)], "reopened");
+    });
+}
+
+/// Offsets near the largest one: a follower takes a batch ending just below it (its last
+/// offset i64::MAX - 1, so the log end is i64::MAX), and then every append that would pass
+/// it is refused — the leader's next batch, and this log's own once it leads — with the log
+/// left as it was, across a restart too.
+#[test]
+fn appends_that_would_pass_the_largest_offset_are_refused_replicas_and_leaders_alike() {
+    let tmp = TempDir::new("overflow-end");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        log.follow();
+        let last_base = i64::MAX - 3;
+        log.append_replicated(&Bytes::from(stored_at(&[b"a", b"b", b"c"], 1, last_base, 0)), 0).await.unwrap();
+        assert_eq!(log.log_end_offset(), i64::MAX);
+        assert_eq!(log.segment_bases(), vec![0, last_base], "a segment of its own: its base is far past 0");
+        let next = stored_at(&[b"d"], 2, i64::MAX, 0);
+        let err = log.append_replicated(&Bytes::from(next), 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2, "{err}");
+        log.lead(1, &[], &[]);
+        let err = log.append(&batch(&[b"e"], 3), 1, 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2, "{err}");
+        assert!(err.to_string().contains("largest offset"), "{err}");
+        assert_eq!((log.log_end_offset(), log.next_offset()), (i64::MAX, i64::MAX));
+        assert_eq!(batch_offsets(&log).await, vec![(last_base, i64::MAX - 1)]);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!(log.log_end_offset(), i64::MAX, "reopened");
+        assert_eq!(batch_offsets(&log).await, vec![(last_base, i64::MAX - 1)]);
+    });
+}
+
+/// A gap of more offsets than a segment can address (Kafka's indexes hold 32-bit offsets
+/// relative to the segment's base) between a follower's log end and the leader's next
+/// batches — compaction on the leader leaves such gaps — starts a segment at the first of
+/// them, as Kafka's follower rolls to `max(firstOffset, logEndOffset)`: the batches read
+/// back at their offsets, before and after a restart, and appends go on after them.
+#[test]
+fn replicated_batches_past_a_gap_wider_than_a_segment_can_address_start_a_segment_there() {
+    let tmp = TempDir::new("gap");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![4u8; 300]; // past `index.interval.bytes`: the second batch gets an index entry
+        log.append_replicated(&Bytes::from(stored_at(&[&value, &value], 1, 0, 0)), 0).await.unwrap();
+        let gap = 5_000_000_000i64; // past u32::MAX as well as i32::MAX
+        let far = [stored_at(&[&value, &value], 2, gap, 0), stored_at(&[&value, &value], 3, gap + 2, 0)].concat();
+        log.append_replicated(&Bytes::from(far), 0).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![0, gap]);
+        assert_eq!(log.log_end_offset(), gap + 4);
+        let want = vec![(0, 1), (gap, gap + 1), (gap + 2, gap + 3)];
+        assert_eq!(batch_offsets(&log).await, want);
+        let (_, from_the_gap) = log.read_copy(2, 1 << 20, true).await.unwrap();
+        assert_eq!(from_the_gap.first_offset, gap, "a read inside the gap returns the next batch");
+        let own = log.append(&batch(&[b"next"], 4), 0, 0).await.unwrap();
+        assert_eq!(own.first_offset, gap + 4);
+        log.close().await.unwrap();
+        for clean_shutdown in [true, false] {
+            let hint = OpenHint { clean_shutdown, ..OpenHint::default() };
+            let log = PartitionLog::open(&dir, small_segments(), hint).await.unwrap();
+            assert_eq!(log.segment_bases(), vec![0, gap], "clean_shutdown={clean_shutdown}");
+            assert_eq!(log.log_end_offset(), gap + 5, "clean_shutdown={clean_shutdown}");
+            assert_eq!(batch_offsets(&log).await.len(), 4, "clean_shutdown={clean_shutdown}");
+            log.close().await.unwrap();
+        }
+    });
+}
+
+/// A producer's append whose offsets span more than one segment can address (here 1100
+/// header-only batches each claiming 2^22 compressed records: 4.6 billion offsets) is
+/// refused whole, as Kafka refuses an append no segment can hold, and the log goes on.
+#[test]
+fn an_append_spanning_more_offsets_than_a_segment_can_address_is_refused_whole() {
+    let tmp = TempDir::new("span");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = sluice::log::LogConfig { validate_records: false, ..small_segments() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        log.append(&batch(&[b"first"], 1), 0, 0).await.unwrap();
+        let mut claim = [0u8; 61];
+        claim[8..12].copy_from_slice(&49i32.to_be_bytes()); // batchLength: the header alone
+        claim[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        claim[16] = 2;
+        claim[21..23].copy_from_slice(&1i16.to_be_bytes()); // gzip: the count is not checked against the bytes
+        claim[23..27].copy_from_slice(&((1i32 << 22) - 1).to_be_bytes());
+        claim[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        claim[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+        claim[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        claim[57..61].copy_from_slice(&(1i32 << 22).to_be_bytes());
+        let crc = crc32c::crc32c(&claim[21..]);
+        claim[17..21].copy_from_slice(&crc.to_be_bytes());
+        let records = claim.repeat(1100);
+        let err = log.append(&records, 0, 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2, "{err}");
+        assert_eq!((log.log_end_offset(), log.next_offset(), log.segment_count()), (1, 1, 1), "nothing written");
+        let next = log.append(&batch(&[b"next"], 2), 0, 0).await.unwrap();
+        assert_eq!(next.first_offset, 1);
+    });
+}

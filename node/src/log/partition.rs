@@ -200,7 +200,9 @@ enum Enqueue {
     Done(AppendInfo, bool, bool),
     /// A producer's retry of a batch already in the log: its original offsets.
     Duplicate(AppendInfo),
-    NeedRoll,
+    /// The active segment must be sealed: roll to a new one at the log end, or at this
+    /// offset (a replicated append's first) when it lies past the log end.
+    NeedRoll(i64),
     Busy,
 }
 
@@ -694,8 +696,8 @@ impl PartitionLog {
                     self.written.wait_for(as_watch(info.last_offset + 1)).await.map_err(|_| LogError::Offline)?;
                     return Ok(info);
                 }
-                Enqueue::NeedRoll => {
-                    self.roll().await?;
+                Enqueue::NeedRoll(at) => {
+                    self.roll(at).await?;
                     let base = self.next_offset();
                     self.schedule_roll_flush(base);
                 }
@@ -726,32 +728,35 @@ impl PartitionLog {
         if st.exclusive {
             return Ok(Enqueue::Busy);
         }
-        let offsets: i64 = spans.iter().map(|s| s.header.last_offset_delta as i64 + 1).sum();
         let max_timestamp = spans.iter().map(|s| s.header.max_timestamp).max().unwrap_or(-1);
         if replica && !matches!(*self.role.borrow(), Role::Follower | Role::Alone) {
             // Checked here, with the queueing, where no other task can run in between.
             return Err(LogError::NotFollower);
         }
-        let (first_offset, last_offset) = if replica {
-            // The leader's offsets, continuing the log and increasing.
-            let mut end = st.next_offset;
-            for s in spans {
-                if s.header.base_offset < end {
-                    return Err(LogError::UnexpectedOffset { log_end: st.next_offset, first: s.header.base_offset });
-                }
-                end = s.header.last_offset() + 1;
-            }
-            (spans[0].header.base_offset, end - 1)
+        let (first_offset, end) = if replica {
+            replicated_offsets(spans, st.next_offset)?
         } else {
+            // Computed before the sequence checks, whose offsets it bounds.
+            let end = assigned_end(spans, st.next_offset)?;
             if let Some(duplicate) = check_sequences(&st.producers, spans, st.next_offset, st.log_start_offset)? {
                 return Ok(Enqueue::Duplicate(duplicate));
             }
-            (st.next_offset, st.next_offset + offsets - 1)
+            (st.next_offset, end)
         };
+        let last_offset = end - 1;
+        if last_offset - first_offset > segment::RELATIVE_OFFSET_MAX {
+            // Kafka's LogSegmentOffsetOverflowException: no segment could hold them all.
+            let why = format!("offsets {first_offset}..={last_offset} in one append; a segment holds at most 2^31");
+            return Err(LogError::InvalidBatch(BatchError::OffsetOverflow(why)));
+        }
         let (&base, active) = st.segments.iter_mut().next_back().expect("a log always has an active segment");
-        if active.state.should_roll(base, &config, records.len() as u64, max_timestamp, last_offset) {
+        // An empty active segment is never rolled for size or age, but a replicated append
+        // past a gap of more than 2^31 offsets (the leader's compaction left it) cannot be
+        // addressed from its base either: it goes in a segment of its own (`roll`).
+        let beyond_reach = last_offset - base > segment::RELATIVE_OFFSET_MAX && first_offset > base;
+        if beyond_reach || active.state.should_roll(base, &config, records.len() as u64, max_timestamp, last_offset) {
             st.exclusive = true;
-            return Ok(Enqueue::NeedRoll);
+            return Ok(Enqueue::NeedRoll(first_offset));
         }
         let position = active.state.size;
         let job = queue_buffer(&mut st.queue, &active.log, base, position, records.len());
@@ -1086,7 +1091,7 @@ impl PartitionLog {
             }
             self.wait_structure().await;
         }
-        self.roll().await
+        self.roll(i64::MIN).await
     }
 
     /// Waits for the roll or truncation under way (`exclusive`) to make progress. Its task
@@ -1099,14 +1104,34 @@ impl PartitionLog {
         futures_lite::future::yield_now().await;
     }
 
-    /// Rolls to a new segment at the current next offset (if the predicate still says so).
-    async fn roll(&self) -> Result<(), LogError> {
+    /// Rolls to a new segment at the log end, or at `at` when that lies past it (Kafka's
+    /// `roll(max(firstOffset, logEndOffset))`: a replicated append whose leader's log has a
+    /// gap there, as compaction leaves). In that case the log end moves to `at` with the
+    /// roll, once the writes queued before it have landed, so the next append (leader's or
+    /// replica's) goes to the active segment and never below its base, even if the
+    /// replicated append that asked for the roll is refused when it tries again.
+    async fn roll(&self, at: i64) -> Result<(), LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-        let base = self.state.borrow().next_offset;
-        let result = Segment::create(&self.dir, base, &self.config()).await;
+        // `next` stays the log end meanwhile: `exclusive` keeps appends out, the permit
+        // truncations.
+        let next = self.state.borrow().next_offset;
+        let base = at.max(next);
+        let created = async {
+            if base > next {
+                self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+            }
+            Segment::create(&self.dir, base, &self.config()).await
+        }
+        .await;
         self.state.borrow_mut().exclusive = false;
         let old_base = self.state.borrow().segments.keys().next_back().copied();
-        let closed_index_writes = self.install_rolled(base, result?);
+        let closed_index_writes = self.install_rolled(base, created?);
+        if base > next {
+            // Nothing lies in the gap: it is written as far as it ever will be.
+            self.state.borrow_mut().next_offset = base;
+            self.written.advance(as_watch(base));
+            self.recompute_high_watermark();
+        }
         if let (Some(writes), Some(old_base)) = (closed_index_writes, old_base) {
             // The roll itself stands (the new segment takes this append); the old segment's
             // indexes are derived data, written again later.
@@ -1865,6 +1890,34 @@ const REPAIR_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Kafka's producer snapshot file name: the offset it is valid at, 20 digits.
 fn snapshot_name(offset: i64) -> String {
     format!("{}.snapshot", segment::file_stem(offset))
+}
+
+/// A replicated append's first offset and the offset after its last: the leader's offsets,
+/// continuing the log (at or past `log_end`) and increasing. Base offsets come from the
+/// wire outside the CRC: one whose batch would end past the largest offset is refused.
+fn replicated_offsets(spans: &[batch::BatchSpan], log_end: i64) -> Result<(i64, i64), LogError> {
+    let mut end = log_end;
+    for (i, s) in spans.iter().enumerate() {
+        if s.header.base_offset < end {
+            return Err(LogError::UnexpectedOffset { log_end, first: s.header.base_offset });
+        }
+        end = s.header.end_offset().ok_or_else(|| {
+            let (base, delta) = (s.header.base_offset, s.header.last_offset_delta);
+            let why = format!("batch {i} has baseOffset {base} and lastOffsetDelta {delta}, past the largest offset");
+            LogError::InvalidBatch(BatchError::OffsetOverflow(why))
+        })?;
+    }
+    Ok((spans[0].header.base_offset, end))
+}
+
+/// The log end after a leader's append of `spans` at `next_offset`, if it is an offset.
+fn assigned_end(spans: &[batch::BatchSpan], next_offset: i64) -> Result<i64, LogError> {
+    spans.iter().try_fold(next_offset, |end, s| end.checked_add(s.header.last_offset_delta as i64 + 1)).ok_or_else(
+        || {
+            let why = format!("{} batches appended at offset {next_offset} would pass the largest offset", spans.len());
+            LogError::InvalidBatch(BatchError::OffsetOverflow(why))
+        },
+    )
 }
 
 /// The idempotence checks of one append (no state changes). `Some`: every batch is a retry
