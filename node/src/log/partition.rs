@@ -1577,7 +1577,9 @@ impl PartitionLog {
                 st.segments.values().next_back().map(|s| (s.log.clone(), s.state.index.floor(offset).1, s.written));
             (removed, keep)
         };
-        for base in &removed {
+        // Newest first: a failure (or a crash) part way leaves a shorter log, never one with
+        // a hole where an older segment went and a newer one stayed.
+        for base in removed.iter().rev() {
             Segment::delete_files(&self.dir, *base)?;
         }
         match keep {
