@@ -1118,7 +1118,7 @@ impl PartitionLog {
         let base = at.max(next);
         let created = async {
             if base > next {
-                self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+                self.queued_written().await?;
             }
             Segment::create(&self.dir, base, &self.config()).await
         }
@@ -1511,7 +1511,25 @@ impl PartitionLog {
     /// Removes every batch whose last offset is at or past `offset` (replication's
     /// truncation to a leader's log). Batches are never split. Returns the new log end.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        // After a failed write, first cut the files back to what reached the page cache (as
+        // `truncate_fully_and_start_at` does): the offsets of the failed appends never will.
+        self.repair().await?;
         self.truncate_with(offset, false).await
+    }
+
+    /// Waits until every append queued so far is written. Never for ever: after a failed
+    /// write (whose appends, and all queued after it, were dropped: `write_failed`) it fails
+    /// at once, as the wait does when a write fails while it waits (`abort_waiters`).
+    async fn queued_written(&self) -> Result<(), LogError> {
+        let next = {
+            let st = self.state.borrow();
+            if st.write_failed {
+                return Err(LogError::Offline);
+            }
+            st.next_offset
+        };
+        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+        Ok(())
     }
 
     /// `truncate_to`, or (`repair`) the cut after a failed write: to `written`, dropping the
@@ -1558,7 +1576,7 @@ impl PartitionLog {
     async fn truncate_locked(&self, offset: i64, repair: bool) -> Result<i64, LogError> {
         let next = self.next_offset();
         if !repair {
-            self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+            self.queued_written().await?;
             if offset >= next {
                 return Ok(next);
             }
@@ -1677,7 +1695,7 @@ impl PartitionLog {
     async fn truncate_fully_locked(&self, offset: i64) -> Result<(), LogError> {
         // Appends queued before `exclusive` was set land first, in the old segments.
         let next = self.next_offset();
-        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+        self.queued_written().await?;
         if offset < next {
             self.truncate_locked(offset, false).await?;
         }
