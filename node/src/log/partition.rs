@@ -147,6 +147,11 @@ struct LogState {
     behind: (i64, u64),
     /// The cleaner's checkpoint: offsets below were cleaned at least once (`clean`).
     cleaned_upto: i64,
+    /// Truncations so far: a cleaning that began before one swaps no more groups in (its
+    /// key map and copies were read from segments the truncation may have cut), as Kafka
+    /// aborts cleaning around `truncateTo`. Groups swapped before it stay: cleanings stop at
+    /// the high watermark, and truncations below it are the rare case (unclean election).
+    truncations: u64,
     /// A cleaning is swapping the segments based in [.0, .1) for its own: retention and
     /// truncation leave them alone until it is done.
     swap_pending: Option<(i64, i64)>,
@@ -221,6 +226,9 @@ pub struct PartitionLog {
     structure: Semaphore,
     /// Held by a cleaning for its whole run; `close` waits for it.
     cleaner: Semaphore,
+    /// One write of the cleaner checkpoint at a time: a cleaning's and a truncation's share
+    /// its temp file (`clean::persist_cleaned_upto`).
+    cleaner_checkpoint: Semaphore,
 
     /// Set by `close` / `stop_cleaning`: a cleaning under way stops at its next step.
     clean_abort: Cell<bool>,
@@ -323,6 +331,7 @@ impl PartitionLog {
                 producers,
                 behind: (-1, 0),
                 cleaned_upto: clean::read_checkpoint(dir),
+                truncations: 0,
                 swap_pending: None,
                 txn_pending: Vec::new(),
                 index_rewrites: Vec::new(),
@@ -334,6 +343,7 @@ impl PartitionLog {
             sync_rounds: OffsetWatch::new(0),
             structure: Semaphore::new(1),
             cleaner: Semaphore::new(1),
+            cleaner_checkpoint: Semaphore::new(1),
             clean_abort: Cell::new(false),
         }))
     }
@@ -1584,6 +1594,7 @@ impl PartitionLog {
         let offset = offset.max(0);
         let (removed, keep) = {
             let mut st = self.state.borrow_mut();
+            st.truncations += 1;
             let first = *st.segments.keys().next().expect("segment");
             let cut_from = if offset <= first { first } else { offset };
             let removed: Vec<i64> = st.segments.range(cut_from..).map(|(b, _)| *b).collect();
@@ -1638,6 +1649,7 @@ impl PartitionLog {
         self.hw.reset(as_watch(new_end).min(self.hw.get()));
         let epochs = self.leader_epochs();
         checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+        self.lower_cleaned_upto(new_end).await?;
         Ok(new_end)
     }
 
@@ -1722,6 +1734,7 @@ impl PartitionLog {
                 return Err(LogError::Corrupt(format!("no segment at {offset} to start the log at")));
             };
             st.segments.insert(offset, new);
+            st.truncations += 1;
             st.log_start_offset = offset;
             st.next_offset = offset;
             st.epochs.clear();
@@ -1750,12 +1763,7 @@ impl PartitionLog {
         rewrite_txn_indexes(&self.dir, &[offset], &[])?;
         remove_snapshots(&self.dir)?;
         checkpoint::write_leader_epochs(&self.dir, &[]).await?;
-        let cleaned_upto = self.state.borrow().cleaned_upto;
-        if cleaned_upto > offset {
-            self.state.borrow_mut().cleaned_upto = offset;
-            let text = format!("{offset}\n");
-            checkpoint::write_atomic(&self.dir, clean::CLEANER_CHECKPOINT_FILE, text.into_bytes()).await?;
-        }
+        self.lower_cleaned_upto(offset).await?;
         sync_dir(&self.dir).await?;
         self.state.borrow_mut().dir_dirty = false;
         // Nothing below `offset` is left to sync: the new segment is empty and in the directory.
