@@ -445,3 +445,57 @@ fn an_append_spanning_more_offsets_than_a_segment_can_address_is_refused_whole()
         assert_eq!(next.first_offset, 1);
     });
 }
+
+/// Leader epochs and their start offsets.
+fn epochs(log: &PartitionLog) -> Vec<(i32, i64)> {
+    log.leader_epochs().iter().map(|e| (e.epoch, e.start_offset)).collect()
+}
+
+/// When the log start moves (DeleteRecords, a follower taking its leader's, retention), the
+/// leader-epoch cache loses the entries wholly below it and the last one at or below it
+/// starts there (Kafka's `LeaderEpochFileCache.truncateFromStart`), in
+/// `leader-epoch-checkpoint` too: epochs 0@0, 1@10, 2@20 with the log start at 15 are
+/// 1@15, 2@20, and stay so after a restart.
+#[test]
+fn leader_epochs_below_the_log_start_go_and_the_first_left_starts_there() {
+    let tmp = TempDir::new("epochs-start");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = sluice::log::LogConfig { retention_bytes: 0, ..small_segments() };
+        let log = PartitionLog::open(&dir, config.clone(), OpenHint::default()).await.unwrap();
+        let ten: Vec<&[u8]> = vec![b"0123456789"; 10];
+        for epoch in 0..3 {
+            log.append(&batch(&ten, epoch as i64), epoch, 0).await.unwrap();
+        }
+        assert_eq!(epochs(&log), [(0, 0), (1, 10), (2, 20)]);
+        assert_eq!(log.advance_log_start(15).await.unwrap(), 15);
+        assert_eq!(epochs(&log), [(1, 15), (2, 20)]);
+        assert_eq!(log.end_offset_for_epoch(1), (1, 20));
+        let file = std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).unwrap();
+        assert_eq!(file, "0\n2\n1 15\n2 20\n");
+        log.close().await.unwrap();
+        for log_start_offset in [15, 0] {
+            // As the data directory's log-start checkpoint says, or with none at all.
+            let hint = OpenHint { log_start_offset, clean_shutdown: true, ..OpenHint::default() };
+            let log = PartitionLog::open(&dir, config.clone(), hint).await.unwrap();
+            assert_eq!(epochs(&log), [(1, 15), (2, 20)], "reopened, log start hint {log_start_offset}");
+            log.close().await.unwrap();
+        }
+
+        // Retention: the log start moves to the first segment kept.
+        let log = PartitionLog::open(&dir, config.clone(), OpenHint { log_start_offset: 15, ..OpenHint::default() })
+            .await
+            .unwrap();
+        let value = vec![1u8; 1000];
+        for i in 0..8 {
+            log.append(&batch(&[&value], 100 + i), 3, 0).await.unwrap();
+        }
+        assert_eq!(epochs(&log), [(1, 15), (2, 20), (3, 30)]);
+        let out = log.enforce_retention(0).await.unwrap();
+        assert!(out.log_start_offset > 30, "{out:?}");
+        assert_eq!(epochs(&log), [(3, out.log_start_offset)]);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        assert_eq!(epochs(&log), [(3, out.log_start_offset)], "reopened");
+    });
+}

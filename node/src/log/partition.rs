@@ -229,6 +229,9 @@ pub struct PartitionLog {
     /// One write of the cleaner checkpoint at a time: a cleaning's and a truncation's share
     /// its temp file (`clean::persist_cleaned_upto`).
     cleaner_checkpoint: Semaphore,
+    /// One write of `leader-epoch-checkpoint` at a time: appends, truncations and log start
+    /// moves write it, not all under `structure` (`persist_leader_epochs`).
+    epoch_checkpoint: Semaphore,
 
     /// Set by `close` / `stop_cleaning`: a cleaning under way stops at its next step.
     clean_abort: Cell<bool>,
@@ -300,8 +303,10 @@ impl PartitionLog {
             active.log.file.fdatasync().await?;
         }
         let log_start_offset = hint.log_start_offset.max(first_base).min(next_offset);
-        let epochs =
+        let mut epochs: Vec<EpochEntry> =
             checkpoint::read_leader_epochs(dir)?.into_iter().filter(|e| e.start_offset <= next_offset).collect();
+        // A crash between a log start move and the checkpoint's rewrite leaves older entries.
+        truncate_epochs_from_start(&mut epochs, log_start_offset);
         let producers = load_producers(dir, &segments, log_start_offset, next_offset).await?;
         let directory = Directory::open(dir).await?;
         directory.sync().await?;
@@ -344,6 +349,7 @@ impl PartitionLog {
             structure: Semaphore::new(1),
             cleaner: Semaphore::new(1),
             cleaner_checkpoint: Semaphore::new(1),
+            epoch_checkpoint: Semaphore::new(1),
             clean_abort: Cell::new(false),
         }))
     }
@@ -578,6 +584,15 @@ impl PartitionLog {
         self.state.borrow().epochs.clone()
     }
 
+    /// Writes `leader-epoch-checkpoint` with the entries in force now. One write at a time
+    /// (they share its temp file), each of the entries when it starts: the last one to run
+    /// leaves the latest.
+    async fn persist_leader_epochs(&self) -> Result<(), LogError> {
+        let _one = self.epoch_checkpoint.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let epochs = self.leader_epochs();
+        checkpoint::write_leader_epochs(&self.dir, &epochs).await
+    }
+
     pub fn segment_count(&self) -> usize {
         self.state.borrow().segments.len()
     }
@@ -697,8 +712,7 @@ impl PartitionLog {
                     }
                     written.await.map_err(|_| LogError::Offline)?;
                     if epoch_changed {
-                        let epochs = self.leader_epochs();
-                        checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+                        self.persist_leader_epochs().await?;
                     }
                     return Ok(info);
                 }
@@ -1647,14 +1661,14 @@ impl PartitionLog {
         self.written.reset(as_watch(new_end).min(self.written.get()));
         self.synced.reset(as_watch(new_end).min(self.synced.get()));
         self.hw.reset(as_watch(new_end).min(self.hw.get()));
-        let epochs = self.leader_epochs();
-        checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+        self.persist_leader_epochs().await?;
         self.lower_cleaned_upto(new_end).await?;
         Ok(new_end)
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (not past the high
-    /// watermark) and deletes the segments wholly below it.
+    /// watermark) and deletes the segments wholly below it; the leader-epoch cache starts
+    /// there too.
     pub async fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
         let (start, hw) = (self.log_start_offset(), self.high_watermark());
         if offset > hw || offset < 0 {
@@ -1762,7 +1776,7 @@ impl PartitionLog {
         }
         rewrite_txn_indexes(&self.dir, &[offset], &[])?;
         remove_snapshots(&self.dir)?;
-        checkpoint::write_leader_epochs(&self.dir, &[]).await?;
+        self.persist_leader_epochs().await?; // none: cleared above
         self.lower_cleaned_upto(offset).await?;
         sync_dir(&self.dir).await?;
         self.state.borrow_mut().dir_dirty = false;
@@ -1802,14 +1816,15 @@ impl PartitionLog {
     }
 
     /// Deletes, oldest first, closed segments that `expired` (given the bytes deleted so far)
-    /// or that lie wholly below the log start; stops at the first one to keep.
+    /// or that lie wholly below the log start; stops at the first one to keep. The
+    /// leader-epoch cache then starts at the log start too (`truncate_epochs_from_start`).
     async fn delete_segments(
         &self,
         expired: impl Fn(&SegmentState, u64) -> bool,
     ) -> Result<RetentionOutcome, LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         let mut outcome = RetentionOutcome::default();
-        let removed: Vec<i64> = {
+        let (removed, epochs_moved) = {
             let mut st = self.state.borrow_mut();
             let bases: Vec<i64> = st.segments.keys().copied().collect();
             let mut removed = Vec::new();
@@ -1837,10 +1852,14 @@ impl PartitionLog {
                 st.dir_dirty = true;
             }
             outcome.log_start_offset = st.log_start_offset;
-            removed
+            let start = st.log_start_offset;
+            (removed, truncate_epochs_from_start(&mut st.epochs, start))
         };
         for base in removed {
             Segment::delete_files(&self.dir, base)?;
+        }
+        if epochs_moved {
+            self.persist_leader_epochs().await?;
         }
         Ok(outcome)
     }
@@ -1894,6 +1913,19 @@ impl PartitionLog {
     pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
         self.state.borrow().producers.open_transactions()
     }
+}
+
+/// Kafka's `LeaderEpochFileCache.truncateFromStart`, for a log now starting at `start`: the
+/// entries that begin at or below it go but the last of them, which now begins at `start`
+/// (its epoch led the log's first offsets). Returns whether anything changed.
+fn truncate_epochs_from_start(epochs: &mut Vec<EpochEntry>, start: i64) -> bool {
+    let at_or_below = epochs.iter().take_while(|e| e.start_offset <= start).count();
+    if at_or_below == 0 || (at_or_below == 1 && epochs[0].start_offset == start) {
+        return false;
+    }
+    epochs.drain(..at_or_below - 1);
+    epochs[0].start_offset = start;
+    true
 }
 
 /// How a sync round failed.
@@ -2228,4 +2260,34 @@ fn discover_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     Ok(logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka's `truncateFromStart`, case by case: below the first entry and at its start
+    /// nothing changes; past it the entries wholly below go and the last at or below the new
+    /// start begins there; at an entry's start that entry is the first left.
+    #[test]
+    fn leader_epochs_are_truncated_from_the_start_as_kafka_does() {
+        let cache = |pairs: &[(i32, i64)]| -> Vec<EpochEntry> {
+            pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()
+        };
+        let cases: [(i64, &[(i32, i64)], bool); 6] = [
+            (3, &[(0, 5), (1, 10), (2, 20)], false),
+            (5, &[(0, 5), (1, 10), (2, 20)], false),
+            (7, &[(0, 7), (1, 10), (2, 20)], true),
+            (15, &[(1, 15), (2, 20)], true),
+            (20, &[(2, 20)], true),
+            (99, &[(2, 99)], true),
+        ];
+        for (start, want, changed) in cases {
+            let mut epochs = cache(&[(0, 5), (1, 10), (2, 20)]);
+            assert_eq!(truncate_epochs_from_start(&mut epochs, start), changed, "start {start}");
+            assert_eq!(epochs, cache(want), "start {start}");
+        }
+        let mut none = Vec::new();
+        assert!(!truncate_epochs_from_start(&mut none, 10));
+    }
 }
