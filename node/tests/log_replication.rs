@@ -499,3 +499,46 @@ fn leader_epochs_below_the_log_start_go_and_the_first_left_starts_there() {
         assert_eq!(epochs(&log), [(3, out.log_start_offset)], "reopened");
     });
 }
+
+/// A log start moved inside the first segment — a follower taking its leader's log start,
+/// or DeleteRecords — is told to the listener the data directory's owner installs (the
+/// node writes `log-start-offset-checkpoint` from it): without that checkpoint a start
+/// takes the first segment's base instead, as the reopened log here shows. A move onto a
+/// segment's base (the segments restore it) or none at all is not told.
+#[test]
+fn log_start_moves_the_segments_would_not_restore_are_told_to_the_listener() {
+    let tmp = TempDir::new("log-start-told");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let told = Rc::new(std::cell::RefCell::new(Vec::new()));
+        log.on_log_start_moved({
+            let told = told.clone();
+            move |start| told.borrow_mut().push(start)
+        });
+        let value = vec![2u8; 300];
+        for i in 0..20 {
+            log.append(&batch(&[&value, &value], i), 0, 0).await.unwrap();
+        }
+        let bases = log.segment_bases();
+        assert!(bases.len() > 3, "{bases:?}");
+        assert_eq!(log.advance_log_start(3).await.unwrap(), 3);
+        assert_eq!(log.advance_log_start(3).await.unwrap(), 3, "no move");
+        assert_eq!(log.advance_log_start(1).await.unwrap(), 3, "never down");
+        assert_eq!(*told.borrow(), vec![3]);
+        assert_eq!(log.advance_log_start(bases[2]).await.unwrap(), bases[2]);
+        assert_eq!(log.segment_bases()[0], bases[2], "onto a segment's base: it restores itself");
+        assert_eq!(*told.borrow(), vec![3]);
+        assert_eq!(log.advance_log_start(bases[2] + 1).await.unwrap(), bases[2] + 1);
+        assert_eq!(*told.borrow(), vec![3, bases[2] + 1]);
+        log.close().await.unwrap();
+
+        let with = OpenHint { log_start_offset: bases[2] + 1, clean_shutdown: true, ..OpenHint::default() };
+        let log = PartitionLog::open(&dir, small_segments(), with).await.unwrap();
+        assert_eq!(log.log_start_offset(), bases[2] + 1, "the checkpointed log start");
+        log.close().await.unwrap();
+        let without = OpenHint { clean_shutdown: true, ..OpenHint::default() };
+        let log = PartitionLog::open(&dir, small_segments(), without).await.unwrap();
+        assert_eq!(log.log_start_offset(), bases[2], "without it: the first segment's base");
+    });
+}

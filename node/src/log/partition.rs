@@ -235,6 +235,17 @@ pub struct PartitionLog {
 
     /// Set by `close` / `stop_cleaning`: a cleaning under way stops at its next step.
     clean_abort: Cell<bool>,
+    /// Told of log start moves the segments alone would not restore (`on_log_start_moved`).
+    log_start_listener: RefCell<Option<LogStartListener>>,
+}
+
+/// What `on_log_start_moved` was given (a wrapper: closures have no `Debug`).
+struct LogStartListener(Box<dyn Fn(i64)>);
+
+impl std::fmt::Debug for LogStartListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogStartListener")
+    }
 }
 
 fn as_watch(offset: i64) -> u64 {
@@ -351,6 +362,7 @@ impl PartitionLog {
             cleaner_checkpoint: Semaphore::new(1),
             epoch_checkpoint: Semaphore::new(1),
             clean_abort: Cell::new(false),
+            log_start_listener: RefCell::new(None),
         }))
     }
 
@@ -1668,7 +1680,8 @@ impl PartitionLog {
 
     /// DeleteRecords: moves the log start offset up to `offset` (not past the high
     /// watermark) and deletes the segments wholly below it; the leader-epoch cache starts
-    /// there too.
+    /// there too. A new log start past the first segment's base (which a start would take
+    /// instead) is told to the `on_log_start_moved` listener.
     pub async fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
         let (start, hw) = (self.log_start_offset(), self.high_watermark());
         if offset > hw || offset < 0 {
@@ -1678,7 +1691,30 @@ impl PartitionLog {
             self.state.borrow_mut().log_start_offset = offset;
         }
         self.delete_segments(|_, _| false).await?;
-        Ok(self.log_start_offset())
+        let (now, first_base) = {
+            let st = self.state.borrow();
+            (st.log_start_offset, st.segments.keys().next().copied().unwrap_or(0))
+        };
+        if now > start && now > first_base {
+            if let Some(listener) = &*self.log_start_listener.borrow() {
+                (listener.0)(now);
+            }
+        }
+        Ok(now)
+    }
+
+    /// `listener` is told each new log start `advance_log_start` sets that the segments
+    /// alone would not restore when the log is opened again (it lies inside the first
+    /// segment): the owner of `log-start-offset-checkpoint` writes it there. Replaces any
+    /// earlier listener. Called synchronously, within `advance_log_start`: it may read
+    /// this log but not give it another listener.
+    pub fn on_log_start_moved(&self, listener: impl Fn(i64) + 'static) {
+        *self.log_start_listener.borrow_mut() = Some(LogStartListener(Box::new(listener)));
+    }
+
+    /// Whether this log follows a leader (`follow`).
+    pub fn is_follower(&self) -> bool {
+        matches!(*self.role.borrow(), Role::Follower)
     }
 
     /// Kafka's `truncateFullyAndStartAt`: every segment goes and the log starts again, empty,
