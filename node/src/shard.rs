@@ -134,6 +134,9 @@ pub struct Shard {
     producer_id_block: Semaphore,
     /// Shard 0: serialises rewrites of `log-start-offset-checkpoint` (DeleteRecords).
     log_start_checkpoint: Semaphore,
+    /// A rewrite of `log-start-offset-checkpoint` for followed partitions' moved log starts
+    /// is asked of shard 0 and has not begun yet (`follower_log_start_moved`).
+    follower_log_starts_due: std::cell::Cell<bool>,
     /// This shard's copy of the placement table, read by `owner`.
     placement: RefCell<crate::placement::Placement>,
     /// Partitions being moved away from this shard (owner) or by this shard (controller):
@@ -179,6 +182,7 @@ impl Shard {
             producer_ids: std::cell::Cell::new((setup.producer_id_start, setup.producer_id_start)),
             producer_id_block: Semaphore::new(1),
             log_start_checkpoint: Semaphore::new(1),
+            follower_log_starts_due: std::cell::Cell::new(false),
             placement: RefCell::new(setup.placement.clone()),
             moving: RefCell::new(Default::default()),
             appending: Rc::new(RefCell::new(HashMap::new())),
@@ -518,10 +522,21 @@ impl Shard {
     }
 
     /// Opens (or creates) one partition's log and writes its `partition.metadata`.
-    pub async fn open_partition(&self, tp: TopicPartition, id: TopicId) -> Result<Rc<PartitionLog>, LogError> {
+    pub async fn open_partition(
+        self: &Rc<Self>,
+        tp: TopicPartition,
+        id: TopicId,
+    ) -> Result<Rc<PartitionLog>, LogError> {
         let dir = self.setup.data_dir.join(tp.dir_name());
         let hint = self.hints.borrow_mut().remove(&tp).unwrap_or_default();
         let log = PartitionLog::open(&dir, self.log_config(&tp), hint).await?;
+        // Weak: the log must not keep the shard alive.
+        let (shard, moved) = (Rc::downgrade(self), tp.clone());
+        log.on_log_start_moved(move |_| {
+            if let Some(shard) = shard.upgrade() {
+                shard.follower_log_start_moved(&moved);
+            }
+        });
         let metadata = topics::encode_partition_metadata(id);
         if std::fs::read_to_string(dir.join(topics::PARTITION_METADATA_FILE)).ok().as_deref() != Some(&metadata) {
             checkpoint::write_atomic(&dir, topics::PARTITION_METADATA_FILE, metadata.into_bytes()).await?;
@@ -599,6 +614,27 @@ impl Shard {
         checkpoint::write_offsets(&self.setup.data_dir, checkpoint::LOG_START_OFFSET_FILE, &entries)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// A log start moved past its first segment's base (`PartitionLog::on_log_start_moved`).
+    /// A leader's DeleteRecords writes `log-start-offset-checkpoint` before it answers
+    /// (`api::delete_records`); a follower's move — its leader's log start, taken from a
+    /// fetch — has nobody to answer, so it is written here, in the background: else a
+    /// follower started again reports its first segment's base until it fetches, and should
+    /// it lead by then, serves records its leader deleted. One request to shard 0 covers
+    /// every move on this shard until it begins.
+    fn follower_log_start_moved(self: &Rc<Self>, tp: &TopicPartition) {
+        if !self.log(tp).is_some_and(|log| log.is_follower()) || self.follower_log_starts_due.replace(true) {
+            return;
+        }
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            shard.follower_log_starts_due.set(false);
+            if let Err(e) = shard.invoke(0, ops::CheckpointLogStarts).await.and_then(|r| r) {
+                eprintln!("sluice: writing the log start checkpoint after a follower's log start moved failed: {e}");
+            }
+        })
+        .detach();
     }
 
     /// Clean shutdown, run on shard 0: every shard closes its logs, then the checkpoints

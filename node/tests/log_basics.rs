@@ -432,3 +432,55 @@ fn appends_racing_rolls_and_sync_rounds_all_complete() {
     });
     done.store(true, std::sync::atomic::Ordering::SeqCst);
 }
+
+/// A truncation whose deletion of the segments past the cut fails part way (here one
+/// segment's `.log` cannot be unlinked: a directory stands in its name) leaves the newer
+/// segments gone and the older ones in place: after a restart the log is shorter than it
+/// was but has no hole — every offset from its start to its end reads back — and it takes
+/// appends and truncations again.
+#[test]
+fn a_truncation_whose_deletions_fail_part_way_leaves_a_shorter_log_without_a_hole() {
+    let tmp = TempDir::new("truncate-fail");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![3u8; 500];
+        for i in 0..40 {
+            log.append(&batch(&[&value], i), 0, 0).await.unwrap();
+        }
+        let bases = log.segment_bases();
+        assert!(bases.len() >= 5, "{bases:?}");
+        // The cut removes bases[1..]; the second of them cannot be deleted.
+        let stuck = dir.join(format!("{:020}.log", bases[2]));
+        let aside = tmp.path().join("aside.log");
+        std::fs::rename(&stuck, &aside).unwrap();
+        std::fs::create_dir(&stuck).unwrap();
+        std::fs::write(stuck.join("in-the-way"), b"").unwrap();
+        assert!(log.truncate_to(1).await.is_err(), "a segment could not be deleted");
+        drop(log); // as a crash: nothing more is written
+        std::fs::remove_dir_all(&stuck).unwrap();
+        std::fs::rename(&aside, &stuck).unwrap();
+        let on_disk: Vec<i64> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_string_lossy().strip_suffix(".log").map(|s| s.parse().unwrap()))
+            .collect::<std::collections::BTreeSet<i64>>()
+            .into_iter()
+            .collect();
+        assert_eq!(on_disk, bases[..3].to_vec(), "the newest segments went first");
+
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!(log.segment_bases(), bases[..3].to_vec());
+        let end = log.log_end_offset();
+        assert!(end > bases[2] && end < 40, "shorter than before: {end}");
+        let mut offset = 0;
+        while offset < end {
+            let (bytes, info) = log.read_copy(offset, 1 << 20, true).await.unwrap();
+            let hs = headers(&bytes);
+            assert_eq!(hs[0].base_offset, offset, "no hole: offset {offset} reads back");
+            offset = info.next_offset;
+        }
+        assert_eq!(log.append(&batch(&[b"after"], 99), 0, 0).await.unwrap().first_offset, end);
+        assert_eq!(log.truncate_to(1).await.unwrap(), 1);
+        assert_eq!(log.segment_bases(), vec![0]);
+    });
+}

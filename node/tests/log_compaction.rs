@@ -357,3 +357,86 @@ fn a_key_map_smaller_than_the_dirty_log_cleans_it_in_several_passes() {
         assert_eq!(records.len(), 10, "fully compacted in the end");
     });
 }
+
+/// The latest offset of every key among the records a log holds.
+fn latest_read(records: &BTreeMap<i64, (Option<String>, Option<String>, i64)>) -> BTreeMap<String, i64> {
+    records.iter().map(|(o, (k, _, _))| (k.clone().unwrap(), *o)).collect()
+}
+
+/// A truncation below the cleaner checkpoint (a follower cut back to its leader's log)
+/// brings the checkpoint down to the new log end, on disk too, as Kafka's
+/// `maybeTruncateCheckpoint` does: what is appended again there is dirty, and the next
+/// cleaning keeps only the latest record of each of its keys.
+#[test]
+fn a_truncation_below_the_cleaner_checkpoint_lowers_it_and_what_is_appended_again_gets_cleaned() {
+    let tmp = TempDir::new("compact-truncate");
+    let dir = tmp.path().join("c-0");
+    test_executor().run(async move {
+        let now = 1_700_000_000_000i64;
+        let log = PartitionLog::open(&dir, compacted(), OpenHint::default()).await.unwrap();
+        append_updates(&log, 30, now).await;
+        log.roll_now().await.unwrap();
+        let checkpoint = log.clean(now, BUDGET).await.unwrap().expect("due").cleaned_upto;
+        assert_eq!(checkpoint, log.log_end_offset(), "everything closed was cleaned");
+        let end = log.truncate_to(checkpoint / 2).await.unwrap();
+        assert!(end > 0 && end <= checkpoint / 2);
+        assert_eq!(log.cleaned_upto(), end, "the checkpoint comes down to the new end");
+        let on_disk = std::fs::read_to_string(dir.join("cleaner-offset-checkpoint")).unwrap();
+        assert_eq!(on_disk.trim(), end.to_string());
+
+        // The same key three times, well below the old checkpoint.
+        let mut appended = Vec::new();
+        for round in 0..3 {
+            let bytes = encode(&[rec("again", Some("v"), now + round)], Compression::None, None);
+            appended.push(log.append(&bytes, 0, now).await.unwrap().first_offset);
+        }
+        assert!(log.log_end_offset() < checkpoint);
+        log.roll_now().await.unwrap();
+        log.clean(now, BUDGET).await.unwrap().expect("what was appended again is dirty");
+        let (records, _) = read_all(&log).await;
+        let again: Vec<i64> =
+            records.iter().filter(|(_, (k, _, _))| k.as_deref() == Some("again")).map(|(o, _)| *o).collect();
+        assert_eq!(again, vec![appended[2]], "only the latest record of the key is left");
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, compacted(), OpenHint::default()).await.unwrap();
+        assert_eq!(log.cleaned_upto(), log.log_end_offset(), "reopened: cleaned up to the end");
+    });
+}
+
+/// A truncation while a cleaning is under way (here at a segment boundary, after the
+/// cleaning took the log's segments and began its key map) makes the cleaning give up:
+/// its map holds offsets the truncation removed, and cleaning with it would drop the
+/// records that are now the latest of their keys. After it, every key's latest record
+/// below the cut is still there, and a cleaning started afterwards cleans the truncated log.
+#[test]
+fn a_truncation_during_a_cleaning_makes_it_give_up_rather_than_drop_what_is_now_latest() {
+    let tmp = TempDir::new("compact-truncate-race");
+    let dir = tmp.path().join("c-0");
+    test_executor().run(async move {
+        let now = 1_700_000_000_000i64;
+        let log = PartitionLog::open(&dir, compacted(), OpenHint::default()).await.unwrap();
+        let history = append_updates(&log, 30, now).await;
+        log.roll_now().await.unwrap();
+        let bases = log.segment_bases();
+        let cut = bases[bases.len() / 2];
+        let cleaning = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.clean(now, BUDGET).await })
+        };
+        futures_lite::future::yield_now().await; // the cleaning takes the segments and starts reading
+        assert_eq!(log.truncate_to(cut).await.unwrap(), cut);
+        cleaning.await.unwrap();
+        let below_cut: Vec<_> = history.iter().filter(|(o, _, _)| *o < cut).cloned().collect();
+        let want: BTreeMap<String, i64> = latest(&below_cut).into_iter().map(|(k, (o, _))| (k, o)).collect();
+        let (records, _) = read_all(&log).await;
+        assert!(records.keys().all(|o| *o < cut), "nothing past the cut came back");
+        assert_eq!(latest_read(&records), want, "every key's latest record below the cut is there");
+        assert!(log.cleaned_upto() <= cut);
+
+        log.roll_now().await.unwrap(); // the segment the cut left last is active: seal it
+        log.clean(now, BUDGET).await.unwrap().expect("due");
+        let (records, _) = read_all(&log).await;
+        assert_eq!(latest_read(&records), want);
+        assert_eq!(records.len(), want.len(), "cleaned: one record per key");
+    });
+}

@@ -122,3 +122,64 @@ fn an_index_write_that_fails_at_a_roll_is_redone_whole() {
         assert_eq!(got, want, "{name} of the segment whose roll met the fault");
     }
 }
+
+/// Resolves to `f`'s output, or None once `limit` has passed: a hang fails the test
+/// instead of stalling it.
+async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(f.await) }, async {
+        glommio::timer::sleep(limit).await;
+        None
+    })
+    .await
+}
+
+/// A follower's truncation (`truncate_to`) after a failed write (ENOSPC) does not wait for
+/// the failed appends' writes, which will never come, while holding the log's structure
+/// lock: it answers at once while the disk is still full, and once there is room it cuts
+/// the log back to what was written and then to the offset asked for; the log reads back
+/// whole, takes appends again and reopens the same.
+#[test]
+fn truncate_to_after_a_failed_write_repairs_first_and_never_hangs() {
+    let tmp = TempDir::new("faults");
+    let faults = tmp.path().join("faults");
+    std::fs::create_dir_all(&faults).unwrap();
+    std::env::set_var("SLUICE_FAULT_DIR", &faults);
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = LogConfig { segment_bytes: 4096, ..LogConfig::default() };
+        let log = PartitionLog::open(&dir, config.clone(), OpenHint::default()).await.unwrap();
+        for i in 0..20 {
+            log.append(&batch(&[b"before", b"fault"], i), 0, 0).await.unwrap();
+        }
+        assert_eq!(log.log_end_offset(), 40);
+        std::fs::write(faults.join("write"), "ENOSPC").unwrap();
+        assert!(log.append(&batch(&[b"lost", b"too"], 100), 0, 0).await.is_err());
+        assert_eq!(log.next_offset(), 42, "the failed append's offsets were assigned");
+
+        let limit = Duration::from_secs(5);
+        // Still full: an answer (the repair's writes fail too), not a hang.
+        let full = within(limit, log.truncate_to(30)).await.expect("truncate_to answered while the disk is full");
+        assert_eq!(full.unwrap_err().kafka_error_code(), 56, "KAFKA_STORAGE_ERROR");
+        assert_eq!(log.log_end_offset(), 40, "nothing was cut");
+        std::fs::remove_file(faults.join("write")).unwrap();
+        let end = within(limit, log.truncate_to(30)).await.expect("truncate_to answered").unwrap();
+        assert_eq!(end, 30);
+        assert_eq!((log.log_end_offset(), log.next_offset()), (30, 30));
+        let mut offset = 0;
+        let mut seen = 0;
+        while offset < log.log_end_offset() {
+            let (bytes, read) = log.read_copy(offset, 1 << 20, true).await.unwrap();
+            let hs = headers(&bytes);
+            assert_eq!(hs[0].base_offset, offset, "contiguous");
+            seen += hs.iter().map(|h| h.record_count).sum::<i32>();
+            offset = read.next_offset;
+        }
+        assert_eq!(seen, 30);
+        let info = log.append(&batch(&[b"after"], 101), 0, 0).await.unwrap();
+        assert_eq!(info.first_offset, 30, "appends continue at the cut");
+        log.close().await.unwrap();
+        let log =
+            PartitionLog::open(&dir, config, OpenHint { clean_shutdown: true, ..OpenHint::default() }).await.unwrap();
+        assert_eq!(log.log_end_offset(), 31, "reopened");
+    });
+}

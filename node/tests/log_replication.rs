@@ -298,3 +298,247 @@ fn starting_again_inside_the_log_or_at_its_start_leaves_it_empty_there() {
         log.close().await.unwrap();
     });
 }
+
+/// `batch(values, timestamp)` as a leader stored it: at `base_offset`, in `epoch`. Both lie
+/// outside the CRC, so the batch still checks out whatever they say.
+fn stored_at(values: &[&[u8]], timestamp: i64, base_offset: i64, epoch: i32) -> Vec<u8> {
+    let mut b = batch(values, timestamp);
+    b[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    b[12..16].copy_from_slice(&epoch.to_be_bytes());
+    b
+}
+
+/// The offsets of every batch a log holds, read as a follower reads them.
+async fn batch_offsets(log: &PartitionLog) -> Vec<(i64, i64)> {
+    common::headers(&bytes_from(log, log.log_start_offset()).await)
+        .iter()
+        .map(|h| (h.base_offset, h.last_offset()))
+        .collect()
+}
+
+/// A replicated batch's base offset is not covered by its CRC: one whose records would run
+/// past the largest offset (i64::MAX - 1 with three records) is refused as corrupt, alone or
+/// behind a good batch, with nothing written — no overflow, no panic — and the log takes the
+/// leader's next batches, and its own, as before.
+#[test]
+fn a_replicated_batch_whose_offsets_pass_the_largest_offset_is_refused_and_the_log_goes_on() {
+    let tmp = TempDir::new("overflow");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        log.append_replicated(&Bytes::from(stored_at(&[b"a", b"b"], 1, 0, 0)), 0).await.unwrap();
+        assert_eq!(log.log_end_offset(), 2);
+        let crafted = stored_at(&[b"x", b"y", b"z"], 2, i64::MAX - 1, 0);
+        let behind_a_good_one = [stored_at(&[b"c"], 3, 2, 0), crafted.clone()].concat();
+        for (records, what) in [(crafted, "alone"), (behind_a_good_one, "behind a good batch")] {
+            let err = log.append_replicated(&Bytes::from(records), 0).await.unwrap_err();
+            assert_eq!(err.kafka_error_code(), 2, "{what}: CORRUPT_MESSAGE: {err}");
+            assert!(err.to_string().contains("baseOffset 9223372036854775806"), "{what}: {err}");
+            assert_eq!((log.log_end_offset(), log.next_offset()), (2, 2), "{what}: nothing written");
+            assert_eq!(log.segment_bases(), vec![0], "{what}");
+        }
+        log.append_replicated(&Bytes::from(stored_at(&[b"c"], 3, 2, 1)), 0).await.unwrap();
+        let own = log.append(&batch(&[b"d"], 4), 1, 0).await.unwrap();
+        assert_eq!((own.first_offset, log.log_end_offset()), (3, 4));
+        assert_eq!(batch_offsets(&log).await, vec![(0, 1), (2, 2), (3, 3)]);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!(batch_offsets(&log).await, vec![(0, 1), (2, 2), (3, 3)], "reopened");
+    });
+}
+
+/// Offsets near the largest one: a follower takes a batch ending just below it (its last
+/// offset i64::MAX - 1, so the log end is i64::MAX), and then every append that would pass
+/// it is refused — the leader's next batch, and this log's own once it leads — with the log
+/// left as it was, across a restart too.
+#[test]
+fn appends_that_would_pass_the_largest_offset_are_refused_replicas_and_leaders_alike() {
+    let tmp = TempDir::new("overflow-end");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        log.follow();
+        let last_base = i64::MAX - 3;
+        log.append_replicated(&Bytes::from(stored_at(&[b"a", b"b", b"c"], 1, last_base, 0)), 0).await.unwrap();
+        assert_eq!(log.log_end_offset(), i64::MAX);
+        assert_eq!(log.segment_bases(), vec![0, last_base], "a segment of its own: its base is far past 0");
+        let next = stored_at(&[b"d"], 2, i64::MAX, 0);
+        let err = log.append_replicated(&Bytes::from(next), 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2, "{err}");
+        log.lead(1, &[], &[]);
+        let err = log.append(&batch(&[b"e"], 3), 1, 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2, "{err}");
+        assert!(err.to_string().contains("largest offset"), "{err}");
+        assert_eq!((log.log_end_offset(), log.next_offset()), (i64::MAX, i64::MAX));
+        assert_eq!(batch_offsets(&log).await, vec![(last_base, i64::MAX - 1)]);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        assert_eq!(log.log_end_offset(), i64::MAX, "reopened");
+        assert_eq!(batch_offsets(&log).await, vec![(last_base, i64::MAX - 1)]);
+    });
+}
+
+/// A gap of more offsets than a segment can address (Kafka's indexes hold 32-bit offsets
+/// relative to the segment's base) between a follower's log end and the leader's next
+/// batches — compaction on the leader leaves such gaps — starts a segment at the first of
+/// them, as Kafka's follower rolls to `max(firstOffset, logEndOffset)`: the batches read
+/// back at their offsets, before and after a restart, and appends go on after them.
+#[test]
+fn replicated_batches_past_a_gap_wider_than_a_segment_can_address_start_a_segment_there() {
+    let tmp = TempDir::new("gap");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let value = vec![4u8; 300]; // past `index.interval.bytes`: the second batch gets an index entry
+        log.append_replicated(&Bytes::from(stored_at(&[&value, &value], 1, 0, 0)), 0).await.unwrap();
+        let gap = 5_000_000_000i64; // past u32::MAX as well as i32::MAX
+        let far = [stored_at(&[&value, &value], 2, gap, 0), stored_at(&[&value, &value], 3, gap + 2, 0)].concat();
+        log.append_replicated(&Bytes::from(far), 0).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![0, gap]);
+        assert_eq!(log.log_end_offset(), gap + 4);
+        let want = vec![(0, 1), (gap, gap + 1), (gap + 2, gap + 3)];
+        assert_eq!(batch_offsets(&log).await, want);
+        let (_, from_the_gap) = log.read_copy(2, 1 << 20, true).await.unwrap();
+        assert_eq!(from_the_gap.first_offset, gap, "a read inside the gap returns the next batch");
+        let own = log.append(&batch(&[b"next"], 4), 0, 0).await.unwrap();
+        assert_eq!(own.first_offset, gap + 4);
+        log.close().await.unwrap();
+        for clean_shutdown in [true, false] {
+            let hint = OpenHint { clean_shutdown, ..OpenHint::default() };
+            let log = PartitionLog::open(&dir, small_segments(), hint).await.unwrap();
+            assert_eq!(log.segment_bases(), vec![0, gap], "clean_shutdown={clean_shutdown}");
+            assert_eq!(log.log_end_offset(), gap + 5, "clean_shutdown={clean_shutdown}");
+            assert_eq!(batch_offsets(&log).await.len(), 4, "clean_shutdown={clean_shutdown}");
+            log.close().await.unwrap();
+        }
+    });
+}
+
+/// A producer's append whose offsets span more than one segment can address (here 1100
+/// header-only batches each claiming 2^22 compressed records: 4.6 billion offsets) is
+/// refused whole, as Kafka refuses an append no segment can hold, and the log goes on.
+#[test]
+fn an_append_spanning_more_offsets_than_a_segment_can_address_is_refused_whole() {
+    let tmp = TempDir::new("span");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = sluice::log::LogConfig { validate_records: false, ..small_segments() };
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        log.append(&batch(&[b"first"], 1), 0, 0).await.unwrap();
+        let mut claim = [0u8; 61];
+        claim[8..12].copy_from_slice(&49i32.to_be_bytes()); // batchLength: the header alone
+        claim[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        claim[16] = 2;
+        claim[21..23].copy_from_slice(&1i16.to_be_bytes()); // gzip: the count is not checked against the bytes
+        claim[23..27].copy_from_slice(&((1i32 << 22) - 1).to_be_bytes());
+        claim[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        claim[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+        claim[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        claim[57..61].copy_from_slice(&(1i32 << 22).to_be_bytes());
+        let crc = crc32c::crc32c(&claim[21..]);
+        claim[17..21].copy_from_slice(&crc.to_be_bytes());
+        let records = claim.repeat(1100);
+        let err = log.append(&records, 0, 0).await.unwrap_err();
+        assert_eq!(err.kafka_error_code(), 2, "{err}");
+        assert_eq!((log.log_end_offset(), log.next_offset(), log.segment_count()), (1, 1, 1), "nothing written");
+        let next = log.append(&batch(&[b"next"], 2), 0, 0).await.unwrap();
+        assert_eq!(next.first_offset, 1);
+    });
+}
+
+/// Leader epochs and their start offsets.
+fn epochs(log: &PartitionLog) -> Vec<(i32, i64)> {
+    log.leader_epochs().iter().map(|e| (e.epoch, e.start_offset)).collect()
+}
+
+/// When the log start moves (DeleteRecords, a follower taking its leader's, retention), the
+/// leader-epoch cache loses the entries wholly below it and the last one at or below it
+/// starts there (Kafka's `LeaderEpochFileCache.truncateFromStart`), in
+/// `leader-epoch-checkpoint` too: epochs 0@0, 1@10, 2@20 with the log start at 15 are
+/// 1@15, 2@20, and stay so after a restart.
+#[test]
+fn leader_epochs_below_the_log_start_go_and_the_first_left_starts_there() {
+    let tmp = TempDir::new("epochs-start");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let config = sluice::log::LogConfig { retention_bytes: 0, ..small_segments() };
+        let log = PartitionLog::open(&dir, config.clone(), OpenHint::default()).await.unwrap();
+        let ten: Vec<&[u8]> = vec![b"0123456789"; 10];
+        for epoch in 0..3 {
+            log.append(&batch(&ten, epoch as i64), epoch, 0).await.unwrap();
+        }
+        assert_eq!(epochs(&log), [(0, 0), (1, 10), (2, 20)]);
+        assert_eq!(log.advance_log_start(15).await.unwrap(), 15);
+        assert_eq!(epochs(&log), [(1, 15), (2, 20)]);
+        assert_eq!(log.end_offset_for_epoch(1), (1, 20));
+        let file = std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).unwrap();
+        assert_eq!(file, "0\n2\n1 15\n2 20\n");
+        log.close().await.unwrap();
+        for log_start_offset in [15, 0] {
+            // As the data directory's log-start checkpoint says, or with none at all.
+            let hint = OpenHint { log_start_offset, clean_shutdown: true, ..OpenHint::default() };
+            let log = PartitionLog::open(&dir, config.clone(), hint).await.unwrap();
+            assert_eq!(epochs(&log), [(1, 15), (2, 20)], "reopened, log start hint {log_start_offset}");
+            log.close().await.unwrap();
+        }
+
+        // Retention: the log start moves to the first segment kept.
+        let log = PartitionLog::open(&dir, config.clone(), OpenHint { log_start_offset: 15, ..OpenHint::default() })
+            .await
+            .unwrap();
+        let value = vec![1u8; 1000];
+        for i in 0..8 {
+            log.append(&batch(&[&value], 100 + i), 3, 0).await.unwrap();
+        }
+        assert_eq!(epochs(&log), [(1, 15), (2, 20), (3, 30)]);
+        let out = log.enforce_retention(0).await.unwrap();
+        assert!(out.log_start_offset > 30, "{out:?}");
+        assert_eq!(epochs(&log), [(3, out.log_start_offset)]);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(&dir, config, OpenHint::default()).await.unwrap();
+        assert_eq!(epochs(&log), [(3, out.log_start_offset)], "reopened");
+    });
+}
+
+/// A log start moved inside the first segment — a follower taking its leader's log start,
+/// or DeleteRecords — is told to the listener the data directory's owner installs (the
+/// node writes `log-start-offset-checkpoint` from it): without that checkpoint a start
+/// takes the first segment's base instead, as the reopened log here shows. A move onto a
+/// segment's base (the segments restore it) or none at all is not told.
+#[test]
+fn log_start_moves_the_segments_would_not_restore_are_told_to_the_listener() {
+    let tmp = TempDir::new("log-start-told");
+    let dir = tmp.path().join("t-0");
+    test_executor().run(async move {
+        let log = PartitionLog::open(&dir, small_segments(), OpenHint::default()).await.unwrap();
+        let told = Rc::new(std::cell::RefCell::new(Vec::new()));
+        log.on_log_start_moved({
+            let told = told.clone();
+            move |start| told.borrow_mut().push(start)
+        });
+        let value = vec![2u8; 300];
+        for i in 0..20 {
+            log.append(&batch(&[&value, &value], i), 0, 0).await.unwrap();
+        }
+        let bases = log.segment_bases();
+        assert!(bases.len() > 3, "{bases:?}");
+        assert_eq!(log.advance_log_start(3).await.unwrap(), 3);
+        assert_eq!(log.advance_log_start(3).await.unwrap(), 3, "no move");
+        assert_eq!(log.advance_log_start(1).await.unwrap(), 3, "never down");
+        assert_eq!(*told.borrow(), vec![3]);
+        assert_eq!(log.advance_log_start(bases[2]).await.unwrap(), bases[2]);
+        assert_eq!(log.segment_bases()[0], bases[2], "onto a segment's base: it restores itself");
+        assert_eq!(*told.borrow(), vec![3]);
+        assert_eq!(log.advance_log_start(bases[2] + 1).await.unwrap(), bases[2] + 1);
+        assert_eq!(*told.borrow(), vec![3, bases[2] + 1]);
+        log.close().await.unwrap();
+
+        let with = OpenHint { log_start_offset: bases[2] + 1, clean_shutdown: true, ..OpenHint::default() };
+        let log = PartitionLog::open(&dir, small_segments(), with).await.unwrap();
+        assert_eq!(log.log_start_offset(), bases[2] + 1, "the checkpointed log start");
+        log.close().await.unwrap();
+        let without = OpenHint { clean_shutdown: true, ..OpenHint::default() };
+        let log = PartitionLog::open(&dir, small_segments(), without).await.unwrap();
+        assert_eq!(log.log_start_offset(), bases[2], "without it: the first segment's base");
+    });
+}

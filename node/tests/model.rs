@@ -205,6 +205,14 @@ impl Model {
             self.log_start = self.log_start.max(next_base);
             self.segments.remove(0);
         }
+        // Kafka's `truncateFromStart`: the entries wholly below the log start go, and the
+        // last one at or below it starts there.
+        let below = self.epochs.iter().take_while(|e| e.start_offset <= self.log_start).count();
+        if below > 1 || (below == 1 && self.epochs[0].start_offset < self.log_start) {
+            self.hit("leader epochs truncated from the start");
+            self.epochs.drain(..below - 1);
+            self.epochs[0].start_offset = self.log_start;
+        }
         (count, bytes)
     }
 
@@ -605,6 +613,7 @@ fn random_operations_agree_with_the_model() {
             "log start moved inside a batch",
             "log start move deleting segments",
             "log start move past the end refused",
+            "leader epochs truncated from the start",
             "reopen after close",
             "reopen after close, no marker",
             "reopen after sync, checkpointed",

@@ -78,6 +78,10 @@ pub enum BatchError {
     Undecompressable(String),
     /// The records inside break the format (see `records`).
     InvalidRecords(String),
+    /// The batches' offsets do not fit a log: a stored or replicated batch's baseOffset
+    /// (outside the CRC) is negative or its last offset passes the largest offset, or one
+    /// append spans more offsets than a segment can address.
+    OffsetOverflow(String),
 }
 
 impl BatchError {
@@ -89,7 +93,8 @@ impl BatchError {
             | BatchError::LengthTooSmall { .. }
             | BatchError::CrcMismatch { .. }
             | BatchError::Empty
-            | BatchError::Undecompressable(_) => crate::errors::CORRUPT_MESSAGE,
+            | BatchError::Undecompressable(_)
+            | BatchError::OffsetOverflow(_) => crate::errors::CORRUPT_MESSAGE,
             BatchError::WrongMagic { .. } | BatchError::InvalidRecordCount { .. } | BatchError::InvalidRecords(_) => {
                 crate::errors::INVALID_RECORD
             }
@@ -119,6 +124,7 @@ impl fmt::Display for BatchError {
             BatchError::Empty => write!(f, "no record batch in the request"),
             BatchError::Undecompressable(why) => write!(f, "corrupt compressed records: {why}"),
             BatchError::InvalidRecords(why) => write!(f, "invalid records: {why}"),
+            BatchError::OffsetOverflow(why) => write!(f, "offsets out of range: {why}"),
         }
     }
 }
@@ -196,6 +202,13 @@ impl BatchHeader {
     /// The offset of the batch's last record.
     pub fn last_offset(&self) -> i64 {
         self.base_offset + self.last_offset_delta as i64
+    }
+
+    /// The offset after the batch's last record; `None` when it would pass the largest
+    /// offset. For batches from the wire: their baseOffset lies outside the CRC, so nothing
+    /// but this check stands between a crafted one and an overflow.
+    pub fn end_offset(&self) -> Option<i64> {
+        self.base_offset.checked_add(self.last_offset_delta as i64)?.checked_add(1)
     }
 
     pub fn codec(&self) -> Codec {
@@ -282,6 +295,13 @@ pub fn validate(buf: &[u8], position: usize, check: Check) -> Result<BatchHeader
         return Err(BatchError::Truncated { position, needed: size, available: buf.len() });
     }
     check_record_count(&header, size, position, check)?;
+    // A produced batch's baseOffset is the broker's to assign; a stored (or replicated) one's
+    // is kept, and lies outside the CRC.
+    if check == Check::Stored && (header.base_offset < 0 || header.end_offset().is_none()) {
+        let (base, delta) = (header.base_offset, header.last_offset_delta);
+        let why = format!("batch at byte {position} has baseOffset {base} and lastOffsetDelta {delta}");
+        return Err(BatchError::OffsetOverflow(why));
+    }
     let computed = crc32c::crc32c(&buf[OFFSET_ATTRIBUTES..size]);
     if computed != header.crc {
         return Err(BatchError::CrcMismatch { position, stored: header.crc, computed });
@@ -520,6 +540,25 @@ pub(crate) mod tests {
         assert_eq!(h.base_offset, 123_456);
         assert_eq!(h.partition_leader_epoch, 7);
         assert_eq!(h.last_offset(), 123_457);
+    }
+
+    /// A stored or replicated batch keeps its baseOffset, which no CRC covers: one whose
+    /// offsets run past the largest offset, or start below zero, is refused (not an
+    /// overflow); a produced batch's is the broker's to overwrite, so it is not looked at.
+    #[test]
+    fn a_stored_batch_whose_offsets_pass_the_largest_offset_is_refused_as_corrupt() {
+        let mut b = tiny_batch(3, 5);
+        for (base, ok) in [(i64::MAX - 3, true), (i64::MAX - 2, false), (i64::MAX, false), (-1, false)] {
+            patch_base_offset(&mut b, base);
+            match validate(&b, 0, Check::Stored) {
+                Ok(h) => assert!(ok && h.end_offset() == Some(i64::MAX), "base {base}"),
+                Err(e) => {
+                    assert!(!ok && matches!(e, BatchError::OffsetOverflow(_)), "base {base}: {e}");
+                    assert_eq!(e.kafka_error_code(), 2, "CORRUPT_MESSAGE");
+                }
+            }
+            assert!(validate(&b, 0, Check::Produced).is_ok(), "base {base}");
+        }
     }
 
     #[test]

@@ -147,6 +147,11 @@ struct LogState {
     behind: (i64, u64),
     /// The cleaner's checkpoint: offsets below were cleaned at least once (`clean`).
     cleaned_upto: i64,
+    /// Truncations so far: a cleaning that began before one swaps no more groups in (its
+    /// key map and copies were read from segments the truncation may have cut), as Kafka
+    /// aborts cleaning around `truncateTo`. Groups swapped before it stay: cleanings stop at
+    /// the high watermark, and truncations below it are the rare case (unclean election).
+    truncations: u64,
     /// A cleaning is swapping the segments based in [.0, .1) for its own: retention and
     /// truncation leave them alone until it is done.
     swap_pending: Option<(i64, i64)>,
@@ -200,7 +205,9 @@ enum Enqueue {
     Done(AppendInfo, bool, bool),
     /// A producer's retry of a batch already in the log: its original offsets.
     Duplicate(AppendInfo),
-    NeedRoll,
+    /// The active segment must be sealed: roll to a new one at the log end, or at this
+    /// offset (a replicated append's first) when it lies past the log end.
+    NeedRoll(i64),
     Busy,
 }
 
@@ -219,9 +226,26 @@ pub struct PartitionLog {
     structure: Semaphore,
     /// Held by a cleaning for its whole run; `close` waits for it.
     cleaner: Semaphore,
+    /// One write of the cleaner checkpoint at a time: a cleaning's and a truncation's share
+    /// its temp file (`clean::persist_cleaned_upto`).
+    cleaner_checkpoint: Semaphore,
+    /// One write of `leader-epoch-checkpoint` at a time: appends, truncations and log start
+    /// moves write it, not all under `structure` (`persist_leader_epochs`).
+    epoch_checkpoint: Semaphore,
 
     /// Set by `close` / `stop_cleaning`: a cleaning under way stops at its next step.
     clean_abort: Cell<bool>,
+    /// Told of log start moves the segments alone would not restore (`on_log_start_moved`).
+    log_start_listener: RefCell<Option<LogStartListener>>,
+}
+
+/// What `on_log_start_moved` was given (a wrapper: closures have no `Debug`).
+struct LogStartListener(Box<dyn Fn(i64)>);
+
+impl std::fmt::Debug for LogStartListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogStartListener")
+    }
 }
 
 fn as_watch(offset: i64) -> u64 {
@@ -290,8 +314,10 @@ impl PartitionLog {
             active.log.file.fdatasync().await?;
         }
         let log_start_offset = hint.log_start_offset.max(first_base).min(next_offset);
-        let epochs =
+        let mut epochs: Vec<EpochEntry> =
             checkpoint::read_leader_epochs(dir)?.into_iter().filter(|e| e.start_offset <= next_offset).collect();
+        // A crash between a log start move and the checkpoint's rewrite leaves older entries.
+        truncate_epochs_from_start(&mut epochs, log_start_offset);
         let producers = load_producers(dir, &segments, log_start_offset, next_offset).await?;
         let directory = Directory::open(dir).await?;
         directory.sync().await?;
@@ -321,6 +347,7 @@ impl PartitionLog {
                 producers,
                 behind: (-1, 0),
                 cleaned_upto: clean::read_checkpoint(dir),
+                truncations: 0,
                 swap_pending: None,
                 txn_pending: Vec::new(),
                 index_rewrites: Vec::new(),
@@ -332,7 +359,10 @@ impl PartitionLog {
             sync_rounds: OffsetWatch::new(0),
             structure: Semaphore::new(1),
             cleaner: Semaphore::new(1),
+            cleaner_checkpoint: Semaphore::new(1),
+            epoch_checkpoint: Semaphore::new(1),
             clean_abort: Cell::new(false),
+            log_start_listener: RefCell::new(None),
         }))
     }
 
@@ -566,6 +596,15 @@ impl PartitionLog {
         self.state.borrow().epochs.clone()
     }
 
+    /// Writes `leader-epoch-checkpoint` with the entries in force now. One write at a time
+    /// (they share its temp file), each of the entries when it starts: the last one to run
+    /// leaves the latest.
+    async fn persist_leader_epochs(&self) -> Result<(), LogError> {
+        let _one = self.epoch_checkpoint.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let epochs = self.leader_epochs();
+        checkpoint::write_leader_epochs(&self.dir, &epochs).await
+    }
+
     pub fn segment_count(&self) -> usize {
         self.state.borrow().segments.len()
     }
@@ -685,8 +724,7 @@ impl PartitionLog {
                     }
                     written.await.map_err(|_| LogError::Offline)?;
                     if epoch_changed {
-                        let epochs = self.leader_epochs();
-                        checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+                        self.persist_leader_epochs().await?;
                     }
                     return Ok(info);
                 }
@@ -694,8 +732,8 @@ impl PartitionLog {
                     self.written.wait_for(as_watch(info.last_offset + 1)).await.map_err(|_| LogError::Offline)?;
                     return Ok(info);
                 }
-                Enqueue::NeedRoll => {
-                    self.roll().await?;
+                Enqueue::NeedRoll(at) => {
+                    self.roll(at).await?;
                     let base = self.next_offset();
                     self.schedule_roll_flush(base);
                 }
@@ -726,32 +764,35 @@ impl PartitionLog {
         if st.exclusive {
             return Ok(Enqueue::Busy);
         }
-        let offsets: i64 = spans.iter().map(|s| s.header.last_offset_delta as i64 + 1).sum();
         let max_timestamp = spans.iter().map(|s| s.header.max_timestamp).max().unwrap_or(-1);
         if replica && !matches!(*self.role.borrow(), Role::Follower | Role::Alone) {
             // Checked here, with the queueing, where no other task can run in between.
             return Err(LogError::NotFollower);
         }
-        let (first_offset, last_offset) = if replica {
-            // The leader's offsets, continuing the log and increasing.
-            let mut end = st.next_offset;
-            for s in spans {
-                if s.header.base_offset < end {
-                    return Err(LogError::UnexpectedOffset { log_end: st.next_offset, first: s.header.base_offset });
-                }
-                end = s.header.last_offset() + 1;
-            }
-            (spans[0].header.base_offset, end - 1)
+        let (first_offset, end) = if replica {
+            replicated_offsets(spans, st.next_offset)?
         } else {
+            // Computed before the sequence checks, whose offsets it bounds.
+            let end = assigned_end(spans, st.next_offset)?;
             if let Some(duplicate) = check_sequences(&st.producers, spans, st.next_offset, st.log_start_offset)? {
                 return Ok(Enqueue::Duplicate(duplicate));
             }
-            (st.next_offset, st.next_offset + offsets - 1)
+            (st.next_offset, end)
         };
+        let last_offset = end - 1;
+        if last_offset - first_offset > segment::RELATIVE_OFFSET_MAX {
+            // Kafka's LogSegmentOffsetOverflowException: no segment could hold them all.
+            let why = format!("offsets {first_offset}..={last_offset} in one append; a segment holds at most 2^31");
+            return Err(LogError::InvalidBatch(BatchError::OffsetOverflow(why)));
+        }
         let (&base, active) = st.segments.iter_mut().next_back().expect("a log always has an active segment");
-        if active.state.should_roll(base, &config, records.len() as u64, max_timestamp, last_offset) {
+        // An empty active segment is never rolled for size or age, but a replicated append
+        // past a gap of more than 2^31 offsets (the leader's compaction left it) cannot be
+        // addressed from its base either: it goes in a segment of its own (`roll`).
+        let beyond_reach = last_offset - base > segment::RELATIVE_OFFSET_MAX && first_offset > base;
+        if beyond_reach || active.state.should_roll(base, &config, records.len() as u64, max_timestamp, last_offset) {
             st.exclusive = true;
-            return Ok(Enqueue::NeedRoll);
+            return Ok(Enqueue::NeedRoll(first_offset));
         }
         let position = active.state.size;
         let job = queue_buffer(&mut st.queue, &active.log, base, position, records.len());
@@ -1086,7 +1127,7 @@ impl PartitionLog {
             }
             self.wait_structure().await;
         }
-        self.roll().await
+        self.roll(i64::MIN).await
     }
 
     /// Waits for the roll or truncation under way (`exclusive`) to make progress. Its task
@@ -1099,14 +1140,34 @@ impl PartitionLog {
         futures_lite::future::yield_now().await;
     }
 
-    /// Rolls to a new segment at the current next offset (if the predicate still says so).
-    async fn roll(&self) -> Result<(), LogError> {
+    /// Rolls to a new segment at the log end, or at `at` when that lies past it (Kafka's
+    /// `roll(max(firstOffset, logEndOffset))`: a replicated append whose leader's log has a
+    /// gap there, as compaction leaves). In that case the log end moves to `at` with the
+    /// roll, once the writes queued before it have landed, so the next append (leader's or
+    /// replica's) goes to the active segment and never below its base, even if the
+    /// replicated append that asked for the roll is refused when it tries again.
+    async fn roll(&self, at: i64) -> Result<(), LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-        let base = self.state.borrow().next_offset;
-        let result = Segment::create(&self.dir, base, &self.config()).await;
+        // `next` stays the log end meanwhile: `exclusive` keeps appends out, the permit
+        // truncations.
+        let next = self.state.borrow().next_offset;
+        let base = at.max(next);
+        let created = async {
+            if base > next {
+                self.queued_written().await?;
+            }
+            Segment::create(&self.dir, base, &self.config()).await
+        }
+        .await;
         self.state.borrow_mut().exclusive = false;
         let old_base = self.state.borrow().segments.keys().next_back().copied();
-        let closed_index_writes = self.install_rolled(base, result?);
+        let closed_index_writes = self.install_rolled(base, created?);
+        if base > next {
+            // Nothing lies in the gap: it is written as far as it ever will be.
+            self.state.borrow_mut().next_offset = base;
+            self.written.advance(as_watch(base));
+            self.recompute_high_watermark();
+        }
         if let (Some(writes), Some(old_base)) = (closed_index_writes, old_base) {
             // The roll itself stands (the new segment takes this append); the old segment's
             // indexes are derived data, written again later.
@@ -1486,7 +1547,25 @@ impl PartitionLog {
     /// Removes every batch whose last offset is at or past `offset` (replication's
     /// truncation to a leader's log). Batches are never split. Returns the new log end.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, LogError> {
+        // After a failed write, first cut the files back to what reached the page cache (as
+        // `truncate_fully_and_start_at` does): the offsets of the failed appends never will.
+        self.repair().await?;
         self.truncate_with(offset, false).await
+    }
+
+    /// Waits until every append queued so far is written. Never for ever: after a failed
+    /// write (whose appends, and all queued after it, were dropped: `write_failed`) it fails
+    /// at once, as the wait does when a write fails while it waits (`abort_waiters`).
+    async fn queued_written(&self) -> Result<(), LogError> {
+        let next = {
+            let st = self.state.borrow();
+            if st.write_failed {
+                return Err(LogError::Offline);
+            }
+            st.next_offset
+        };
+        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+        Ok(())
     }
 
     /// `truncate_to`, or (`repair`) the cut after a failed write: to `written`, dropping the
@@ -1533,7 +1612,7 @@ impl PartitionLog {
     async fn truncate_locked(&self, offset: i64, repair: bool) -> Result<i64, LogError> {
         let next = self.next_offset();
         if !repair {
-            self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+            self.queued_written().await?;
             if offset >= next {
                 return Ok(next);
             }
@@ -1541,6 +1620,7 @@ impl PartitionLog {
         let offset = offset.max(0);
         let (removed, keep) = {
             let mut st = self.state.borrow_mut();
+            st.truncations += 1;
             let first = *st.segments.keys().next().expect("segment");
             let cut_from = if offset <= first { first } else { offset };
             let removed: Vec<i64> = st.segments.range(cut_from..).map(|(b, _)| *b).collect();
@@ -1552,7 +1632,9 @@ impl PartitionLog {
                 st.segments.values().next_back().map(|s| (s.log.clone(), s.state.index.floor(offset).1, s.written));
             (removed, keep)
         };
-        for base in &removed {
+        // Newest first: a failure (or a crash) part way leaves a shorter log, never one with
+        // a hole where an older segment went and a newer one stayed.
+        for base in removed.iter().rev() {
             Segment::delete_files(&self.dir, *base)?;
         }
         match keep {
@@ -1591,13 +1673,15 @@ impl PartitionLog {
         self.written.reset(as_watch(new_end).min(self.written.get()));
         self.synced.reset(as_watch(new_end).min(self.synced.get()));
         self.hw.reset(as_watch(new_end).min(self.hw.get()));
-        let epochs = self.leader_epochs();
-        checkpoint::write_leader_epochs(&self.dir, &epochs).await?;
+        self.persist_leader_epochs().await?;
+        self.lower_cleaned_upto(new_end).await?;
         Ok(new_end)
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (not past the high
-    /// watermark) and deletes the segments wholly below it.
+    /// watermark) and deletes the segments wholly below it; the leader-epoch cache starts
+    /// there too. A new log start past the first segment's base (which a start would take
+    /// instead) is told to the `on_log_start_moved` listener.
     pub async fn advance_log_start(&self, offset: i64) -> Result<i64, LogError> {
         let (start, hw) = (self.log_start_offset(), self.high_watermark());
         if offset > hw || offset < 0 {
@@ -1607,7 +1691,30 @@ impl PartitionLog {
             self.state.borrow_mut().log_start_offset = offset;
         }
         self.delete_segments(|_, _| false).await?;
-        Ok(self.log_start_offset())
+        let (now, first_base) = {
+            let st = self.state.borrow();
+            (st.log_start_offset, st.segments.keys().next().copied().unwrap_or(0))
+        };
+        if now > start && now > first_base {
+            if let Some(listener) = &*self.log_start_listener.borrow() {
+                (listener.0)(now);
+            }
+        }
+        Ok(now)
+    }
+
+    /// `listener` is told each new log start `advance_log_start` sets that the segments
+    /// alone would not restore when the log is opened again (it lies inside the first
+    /// segment): the owner of `log-start-offset-checkpoint` writes it there. Replaces any
+    /// earlier listener. Called synchronously, within `advance_log_start`: it may read
+    /// this log but not give it another listener.
+    pub fn on_log_start_moved(&self, listener: impl Fn(i64) + 'static) {
+        *self.log_start_listener.borrow_mut() = Some(LogStartListener(Box::new(listener)));
+    }
+
+    /// Whether this log follows a leader (`follow`).
+    pub fn is_follower(&self) -> bool {
+        matches!(*self.role.borrow(), Role::Follower)
     }
 
     /// Kafka's `truncateFullyAndStartAt`: every segment goes and the log starts again, empty,
@@ -1650,7 +1757,7 @@ impl PartitionLog {
     async fn truncate_fully_locked(&self, offset: i64) -> Result<(), LogError> {
         // Appends queued before `exclusive` was set land first, in the old segments.
         let next = self.next_offset();
-        self.written.wait_for(as_watch(next)).await.map_err(|_| LogError::Offline)?;
+        self.queued_written().await?;
         if offset < next {
             self.truncate_locked(offset, false).await?;
         }
@@ -1677,6 +1784,7 @@ impl PartitionLog {
                 return Err(LogError::Corrupt(format!("no segment at {offset} to start the log at")));
             };
             st.segments.insert(offset, new);
+            st.truncations += 1;
             st.log_start_offset = offset;
             st.next_offset = offset;
             st.epochs.clear();
@@ -1704,13 +1812,8 @@ impl PartitionLog {
         }
         rewrite_txn_indexes(&self.dir, &[offset], &[])?;
         remove_snapshots(&self.dir)?;
-        checkpoint::write_leader_epochs(&self.dir, &[]).await?;
-        let cleaned_upto = self.state.borrow().cleaned_upto;
-        if cleaned_upto > offset {
-            self.state.borrow_mut().cleaned_upto = offset;
-            let text = format!("{offset}\n");
-            checkpoint::write_atomic(&self.dir, clean::CLEANER_CHECKPOINT_FILE, text.into_bytes()).await?;
-        }
+        self.persist_leader_epochs().await?; // none: cleared above
+        self.lower_cleaned_upto(offset).await?;
         sync_dir(&self.dir).await?;
         self.state.borrow_mut().dir_dirty = false;
         // Nothing below `offset` is left to sync: the new segment is empty and in the directory.
@@ -1749,14 +1852,15 @@ impl PartitionLog {
     }
 
     /// Deletes, oldest first, closed segments that `expired` (given the bytes deleted so far)
-    /// or that lie wholly below the log start; stops at the first one to keep.
+    /// or that lie wholly below the log start; stops at the first one to keep. The
+    /// leader-epoch cache then starts at the log start too (`truncate_epochs_from_start`).
     async fn delete_segments(
         &self,
         expired: impl Fn(&SegmentState, u64) -> bool,
     ) -> Result<RetentionOutcome, LogError> {
         let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
         let mut outcome = RetentionOutcome::default();
-        let removed: Vec<i64> = {
+        let (removed, epochs_moved) = {
             let mut st = self.state.borrow_mut();
             let bases: Vec<i64> = st.segments.keys().copied().collect();
             let mut removed = Vec::new();
@@ -1784,10 +1888,14 @@ impl PartitionLog {
                 st.dir_dirty = true;
             }
             outcome.log_start_offset = st.log_start_offset;
-            removed
+            let start = st.log_start_offset;
+            (removed, truncate_epochs_from_start(&mut st.epochs, start))
         };
         for base in removed {
             Segment::delete_files(&self.dir, base)?;
+        }
+        if epochs_moved {
+            self.persist_leader_epochs().await?;
         }
         Ok(outcome)
     }
@@ -1843,6 +1951,19 @@ impl PartitionLog {
     }
 }
 
+/// Kafka's `LeaderEpochFileCache.truncateFromStart`, for a log now starting at `start`: the
+/// entries that begin at or below it go but the last of them, which now begins at `start`
+/// (its epoch led the log's first offsets). Returns whether anything changed.
+fn truncate_epochs_from_start(epochs: &mut Vec<EpochEntry>, start: i64) -> bool {
+    let at_or_below = epochs.iter().take_while(|e| e.start_offset <= start).count();
+    if at_or_below == 0 || (at_or_below == 1 && epochs[0].start_offset == start) {
+        return false;
+    }
+    epochs.drain(..at_or_below - 1);
+    epochs[0].start_offset = start;
+    true
+}
+
 /// How a sync round failed.
 enum RoundError {
     /// Writing derived data (index entries, `.txnindex`): recoverable (`write_failed`).
@@ -1865,6 +1986,34 @@ const REPAIR_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Kafka's producer snapshot file name: the offset it is valid at, 20 digits.
 fn snapshot_name(offset: i64) -> String {
     format!("{}.snapshot", segment::file_stem(offset))
+}
+
+/// A replicated append's first offset and the offset after its last: the leader's offsets,
+/// continuing the log (at or past `log_end`) and increasing. Base offsets come from the
+/// wire outside the CRC: one whose batch would end past the largest offset is refused.
+fn replicated_offsets(spans: &[batch::BatchSpan], log_end: i64) -> Result<(i64, i64), LogError> {
+    let mut end = log_end;
+    for (i, s) in spans.iter().enumerate() {
+        if s.header.base_offset < end {
+            return Err(LogError::UnexpectedOffset { log_end, first: s.header.base_offset });
+        }
+        end = s.header.end_offset().ok_or_else(|| {
+            let (base, delta) = (s.header.base_offset, s.header.last_offset_delta);
+            let why = format!("batch {i} has baseOffset {base} and lastOffsetDelta {delta}, past the largest offset");
+            LogError::InvalidBatch(BatchError::OffsetOverflow(why))
+        })?;
+    }
+    Ok((spans[0].header.base_offset, end))
+}
+
+/// The log end after a leader's append of `spans` at `next_offset`, if it is an offset.
+fn assigned_end(spans: &[batch::BatchSpan], next_offset: i64) -> Result<i64, LogError> {
+    spans.iter().try_fold(next_offset, |end, s| end.checked_add(s.header.last_offset_delta as i64 + 1)).ok_or_else(
+        || {
+            let why = format!("{} batches appended at offset {next_offset} would pass the largest offset", spans.len());
+            LogError::InvalidBatch(BatchError::OffsetOverflow(why))
+        },
+    )
 }
 
 /// The idempotence checks of one append (no state changes). `Some`: every batch is a retry
@@ -2147,4 +2296,34 @@ fn discover_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     Ok(logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka's `truncateFromStart`, case by case: below the first entry and at its start
+    /// nothing changes; past it the entries wholly below go and the last at or below the new
+    /// start begins there; at an entry's start that entry is the first left.
+    #[test]
+    fn leader_epochs_are_truncated_from_the_start_as_kafka_does() {
+        let cache = |pairs: &[(i32, i64)]| -> Vec<EpochEntry> {
+            pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()
+        };
+        let cases: [(i64, &[(i32, i64)], bool); 6] = [
+            (3, &[(0, 5), (1, 10), (2, 20)], false),
+            (5, &[(0, 5), (1, 10), (2, 20)], false),
+            (7, &[(0, 7), (1, 10), (2, 20)], true),
+            (15, &[(1, 15), (2, 20)], true),
+            (20, &[(2, 20)], true),
+            (99, &[(2, 99)], true),
+        ];
+        for (start, want, changed) in cases {
+            let mut epochs = cache(&[(0, 5), (1, 10), (2, 20)]);
+            assert_eq!(truncate_epochs_from_start(&mut epochs, start), changed, "start {start}");
+            assert_eq!(epochs, cache(want), "start {start}");
+        }
+        let mut none = Vec::new();
+        assert!(!truncate_epochs_from_start(&mut none, 10));
+    }
 }

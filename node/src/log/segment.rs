@@ -29,6 +29,10 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// The largest offset a segment may hold past its base: Kafka's indexes store offsets as
+/// 32-bit signed deltas from the base (`LogSegment.canConvertToRelativeOffset`).
+pub const RELATIVE_OFFSET_MAX: i64 = i32::MAX as i64;
+
 /// The `.log` file of a segment, shared by reference with readers (fetch ranges).
 #[derive(Debug)]
 pub struct SegmentFile {
@@ -180,7 +184,7 @@ impl SegmentState {
             _ => false,
         };
         let index_full = self.index.is_full() || self.time_index.is_full();
-        let offset_unrepresentable = incoming_last_offset - base_offset > i32::MAX as i64;
+        let offset_unrepresentable = incoming_last_offset - base_offset > RELATIVE_OFFSET_MAX;
         too_big || too_old || index_full || offset_unrepresentable
     }
 

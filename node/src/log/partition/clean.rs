@@ -120,6 +120,25 @@ impl PartitionLog {
         self.state.borrow().cleaned_upto.max(self.log_start_offset())
     }
 
+    /// A truncation to `end`: the cleaner checkpoint comes down to it if it was above (Kafka's
+    /// `maybeTruncateCheckpoint`), else offsets appended again below it would count as
+    /// cleaned and never be cleaned.
+    pub(super) async fn lower_cleaned_upto(&self, end: i64) -> Result<(), LogError> {
+        if self.state.borrow().cleaned_upto <= end {
+            return Ok(());
+        }
+        self.state.borrow_mut().cleaned_upto = end;
+        self.persist_cleaned_upto().await
+    }
+
+    /// Writes the cleaner checkpoint in force now. One write at a time, each of the value
+    /// when it starts: the last one leaves the latest value, whichever finished first.
+    async fn persist_cleaned_upto(&self) -> Result<(), LogError> {
+        let _one = self.cleaner_checkpoint.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+        let text = format!("{}\n", self.state.borrow().cleaned_upto);
+        super::checkpoint::write_atomic(&self.dir, CLEANER_CHECKPOINT_FILE, text.into_bytes()).await
+    }
+
     /// Closed segments, oldest first, below the first uncleanable offset.
     fn cleanable_segments(&self, now_ms: i64) -> Vec<Closed> {
         let config = self.config();
@@ -194,6 +213,7 @@ impl PartitionLog {
             return Ok(None);
         }
         let started = Instant::now();
+        let truncations = self.state.borrow().truncations;
         let segments = self.cleanable_segments(now_ms);
         let dirty_start = self.cleaned_upto();
         let aborted = Aborted::new(&self.state.borrow().producers.aborted);
@@ -244,19 +264,20 @@ impl PartitionLog {
         for group in
             group_by_size(&to_clean, config.segment_bytes, config.segment_index_bytes, config.index_interval_bytes)
         {
-            let written = self.clean_group(group, &rules, &mut pass, &mut stats).await?;
+            let written = self.clean_group(group, &rules, &mut pass, &mut stats, truncations).await?;
             if !written {
-                // The log changed under us (retention, DeleteRecords): what was swapped stays
-                // swapped; the rest waits for the next cleaning.
+                // The log changed under us (retention, DeleteRecords, a truncation): what was
+                // swapped stays swapped; the rest waits for the next cleaning.
                 stats.cleaned_upto = self.cleaned_upto();
                 stats.segments_after = self.segment_count();
                 stats.elapsed_ms = started.elapsed().as_millis() as u64;
                 return Ok(Some(stats));
             }
         }
+        // The last group found no truncation since the start, and none came after: they wait
+        // for `swap_pending` during its swap, and there is no await between it and here.
         self.state.borrow_mut().cleaned_upto = map_end;
-        let text = format!("{map_end}\n");
-        super::checkpoint::write_atomic(&self.dir, CLEANER_CHECKPOINT_FILE, text.into_bytes()).await?;
+        self.persist_cleaned_upto().await?;
         stats.cleaned_upto = map_end;
         stats.segments_after = self.segment_count();
         stats.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -278,6 +299,7 @@ impl PartitionLog {
         rules: &Rules<'_>,
         pass: &mut PassState,
         stats: &mut CleanStats,
+        truncations: u64,
     ) -> Result<bool, LogError> {
         let base = group[0].base;
         let next_base = group[group.len() - 1].next_base;
@@ -296,7 +318,10 @@ impl PartitionLog {
         {
             let _permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
             let mut st = self.state.borrow_mut();
-            let unchanged = group.iter().all(|c| st.segments.get(&c.base).is_some_and(|s| Rc::ptr_eq(&s.log, &c.file)));
+            // A truncation keeps the segment it cuts (same file, shorter): the copy holds
+            // batches it removed.
+            let unchanged = st.truncations == truncations
+                && group.iter().all(|c| st.segments.get(&c.base).is_some_and(|s| Rc::ptr_eq(&s.log, &c.file)));
             if !unchanged || self.clean_abort.get() || st.offline {
                 let _ = std::fs::remove_file(&cleaned_path);
                 return Ok(false);
