@@ -16,6 +16,9 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = E::NotLeaderOrFollower.code();
 pub const REQUEST_TIMED_OUT: i16 = E::RequestTimedOut.code();
 pub const LEADER_NOT_AVAILABLE: i16 = E::LeaderNotAvailable.code();
 pub const NOT_ENOUGH_REPLICAS: i16 = E::NotEnoughReplicas.code();
+/// acks=all: the records were appended and committed, but the in-sync replicas fell below
+/// `min.insync.replicas` meanwhile (retriable; a retry may duplicate them unless idempotent).
+pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = E::NotEnoughReplicasAfterAppend.code();
 /// ElectLeaders: the preferred replica is not live or not in sync.
 pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = E::PreferredLeaderNotAvailable.code();
 /// ElectLeaders (unclean): no live replica to elect.
@@ -93,6 +96,7 @@ mod tests {
             (NOT_COORDINATOR, 16),
             (INVALID_REPLICA_ASSIGNMENT, 39),
             (NO_REASSIGNMENT_IN_PROGRESS, 85),
+            (NOT_ENOUGH_REPLICAS_AFTER_APPEND, 20),
             (INVALID_CONFIG, 40),
             (INVALID_REQUEST, 42),
             (KAFKA_STORAGE_ERROR, 56),

@@ -126,6 +126,13 @@ pub async fn produce(
         // passed them).
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match log.until_replicated(info.last_offset + 1, left).await {
+            // Kafka's `checkEnoughReplicasReachOffset`: committed, but by fewer in-sync
+            // replicas than `min.insync.replicas` (the ISR shrank while it waited).
+            Some(true) if log.in_sync_replicas() < log.config().min_insync_replicas as usize => {
+                let (isr, min) = (log.in_sync_replicas(), log.config().min_insync_replicas);
+                let why = format!("appended, but {isr} in-sync replicas have it and min.insync.replicas is {min}");
+                return failed(errors::NOT_ENOUGH_REPLICAS_AFTER_APPEND, why);
+            }
             Some(true) => {}
             Some(false) => {
                 return failed(errors::NOT_LEADER_OR_FOLLOWER, "the partition stopped being served here".into())

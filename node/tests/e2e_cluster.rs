@@ -1088,7 +1088,8 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
 /// A follower that stops fetching (iptables cuts its link to the leader's Kafka port; its
 /// heartbeats go on, so it is not fenced) leaves the ISR after `replica.lag.time.max.ms`,
 /// and acks=all goes on without it instead of timing out; once the link is back it catches
-/// up, re-enters the ISR, and ends byte for byte like the leader.
+/// up, re-enters the ISR, and ends byte for byte like the leader. With min.insync.replicas
+/// 3, the stall answers NOT_ENOUGH_REPLICAS_AFTER_APPEND, then NOT_ENOUGH_REPLICAS.
 #[test]
 fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_back() {
     let voters = voters();
@@ -1125,6 +1126,40 @@ fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_ba
 
     drop(cut);
     until_back_in_sync(&nodes[l], &nodes[l], &nodes[f], "slow");
+
+    // With `min.insync.replicas=3`, the same stall: the records go in with three in sync,
+    // the ISR shrinks to two while acks=all waits, and the answer is
+    // NOT_ENOUGH_REPLICAS_AFTER_APPEND (as Kafka's `checkEnoughReplicasReachOffset`); the next
+    // produce is refused before appending, NOT_ENOUGH_REPLICAS.
+    {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+        let s = |v: &str| kafka_protocol::protocol::StrBytes::from_string(v.to_string());
+        let config = AlterableConfig::default()
+            .with_name(s("min.insync.replicas"))
+            .with_config_operation(0)
+            .with_value(Some(s("3")));
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("slow"))
+            .with_configs(vec![config]);
+        let mut c = Client::connect_from(nodes[f].bootstrap(), TEST_SOURCE);
+        c.send(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+        );
+        let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
+        assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    }
+    std::thread::sleep(Duration::from_millis(500)); // the leader's shards take the setting
+    let cut = NetworkCut::links(&[(format!("127.0.0.{}", f + 1), format!("127.0.0.{}", l + 1), leader_port)]);
+    let third: Vec<String> = (0..10).map(|i| format!("third-{i}")).collect();
+    assert_eq!(produce_values(&mut to_leader, "slow", -1, 15_000, &third).0, 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+    assert_eq!(produce_values(&mut to_leader, "slow", -1, 15_000, &third).0, 19, "NOT_ENOUGH_REPLICAS");
+    drop(cut);
+    until_back_in_sync(&nodes[l], &nodes[l], &nodes[f], "slow");
+    assert_eq!(produce_values(&mut to_leader, "slow", -1, 15_000, &third), (0, 30), "three in sync again");
 }
 
 /// ElectLeaders v2 of `election_type` for partition 0 of `topic` (and partition 99, which

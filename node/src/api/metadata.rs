@@ -111,6 +111,9 @@ async fn lookup(
                 Some(info) => info,
                 None => return error_entry(&name, errors::UNKNOWN_TOPIC_OR_PARTITION),
             },
+            // Not decided yet (a node that has not caught up with the metadata log, a
+            // quorum without a leader): Kafka's answer for a topic being created.
+            Err((errors::REQUEST_TIMED_OUT, _)) => return error_entry(&name, errors::LEADER_NOT_AVAILABLE),
             Err((code, _)) => return error_entry(&name, code),
         },
         None => return error_entry(&name, errors::UNKNOWN_TOPIC_OR_PARTITION),

@@ -1568,18 +1568,24 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The structure lock, taken while no cleaning is swapping segments in (one that is
+    /// gets to finish first).
+    async fn structure_between_swaps(&self) -> Result<glommio::sync::Permit<'_>, LogError> {
+        loop {
+            let permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
+            if self.state.borrow().swap_pending.is_none() {
+                return Ok(permit);
+            }
+            drop(permit);
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     /// `truncate_to`, or (`repair`) the cut after a failed write: to `written`, dropping the
     /// offsets assigned to appends that never reached the page cache, and cutting the file
     /// at the last whole batch written (a partial one may follow it).
     async fn truncate_with(&self, offset: i64, repair: bool) -> Result<i64, LogError> {
-        let _permit = loop {
-            let permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-            if self.state.borrow().swap_pending.is_none() {
-                break permit;
-            }
-            drop(permit); // a cleaning is swapping segments: let it finish
-            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-        };
+        let _permit = self.structure_between_swaps().await?;
         self.state.borrow_mut().exclusive = true;
         if repair {
             let mut st = self.state.borrow_mut();
@@ -1740,14 +1746,7 @@ impl PartitionLog {
         // After a failed write: first cut the files back to what reached the page cache, so
         // that no torn bytes stay in a segment this keeps.
         self.repair().await?;
-        let _permit = loop {
-            let permit = self.structure.acquire_permit(1).await.map_err(|_| LogError::Offline)?;
-            if self.state.borrow().swap_pending.is_none() {
-                break permit;
-            }
-            drop(permit); // a cleaning is swapping segments: let it finish
-            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-        };
+        let _permit = self.structure_between_swaps().await?;
         self.state.borrow_mut().exclusive = true;
         let result = self.truncate_fully_locked(offset).await;
         self.state.borrow_mut().exclusive = false;

@@ -399,6 +399,11 @@ pub struct Quorum {
     incarnation: u64,
 }
 
+/// How long a request that needs this node's metadata to be current (a topic's creation or
+/// growth, a reassignment) waits for it to catch up after a start before it is answered
+/// with a retriable error.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
 /// How often the leader sends heartbeats, and the election timeout's range (KRaft:
 /// `controller.quorum.election.timeout.ms` 1000, randomised up to twice that).
 const HEARTBEAT_MS: u64 = 200;
@@ -671,7 +676,7 @@ impl Quorum {
         allow_rf_change: bool,
     ) -> Vec<PartitionAnswer> {
         let mut out = Vec::new();
-        if let Err(e) = self.until_caught_up(Duration::from_secs(10)).await {
+        if let Err(e) = self.until_caught_up(CATCH_UP_WAIT).await {
             let all = wanted.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |(p, _)| (t.clone(), p)));
             return all.map(|(t, p)| (t, p, crate::errors::REQUEST_TIMED_OUT, Some(e.clone()))).collect();
         }

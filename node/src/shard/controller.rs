@@ -150,8 +150,9 @@ impl Shard {
         configs: BTreeMap<String, String>,
     ) -> Result<TopicInfo, (i16, String)> {
         let exists = || (errors::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"));
-        // A node just started knows the topics only once it has replayed the metadata log.
-        quorum.until_caught_up(CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+        // A node just started knows the topics only once it has replayed the metadata log;
+        // until then it cannot tell (retriable: a client asks again).
+        quorum.until_caught_up(crate::quorum::CATCH_UP_WAIT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
         if quorum.topic(name).is_some() || self.registry.borrow().get(name).is_some() {
             return Err(exists());
         }
@@ -440,7 +441,7 @@ impl Shard {
         name: &str,
         partitions: i32,
     ) -> Result<TopicInfo, (i16, String)> {
-        quorum.until_caught_up(CLUSTER_CHANGE_TIMEOUT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
+        quorum.until_caught_up(crate::quorum::CATCH_UP_WAIT).await.map_err(|e| (errors::REQUEST_TIMED_OUT, e))?;
         let Some(record) = quorum.topic(name) else {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?} does not exist")));
         };
