@@ -135,7 +135,7 @@ async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> 
 
 /// A follower's truncation (`truncate_to`) after a failed write (ENOSPC) does not wait for
 /// the failed appends' writes, which will never come, while holding the log's structure
-/// lock: it answers at once while the disk is still full, and once there is room it cuts
+/// lock, nor does a sync to the log end: it answers at once while the disk is still full, and once there is room it cuts
 /// the log back to what was written and then to the offset asked for; the log reads back
 /// whole, takes appends again and reopens the same.
 #[test]
@@ -157,6 +157,10 @@ fn truncate_to_after_a_failed_write_repairs_first_and_never_hangs() {
         assert_eq!(log.next_offset(), 42, "the failed append's offsets were assigned");
 
         let limit = Duration::from_secs(5);
+        // A sync to the end (a `flush.*` round, the roll flush) does not wait for ever for the
+        // failed append's offsets either.
+        let sync = within(limit, log.sync_to(42)).await.expect("sync_to answered after the failed write");
+        assert_eq!(sync.unwrap_err().kafka_error_code(), 56, "KAFKA_STORAGE_ERROR");
         // Still full: an answer (the repair's writes fail too), not a hang.
         let full = within(limit, log.truncate_to(30)).await.expect("truncate_to answered while the disk is full");
         assert_eq!(full.unwrap_err().kafka_error_code(), 56, "KAFKA_STORAGE_ERROR");

@@ -1251,6 +1251,11 @@ impl PartitionLog {
             if self.state.borrow().offline {
                 return Err(LogError::Offline);
             }
+            // Offsets of appends dropped by a failed write are written only if later appends
+            // take them again (after `repair`): not something to wait for.
+            if self.state.borrow().write_failed && self.written.get() < target {
+                return Err(LogError::Offline);
+            }
             self.written.wait_for(target).await.map_err(|_| LogError::Offline)?;
             if self.synced.get() >= target {
                 return Ok(());
