@@ -135,9 +135,9 @@ async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> 
 
 /// A follower's truncation (`truncate_to`) after a failed write (ENOSPC) does not wait for
 /// the failed appends' writes, which will never come, while holding the log's structure
-/// lock, nor does a sync to the log end: it answers at once while the disk is still full, and once there is room it cuts
-/// the log back to what was written and then to the offset asked for; the log reads back
-/// whole, takes appends again and reopens the same.
+/// lock, nor does a sync to the log end: it answers at once while the disk is still full,
+/// and once there is room it cuts the log back to what was written and then to the offset
+/// asked for; the log reads back whole, takes appends again and reopens the same.
 #[test]
 fn truncate_to_after_a_failed_write_repairs_first_and_never_hangs() {
     let tmp = TempDir::new("faults");

@@ -167,6 +167,13 @@ impl TopicRecord {
         self.replicas_of(p).into_iter().filter(|r| !removing.contains(r)).collect()
     }
 
+    /// Partition `p`'s replicas before any reassignment in progress: its replicas without
+    /// those being added.
+    pub fn original_of(&self, p: usize) -> Vec<i32> {
+        let adding = self.reassigning.get(&(p as i32)).map(|r| r.adding.as_slice()).unwrap_or_default();
+        self.replicas_of(p).into_iter().filter(|r| !adding.contains(r)).collect()
+    }
+
     /// Gives every partition its own leader epoch and ISR entry, so one can be changed.
     fn expand(&mut self) {
         let n = self.nodes.len();
@@ -195,8 +202,8 @@ impl TopicRecord {
             return false;
         }
         self.expand();
-        let pending = self.reassigning.remove(&(p as i32)).unwrap_or_default();
-        let original: Vec<i32> = self.replicas[p].iter().copied().filter(|r| !pending.adding.contains(r)).collect();
+        let original = self.original_of(p);
+        self.reassigning.remove(&(p as i32));
         let replicas: Vec<i32> = match target {
             Some(t) => t.iter().chain(original.iter().filter(|r| !t.contains(r))).copied().collect(),
             None => original.clone(),
@@ -729,8 +736,7 @@ impl Quorum {
         if let Some(r) = target.iter().find(|r| !state.brokers.contains_key(r)) {
             return invalid(format!("broker {r} is not registered"));
         }
-        let adding = pending.map(|r| r.adding.as_slice()).unwrap_or_default();
-        let original = t.replicas_of(p as usize).into_iter().filter(|r| !adding.contains(r)).count();
+        let original = t.original_of(p as usize).len();
         if !allow_rf_change && target.len() != original {
             let why = format!("the replication factor would change from {original} to {}", target.len());
             return Err((errors::INVALID_REPLICATION_FACTOR, why));

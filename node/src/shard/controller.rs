@@ -343,11 +343,21 @@ impl Shard {
     pub async fn delete_strays(self: &Rc<Self>) -> Result<(), String> {
         let _permit = self.controller.acquire_permit(1).await.map_err(|_| "closed".to_string())?;
         let Some(quorum) = self.quorum.borrow().clone() else { return Ok(()) };
+        let node = self.config().node_id;
+        let stray = |t: &TopicInfo| {
+            (0..t.partitions).any(|p| {
+                !t.replicas_of(p, node).contains(&node)
+                    && self.setup.data_dir.join(TopicPartition::new(t.name.clone(), p).dir_name()).is_dir()
+            })
+        };
         let topics: Vec<TopicInfo> = self.registry.borrow().topics().cloned().collect();
-        // Topics whose latest record this node has acted on; the others' records are still
-        // to be acted on, and do it then.
+        // Topics with a copy here of a partition this node no longer replicates, whose latest
+        // record this node has acted on (the others' records are still to be acted on, and
+        // do it then).
         for info in topics.iter().filter(|t| quorum.topic(&t.name).is_some_and(|q| q.replicas == t.replicas)) {
-            self.broadcast_topic(info).await?;
+            if stray(info) {
+                self.broadcast_topic(info).await?;
+            }
         }
         Ok(())
     }
