@@ -199,9 +199,12 @@ impl BatchHeader {
         BATCH_LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
-    /// The offset of the batch's last record.
+    /// The offset of the batch's last record. Clamped to `i64::MIN..=i64::MAX - 1`: a header
+    /// read back from disk without the checks `validate` makes (its baseOffset lies outside
+    /// the CRC) may be corrupt, and neither this sum nor the `+ 1` its callers add may
+    /// overflow then; a valid batch's offsets always fit (`end_offset`).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset.saturating_add(self.last_offset_delta as i64).min(i64::MAX - 1)
     }
 
     /// The offset after the batch's last record; `None` when it would pass the largest
@@ -540,6 +543,21 @@ pub(crate) mod tests {
         assert_eq!(h.base_offset, 123_456);
         assert_eq!(h.partition_leader_epoch, 7);
         assert_eq!(h.last_offset(), 123_457);
+    }
+
+    /// A corrupt header's offsets (as a segment read back without validation may hold) give a
+    /// last offset that the callers' `+ 1` cannot overflow.
+    #[test]
+    fn a_corrupt_headers_last_offset_never_overflows() {
+        let mut b = tiny_batch(3, 5);
+        for base in [i64::MAX, i64::MAX - 1, i64::MIN] {
+            patch_base_offset(&mut b, base);
+            let h = BatchHeader::read(&b).expect("a header");
+            let next = h.last_offset() + 1;
+            assert!(next > h.last_offset(), "base {base}");
+        }
+        patch_base_offset(&mut b, 10);
+        assert_eq!(BatchHeader::read(&b).unwrap().last_offset(), 12);
     }
 
     /// A stored or replicated batch keeps its baseOffset, which no CRC covers: one whose
