@@ -534,6 +534,7 @@ fn consume_all(bootstrap: &str, topic: &str, node: &Node) -> Vec<String> {
 fn a_killed_leader_is_replaced_from_the_in_sync_replicas_and_comes_back_as_a_follower() {
     let mut nodes = cluster();
     assert_eq!(create_topic(&nodes[0], "failover", 1, 3), (0, String::new()));
+    until_topic_ready(&nodes, "failover", 1, 3); // every node has it, the leader too
     let (leader, epoch, isr) = partition0(&nodes[0], "failover");
     assert_eq!(isr, vec![1, 2, 3]);
     let before: Vec<String> = (0..100).map(|i| format!("a{i}:before{i}")).collect();
@@ -1009,6 +1010,7 @@ fn a_leader_cut_off_from_the_others_is_fenced_and_its_unreplicated_tail_is_cut_o
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
     assert_eq!(create_topic(&nodes[0], "split", 1, 3), (0, String::new()));
+    until_topic_ready(&nodes, "split", 1, 3); // every node has it, the leader too
     let (leader, epoch, isr) = partition0(&nodes[0], "split");
     assert_eq!(isr, vec![1, 2, 3]);
     let old = leader as usize - 1;
@@ -1098,6 +1100,8 @@ fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_ba
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
     assert_eq!(create_topic(&nodes[0], "slow", 1, 3), (0, String::new()));
+    // Answered once node 1 has it; the leader may apply it a moment later.
+    until_topic_ready(&nodes, "slow", 1, 3);
     let (leader, epoch, isr) = partition0(&nodes[0], "slow");
     assert_eq!(isr, vec![1, 2, 3]);
     let l = leader as usize - 1;
@@ -1395,6 +1399,7 @@ fn a_follower_whose_disk_is_full_leaves_the_isr_and_returns_when_it_has_room() {
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
     assert_eq!(create_topic(&nodes[0], "full", 1, 3), (0, String::new()));
+    until_topic_ready(&nodes, "full", 1, 3); // every node has it, the leader too
     let (leader, _, isr) = partition0(&nodes[0], "full");
     assert_eq!(isr, vec![1, 2, 3]);
     let l = leader as usize - 1;
@@ -1773,6 +1778,7 @@ fn a_follower_back_below_the_leaders_log_start_starts_again_there_and_returns_to
     settled(&all(&nodes));
     registered(&all(&nodes), &listeners(&all(&nodes)));
     assert_eq!(create_topic(&nodes[0], "behind", 1, 3), (0, String::new()));
+    until_topic_ready(&nodes, "behind", 1, 3); // every node has it, the leader too
     let (leader, _, isr) = partition0(&nodes[0], "behind");
     assert_eq!(isr, vec![1, 2, 3]);
     let l = leader as usize - 1;
