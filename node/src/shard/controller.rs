@@ -311,6 +311,12 @@ impl Shard {
     /// of those this shard owns. Fetches in flight keep their descriptors and finish; the
     /// files go with the last one.
     pub async fn apply_delete(&self, name: &str, from: i32) -> Result<(), String> {
+        let count = self.registry.borrow().get(name).map_or(0, |t| t.partitions);
+        let unopened: Vec<std::path::PathBuf> = (from..count)
+            .map(|p| TopicPartition::new(name, p))
+            .filter(|tp| self.owner(tp) == self.id && self.log(tp).is_none())
+            .map(|tp| self.setup.data_dir.join(tp.dir_name()))
+            .collect();
         if from == 0 {
             self.registry.borrow_mut().remove(name);
         } else {
@@ -325,6 +331,10 @@ impl Shard {
             self.logs.borrow().keys().filter(|tp| tp.topic == name && tp.partition >= from).cloned().collect();
         for tp in owned {
             self.drop_partition(&tp)?;
+        }
+        // Copies this shard owns but does not have open (closed as strays) go too.
+        for dir in unopened.into_iter().filter(|d| d.is_dir()) {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("deleting {}: {e}", dir.display()))?;
         }
         Ok(())
     }
