@@ -528,6 +528,14 @@ impl Shard {
         id: TopicId,
     ) -> Result<Rc<PartitionLog>, LogError> {
         let dir = self.setup.data_dir.join(tp.dir_name());
+        // The topic id first: a node killed while the log was being created must find it at
+        // its next start, or it takes the directory for another topic of that name (and, in a
+        // cluster, refuses the cluster's).
+        let metadata = topics::encode_partition_metadata(id);
+        if std::fs::read_to_string(dir.join(topics::PARTITION_METADATA_FILE)).ok().as_deref() != Some(&metadata) {
+            std::fs::create_dir_all(&dir).map_err(|e| LogError::io(format!("creating {}", dir.display()), e))?;
+            checkpoint::write_atomic(&dir, topics::PARTITION_METADATA_FILE, metadata.into_bytes()).await?;
+        }
         let hint = self.hints.borrow_mut().remove(&tp).unwrap_or_default();
         let log = PartitionLog::open(&dir, self.log_config(&tp), hint).await?;
         // Weak: the log must not keep the shard alive.
@@ -537,10 +545,6 @@ impl Shard {
                 shard.follower_log_start_moved(&moved);
             }
         });
-        let metadata = topics::encode_partition_metadata(id);
-        if std::fs::read_to_string(dir.join(topics::PARTITION_METADATA_FILE)).ok().as_deref() != Some(&metadata) {
-            checkpoint::write_atomic(&dir, topics::PARTITION_METADATA_FILE, metadata.into_bytes()).await?;
-        }
         self.maintained.add(&log);
         self.logs.borrow_mut().insert(tp, log.clone());
         Ok(log)
