@@ -431,8 +431,15 @@ impl Quorum {
             .iter()
             .find(|v| v.id == node_id)
             .ok_or_else(|| format!("node.id {node_id} is not among controller.quorum.voters: every node is a voter"))?;
-        let listener = glommio::net::TcpListener::bind(me.addr())
-            .map_err(|e| format!("binding the quorum address {} (controller.quorum.voters): {e}", me.addr()))?;
+        // Without SO_REUSEPORT (glommio's bind sets it): another process's listener on the
+        // same port, e.g. a node's Kafka listener, would otherwise share its connections.
+        let bind_error =
+            |e: String| format!("binding the quorum address {} (controller.quorum.voters): {e}", me.addr());
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&me.addr())
+            .map_err(|e| bind_error(e.to_string()))?
+            .next()
+            .ok_or_else(|| bind_error("no address".into()))?;
+        let listener = crate::ownership::listen(addr, false).map_err(|e| bind_error(e.to_string()))?;
         let dir = data_dir.join(store::DIR);
         let log = store::LogStore::open(&dir)?;
         let pristine = log.is_pristine();
