@@ -220,10 +220,27 @@ pub fn until_topic_ready(nodes: &[Node], topic: &str, partitions: usize, replica
                 && parts.len() == partitions
                 && parts.iter().all(|p| p.leader > 0 && p.replicas.len() == replicas && p.isr == p.replicas)
         };
-        if seen.iter().all(ready) && seen.iter().all(|s| *s == seen[0]) {
+        // Metadata comes from the node's registry, which takes a topic before its shards have
+        // opened the partitions (as Kafka's metadata cache does before its replica manager):
+        // the leader must also answer for each partition.
+        let led = |p: &PartitionView| nodes.iter().any(|n| latest_offset(n, topic, p.partition) == 0);
+        if seen.iter().all(ready) && seen.iter().all(|s| *s == seen[0]) && seen[0].1.iter().all(led) {
             return seen[0].1.clone();
         }
         assert!(Instant::now() < deadline, "{topic} is not ready on every node within {SETTLE:?}: {seen:#?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The error code of ListOffsets v4 (latest) for `topic`'s partition through `node`: 0 from
+/// its leader once the leader has it open, NOT_LEADER_OR_FOLLOWER elsewhere.
+fn latest_offset(node: &Node, topic: &str, partition: i32) -> i16 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let mut c = Client::connect(node.bootstrap());
+    let part = ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(-1);
+    let t = ListOffsetsTopic::default().with_name(super::wire::name(topic)).with_partitions(vec![part]);
+    c.send(ApiKey::ListOffsets, 4, &ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![t]));
+    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 4);
+    r.topics[0].partitions[0].error_code
 }
