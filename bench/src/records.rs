@@ -90,7 +90,7 @@ pub fn encode_plain(buf: &mut BytesMut, msgs: &[Msg], pool: &[u8], now_ms: i64, 
     }
     let len = (buf.len() - start - 12) as i32;
     buf[start + 8..start + 12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[crc_from..]);
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &buf[crc_from..]) as u32;
     buf[crc_from - 4..crc_from].copy_from_slice(&crc.to_be_bytes());
 }
 

@@ -11,6 +11,7 @@ pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod connection_quotas;
+pub mod crc;
 pub mod descriptors;
 pub mod doctor;
 pub mod errors;

@@ -370,7 +370,7 @@ fn capture(dir: &std::path::Path, frame: &[u8]) {
     if let Some(correlation) = frame.get_mut(4..8) {
         correlation.fill(0); // the same request sent twice is one seed
     }
-    let name = format!("{key:02}-v{version}-{:08x}-{}", crc32c::crc32c(&frame), frame.len());
+    let name = format!("{key:02}-v{version}-{:08x}-{}", crate::crc::crc32c(&frame), frame.len());
     if let Err(e) = std::fs::write(dir.join(name), &frame) {
         eprintln!("sluice: SLUICE_CAPTURE_REQUESTS: writing to {}: {e}", dir.display());
     }

@@ -305,7 +305,7 @@ pub fn validate(buf: &[u8], position: usize, check: Check) -> Result<BatchHeader
         let why = format!("batch at byte {position} has baseOffset {base} and lastOffsetDelta {delta}");
         return Err(BatchError::OffsetOverflow(why));
     }
-    let computed = crc32c::crc32c(&buf[OFFSET_ATTRIBUTES..size]);
+    let computed = crate::crc::crc32c(&buf[OFFSET_ATTRIBUTES..size]);
     if computed != header.crc {
         return Err(BatchError::CrcMismatch { position, stored: header.crc, computed });
     }
@@ -378,7 +378,7 @@ pub fn rebuild(header: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
     out[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
     let length = (out.len() - BATCH_LOG_OVERHEAD) as i32;
     out[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
-    let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
+    let crc = crate::crc::crc32c(&out[OFFSET_ATTRIBUTES..]);
     out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     out
 }
@@ -387,7 +387,7 @@ pub fn rebuild(header: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
 pub fn clear_transactional(batch: &mut [u8]) {
     let attributes = be_i16(batch, OFFSET_ATTRIBUTES) & !ATTR_TRANSACTIONAL;
     batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+    let crc = crate::crc::crc32c(&batch[OFFSET_ATTRIBUTES..]);
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 

@@ -308,7 +308,7 @@ impl ProducerStates {
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&1i16.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&crate::crc::crc32c(&body).to_be_bytes());
         out.extend_from_slice(&body);
         out
     }
@@ -321,7 +321,7 @@ impl ProducerStates {
         }
         let crc = u32::from_be_bytes(bytes[2..6].try_into().ok()?);
         let body = &bytes[6..];
-        if crc32c::crc32c(body) != crc {
+        if crate::crc::crc32c(body) != crc {
             return None;
         }
         let n = i32::from_be_bytes(body[..4].try_into().ok()?);

@@ -51,7 +51,7 @@ enum Frame {
 fn encode(frame: &Frame, out: &mut Vec<u8>) {
     let json = serde_json::to_vec(frame).expect("log entries serialize");
     out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&json).to_be_bytes());
+    out.extend_from_slice(&crate::crc::crc32c(&json).to_be_bytes());
     out.extend_from_slice(&json);
 }
 
@@ -65,7 +65,7 @@ fn decode_all(bytes: &[u8]) -> (Vec<Frame>, usize) {
             break;
         }
         let body = &bytes[at + 8..at + 8 + len];
-        if crc32c::crc32c(body) != crc {
+        if crate::crc::crc32c(body) != crc {
             break;
         }
         let Ok(frame) = serde_json::from_slice::<Frame>(body) else { break };
