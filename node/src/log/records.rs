@@ -218,11 +218,13 @@ pub fn for_each_record<'a>(
     let mut c = Cursor { buf: records, at: 0 };
     let mut previous_delta = -1;
     for i in 0..header.record_count {
+        let start = c.at;
         let length = c.varint().ok_or_else(|| invalid(i, "unreadable length"))?;
         if length < 0 || c.at + length as usize > records.len() {
             return Err(invalid(i, "length runs past the batch"));
         }
         let end = c.at + length as usize;
+        prefetch_record_end(records, end, end - start);
         let mut r = Cursor { buf: &records[..end], at: c.at };
         let attributes = *records.get(r.at).ok_or_else(|| invalid(i, "no attributes"))?;
         r.skip(1).ok_or_else(|| invalid(i, "no attributes"))?;
@@ -264,6 +266,28 @@ pub fn for_each_record<'a>(
     }
     Ok(())
 }
+
+/// Records ahead of the one ending at `end` (`bytes` long), if they are as long: the cache
+/// line of the last byte of the third one on is asked for now. Each record's walk reads its
+/// first bytes and its last (the header count); at 1 KiB records that is one cache line in
+/// sixteen, a stride the hardware prefetchers do not follow, so without this every record
+/// waited for its last line (30 % of `validate`'s samples on one load, under 1 MB batches).
+/// Records of other lengths make the hint useless, never wrong.
+#[inline]
+fn prefetch_record_end(records: &[u8], end: usize, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(line) = records.get(end + PREFETCH_RECORDS_AHEAD * bytes - 1) {
+        // SAFETY: a prefetch hint; the address lies inside `records`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line as *const u8 as *const i8)
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (records, end, bytes);
+}
+
+/// How many records ahead `prefetch_record_end` looks.
+const PREFETCH_RECORDS_AHEAD: usize = 3;
 
 /// Appends one record in Kafka's encoding: length, attributes, timestamp delta, offset
 /// delta, then `tail` (key, value, headers as stored).
