@@ -912,8 +912,16 @@ async fn follow_leader(quorum: std::rc::Weak<Quorum>) {
     let Some(q) = quorum.upgrade() else { return };
     let mut metrics = q.raft.metrics();
     drop(q);
+    let mut known: Option<i32> = None;
     loop {
-        let leader = metrics.borrow().current_leader.map(|l| l as i32);
+        let (leader, term) = {
+            let m = metrics.borrow();
+            (m.current_leader.map(|l| l as i32), m.current_term)
+        };
+        if leader != known && leader.is_some() {
+            eprintln!("sluice: quorum: node {} leads (term {term})", leader.unwrap_or(-1));
+        }
+        known = leader;
         let Some(q) = quorum.upgrade() else { return };
         q.view.write().unwrap_or_else(|p| p.into_inner()).leader = leader;
         drop(q);
@@ -971,6 +979,13 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                     (true, false) => Record::UnfenceBroker { id: b.id, epoch: b.epoch },
                     _ => continue,
                 };
+                let quiet = now.duration_since(heard);
+                match record {
+                    Record::FenceBroker { .. } => {
+                        eprintln!("sluice: quorum: fencing broker {}: not heard from for {quiet:?}", b.id)
+                    }
+                    _ => eprintln!("sluice: quorum: unfencing broker {}: heard from again", b.id),
+                }
                 if let Err(e) = q.propose(record, q.settings.session).await {
                     eprintln!("sluice: quorum: broker {} liveness not recorded: {e}", b.id);
                 }
