@@ -144,9 +144,9 @@ impl Cursor<'_> {
     /// A zig-zag varint (Kafka's `ByteUtils.readVarlong`), at most 10 bytes.
     #[inline]
     fn varlong(&mut self) -> Option<i64> {
-        // Most of a record's varints (attributes aside, all but its length and its value's
-        // length) are one byte, and those two are two bytes up to 8 KiB: decoded here
-        // without the loop (records::validate walks every record a producer sends).
+        // A record's varints are one byte, except its length and its value's length, which
+        // are two up to 8 KiB: those widths are decoded without the loop (records::validate
+        // walks every record a producer sends).
         let zigzag = |raw: u64| (raw >> 1) as i64 ^ -((raw & 1) as i64);
         let b0 = *self.buf.get(self.at)?;
         if b0 & 0x80 == 0 {
@@ -375,6 +375,7 @@ impl From<RecordError> for BatchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     #[test]
     fn varlongs_of_every_width_decode_and_malformed_ones_are_refused() {
@@ -395,7 +396,6 @@ mod tests {
         let too_big = [0xff, 0xff, 0xff, 0xff, 0x1f];
         assert_eq!(Cursor { buf: &too_big, at: 0 }.varint(), None, "outside i32");
     }
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     fn batch(compression: Compression, n: usize) -> Vec<u8> {
         let records: Vec<Record> = (0..n)

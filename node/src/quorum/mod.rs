@@ -918,8 +918,8 @@ async fn follow_leader(quorum: std::rc::Weak<Quorum>) {
             let m = metrics.borrow();
             (m.current_leader.map(|l| l as i32), m.current_term)
         };
-        if leader != known && leader.is_some() {
-            eprintln!("sluice: quorum: node {} leads (term {term})", leader.unwrap_or(-1));
+        if let Some(l) = leader.filter(|_| leader != known) {
+            eprintln!("sluice: quorum: node {l} leads (term {term})");
         }
         known = leader;
         let Some(q) = quorum.upgrade() else { return };
