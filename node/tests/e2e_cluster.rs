@@ -249,27 +249,10 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     // A topic config set through node 2 is what every node describes.
     {
         use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
         use kafka_protocol::protocol::StrBytes;
         let s = |v: &str| StrBytes::from_string(v.to_string());
-        let mut c = Client::connect(nodes[1].bootstrap());
-        let config = AlterableConfig::default()
-            .with_name(s("retention.ms"))
-            .with_config_operation(0)
-            .with_value(Some(s("3600000")));
-        let resource = AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s("spread"))
-            .with_configs(vec![config]);
-        c.send(
-            ApiKey::IncrementalAlterConfigs,
-            1,
-            &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
-        );
-        let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
-        assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+        set_topic_config(&mut Client::connect(nodes[1].bootstrap()), "spread", "retention.ms", "3600000");
         // The node asked has it when it answers; the others as the record reaches them.
         for (i, n) in nodes.iter().enumerate() {
             let deadline = Instant::now() + SETTLE;
@@ -492,6 +475,21 @@ fn until_back_in_sync(watcher: &Node, leader: &Node, returning: &Node, topic: &s
         assert!(Instant::now() < deadline, "the returning replica's log of {topic} is not the leader's");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// IncrementalAlterConfigs v1 through `c`: topic `topic`'s `name` SET to `value`; asserts it
+/// was taken.
+fn set_topic_config(c: &mut Client, topic: &str, name: &str, value: &str) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+    let s = |v: &str| kafka_protocol::protocol::StrBytes::from_string(v.to_string());
+    let config = AlterableConfig::default().with_name(s(name)).with_config_operation(0).with_value(Some(s(value)));
+    let resource =
+        AlterConfigsResource::default().with_resource_type(2).with_resource_name(s(topic)).with_configs(vec![config]);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    c.send(ApiKey::IncrementalAlterConfigs, 1, &request);
+    let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
 }
 
 /// Waits until partition 0 of `topic` (as `watcher` answers) has a leader other than `old`.
@@ -1145,27 +1143,7 @@ fn a_follower_that_stops_fetching_leaves_the_isr_after_the_lag_time_and_comes_ba
     // the ISR shrinks to two while acks=all waits, and the answer is
     // NOT_ENOUGH_REPLICAS_AFTER_APPEND (as Kafka's `checkEnoughReplicasReachOffset`); the next
     // produce is refused before appending, NOT_ENOUGH_REPLICAS.
-    {
-        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
-        let s = |v: &str| kafka_protocol::protocol::StrBytes::from_string(v.to_string());
-        let config = AlterableConfig::default()
-            .with_name(s("min.insync.replicas"))
-            .with_config_operation(0)
-            .with_value(Some(s("3")));
-        let resource = AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s("slow"))
-            .with_configs(vec![config]);
-        let mut c = Client::connect_from(nodes[f].bootstrap(), TEST_SOURCE);
-        c.send(
-            ApiKey::IncrementalAlterConfigs,
-            1,
-            &IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
-        );
-        let r: IncrementalAlterConfigsResponse = c.recv(ApiKey::IncrementalAlterConfigs, 1);
-        assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
-    }
+    set_topic_config(&mut Client::connect_from(nodes[f].bootstrap(), TEST_SOURCE), "slow", "min.insync.replicas", "3");
     std::thread::sleep(Duration::from_millis(500)); // the leader's shards take the setting
     let cut = NetworkCut::links(&[(format!("127.0.0.{}", f + 1), format!("127.0.0.{}", l + 1), leader_port)]);
     let third: Vec<String> = (0..10).map(|i| format!("third-{i}")).collect();
