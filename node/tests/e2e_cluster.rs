@@ -167,8 +167,8 @@ fn until_holding(node: &Node, id: usize, topic: &str, led: &[i32]) {
 
 #[test]
 fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_through_any_node() {
+    use kafka_protocol::messages::FindCoordinatorResponse;
     use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, FindCoordinatorRequest};
-    use kafka_protocol::messages::{FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse};
     use std::process::Command;
     let mut nodes = cluster();
 
@@ -281,18 +281,8 @@ fn a_topic_is_placed_across_the_cluster_and_clients_reach_every_partition_throug
     }
 
     // Asked of a node that does not lead it, a partition answers NOT_LEADER_OR_FOLLOWER.
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     let elsewhere = (leaders[0] % 3) as usize; // a node index whose node id is not leaders[0]
-    let mut c = Client::connect(nodes[elsewhere].bootstrap());
-    let part = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1);
-    let topic = ListOffsetsTopic::default().with_name(support::wire::name("spread")).with_partitions(vec![part]);
-    c.send(
-        ApiKey::ListOffsets,
-        7,
-        &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]),
-    );
-    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
-    assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from node {}", elsewhere + 1);
+    assert_eq!(latest_offset(&nodes[elsewhere], "spread", 0), 6, "NOT_LEADER_OR_FOLLOWER from node {}", elsewhere + 1);
 
     // More replicas than brokers: refused, saying so.
     let (error, message) = create_topic(&nodes[1], "too-many", 1, 4);
@@ -365,9 +355,7 @@ fn segment_bytes(node: &Node, topic: &str, p: i32) -> Vec<(String, Vec<u8>)> {
 /// has the records, and the three copies end byte for byte the same.
 #[test]
 fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
     use std::process::Command;
     let nodes = cluster();
     assert_eq!(create_topic(&nodes[0], "copies", 3, 3), (0, String::new()));
@@ -432,16 +420,7 @@ fn a_replicated_topic_is_copied_byte_for_byte_to_every_replica() {
     // A follower does not serve clients.
     let (p, leader) = leaders[0];
     let follower = (leader % 3) as usize; // the index of a node that is not the leader
-    let mut c = Client::connect(nodes[follower].bootstrap());
-    let part = ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1);
-    let topic = ListOffsetsTopic::default().with_name(support::wire::name("copies")).with_partitions(vec![part]);
-    c.send(
-        ApiKey::ListOffsets,
-        7,
-        &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]),
-    );
-    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
-    assert_eq!(r.topics[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER from a follower");
+    assert_eq!(latest_offset(&nodes[follower], "copies", p), 6, "NOT_LEADER_OR_FOLLOWER from a follower");
 }
 
 /// The address the test's own connections leave from where iptables rules cut links

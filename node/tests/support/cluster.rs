@@ -232,15 +232,15 @@ pub fn until_topic_ready(nodes: &[Node], topic: &str, partitions: usize, replica
     }
 }
 
-/// The error code of ListOffsets v4 (latest) for `topic`'s partition through `node`: 0 from
+/// The error code of ListOffsets v7 (latest) for `topic`'s partition through `node`: 0 from
 /// its leader once the leader has it open, NOT_LEADER_OR_FOLLOWER elsewhere.
-fn latest_offset(node: &Node, topic: &str, partition: i32) -> i16 {
+pub fn latest_offset(node: &Node, topic: &str, partition: i32) -> i16 {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
     let mut c = Client::connect(node.bootstrap());
     let part = ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(-1);
     let t = ListOffsetsTopic::default().with_name(super::wire::name(topic)).with_partitions(vec![part]);
-    c.send(ApiKey::ListOffsets, 4, &ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![t]));
-    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 4);
+    c.send(ApiKey::ListOffsets, 7, &ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![t]));
+    let r: ListOffsetsResponse = c.recv(ApiKey::ListOffsets, 7);
     r.topics[0].partitions[0].error_code
 }
