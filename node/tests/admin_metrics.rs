@@ -341,7 +341,19 @@ fn shard_thread(pid: u32, shard: usize) -> u32 {
 /// /proc's CPU time of the thread must tell the same story.
 #[test]
 fn busy_ratio_agrees_with_proc_thread_cpu_under_load() {
-    let node = Node::start(&["--cores", "0-1"]);
+    // The load runs as fast as the node takes it for ten seconds or more: retention keeps
+    // each partition under 48 MiB so the test's disk footprint stays small (it wrote 1.6 GB
+    // before, and filled a CI machine's disk).
+    let node = Node::start(&[
+        "--cores",
+        "0-1",
+        "--set",
+        "log.segment.bytes=16777216",
+        "--set",
+        "log.retention.bytes=33554432",
+        "--set",
+        "log.retention.check.interval.ms=250",
+    ]);
     let pid = node.pid().unwrap();
     Client::connect(node.bootstrap()).create_topic("load", 4);
 
