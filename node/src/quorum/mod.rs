@@ -962,11 +962,15 @@ async fn send_heartbeats(quorum: std::rc::Weak<Quorum>) {
 async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
     let mut leading_since: Option<Instant> = None;
     let mut rebalanced = Instant::now();
+    // What was last said of each broker (true: fencing), so that a leader cut off from the
+    // others, whose proposals do not commit, says it once and not on every tick.
+    let mut said: std::collections::HashMap<_, bool> = std::collections::HashMap::new();
     loop {
         let Some(q) = quorum.upgrade() else { return };
         let tick = q.settings.heartbeat.min(Duration::from_secs(1));
         if q.leader() != Some(q.node_id) {
             leading_since = None;
+            said.clear();
         } else {
             let since = *leading_since.get_or_insert_with(Instant::now);
             let now = Instant::now();
@@ -977,17 +981,26 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                 let record = match (b.fenced, silent) {
                     (false, true) => Record::FenceBroker { id: b.id, epoch: b.epoch },
                     (true, false) => Record::UnfenceBroker { id: b.id, epoch: b.epoch },
-                    _ => continue,
+                    _ => {
+                        said.remove(&b.id);
+                        continue;
+                    }
                 };
                 let quiet = now.duration_since(heard);
+                let first = said.insert(b.id, silent) != Some(silent);
                 match record {
-                    Record::FenceBroker { .. } => {
+                    Record::FenceBroker { .. } if first => {
                         eprintln!("sluice: quorum: fencing broker {}: not heard from for {quiet:?}", b.id)
                     }
-                    _ => eprintln!("sluice: quorum: unfencing broker {}: heard from again", b.id),
+                    Record::UnfenceBroker { .. } if first => {
+                        eprintln!("sluice: quorum: unfencing broker {}: heard from again", b.id)
+                    }
+                    _ => {}
                 }
                 if let Err(e) = q.propose(record, q.settings.session).await {
-                    eprintln!("sluice: quorum: broker {} liveness not recorded: {e}", b.id);
+                    if first {
+                        eprintln!("sluice: quorum: broker {} liveness not recorded (retried quietly): {e}", b.id);
+                    }
                 }
             }
             let mut changes = q.partition_changes();
