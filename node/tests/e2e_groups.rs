@@ -1881,27 +1881,28 @@ mod kip848_wire {
         d.groups.remove(0)
     }
 
-    fn commit(c: &mut Client, group: &str, member: &str, epoch: i32, topic: &str) -> i16 {
+    /// Commits offset 5 for `topic`'s `partition`.
+    fn commit(c: &mut Client, group: &str, member: &str, epoch: i32, topic: &str, partition: i32) -> i16 {
         let r = OffsetCommitRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_generation_id_or_member_epoch(epoch)
             .with_member_id(s(member))
             .with_topics(vec![OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
-                OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(5),
+                OffsetCommitRequestPartition::default().with_partition_index(partition).with_committed_offset(5),
             ])]);
         c.send(ApiKey::OffsetCommit, 9, &r);
         let a: OffsetCommitResponse = c.recv(ApiKey::OffsetCommit, 9);
         a.topics[0].partitions[0].error_code
     }
 
-    fn fetch(c: &mut Client, group: &str, member: &str, epoch: i32, topic: &str) -> (i16, i64) {
+    fn fetch(c: &mut Client, group: &str, member: &str, epoch: i32, topic: &str, partition: i32) -> (i16, i64) {
         let g = OffsetFetchRequestGroup::default()
             .with_group_id(GroupId(s(group)))
             .with_member_id(Some(s(member)))
             .with_member_epoch(epoch)
             .with_topics(Some(vec![OffsetFetchRequestTopics::default()
                 .with_name(name(topic))
-                .with_partition_indexes(vec![0])]));
+                .with_partition_indexes(vec![partition])]));
         c.send(ApiKey::OffsetFetch, 9, &OffsetFetchRequest::default().with_groups(vec![g]));
         let a: OffsetFetchResponse = c.recv(ApiKey::OffsetFetch, 9);
         let g = &a.groups[0];
@@ -1995,13 +1996,21 @@ mod kip848_wire {
         let r = hb(&mut c, &beat(g, "m-s", -1, &Vec::new()).with_instance_id(Some(s("inst-1"))));
         assert_eq!((r.error_code, r.member_epoch), (NONE, -1), "{r:?}");
 
-        // Commits carry the member epoch (OffsetCommit v9).
+        // Commits carry the member epoch (OffsetCommit v9). An older epoch counts only for a
+        // partition the member still owns and was given at or before it (KIP-1251): a's
+        // partitions since epoch 1, b's since epoch 2.
         let epoch_a = hb(&mut c, &beat(g, "m-a", 2, &a_kept)).member_epoch;
-        assert_eq!(commit(&mut c, g, "m-a", epoch_a - 1, "raw848"), STALE_MEMBER_EPOCH);
-        assert_eq!(commit(&mut c, g, "m-ghost", epoch_a, "raw848"), UNKNOWN_MEMBER_ID);
-        assert_eq!(commit(&mut c, g, "m-a", epoch_a, "raw848"), NONE);
-        assert_eq!(fetch(&mut c, g, "m-a", epoch_a, "raw848"), (NONE, 5));
-        assert_eq!(fetch(&mut c, g, "m-a", epoch_a + 5, "raw848").0, STALE_MEMBER_EPOCH);
+        let (pa, pb) = (*parts(&a_kept).first().unwrap(), *parts(&b_got).first().unwrap());
+        assert_eq!(commit(&mut c, g, "m-a", epoch_a + 1, "raw848", pa), STALE_MEMBER_EPOCH);
+        assert_eq!(commit(&mut c, g, "m-a", 0, "raw848", pa), STALE_MEMBER_EPOCH);
+        assert_eq!(commit(&mut c, g, "m-a", 1, "raw848", pb), STALE_MEMBER_EPOCH);
+        assert_eq!(commit(&mut c, g, "m-b", 1, "raw848", pb), STALE_MEMBER_EPOCH);
+        assert_eq!(commit(&mut c, g, "m-ghost", epoch_a, "raw848", pa), UNKNOWN_MEMBER_ID);
+        assert_eq!(commit(&mut c, g, "m-a", 1, "raw848", pa), NONE);
+        assert_eq!(commit(&mut c, g, "m-a", epoch_a, "raw848", pa), NONE);
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a, "raw848", pa), (NONE, 5));
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a - 1, "raw848", pa).0, STALE_MEMBER_EPOCH);
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a + 5, "raw848", pa).0, STALE_MEMBER_EPOCH);
 
         // Classic and consumer groups side by side.
         let join_classic = JoinGroupRequest::default()
@@ -2075,7 +2084,7 @@ mod kip848_wire {
             let after = d_after.members.iter().find(|x| x.member_id == m.member_id).expect("member back");
             assert_eq!((after.member_epoch, &after.assignment), (m.member_epoch, &m.assignment), "{}", m.member_id);
         }
-        assert_eq!(fetch(&mut c, g, "m-a", epoch_a, "raw848"), (NONE, 5), "the commit survives too");
+        assert_eq!(fetch(&mut c, g, "m-a", epoch_a, "raw848", pa), (NONE, 5), "the commit survives too");
         let r = hb(&mut c, &beat(g, "m-b", 2, &b_got));
         assert_eq!(r.error_code, NONE, "b after the restart: {r:?}");
         // Leave: b gets everything at the next epoch, once a's partitions are free.

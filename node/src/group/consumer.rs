@@ -106,6 +106,11 @@ pub struct Member {
     pub matcher: Option<regex::Regex>,
     /// What the member owns (and was told it owns).
     pub assigned: Assignment,
+    /// Not stored: the member epoch at which it was given each partition it owns (KIP-1251's
+    /// assignment epoch), so that a commit sent with the epoch before a bump still counts for
+    /// partitions it kept. A partition missing here counts as given at the member's current
+    /// epoch (so after a load the check is Kafka 4.0's strict one).
+    pub given_at: BTreeMap<(TopicId, i32), i32>,
     /// What it must give up before it moves on (state UnrevokedPartitions).
     pub revoking: Assignment,
     /// Not stored: its session ends then unless it heartbeats.
@@ -427,6 +432,7 @@ impl ConsumerGroup {
             m.epoch = 0;
             m.previous_epoch = 0;
             m.assigned.clear();
+            m.given_at.clear();
             m.revoking.clear();
             m.state = MemberState::Stable;
             m.revoke_deadline = None;
@@ -455,6 +461,7 @@ impl ConsumerGroup {
                 regex: None,
                 matcher: None,
                 assigned: Assignment::new(),
+                given_at: BTreeMap::new(),
                 revoking: Assignment::new(),
                 session_deadline: now + s.session_timeout,
                 revoke_deadline: None,
@@ -604,6 +611,48 @@ impl ConsumerGroup {
         out
     }
 
+    /// Kafka's `validateOffsetCommit` for a commit of `parts` (topic, partition) sent with
+    /// member epoch `epoch`, with KIP-1251's assignment epochs: the member's current epoch is
+    /// taken; an older one only when every partition is still the member's and was given to
+    /// it at or before that epoch (a commit sent while a heartbeat bumped the epoch, not a
+    /// zombie's); a newer one never.
+    pub fn validate_commit<'a>(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        parts: impl IntoIterator<Item = (&'a str, i32)>,
+    ) -> Result<(), i16> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        let Some(m) = self.members.get(member_id) else {
+            return Err(errors::UNKNOWN_MEMBER_ID);
+        };
+        if epoch == m.epoch {
+            return Ok(());
+        }
+        if epoch > m.epoch || epoch < 0 {
+            return Err(errors::STALE_MEMBER_EPOCH);
+        }
+        let mut any = false;
+        for (topic, partition) in parts {
+            any = true;
+            let Some(&(id, _)) = self.metadata.get(topic) else {
+                return Err(errors::STALE_MEMBER_EPOCH);
+            };
+            let owned = m.assigned.get(&id).is_some_and(|ps| ps.contains(&partition));
+            let given_at = m.given_at.get(&(id, partition)).copied().unwrap_or(m.epoch);
+            if !owned || given_at > epoch {
+                return Err(errors::STALE_MEMBER_EPOCH);
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(errors::STALE_MEMBER_EPOCH)
+        }
+    }
+
     /// Kafka's `CurrentAssignmentBuilder`: moves member `id` towards its target as far as
     /// it may now. `owned`: what the member says it owns (None: unchanged since last time).
     fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now: Instant) {
@@ -651,6 +700,17 @@ impl ConsumerGroup {
                 }
             }
         }
+        // What it owned already keeps the epoch it was given at; what is new, the target's.
+        let given_at = keep
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
+            .map(|tp| {
+                let owned = m.assigned.get(&tp.0).is_some_and(|q| q.contains(&tp.1));
+                let at = if owned { m.given_at.get(&tp).copied().unwrap_or(m.epoch) } else { target_epoch };
+                (tp, at)
+            })
+            .collect();
+        m.given_at = given_at;
         if m.epoch != target_epoch {
             m.previous_epoch = m.epoch;
             m.epoch = target_epoch;
@@ -749,6 +809,7 @@ impl ConsumerGroup {
                     matcher: regex.as_deref().and_then(|r| compile(r).ok()),
                     regex,
                     assigned,
+                    given_at: BTreeMap::new(),
                     revoking,
                     session_deadline: now + s.session_timeout,
                     revoke_deadline,
@@ -1006,6 +1067,37 @@ mod tests {
         assert_eq!((r.error, r.member_epoch), (errors::NONE, -1));
         let r = g.heartbeat(&beat("a", 2, &kept), &t, &s, now, || unreachable!());
         assert_eq!((r.member_epoch, count(&r.assignment)), (3, 6));
+    }
+
+    #[test]
+    fn a_commit_sent_with_the_epoch_before_a_bump_counts_for_the_partitions_kept() {
+        let (s, t, now) = (settings(), topics(), Instant::now());
+        let mut g = ConsumerGroup::default();
+        g.heartbeat(&join("a", &["t"]), &t, &s, now, || unreachable!());
+        let owned = r_assignment(&g, "a");
+        g.heartbeat(&join("b", &["t"]), &t, &s, now, || unreachable!());
+        g.heartbeat(&beat("a", 1, &owned), &t, &s, now, || unreachable!());
+        let kept = r_assignment(&g, "a");
+        assert_eq!(g.heartbeat(&beat("a", 1, &kept), &t, &s, now, || unreachable!()).member_epoch, 2);
+        let kept: Vec<i32> = kept[0].1.clone();
+        let gone: Vec<i32> = (0..6).filter(|p| !kept.contains(p)).collect();
+        fn commit(g: &ConsumerGroup, id: &str, epoch: i32, ps: &[i32]) -> Result<(), i16> {
+            g.validate_commit(id, epoch, ps.iter().map(|p| ("t", *p)))
+        }
+        // a's own epoch: anything; the epoch before the bump: what it kept, not what it gave up.
+        assert_eq!(commit(&g, "a", 2, &kept), Ok(()));
+        assert_eq!(commit(&g, "a", 1, &kept), Ok(()));
+        assert_eq!(commit(&g, "a", 1, &gone[..1]), Err(errors::STALE_MEMBER_EPOCH));
+        assert_eq!(commit(&g, "a", 1, &[kept[0], gone[0]]), Err(errors::STALE_MEMBER_EPOCH));
+        assert_eq!(commit(&g, "a", 3, &kept), Err(errors::STALE_MEMBER_EPOCH));
+        assert_eq!(commit(&g, "a", 1, &[]), Err(errors::STALE_MEMBER_EPOCH));
+        // b was given its three at epoch 2: epoch 1 is stale for them.
+        let r = g.heartbeat(&beat("b", 2, &[]), &t, &s, now, || unreachable!());
+        assert_eq!((r.member_epoch, count(&r.assignment)), (2, 3));
+        assert_eq!(commit(&g, "b", 2, &gone), Ok(()));
+        assert_eq!(commit(&g, "b", 1, &gone), Err(errors::STALE_MEMBER_EPOCH));
+        assert_eq!(commit(&g, "x", 2, &gone), Err(errors::UNKNOWN_MEMBER_ID));
+        assert_eq!(g.validate_commit("a", 1, [("nope", 0)]), Err(errors::STALE_MEMBER_EPOCH));
     }
 
     #[test]

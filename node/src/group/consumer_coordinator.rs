@@ -16,9 +16,13 @@
 //!   ConsumerGroupDescribe of a classic group GROUP_ID_NOT_FOUND ("is not a consumer
 //!   group"); ListGroups shows both, each with its type.
 //! - OffsetCommit / OffsetFetch carry the member epoch for consumer groups: a commit from
-//!   an unknown member is UNKNOWN_MEMBER_ID, one with another epoch STALE_MEMBER_EPOCH
-//!   (Kafka's `ConsumerGroup.validateOffsetCommit` / `validateOffsetFetch`); a commit with
-//!   epoch -1 to a group without members is a standalone commit as before.
+//!   an unknown member is UNKNOWN_MEMBER_ID; one with the member's epoch is taken; one with
+//!   an older epoch is taken when every partition in it is still the member's and was given
+//!   to it at or before that epoch (KIP-1251: a commit sent while a heartbeat bumped the
+//!   epoch is not a zombie's), else, and for a newer epoch, STALE_MEMBER_EPOCH (Kafka's
+//!   `ConsumerGroup.validateOffsetCommit`); OffsetFetch needs the member's epoch exactly
+//!   (`validateOffsetFetch`); a commit with epoch -1 to a group without members is a
+//!   standalone commit as before.
 
 use super::consumer::{self, ConsumerGroup, HeartbeatArgs, HeartbeatResult, Settings, Topics};
 use super::{store, write, Coordinator, Group, GroupView, MemberView, State};
@@ -134,26 +138,23 @@ pub(super) fn consumer_view(g: &Group, c: &ConsumerGroup, shard: usize) -> Group
     }
 }
 
-/// OffsetCommit / TxnOffsetCommit against a consumer group (Kafka's `validateOffsetCommit`).
-pub(super) fn commit_allowed(c: &ConsumerGroup, member_id: &str, epoch: i32) -> Result<(), i16> {
-    if epoch < 0 && c.members.is_empty() {
-        return Ok(());
-    }
-    let Some(m) = c.members.get(member_id) else {
-        return Err(errors::UNKNOWN_MEMBER_ID);
-    };
-    if epoch != m.epoch {
-        return Err(errors::STALE_MEMBER_EPOCH);
-    }
-    Ok(())
+/// OffsetCommit / TxnOffsetCommit of `parts` (topic, partition) against a consumer group.
+pub(super) fn commit_allowed<'a>(
+    c: &ConsumerGroup,
+    member_id: &str,
+    epoch: i32,
+    parts: impl IntoIterator<Item = (&'a str, i32)>,
+) -> Result<(), i16> {
+    c.validate_commit(member_id, epoch, parts)
 }
 
-/// OffsetFetch v9+ with a member id and epoch (Kafka's `validateOffsetFetch`): `None` when
-/// the request carries no member (an admin client, or an older version).
+/// OffsetFetch v9+ with a member id and epoch (Kafka's `validateOffsetFetch`: the member's
+/// epoch exactly): `None` when the request carries no member (an admin client, or an older
+/// version).
 pub(super) fn fetch_allowed(c: &ConsumerGroup, member: Option<(&str, i32)>) -> Result<(), i16> {
     match member {
         None => Ok(()),
-        Some((id, epoch)) => commit_allowed(c, id, epoch),
+        Some((id, epoch)) => commit_allowed(c, id, epoch, []),
     }
 }
 

@@ -781,7 +781,7 @@ impl Coordinator {
                 }
                 None if m.group.is_empty() => Err(errors::INVALID_GROUP_ID),
                 None => Err(errors::ILLEGAL_GENERATION),
-                Some(group) => commit_allowed(group, m),
+                Some(group) => commit_allowed(group, m, parts),
             }
         };
         if let Err(code) = checked {
@@ -1144,7 +1144,7 @@ impl Coordinator {
                 }
                 // Without a generation (TxnOffsetCommit v0–v2, or -1) there is nothing to check.
                 Some(g) if m.generation < 0 && !g.consumer_active() => Ok(()),
-                Some(group) => commit_allowed(group, m),
+                Some(group) => commit_allowed(group, m, parts),
             }
         };
         if let Err(code) = checked {
@@ -1715,9 +1715,10 @@ fn sync_locked(group: &mut Group, args: &SyncArgs) -> Result<SyncOutcome, i16> {
 }
 
 /// OffsetCommit's membership checks (Kafka's order).
-fn commit_allowed(group: &mut Group, m: &MemberRef) -> Result<(), i16> {
+fn commit_allowed(group: &mut Group, m: &MemberRef, parts: &[CommitPart]) -> Result<(), i16> {
     if let Some(c) = &group.consumer {
-        return consumer_coordinator::commit_allowed(c, &m.member_id, m.generation);
+        let parts = parts.iter().map(|p| (p.topic.as_str(), p.partition));
+        return consumer_coordinator::commit_allowed(c, &m.member_id, m.generation, parts);
     }
     if group.state == State::Dead {
         return Err(errors::COORDINATOR_NOT_AVAILABLE);
