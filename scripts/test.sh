@@ -15,5 +15,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# Free disk where the build and the tests' temp dirs go (the suite needs about 4 GiB).
+df -h . "${TMPDIR:-/tmp}" | sed 's/^/test: /'
+
 # One build of every test binary, then run them all; nextest prints the summary line.
 cargo nextest run --workspace --no-fail-fast --failure-output final
