@@ -6,6 +6,8 @@
 #   bash scripts/probes/profile-produce.sh target/release/sluice main [sluice-bench|rdkafka]
 #
 # rdkafka needs rdkafka_performance built as scripts/rdkafka-perf.sh builds it.
+# PERF=stat counts instead of sampling: recvfrom, io_uring_enter, pwritev, sendto (one per
+# response) and context switches over the same 4 s (divide by the MB moved for per-MB figures).
 set -euo pipefail
 bin="$1" label="$2" load="${3:-sluice-bench}"
 cd "$(dirname "$0")/../.."
@@ -32,7 +34,12 @@ else
 fi
 load_pid=$!
 sleep 4
-perf record -F 2000 -g -p "$pid" -o "/tmp/prof-$label.data" -- sleep 4 >/dev/null 2>&1
+if [ "${PERF:-record}" = stat ]; then
+    perf stat -e syscalls:sys_enter_recvfrom,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_pwritev \
+        -e syscalls:sys_enter_sendto,context-switches -p "$pid" -o "/tmp/prof-$label.stat" -- sleep 4 >/dev/null 2>&1
+else
+    perf record -F 2000 -g -p "$pid" -o "/tmp/prof-$label.data" -- sleep 4 >/dev/null 2>&1
+fi
 wait "$load_pid"
 if [ "$load" = rdkafka ]; then
     python3 -c "print('node CPU %.3f CPU-s/GiB' % (($(proc_cpu "$pid") - $c0) / ($count * 1024 / 2**30)))"
@@ -42,4 +49,5 @@ fi
 kill "$pid"
 wait "$pid" || true
 memcg_refill "$d"
+[ "${PERF:-record}" = stat ] && exec grep -E "^ +[0-9]" "/tmp/prof-$label.stat"
 perf report -i "/tmp/prof-$label.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -25
