@@ -879,6 +879,18 @@ impl Quorum {
     /// Commits `record` through the leader, wherever it is, retrying as leadership settles,
     /// until `timeout` has passed.
     pub async fn propose(&self, record: Record, timeout: Duration) -> Result<(), String> {
+        self.propose_via(record, timeout, true).await
+    }
+
+    /// Commits `record` only while this node leads, giving up once another node does: for
+    /// what the leader decides from its own view (fencing a silent broker, moving a
+    /// partition's leadership). A node that lost the lead must not forward such a decision,
+    /// taken from what it saw while cut off, to the new leader (it fenced a live broker once).
+    pub async fn propose_as_leader(&self, record: Record, timeout: Duration) -> Result<(), String> {
+        self.propose_via(record, timeout, false).await
+    }
+
+    async fn propose_via(&self, record: Record, timeout: Duration, forward: bool) -> Result<(), String> {
         let deadline = std::time::Instant::now() + timeout;
         let mut last_error = String::from("no leader yet");
         let mut tried: BTreeSet<i32> = BTreeSet::new();
@@ -888,6 +900,7 @@ impl Quorum {
                 Some(l) if l == self.node_id as NodeId => {
                     self.raft.client_write(record.clone()).await.map(|_| ()).map_err(|e| e.to_string())
                 }
+                Some(l) if !forward => return Err(format!("node {l} leads now")),
                 Some(l) => match self.voter(l as i32) {
                     Some(v) => {
                         tried.insert(v.id);
@@ -976,6 +989,9 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
             let now = Instant::now();
             let brokers = q.brokers();
             for b in brokers {
+                if q.leader() != Some(q.node_id) {
+                    break; // lost the lead while a proposal waited: the rest is the new leader's
+                }
                 let heard = q.heard.last.borrow().get(&b.id).copied().map_or(since, |t| t.max(since));
                 let silent = now.duration_since(heard) > q.settings.session;
                 let record = match (b.fenced, silent) {
@@ -997,11 +1013,16 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                     }
                     _ => {}
                 }
-                if let Err(e) = q.propose(record, q.settings.session).await {
+                if let Err(e) = q.propose_as_leader(record, q.settings.session).await {
                     if first {
                         eprintln!("sluice: quorum: broker {} liveness not recorded (retried quietly): {e}", b.id);
                     }
                 }
+            }
+            if q.leader() != Some(q.node_id) {
+                drop(q);
+                glommio::timer::sleep(tick).await;
+                continue; // lost the lead meanwhile: partition changes are the new leader's
             }
             let mut changes = q.partition_changes();
             changes.extend(q.reassignment_changes());
@@ -1018,7 +1039,7 @@ async fn fence_silent_brokers(quorum: std::rc::Weak<Quorum>) {
                 }
             }
             for change in changes {
-                if let Err(e) = q.propose(change, q.settings.session).await {
+                if let Err(e) = q.propose_as_leader(change, q.settings.session).await {
                     eprintln!("sluice: quorum: a partition's leader or in-sync replicas not changed: {e}");
                 }
             }
