@@ -1,7 +1,8 @@
 //! A cluster of three `sluice` nodes for the end-to-end tests (issue #15): each a child
 //! process on its own loopback address (127.0.0.1, 127.0.0.2, 127.0.0.3), started with
-//! Kafka's settings (`node.id`, `controller.quorum.voters`) on ephemeral ports, so that tests
-//! running at the same time, or a cluster from `scripts/cluster.sh`, do not collide.
+//! Kafka's settings (`node.id`, `controller.quorum.voters`) on ports picked free (see
+//! [`free_port`]), so that tests running at the same time, or a cluster from
+//! `scripts/cluster.sh`, do not collide.
 //!
 //! `cluster()` returns once the quorum has settled (one leader, every node on the same
 //! committed log) and every node sees every broker's registration; `bootstrap(&nodes)` is
@@ -18,8 +19,28 @@ use std::time::{Duration, Instant};
 /// (a liveness bound, not a speed claim: elections take 1-2 s timeouts).
 pub const SETTLE: Duration = Duration::from_secs(20);
 
-/// A TCP port on `ip` that was free a moment ago.
+/// A TCP port on `ip` that was free a moment ago, below the kernel's ephemeral range
+/// (`ip_local_port_range`) where there is room: a node keeps such a port across restarts
+/// (its quorum address), and in the ephemeral range the source port of any outgoing
+/// connection on that address (the nodes bind theirs to their own address) could take it
+/// while the node is down — a restart once failed so, "address already in use".
 pub fn free_port(ip: &str) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    if low > 12_000 {
+        let (base, span) = (10_000, low - 10_000);
+        let seed = std::process::id().wrapping_mul(2_654_435_761);
+        for _ in 0..1000 {
+            let port = base + seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919)) % span;
+            if TcpListener::bind((ip, port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+    }
     TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}")).local_addr().unwrap().port()
 }
 
