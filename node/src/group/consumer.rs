@@ -1069,14 +1069,21 @@ mod tests {
         assert_eq!((r.member_epoch, count(&r.assignment)), (3, 6));
     }
 
+    /// a joins and takes all six of "t"; b joins; a is told to give three up (epoch 1,
+    /// revoking). Returns the group and what a owned.
+    fn a_then_b_joins(s: &Settings, t: &Topics, now: Instant) -> (ConsumerGroup, Vec<(TopicId, Vec<i32>)>) {
+        let mut g = ConsumerGroup::default();
+        g.heartbeat(&join("a", &["t"]), t, s, now, || unreachable!());
+        let owned = r_assignment(&g, "a");
+        g.heartbeat(&join("b", &["t"]), t, s, now, || unreachable!());
+        g.heartbeat(&beat("a", 1, &owned), t, s, now, || unreachable!());
+        (g, owned)
+    }
+
     #[test]
     fn a_commit_sent_with_the_epoch_before_a_bump_counts_for_the_partitions_kept() {
         let (s, t, now) = (settings(), topics(), Instant::now());
-        let mut g = ConsumerGroup::default();
-        g.heartbeat(&join("a", &["t"]), &t, &s, now, || unreachable!());
-        let owned = r_assignment(&g, "a");
-        g.heartbeat(&join("b", &["t"]), &t, &s, now, || unreachable!());
-        g.heartbeat(&beat("a", 1, &owned), &t, &s, now, || unreachable!());
+        let (mut g, _) = a_then_b_joins(&s, &t, now);
         let kept = r_assignment(&g, "a");
         assert_eq!(g.heartbeat(&beat("a", 1, &kept), &t, &s, now, || unreachable!()).member_epoch, 2);
         let kept: Vec<i32> = kept[0].1.clone();
@@ -1133,11 +1140,7 @@ mod tests {
     #[test]
     fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
         let (s, t, now) = (settings(), topics(), Instant::now());
-        let mut g = ConsumerGroup::default();
-        g.heartbeat(&join("a", &["t"]), &t, &s, now, || unreachable!());
-        let owned = r_assignment(&g, "a");
-        g.heartbeat(&join("b", &["t"]), &t, &s, now, || unreachable!());
-        g.heartbeat(&beat("a", 1, &owned), &t, &s, now, || unreachable!());
+        let (mut g, owned) = a_then_b_joins(&s, &t, now);
         assert_eq!(g.members["a"].state, MemberState::UnrevokedPartitions);
         // Keeps heartbeating (its session lives) but never gives the three up.
         let later = now + Duration::from_secs(29);
