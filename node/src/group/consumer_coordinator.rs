@@ -138,23 +138,13 @@ pub(super) fn consumer_view(g: &Group, c: &ConsumerGroup, shard: usize) -> Group
     }
 }
 
-/// OffsetCommit / TxnOffsetCommit of `parts` (topic, partition) against a consumer group.
-pub(super) fn commit_allowed<'a>(
-    c: &ConsumerGroup,
-    member_id: &str,
-    epoch: i32,
-    parts: impl IntoIterator<Item = (&'a str, i32)>,
-) -> Result<(), i16> {
-    c.validate_commit(member_id, epoch, parts)
-}
-
 /// OffsetFetch v9+ with a member id and epoch (Kafka's `validateOffsetFetch`: the member's
 /// epoch exactly): `None` when the request carries no member (an admin client, or an older
 /// version).
 pub(super) fn fetch_allowed(c: &ConsumerGroup, member: Option<(&str, i32)>) -> Result<(), i16> {
     match member {
         None => Ok(()),
-        Some((id, epoch)) => commit_allowed(c, id, epoch, []),
+        Some((id, epoch)) => c.validate_commit(id, epoch, []),
     }
 }
 

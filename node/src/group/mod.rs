@@ -1718,7 +1718,7 @@ fn sync_locked(group: &mut Group, args: &SyncArgs) -> Result<SyncOutcome, i16> {
 fn commit_allowed(group: &mut Group, m: &MemberRef, parts: &[CommitPart]) -> Result<(), i16> {
     if let Some(c) = &group.consumer {
         let parts = parts.iter().map(|p| (p.topic.as_str(), p.partition));
-        return consumer_coordinator::commit_allowed(c, &m.member_id, m.generation, parts);
+        return c.validate_commit(&m.member_id, m.generation, parts);
     }
     if group.state == State::Dead {
         return Err(errors::COORDINATOR_NOT_AVAILABLE);
